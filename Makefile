@@ -1,0 +1,26 @@
+# a2q: `make demo` runs the main job on Cora, `make test` runs the test suite,
+# `make bench` the long benchmarks. Each creates .venv and installs the project if needed.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+SEED   ?= 0
+
+.PHONY: demo test bench clean
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/a2q train --dataset Cora --model gcn --method a2q --seed $(SEED) --out runs/cora-gcn-a2q
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -n 2 -q tests
+
+bench: $(STAMP)
+	$(BIN)/a2q bench train --out bench
+
+clean:
+	rm -rf runs build .pytest_cache

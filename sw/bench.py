@@ -1,0 +1,145 @@
+"""``a2q bench train``: every method on the same models, datasets and seeds, in one run.
+
+Writes ``train.json`` (every run's metrics and the aggregated rows) and ``train.md`` (the
+table). Speed is reported as seconds per epoch and its ratio to FP32 measured in the same
+invocation, on the same machine, so that machine noise between runs does not decide it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .config import default_config
+from .errors import A2QError
+from .train import train
+
+#: method labels of the bench: (label, method, bits)
+METHOD_LABELS = {
+    "fp32": ("fp32", 32), "uniform8": ("uniform", 8), "uniform4": ("uniform", 4),
+    "dq": ("dq", 4), "a2q": ("a2q", 4),
+}
+
+#: reference figures quoted, not measured here: the paper (Zhu et al., ICLR 2023) and the
+#: authors' own code run on a 2-core machine like this one (best-test protocol, ../shared/DESIGN.md)
+REFERENCE = {
+    ("Cora", "gcn"): "paper: 80.9 at 1.70 bits; authors' code here: 81.0±0.7 best-test, "
+                     "79.2±0.9 last epoch, 1.73 bits, 19.2 ms/epoch",
+    ("CiteSeer", "gcn"): "authors' code here: 68.6±4.3 best-test, 65.6±6.1 last epoch, "
+                         "1.91 bits, 29.8 ms/epoch",
+    ("Cora", "gin"): "authors' code here: 78.5±0.1 best-test, 75.2±3.4 last epoch, 2.34 bits, "
+                     "210 ms/epoch",
+    ("CiteSeer", "gin"): "authors' code here: 63.9±0.1 best-test, 60.9±4.1 last epoch, "
+                         "2.46 bits, 1233 ms/epoch",
+}
+
+
+def _mean_std(xs) -> tuple[float, float]:
+    a = np.asarray(xs, dtype=float)
+    return float(a.mean()), float(a.std(ddof=0))
+
+
+def run_train_bench(out: str | os.PathLike, *, seeds, epochs, datasets, models, methods,
+                    data_root=None, progress: bool = True) -> dict:
+    for m in methods:
+        if m not in METHOD_LABELS:
+            raise A2QError(f"unknown bench method {m!r}; valid: {', '.join(METHOD_LABELS)}")
+    runs, rows = [], []
+    t_start = time.perf_counter()
+    for dataset in datasets:
+        for model in models:
+            group = {}
+            for label in methods:
+                method, bits = METHOD_LABELS[label]
+                for seed in seeds:
+                    cfg = default_config(dataset, model, method, seed=seed, epochs=epochs,
+                                         bits=None if method in ("fp32", "a2q") else bits)
+                    r = train(cfg, data_root=data_root, progress=False)
+                    m = dict(r.metrics, label=label)
+                    runs.append(m)
+                    group.setdefault(label, []).append(m)
+                    if progress:
+                        print(f"[{time.perf_counter() - t_start:7.1f}s] {dataset} {model} "
+                              f"{label} seed {seed}: test {m['test_acc']:.1f} "
+                              f"(best-epoch {m['test_acc_best_epoch']:.1f}), "
+                              f"{m['avg_feature_bits']:.2f} bits, "
+                              f"{1000 * m['seconds_per_epoch']:.1f} ms/epoch", flush=True)
+            fp32_spe = (_mean_std([m["seconds_per_epoch"] for m in group["fp32"]])[0]
+                        if "fp32" in group else None)
+            for label, ms in group.items():
+                acc, acc_sd = _mean_std([m["test_acc"] for m in ms])
+                best, best_sd = _mean_std([m["test_acc_best_epoch"] for m in ms])
+                bits = _mean_std([m["avg_feature_bits"] for m in ms])[0]
+                spe = _mean_std([m["seconds_per_epoch"] for m in ms])[0]
+                rows.append({
+                    "dataset": dataset, "model": model, "method": label, "seeds": len(ms),
+                    "test_acc_mean": round(acc, 2), "test_acc_std": round(acc_sd, 2),
+                    "test_acc_best_epoch_mean": round(best, 2),
+                    "test_acc_best_epoch_std": round(best_sd, 2),
+                    "avg_feature_bits": round(bits, 3),
+                    "compression_ratio": round(32 / bits, 2),
+                    "seconds_per_epoch": round(spe, 5),
+                    "time_ratio_to_fp32": None if fp32_spe is None else round(spe / fp32_spe, 3),
+                    "reference": REFERENCE.get((dataset, model)) if label == "a2q" else None,
+                })
+    result = {
+        "command": "a2q bench train", "seeds": list(seeds), "epochs": epochs,
+        "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+                    "python": platform.python_version(), "torch": torch.__version__},
+        "total_seconds": round(time.perf_counter() - t_start, 1),
+        "rows": rows, "runs": runs,
+    }
+    _write(Path(out), result)
+    return result
+
+
+def markdown(result: dict) -> str:
+    lines = [
+        "# Training benchmark",
+        "",
+        f"`a2q bench train`: {len(result['seeds'])} seeds ({', '.join(map(str, result['seeds']))}),"
+        f" {result['epochs']} epochs, {result['machine']['cpus']} CPUs, torch "
+        f"{result['machine']['torch']}; total {result['total_seconds']:.0f} s.",
+        "",
+        "- **test acc**: model chosen on validation accuracy (the honest number);",
+        "- **best-epoch acc**: best test accuracy over epochs (the paper code's protocol, "
+        "selection on the test set);",
+        "- **bits**: mean stored feature bits over nodes of the per-node tensors (paper's "
+        "convention); FP32 counts 32, uniform and DQ their N;",
+        "- **time**: seconds per epoch (train step + one evaluation pass) and the ratio to FP32 "
+        "of the same model and dataset, measured in this run.",
+        "",
+        "| dataset | model | method | test acc | best-epoch acc | bits | compression | ms/epoch "
+        "| time / FP32 |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in result["rows"]:
+        ratio = "" if r["time_ratio_to_fp32"] is None else f"{r['time_ratio_to_fp32']:.2f}"
+        lines.append(
+            f"| {r['dataset']} | {r['model'].upper()} | {r['method']} | "
+            f"{r['test_acc_mean']:.1f} ± {r['test_acc_std']:.1f} | "
+            f"{r['test_acc_best_epoch_mean']:.1f} ± {r['test_acc_best_epoch_std']:.1f} | "
+            f"{r['avg_feature_bits']:.2f} | {r['compression_ratio']:.1f}x | "
+            f"{1000 * r['seconds_per_epoch']:.1f} | {ratio} |")
+    refs = [(r["dataset"], r["model"], r["reference"]) for r in result["rows"] if r["reference"]]
+    if refs:
+        lines += ["", "Reference figures (quoted, not measured by this command):", ""]
+        lines += [f"- {d} {m.upper()}: {ref}" for d, m, ref in refs]
+    return "\n".join(lines) + "\n"
+
+
+def _write(out: Path, result: dict) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    for name, text in (("train.json", json.dumps(result, indent=2) + "\n"),
+                       ("train.md", markdown(result))):
+        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", dir=out)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        os.replace(tmp, out / name)

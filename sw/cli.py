@@ -1,0 +1,120 @@
+"""The ``a2q`` command line: ``a2q train``, ``a2q eval``, ``a2q bench train``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+
+from .errors import A2QError
+
+
+def _add_train_args(p: argparse.ArgumentParser) -> None:
+    from .data import DATASETS
+    from .models import MODELS
+    from .quant.scheme import METHODS
+
+    p.add_argument("--dataset", default="Cora", help=f"one of {', '.join(DATASETS)}")
+    p.add_argument("--model", default="gcn", help=f"one of {', '.join(MODELS)}")
+    p.add_argument("--method", default="a2q", help=f"one of {', '.join(METHODS)}")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, help="run folder to write")
+    p.add_argument("--epochs", type=int, help="default 200 node-level, 100 graph-level")
+    p.add_argument("--bits", type=int, help="feature and weight bits of uniform / dq (default 4)")
+    p.add_argument("--hidden", type=int)
+    p.add_argument("--heads", type=int, help="GAT heads (default 8)")
+    p.add_argument("--layers", type=int, help="graph-level GIN layers (default 3)")
+    p.add_argument("--dropout", type=float)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--weight-decay", type=float)
+    p.add_argument("--lambda", dest="lam", type=float, help="memory penalty weight")
+    p.add_argument("--memory-target", dest="memory_target_kb", type=float,
+                   help="memory target in KB (per graph for graph-level tasks)")
+    p.add_argument("--pool-size", type=int, help="Nearest-Neighbor pool size (graph-level)")
+    p.add_argument("--batch-size", type=int, help="graph-level (default 32)")
+    p.add_argument("--folds", type=int, help="graph-level cross-validation folds (default 10)")
+    p.add_argument("--data-root", help="writable dataset cache (default $A2Q_DATA_ROOT or "
+                                       "~/.cache/a2q/datasets)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _cmd_train(args) -> int:
+    from .config import default_config
+    from .run_folder import write_run
+    from .train import train
+
+    overrides = {k: getattr(args, k) for k in (
+        "seed", "epochs", "bits", "hidden", "heads", "layers", "dropout", "lr", "weight_decay",
+        "lam", "memory_target_kb", "pool_size", "batch_size", "folds")}
+    cfg = default_config(args.dataset, args.model, args.method, **overrides)
+    result = train(cfg, data_root=args.data_root, progress=not args.no_progress)
+    out = write_run(result, args.out)
+    m = result.metrics
+    print(f"{m['dataset']} {m['model']} {m['method']} seed {m['seed']}: "
+          f"test_acc {m['test_acc']:.2f} (val-selected), "
+          f"{m['test_acc_best_epoch']:.2f} (best epoch, paper protocol), "
+          f"avg feature bits {m['avg_feature_bits']:.2f}, "
+          f"compression {m['compression_ratio']:.1f}x, "
+          f"{1000 * m['seconds_per_epoch']:.1f} ms/epoch -> {out}")
+    return 0
+
+
+def _cmd_eval(args) -> int:
+    from .run_folder import load_checkpoint
+    from .train import evaluate_checkpoint
+
+    print(json.dumps(evaluate_checkpoint(load_checkpoint(args.run), data_root=args.data_root)))
+    return 0
+
+
+def _cmd_bench(args) -> int:
+    from .bench import run_train_bench
+
+    run_train_bench(args.out, seeds=args.seeds, epochs=args.epochs, data_root=args.data_root,
+                    datasets=args.datasets, models=args.models, methods=args.methods)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="a2q", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="train a model (A²Q or a baseline) and write a run folder")
+    _add_train_args(p)
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("eval", help="re-evaluate a node-level run's checkpoint")
+    p.add_argument("run", help="run folder or checkpoint.pt")
+    p.add_argument("--data-root")
+    p.set_defaults(func=_cmd_eval)
+
+    p = sub.add_parser("bench", help="benchmarks")
+    bsub = p.add_subparsers(dest="bench", required=True)
+    b = bsub.add_parser("train", help="accuracy, bits and speed of every method")
+    b.add_argument("--out", default="bench", help="folder for train.md and train.json")
+    b.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    b.add_argument("--epochs", type=int, default=200)
+    b.add_argument("--datasets", nargs="+", default=["Cora", "CiteSeer"])
+    b.add_argument("--models", nargs="+", default=["gcn", "gin", "gat"])
+    b.add_argument("--methods", nargs="+", default=["fp32", "uniform8", "uniform4", "dq", "a2q"])
+    b.add_argument("--data-root")
+    b.set_defaults(func=_cmd_bench)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    warnings.filterwarnings("ignore", message=".*[Ss]parse.*")
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except A2QError as exc:
+        print(f"a2q: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("a2q: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

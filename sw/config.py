@@ -1,0 +1,116 @@
+"""Training configuration and its defaults (the authors' hyperparameters where they exist).
+
+Sources: A²Q's paper and its authors' run scripts (GCN-Cora: dropout 0.35, weight decay 0.02,
+lambda 2.5, learning rates 0.1 for bits, 0.04 node steps, 0.02 weight steps, 0.008 operand
+steps; GCN-CiteSeer: dropout 0.5, weight decay 0.015, lambda 1.5, weight steps 0.008; GAT:
+weight decay 1e-3, dropout 0.6, lambda 0.3 Cora / 0.25 CiteSeer, memory target 10 KB), the
+issue (GIN lambda 2 Cora / 0.5 CiteSeer, target 5 KB), and PyG's reference GCN/GAT settings for
+the FP32, uniform and Degree-Quant baselines (dropout 0.5 / 0.6, weight decay 5e-4).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+from .data import check_name, is_node_level
+from .errors import A2QError
+from .models import MODELS
+from .quant.scheme import METHODS
+
+
+@dataclass
+class TrainConfig:
+    dataset: str = "Cora"
+    model: str = "gcn"
+    method: str = "a2q"
+    seed: int = 0
+    epochs: int = 200
+    bits: int = 4  # feature and weight bits of the uniform and dq baselines
+    weight_bits: int = 4  # A²Q's weights and aggregation operand
+    hidden: int = 16
+    heads: int = 8  # GAT only
+    layers: int = 2  # graph-level GIN (node-level models have two)
+    dropout: float = 0.5
+    lr: float = 0.01
+    weight_decay: float = 5e-4
+    lam: float = 2.5  # memory penalty weight
+    memory_target_kb: float = 5.0
+    init_bits: float = 4.0  # initial B of the per-node quantizers (sign included)
+    lr_bits: float = 0.1
+    lr_step_features: float = 0.04
+    lr_step_weight: float = 0.02
+    lr_step_operand: float = 0.008
+    pool_size: int = 32  # Nearest-Neighbor pool (graph-level)
+    batch_size: int = 32  # graph-level
+    folds: int = 10  # graph-level cross-validation
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+_A2Q_NODE = {
+    ("gcn", "Cora"): dict(dropout=0.35, weight_decay=0.02, lam=2.5),
+    ("gcn", "CiteSeer"): dict(dropout=0.5, weight_decay=0.015, lam=1.5, lr_step_weight=0.008),
+    ("gcn", "PubMed"): dict(dropout=0.5, weight_decay=0.015, lam=0.1),
+    ("gin", "Cora"): dict(dropout=0.35, weight_decay=0.02, lam=2.0, init_bits=5.0),
+    ("gin", "CiteSeer"): dict(dropout=0.5, weight_decay=0.015, lam=0.5, init_bits=5.0),
+    ("gin", "PubMed"): dict(dropout=0.5, weight_decay=0.015, lam=0.5, init_bits=5.0),
+    ("gat", "Cora"): dict(dropout=0.6, weight_decay=1e-3, lam=0.3, memory_target_kb=10.0),
+    ("gat", "CiteSeer"): dict(dropout=0.6, weight_decay=1e-3, lam=0.25, memory_target_kb=10.0),
+    ("gat", "PubMed"): dict(dropout=0.6, weight_decay=1e-3, lam=0.1, memory_target_kb=10.0),
+}
+
+
+def default_config(dataset: str, model: str, method: str, **overrides) -> TrainConfig:
+    """The defaults for one (dataset, model, method), then ``overrides`` (None values ignored)."""
+    dataset = check_name(dataset)
+    if model not in MODELS:
+        raise A2QError(f"unknown model {model!r}; valid models: {', '.join(MODELS)}")
+    if method not in METHODS:
+        raise A2QError(f"unknown method {method!r}; valid methods: {', '.join(METHODS)}")
+    cfg = TrainConfig(dataset=dataset, model=model, method=method)
+    if is_node_level(dataset):
+        if model == "gat":
+            cfg.hidden, cfg.lr, cfg.dropout = 8, 0.005, 0.6
+        if method == "a2q":
+            for k, v in _A2Q_NODE[(model, dataset)].items():
+                setattr(cfg, k, v)
+    else:
+        if model != "gin":
+            raise A2QError(f"graph-level datasets ({dataset}) are trained with model gin, "
+                           f"not {model}")
+        cfg.hidden, cfg.layers, cfg.epochs, cfg.weight_decay = 32, 3, 100, 0.0
+        cfg.init_bits, cfg.lam, cfg.memory_target_kb = 5.0, 1.0, 0.5
+    for k, v in overrides.items():
+        if v is not None:
+            setattr(cfg, k, v)
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg: TrainConfig) -> None:
+    if cfg.epochs <= 0:
+        raise A2QError(f"epochs must be positive, got {cfg.epochs}")
+    if not 1 <= cfg.bits <= 8:
+        raise A2QError(f"bits must be in 1..8, got {cfg.bits}")
+    if cfg.method == "uniform" and cfg.bits < 2:
+        raise A2QError("uniform quantization needs at least 2 bits for its signed tensors "
+                       f"(weights), got {cfg.bits}")
+    if not 2 <= cfg.weight_bits <= 8:
+        raise A2QError(f"weight bits must be in 2..8, got {cfg.weight_bits}")
+    for name in ("hidden", "heads", "layers", "pool_size", "batch_size"):
+        if getattr(cfg, name) <= 0:
+            raise A2QError(f"{name.replace('_', '-')} must be positive, got {getattr(cfg, name)}")
+    if cfg.folds < 2:
+        raise A2QError(f"folds must be at least 2, got {cfg.folds}")
+    if not 0 <= cfg.dropout < 1:
+        raise A2QError(f"dropout must be in [0, 1), got {cfg.dropout}")
+    if cfg.lr <= 0:
+        raise A2QError(f"lr must be positive, got {cfg.lr}")
+    if cfg.lam < 0 or cfg.memory_target_kb < 0:
+        raise A2QError("lambda and the memory target must be non-negative")

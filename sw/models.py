@@ -1,0 +1,167 @@
+"""Two-layer node classifiers (GCN, GIN, GAT) and the graph classifier (GIN), any method.
+
+Every model exposes :meth:`feature_quantizers`: the quantizers whose widths are per node
+(the tensors A²Q learns bits for), with :meth:`penalty_widths` (the width the memory penalty
+weights each by) and :meth:`feature_widths` (their true width in features).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch_geometric.nn import global_add_pool
+
+from .nn import QGATConv, QGCNConv, QGINConv
+from .quant.nearest_neighbor import NearestNeighborQuantizer
+from .quant.node_quantizer import NodeQuantizer
+from .quant.scheme import QuantScheme
+
+MODELS = ("gcn", "gin", "gat")
+
+PER_NODE = (NodeQuantizer, NearestNeighborQuantizer)
+
+
+class QuantizedModel(nn.Module):
+    """Bookkeeping shared by all models: per-node quantizers and parameter projection."""
+
+    scheme: QuantScheme
+
+    def feature_quantizers(self) -> list[nn.Module]:
+        return [m.input_quant for m in self.convs if isinstance(m.input_quant, PER_NODE)]
+
+    def feature_widths(self) -> list[int]:
+        """True width (features per node) of each per-node quantized tensor."""
+        out = []
+        for m in self.convs:
+            if isinstance(m.input_quant, PER_NODE):
+                out.append(m.in_channels)
+        return out
+
+    def penalty_widths(self) -> list[int]:
+        """Width the memory penalty gives each per-node tensor: the hidden width, as the
+        authors' code does (see :mod:`a2q.sw.quant.memory`)."""
+        return [self.hidden_width] * len(self.feature_quantizers())
+
+    @torch.no_grad()
+    def project_(self) -> None:
+        """Keep steps positive and bits in range after an optimizer step."""
+        for m in self.modules():
+            if m is not self and hasattr(m, "project_"):
+                m.project_()
+
+
+class NodeGCN(QuantizedModel):
+    """conv(F→hidden) → ReLU → dropout → conv(hidden→classes); layer 1's input unquantized."""
+
+    def __init__(self, in_channels: int, hidden: int, classes: int, scheme: QuantScheme, *,
+                 num_nodes: int, dropout: float, init_bits: float = 4.0):
+        super().__init__()
+        self.scheme = scheme
+        self.hidden_width = hidden
+        self.dropout = dropout
+        self.convs = nn.ModuleList([
+            QGCNConv(in_channels, hidden, scheme, num_nodes=num_nodes, quantize_input=False,
+                     cached=True),
+            QGCNConv(hidden, classes, scheme, num_nodes=num_nodes, quantize_input=True,
+                     init_bits=init_bits, cached=True),
+        ])
+
+    def forward(self, x, edge_index):
+        self.scheme.resample()
+        x = F.relu(self.convs[0](x, edge_index))
+        x = F.dropout(x, self.dropout, self.training)
+        return self.convs[1](x, edge_index)
+
+
+class NodeGIN(QuantizedModel):
+    """GIN(F→hidden) → ReLU → dropout → GIN(hidden→classes); binary input operand unquantized."""
+
+    def __init__(self, in_channels: int, hidden: int, classes: int, scheme: QuantScheme, *,
+                 num_nodes: int, dropout: float, init_bits: float = 5.0):
+        super().__init__()
+        self.scheme = scheme
+        self.hidden_width = hidden
+        self.dropout = dropout
+        self.convs = nn.ModuleList([
+            QGINConv(in_channels, hidden, scheme, num_nodes=num_nodes, quantize_operand=False,
+                     init_bits=init_bits, cached=True),
+            QGINConv(hidden, classes, scheme, num_nodes=num_nodes, quantize_operand=True,
+                     init_bits=init_bits, cached=True),
+        ])
+
+    def forward(self, x, edge_index):
+        self.scheme.resample()
+        x = F.relu(self.convs[0](x, edge_index))
+        x = F.dropout(x, self.dropout, self.training)
+        return self.convs[1](x, edge_index)
+
+
+class NodeGAT(QuantizedModel):
+    """dropout → GAT(F→hidden×heads) → ReLU → dropout → GAT(→classes, 1 head)."""
+
+    def __init__(self, in_channels: int, hidden: int, classes: int, scheme: QuantScheme, *,
+                 num_nodes: int, dropout: float, heads: int = 8, init_bits: float = 4.0):
+        super().__init__()
+        self.scheme = scheme
+        self.hidden_width = hidden * heads
+        self.dropout = dropout
+        self.convs = nn.ModuleList([
+            QGATConv(in_channels, hidden, scheme, heads=heads, dropout=dropout,
+                     num_nodes=num_nodes, quantize_input=False),
+            QGATConv(hidden * heads, classes, scheme, heads=1, concat=False, dropout=dropout,
+                     num_nodes=num_nodes, quantize_input=True, init_bits=init_bits),
+        ])
+
+    def forward(self, x, edge_index):
+        self.scheme.resample()
+        x = F.dropout(x, self.dropout, self.training)
+        x = F.relu(self.convs[0](x, edge_index))
+        x = F.dropout(x, self.dropout, self.training)
+        return self.convs[1](x, edge_index)
+
+
+class GraphGIN(QuantizedModel):
+    """``layers`` GIN convolutions with ReLU, sum readout, dropout, linear classifier.
+
+    Per-node widths come from the Nearest-Neighbor pool (A²Q), so graphs never seen in
+    training are quantized too. The first layer's operand (one-hot features) is unquantized.
+    """
+
+    def __init__(self, in_channels: int, hidden: int, classes: int, scheme: QuantScheme, *,
+                 layers: int, dropout: float, init_bits: float = 5.0):
+        super().__init__()
+        self.scheme = scheme
+        self.hidden_width = hidden
+        self.dropout = dropout
+        self.convs = nn.ModuleList(
+            QGINConv(in_channels if i == 0 else hidden, hidden, scheme, num_nodes=0,
+                     quantize_operand=i > 0, init_bits=init_bits)
+            for i in range(layers))
+        self.classifier = nn.Linear(hidden, classes)
+        self.classifier_quant = scheme.weight(self.classifier.weight)
+
+    def forward(self, x, edge_index, batch):
+        self.scheme.resample(_in_degree(edge_index, x.size(0)))
+        for conv in self.convs:
+            x = F.relu(conv(x, edge_index))
+        x = global_add_pool(x, batch)
+        x = F.dropout(x, self.dropout, self.training)
+        return F.linear(x, self.classifier_quant(self.classifier.weight), self.classifier.bias)
+
+
+def _in_degree(edge_index: torch.Tensor, num_nodes: int) -> torch.Tensor:
+    return torch.bincount(edge_index[1], minlength=num_nodes)
+
+
+def build_node_model(model: str, in_channels: int, classes: int, scheme: QuantScheme, *,
+                     num_nodes: int, hidden: int, dropout: float, heads: int,
+                     init_bits: float) -> QuantizedModel:
+    kwargs = dict(num_nodes=num_nodes, dropout=dropout, init_bits=init_bits)
+    if model == "gcn":
+        return NodeGCN(in_channels, hidden, classes, scheme, **kwargs)
+    if model == "gin":
+        return NodeGIN(in_channels, hidden, classes, scheme, **kwargs)
+    if model == "gat":
+        return NodeGAT(in_channels, hidden, classes, scheme, heads=heads, **kwargs)
+    raise ValueError(f"unknown model {model!r}; valid models: {', '.join(MODELS)}")

@@ -1,0 +1,95 @@
+"""Which quantizer each tensor of a layer gets, for each training method.
+
+Every model is built from the same layers; a :class:`QuantScheme` decides what quantizes each
+of a layer's three tensors, so that all methods share one code path:
+
+============  ======================  ========================  =========================
+method        node features           weights                   aggregation operand (XW)
+============  ======================  ========================  =========================
+``fp32``      none                    none                      none
+``uniform``   N bits, per-node step   N bits, per-column step   N bits, per-column step
+``dq``        N bits, percentile      N bits, min-max           N bits, percentile
+              range, protected nodes                            range, protected nodes
+``a2q``       learned bits and step   4 bits, per-column step   4 bits, per-column step
+              per node (node-level)
+              or NN pool (graph-level)
+============  ======================  ========================  =========================
+
+Node-level per-node steps (``uniform``, ``a2q``) learn from the local L1 error; graph-level
+node features (``a2q``: the Nearest-Neighbor pool; ``uniform``: one per-tensor step) learn from
+the task loss. Weight steps learn from the task loss, aggregation-operand steps from the local
+error, as in the authors' code.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .column_quantizer import ColumnQuantizer
+from .degree_quant import ProtectiveMask, RangeQuantizer
+from .nearest_neighbor import NearestNeighborQuantizer
+from .node_quantizer import NodeQuantizer
+
+METHODS = ("fp32", "uniform", "dq", "a2q")
+
+
+class QuantScheme(nn.Module):
+    """Factory of quantizers for one model (holds Degree-Quant's shared protective mask)."""
+
+    def __init__(self, method: str, *, bits: int = 4, weight_bits: int = 4,
+                 node_level: bool = True, in_degree: torch.Tensor | None = None,
+                 pool_size: int = 32):
+        super().__init__()
+        if method not in METHODS:
+            raise ValueError(f"unknown method {method!r}; valid methods: {', '.join(METHODS)}")
+        if not 1 <= bits <= 8:
+            raise ValueError(f"bits must be in 1..8, got {bits}")
+        self.method = method
+        self.bits = bits
+        self.weight_bits = weight_bits if method == "a2q" else bits
+        self.node_level = node_level
+        self.pool_size = pool_size
+        self.protect = ProtectiveMask(in_degree) if method == "dq" else None
+
+    def features(self, num_nodes: int, *, unsigned: bool, init_bits: float,
+                 step_std: float = 0.01) -> nn.Module:
+        """Quantizer of a layer's per-node input features (``[N, F]``, one row per node)."""
+        m = self.method
+        if m == "fp32":
+            return nn.Identity()
+        if m == "dq":
+            return RangeQuantizer(self.bits, mask=self.protect)
+        if m == "uniform":
+            if self.node_level:
+                return NodeQuantizer(num_nodes, self.bits + unsigned, unsigned=unsigned,
+                                     learn_bits=False)
+            return ColumnQuantizer(1, self.bits, channel_dim=1, local=False, unsigned=unsigned)
+        if self.node_level:
+            return NodeQuantizer(num_nodes, init_bits, unsigned=unsigned, local=True,
+                                 step_std=step_std)
+        return NearestNeighborQuantizer(self.pool_size, init_bits, unsigned=unsigned)
+
+    def weight(self, weight: torch.Tensor) -> nn.Module:
+        """Quantizer of a ``[out, in]`` weight: one step per output channel, LSQ-initialised."""
+        if self.method == "fp32":
+            return nn.Identity()
+        if self.method == "dq":
+            return RangeQuantizer(self.weight_bits, percentile=0.0)
+        q = ColumnQuantizer(weight.shape[0], self.weight_bits, channel_dim=0, local=False)
+        q.init_step_(weight)
+        return q
+
+    def operand(self, channels: int, *, unsigned: bool = False) -> nn.Module:
+        """Quantizer of the aggregation operand ``[N, channels]`` (XW for GCN/GAT, x for GIN)."""
+        if self.method == "fp32":
+            return nn.Identity()
+        if self.method == "dq":
+            return RangeQuantizer(self.weight_bits, mask=self.protect)
+        width = self.bits if self.method == "uniform" else 4
+        return ColumnQuantizer(channels, width, channel_dim=1, local=True, unsigned=unsigned)
+
+    def resample(self, in_degree: torch.Tensor | None = None) -> None:
+        """Start of a forward pass: draw Degree-Quant's protective mask (no-op otherwise)."""
+        if self.protect is not None:
+            self.protect.resample(in_degree)

@@ -1,0 +1,416 @@
+"""Training loops: node-level (one graph, Planetoid split) and graph-level (k-fold CV).
+
+Both report two accuracies:
+
+- ``test_acc``: the model chosen on validation accuracy (ties: lower validation loss), the
+  honest number;
+- ``test_acc_best_epoch``: the best test accuracy over epochs, the protocol of the paper's
+  code (selection on the test set), labelled as such.
+
+A non-finite loss stops training with :class:`A2QError`; nothing is written (the CLI writes a
+run folder only from a finished :class:`RunResult`).
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import random
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from .config import TrainConfig
+from .data import load_dataset
+from .errors import A2QError
+from .models import GraphGIN, QuantizedModel, build_node_model
+from .quant.column_quantizer import ColumnQuantizer
+from .quant.memory import memory_kb, memory_penalty
+from .quant.nearest_neighbor import NearestNeighborQuantizer
+from .quant.node_quantizer import NodeQuantizer
+from .quant.scheme import QuantScheme
+from .report import bits_by_degree
+
+CHECKPOINT_FORMAT = "a2q-checkpoint"
+CHECKPOINT_VERSION = 1
+
+
+@dataclass
+class RunResult:
+    metrics: dict
+    checkpoint: bytes
+    bits_by_degree: dict
+    history: list = field(default_factory=list)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def param_groups(model: torch.nn.Module, cfg: TrainConfig) -> list[dict]:
+    """Adam groups as in the authors' code: quantizer steps and bits get their own rates and
+    no weight decay; weights and the rest (biases, eps, attention) share lr and weight decay."""
+    groups = {k: [] for k in ("bits", "step_features", "step_weight", "step_operand", "rest")}
+    seen = set()
+    for mod in model.modules():
+        if isinstance(mod, (NodeQuantizer, NearestNeighborQuantizer)):
+            groups["step_features"].append(mod.step)
+            if isinstance(mod.bits, torch.nn.Parameter):
+                groups["bits"].append(mod.bits)
+        elif isinstance(mod, ColumnQuantizer):
+            if mod.channel_dim == 0:
+                groups["step_weight"].append(mod.step)
+            elif mod.step.numel() == 1:  # per-tensor feature step (graph-level uniform)
+                groups["step_features"].append(mod.step)
+            else:
+                groups["step_operand"].append(mod.step)
+    for ps in groups.values():
+        seen.update(id(p) for p in ps)
+    groups["rest"] = [p for p in model.parameters() if id(p) not in seen]
+    lrs = {"bits": cfg.lr_bits, "step_features": cfg.lr_step_features,
+           "step_weight": cfg.lr_step_weight, "step_operand": cfg.lr_step_operand}
+    out = [{"params": groups["rest"], "lr": cfg.lr, "weight_decay": cfg.weight_decay}]
+    out += [{"params": groups[k], "lr": lrs[k], "weight_decay": 0.0} for k in lrs if groups[k]]
+    return out
+
+
+def feature_bits_summary(model: QuantizedModel, cfg: TrainConfig) -> tuple[float, float | None]:
+    """(average stored feature bits in the paper's convention, true feature memory in KB)."""
+    qs = model.feature_quantizers()
+    if cfg.method == "fp32":
+        return 32.0, None
+    if cfg.method == "dq" or not qs:
+        return float(cfg.bits), None
+    bits = [q.stored_bits().float() for q in qs]
+    if any(b.numel() == 0 for b in bits):
+        return float("nan"), None
+    avg = float(torch.cat(bits).mean())
+    mem = sum(w * float(b.sum()) for w, b in zip(model.feature_widths(), bits)) / 8192
+    return avg, mem
+
+
+def _penalty(model: QuantizedModel, cfg: TrainConfig, graphs: int = 1) -> torch.Tensor | None:
+    if cfg.method != "a2q" or cfg.lam == 0:
+        return None
+    qs = model.feature_quantizers()
+    if not qs:
+        return None
+    mem = memory_kb([q.memory_bits() for q in qs], model.penalty_widths(), graphs)
+    return memory_penalty(mem, cfg.memory_target_kb, cfg.lam)
+
+
+def _checkpoint(cfg: TrainConfig, task: str, state, extra: dict | None = None) -> bytes:
+    buf = io.BytesIO()  # saved in memory: the archive name does not depend on a file name
+    obj = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "task": task,
+           "config": cfg.to_dict(), "state": state}
+    if extra:
+        obj.update(extra)
+    torch.save(obj, buf)
+    return buf.getvalue()
+
+
+def _check_finite(loss: torch.Tensor, epoch: int) -> None:
+    if not torch.isfinite(loss):
+        raise A2QError(f"training diverged: loss is {float(loss)} at epoch {epoch + 1}; "
+                       "stopped, nothing written (try a lower --lr or --lambda)")
+
+
+def train(cfg: TrainConfig, *, data_root=None, progress: bool = True) -> RunResult:
+    """Train one configuration; node-level datasets train once, graph-level ones run k-fold CV."""
+    seed_everything(cfg.seed)
+    gd = load_dataset(cfg.dataset, data_root)
+    if gd.node_level:
+        return _train_node(cfg, gd, progress)
+    return _train_graph(cfg, gd, progress)
+
+
+# ----------------------------------------------------------------------------- node level
+
+
+def _train_node(cfg: TrainConfig, gd, progress: bool) -> RunResult:
+    data = gd.dataset[0]
+    n = data.num_nodes
+    in_degree = torch.bincount(data.edge_index[1], minlength=n)
+    scheme = QuantScheme(cfg.method, bits=cfg.bits, weight_bits=cfg.weight_bits,
+                         node_level=True, in_degree=in_degree)
+    model = build_node_model(cfg.model, gd.num_features, gd.num_classes, scheme, num_nodes=n,
+                             hidden=cfg.hidden, dropout=cfg.dropout, heads=cfg.heads,
+                             init_bits=cfg.init_bits)
+    opt = torch.optim.Adam(param_groups(model, cfg))
+    x, ei, y = data.x, data.edge_index, data.y
+    masks = {k: getattr(data, f"{k}_mask") for k in ("train", "val", "test")}
+
+    best = {"val": -1.0, "val_loss": float("inf"), "epoch": -1, "state": None, "test": 0.0}
+    best_test, best_test_epoch = -1.0, -1
+    history = []
+    bar = tqdm(range(cfg.epochs), desc=f"{cfg.dataset}/{cfg.model}/{cfg.method}",
+               disable=not progress, leave=False)
+    t0 = time.perf_counter()
+    for epoch in bar:
+        model.train()
+        opt.zero_grad()
+        out = model(x, ei)
+        task_loss = F.cross_entropy(out[masks["train"]], y[masks["train"]])
+        pen = _penalty(model, cfg)
+        loss = task_loss if pen is None else task_loss + pen
+        _check_finite(loss, epoch)
+        loss.backward()
+        opt.step()
+        model.project_()
+
+        model.eval()
+        with torch.no_grad():
+            out = model(x, ei)
+        pred = out.argmax(1)
+        acc = {k: float((pred[m] == y[m]).float().mean()) for k, m in masks.items()}
+        val_loss = float(F.cross_entropy(out[masks["val"]], y[masks["val"]]))
+        if not np.isfinite(val_loss):
+            _check_finite(torch.tensor(val_loss), epoch)
+        if (acc["val"], -val_loss) > (best["val"], -best["val_loss"]):
+            best.update(val=acc["val"], val_loss=val_loss, epoch=epoch, test=acc["test"],
+                        state=copy.deepcopy(model.state_dict()))
+        if acc["test"] > best_test:
+            best_test, best_test_epoch = acc["test"], epoch
+        avg_bits, _ = feature_bits_summary(model, cfg)
+        history.append({"epoch": epoch + 1, "loss": task_loss.item(),
+                        "penalty": None if pen is None else pen.item(), "val_acc": acc["val"],
+                        "test_acc": acc["test"], "avg_feature_bits": avg_bits})
+        bar.set_postfix(loss=f"{task_loss.item():.3f}", val=f"{acc['val']:.3f}", refresh=False,
+                        test=f"{acc['test']:.3f}", bits=f"{avg_bits:.2f}")
+    train_seconds = time.perf_counter() - t0
+    bar.close()
+
+    model.load_state_dict(best["state"])
+    avg_bits, mem = feature_bits_summary(model, cfg)
+    bbd = bits_by_degree(model, in_degree)
+    metrics = _metrics(cfg, test_acc=best["test"], test_acc_best_epoch=best_test,
+                       avg_bits=avg_bits, mem=mem, train_seconds=train_seconds)
+    metrics.update(selected_epoch=best["epoch"] + 1, val_acc=best["val"],
+                   best_test_epoch=best_test_epoch + 1, num_nodes=n)
+    ckpt = _checkpoint(cfg, "node", best["state"])
+    return RunResult(metrics, ckpt, bbd, history)
+
+
+def _metrics(cfg: TrainConfig, *, test_acc, test_acc_best_epoch, avg_bits, mem,
+             train_seconds) -> dict:
+    weight_bits = 32 if cfg.method == "fp32" else (
+        cfg.weight_bits if cfg.method == "a2q" else cfg.bits)
+    return {
+        "dataset": cfg.dataset, "model": cfg.model, "method": cfg.method, "seed": cfg.seed,
+        "test_acc": round(100 * test_acc, 2),
+        "test_acc_best_epoch": round(100 * test_acc_best_epoch, 2),
+        "test_acc_best_epoch_note": "best test accuracy over epochs: the paper code's "
+                                    "protocol (selection on the test set)",
+        "avg_feature_bits": round(avg_bits, 4),
+        "weight_bits": weight_bits,
+        "compression_ratio": round(32.0 / avg_bits, 3),
+        "feature_memory_kb": None if mem is None else round(mem, 3),
+        "epochs": cfg.epochs,
+        "train_seconds": round(train_seconds, 3),
+        "seconds_per_epoch": round(train_seconds / cfg.epochs, 5),
+        "config": cfg.to_dict(),
+    }
+
+
+# ---------------------------------------------------------------------------- graph level
+
+
+def stratified_folds(labels: np.ndarray, k: int, seed: int) -> list[np.ndarray]:
+    """k disjoint test folds with the class proportions of ``labels`` (shuffled by ``seed``)."""
+    rng = np.random.default_rng(seed)
+    folds = [[] for _ in range(k)]
+    offset = 0
+    for c in np.unique(labels):
+        idx = np.flatnonzero(labels == c)
+        rng.shuffle(idx)
+        for j, i in enumerate(idx):
+            folds[(offset + j) % k].append(i)
+        offset += len(idx)
+    return [np.sort(np.array(f, dtype=np.int64)) for f in folds]
+
+
+def _graph_model(cfg: TrainConfig, gd) -> GraphGIN:
+    scheme = QuantScheme(cfg.method, bits=cfg.bits, weight_bits=cfg.weight_bits,
+                         node_level=False, pool_size=cfg.pool_size)
+    return GraphGIN(gd.num_features, cfg.hidden, gd.num_classes, scheme, layers=cfg.layers,
+                    dropout=cfg.dropout, init_bits=cfg.init_bits)
+
+
+def _evaluate_graphs(model, loader) -> tuple[float, float]:
+    model.eval()
+    correct, total, loss = 0, 0, 0.0
+    with torch.no_grad():
+        for b in loader:
+            out = model(b.x, b.edge_index, b.batch)
+            loss += float(F.cross_entropy(out, b.y, reduction="sum"))
+            correct += int((out.argmax(1) == b.y).sum())
+            total += b.num_graphs
+    return correct / max(total, 1), loss / max(total, 1)
+
+
+def _train_graph(cfg: TrainConfig, gd, progress: bool) -> RunResult:
+    from torch_geometric.loader import DataLoader
+
+    ds = gd.dataset
+    if cfg.folds > len(ds):
+        raise A2QError(f"--folds {cfg.folds} exceeds the {len(ds)} graphs of {cfg.dataset}")
+    labels = ds.y.numpy() if hasattr(ds, "y") else np.array([int(g.y) for g in ds])
+    folds = stratified_folds(labels, cfg.folds, cfg.seed)
+    test_curves, fold_tests, states, fold_bits = [], [], [], []
+    gen = torch.Generator().manual_seed(cfg.seed)
+    bar = tqdm(total=cfg.folds * cfg.epochs, desc=f"{cfg.dataset}/{cfg.model}/{cfg.method}",
+               disable=not progress, leave=False)
+    t0 = time.perf_counter()
+    for f, test_idx in enumerate(folds):
+        rest = np.setdiff1d(np.arange(len(ds)), test_idx)
+        rng = np.random.default_rng(cfg.seed * 1000 + f)
+        rng.shuffle(rest)
+        n_val = max(1, len(rest) // 9)  # 10% of the training folds for validation
+        val_idx, train_idx = np.sort(rest[:n_val]), np.sort(rest[n_val:])
+        loaders = {
+            "train": DataLoader(ds[torch.from_numpy(train_idx)], batch_size=cfg.batch_size,
+                                shuffle=True, generator=gen),
+            "val": DataLoader(ds[torch.from_numpy(val_idx)], batch_size=256),
+            "test": DataLoader(ds[torch.from_numpy(test_idx)], batch_size=256),
+        }
+        model = _graph_model(cfg, gd)
+        opt = torch.optim.Adam(param_groups(model, cfg))
+        best = (-1.0, float("inf"))
+        best_state, best_test, curve = None, 0.0, []
+        for epoch in range(cfg.epochs):
+            model.train()
+            for b in loaders["train"]:
+                opt.zero_grad()
+                out = model(b.x, b.edge_index, b.batch)
+                loss = F.cross_entropy(out, b.y)
+                pen = _penalty(model, cfg, graphs=b.num_graphs)
+                if pen is not None:
+                    loss = loss + pen
+                _check_finite(loss, epoch)
+                loss.backward()
+                opt.step()
+                model.project_()
+            val_acc, val_loss = _evaluate_graphs(model, loaders["val"])
+            test_acc, _ = _evaluate_graphs(model, loaders["test"])
+            curve.append(test_acc)
+            if (val_acc, -val_loss) > (best[0], -best[1]):
+                best = (val_acc, val_loss)
+                best_state, best_test = copy.deepcopy(model.state_dict()), test_acc
+            bar.update(1)
+            bar.set_postfix(fold=f + 1, val=f"{val_acc:.3f}", test=f"{test_acc:.3f}")
+        test_curves.append(curve)
+        fold_tests.append(best_test)
+        states.append(best_state)
+        model.load_state_dict(best_state)
+        fold_bits.append(_graph_bits(model, loaders["test"], cfg))
+    train_seconds = time.perf_counter() - t0
+    bar.close()
+
+    curves = np.array(test_curves)
+    best_epoch = int(curves.mean(0).argmax())
+    bits_all = [b for b in fold_bits if b is not None]
+    if cfg.method == "a2q" and bits_all:
+        stored = torch.cat([b[0] for b in bits_all]).float()
+        avg_bits = float(stored.mean())
+    else:
+        avg_bits = 32.0 if cfg.method == "fp32" else float(cfg.bits)
+    bbd = _graph_bits_by_degree(bits_all, cfg)
+    metrics = _metrics(cfg, test_acc=float(np.mean(fold_tests)),
+                       test_acc_best_epoch=float(curves.mean(0)[best_epoch]),
+                       avg_bits=avg_bits, mem=None, train_seconds=train_seconds)
+    metrics["seconds_per_epoch"] = round(train_seconds / (cfg.epochs * cfg.folds), 5)
+    metrics.update(test_acc_std=round(100 * float(np.std(fold_tests)), 2),
+                   fold_test_acc=[round(100 * a, 2) for a in fold_tests],
+                   best_test_epoch=best_epoch + 1, folds=cfg.folds,
+                   avg_feature_bits_note="over the nodes of each fold's test graphs, which the "
+                                         "model never saw (Nearest-Neighbor Strategy)")
+    ckpt = _checkpoint(cfg, "graph", states)
+    return RunResult(metrics, ckpt, bbd)
+
+
+def _graph_bits(model: GraphGIN, loader, cfg: TrainConfig):
+    """(stored bits, in-degree) of every node of the loader's graphs, per quantized layer."""
+    if cfg.method != "a2q":
+        return None
+    model.eval()
+    bits, degs = [], []
+    with torch.no_grad():
+        for b in loader:
+            model(b.x, b.edge_index, b.batch)
+            deg = torch.bincount(b.edge_index[1], minlength=b.num_nodes)
+            for q in model.feature_quantizers():
+                bits.append(q.stored_bits())
+                degs.append(deg)
+    return torch.cat(bits), torch.cat(degs)
+
+
+def _graph_bits_by_degree(bits_all, cfg) -> dict:
+    from .report import summarize_bits
+
+    if not bits_all:
+        return {"method": cfg.method, "layers": {}}
+    bits = torch.cat([b for b, _ in bits_all])
+    degs = torch.cat([d for _, d in bits_all])
+    return {"method": cfg.method, "layers": {"all": summarize_bits(bits, degs)}}
+
+
+# ------------------------------------------------------------------------ reading back
+
+
+def model_from_checkpoint(ckpt: dict, *, data_root=None):
+    """Rebuild the trained model(s) of a checkpoint: ``(config, dataset, models)``."""
+    from .config import validate
+
+    try:
+        cfg = TrainConfig.from_dict(ckpt["config"])
+        validate(cfg)
+    except (TypeError, A2QError) as exc:
+        raise A2QError(f"checkpoint field 'config' is invalid: {exc}") from None
+    gd = load_dataset(cfg.dataset, data_root)
+    states = ckpt["state"] if ckpt["task"] == "graph" else [ckpt["state"]]
+    models = []
+    for state in states:
+        seed_everything(cfg.seed)
+        if gd.node_level:
+            data = gd.dataset[0]
+            deg = torch.bincount(data.edge_index[1], minlength=data.num_nodes)
+            scheme = QuantScheme(cfg.method, bits=cfg.bits, weight_bits=cfg.weight_bits,
+                                 node_level=True, in_degree=deg)
+            model = build_node_model(cfg.model, gd.num_features, gd.num_classes, scheme,
+                                     num_nodes=data.num_nodes, hidden=cfg.hidden,
+                                     dropout=cfg.dropout, heads=cfg.heads,
+                                     init_bits=cfg.init_bits)
+        else:
+            model = _graph_model(cfg, gd)
+        try:
+            model.load_state_dict(state)
+        except (RuntimeError, TypeError, AttributeError) as exc:
+            raise A2QError("checkpoint field 'state' does not match the model it describes: "
+                           f"{(str(exc).strip().splitlines() or [''])[0][:200]}") from None
+        model.eval()
+        models.append(model)
+    return cfg, gd, models
+
+
+def evaluate_checkpoint(ckpt: dict, *, data_root=None) -> dict:
+    """Accuracy of a node-level checkpoint on each split, and its average feature bits."""
+    cfg, gd, models = model_from_checkpoint(ckpt, data_root=data_root)
+    if not gd.node_level:
+        raise A2QError("eval reads node-level checkpoints; graph-level runs report their "
+                       "cross-validated accuracy in metrics.json")
+    model, data = models[0], gd.dataset[0]
+    with torch.no_grad():
+        pred = model(data.x, data.edge_index).argmax(1)
+    out = {k: round(100 * float((pred[m] == data.y[m]).float().mean()), 2)
+           for k, m in (("train_acc", data.train_mask), ("val_acc", data.val_mask),
+                        ("test_acc", data.test_mask))}
+    out["avg_feature_bits"] = round(feature_bits_summary(model, cfg)[0], 4)
+    out.update(dataset=cfg.dataset, model=cfg.model, method=cfg.method, seed=cfg.seed)
+    return out

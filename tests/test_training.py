@@ -1,0 +1,87 @@
+"""Training: a smoke run per model and method, determinism, and the memory penalty's effect."""
+
+import pytest
+import torch
+
+from a2q.sw.config import default_config
+from a2q.sw.run_folder import load_checkpoint, write_run
+from a2q.sw.train import evaluate_checkpoint, stratified_folds, train
+
+TIMING = {"train_seconds", "seconds_per_epoch"}
+
+
+def _stable(metrics):
+    return {k: v for k, v in metrics.items() if k not in TIMING}
+
+
+@pytest.mark.parametrize("model", ["gcn", "gin", "gat"])
+@pytest.mark.parametrize("method", ["fp32", "uniform", "dq", "a2q"])
+def test_node_level_smoke(model, method):
+    cfg = default_config("Cora", model, method, epochs=4, seed=1)
+    r = train(cfg, progress=False)
+    m = r.metrics
+    assert 0 <= m["test_acc"] <= 100 and m["epochs"] == 4 and len(r.history) == 4
+    assert m["test_acc_best_epoch"] >= 0
+    expected_bits = {"fp32": 32.0, "uniform": 4.0, "dq": 4.0}.get(method)
+    if expected_bits is not None:
+        assert m["avg_feature_bits"] == expected_bits
+    else:  # A²Q starts at B = 4 (GCN, GAT) or 5 (GIN) and can only have moved 4 steps
+        assert 1.0 <= m["avg_feature_bits"] <= 4.0
+        assert r.bits_by_degree["layers"], "A²Q reports bits by degree"
+    assert m["compression_ratio"] == pytest.approx(32 / m["avg_feature_bits"], rel=1e-3)
+
+
+@pytest.mark.parametrize("method", ["fp32", "uniform", "dq", "a2q"])
+def test_graph_level_smoke(method):
+    cfg = default_config("MUTAG", "gin", method, epochs=2, folds=2, seed=0, layers=2)
+    r = train(cfg, progress=False)
+    m = r.metrics
+    assert len(m["fold_test_acc"]) == 2 and 0 <= m["test_acc"] <= 100
+    if method == "a2q":
+        # bits of nodes in each fold's unseen test graphs, from the Nearest-Neighbor pool
+        assert 1 <= m["avg_feature_bits"] <= 8
+        assert sum(r.bits_by_degree["layers"]["all"]["histogram"].values()) > 0
+
+
+def test_stratified_folds_partition_and_balance():
+    labels = torch.tensor([0] * 30 + [1] * 10).numpy()
+    folds = stratified_folds(labels, 5, seed=3)
+    allidx = sorted(i for f in folds for i in f)
+    assert allidx == list(range(40))
+    for f in folds:
+        assert (labels[f] == 1).sum() == 2 and len(f) == 8
+
+
+def test_same_seed_same_metrics_and_checkpoint_bytes(tmp_path):
+    cfg = default_config("Cora", "gcn", "a2q", epochs=25, seed=7)
+    a, b = train(cfg, progress=False), train(cfg, progress=False)
+    assert _stable(a.metrics) == _stable(b.metrics)
+    assert a.checkpoint == b.checkpoint
+    write_run(a, tmp_path / "a")
+    write_run(b, tmp_path / "b")
+    for name in ("checkpoint.pt", "bits_by_degree.json", "bits_by_degree.png"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+    c = train(default_config("Cora", "gcn", "a2q", epochs=25, seed=8), progress=False)
+    assert c.checkpoint != a.checkpoint
+
+
+def test_graph_level_determinism():
+    cfg = default_config("MUTAG", "gin", "a2q", epochs=2, folds=2, seed=4, layers=2)
+    a, b = train(cfg, progress=False), train(cfg, progress=False)
+    assert _stable(a.metrics) == _stable(b.metrics) and a.checkpoint == b.checkpoint
+
+
+def test_bits_fall_when_lambda_rises():
+    bits = []
+    for lam in (0.0, 2.5, 50.0):
+        cfg = default_config("Cora", "gcn", "a2q", epochs=80, seed=0, lam=lam)
+        bits.append(train(cfg, progress=False).metrics["avg_feature_bits"])
+    assert bits[0] > bits[1] > bits[2], bits
+
+
+def test_checkpoint_round_trip(tmp_path):
+    r = train(default_config("Cora", "gcn", "a2q", epochs=30, seed=2), progress=False)
+    write_run(r, tmp_path / "run")
+    ev = evaluate_checkpoint(load_checkpoint(tmp_path / "run"))
+    assert ev["test_acc"] == r.metrics["test_acc"]
+    assert ev["avg_feature_bits"] == r.metrics["avg_feature_bits"]
