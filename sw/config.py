@@ -3,7 +3,8 @@
 Sources: A²Q's paper and its authors' run scripts (GCN-Cora: dropout 0.35, weight decay 0.02,
 lambda 2.5, learning rates 0.1 for bits, 0.04 node steps, 0.02 weight steps, 0.008 operand
 steps; GCN-CiteSeer: dropout 0.5, weight decay 0.015, lambda 1.5, weight steps 0.008; GAT:
-weight decay 1e-3, dropout 0.6, lambda 0.3 Cora / 0.25 CiteSeer, memory target 10 KB), the
+weight decay 1e-3, dropout 0.6, memory target 10 KB; their lambda 0.3 / 0.25 is scaled down,
+see below), the
 issue (GIN lambda 2 Cora / 0.5 CiteSeer, target 5 KB), and PyG's reference GCN/GAT settings for
 the FP32, uniform and Degree-Quant baselines (dropout 0.5 / 0.6, weight decay 5e-4).
 """
@@ -60,9 +61,13 @@ _A2Q_NODE = {
     ("gin", "Cora"): dict(dropout=0.35, weight_decay=0.02, lam=2.0, init_bits=5.0),
     ("gin", "CiteSeer"): dict(dropout=0.5, weight_decay=0.015, lam=0.5, init_bits=5.0),
     ("gin", "PubMed"): dict(dropout=0.5, weight_decay=0.015, lam=0.5, init_bits=5.0),
-    ("gat", "Cora"): dict(dropout=0.6, weight_decay=1e-3, lam=0.3, memory_target_kb=10.0),
-    ("gat", "CiteSeer"): dict(dropout=0.6, weight_decay=1e-3, lam=0.25, memory_target_kb=10.0),
-    ("gat", "PubMed"): dict(dropout=0.6, weight_decay=1e-3, lam=0.1, memory_target_kb=10.0),
+    # GAT's quantized tensor is 64 wide (8 heads x 8): at 1 bit on every node it already holds
+    # 21 KB (Cora), so the authors' lambda (0.3 / 0.25) against a 10 KB target drives every
+    # node to 1 bit. Lambda is scaled down by the width ratio so that the penalty balances the
+    # local error as it does for GCN (measured: docs/architecture.md).
+    ("gat", "Cora"): dict(dropout=0.6, weight_decay=1e-3, lam=0.05, memory_target_kb=10.0),
+    ("gat", "CiteSeer"): dict(dropout=0.6, weight_decay=1e-3, lam=0.04, memory_target_kb=10.0),
+    ("gat", "PubMed"): dict(dropout=0.6, weight_decay=1e-3, lam=0.02, memory_target_kb=10.0),
 }
 
 

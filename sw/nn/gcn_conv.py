@@ -7,9 +7,10 @@ from torch import nn
 from torch_geometric.nn import MessagePassing
 from torch_geometric.nn.conv.gcn_conv import gcn_norm
 from torch_geometric.nn.inits import glorot
-from torch_geometric.utils import spmm, to_torch_csr_tensor
+from torch_geometric.utils import spmm
 
 from ..quant.scheme import QuantScheme
+from .adjacency import csr_adjacency
 
 
 class QGCNConv(MessagePassing):
@@ -48,7 +49,7 @@ class QGCNConv(MessagePassing):
         if self.cached and self._adj is not None:
             return self._adj
         ei, w = gcn_norm(edge_index, None, num_nodes, add_self_loops=True)
-        adj = to_torch_csr_tensor(ei.flip(0), w, size=(num_nodes, num_nodes))
+        adj = csr_adjacency(ei, w, num_nodes)
         if self.cached:
             self._adj = adj
         return adj

@@ -6,9 +6,10 @@ import torch
 from torch import nn
 from torch_geometric.nn import MessagePassing
 from torch_geometric.nn.inits import glorot
-from torch_geometric.utils import remove_self_loops, spmm, to_torch_csr_tensor
+from torch_geometric.utils import remove_self_loops, spmm
 
 from ..quant.scheme import QuantScheme
+from .adjacency import csr_adjacency
 
 
 class QGINConv(MessagePassing):
@@ -24,9 +25,11 @@ class QGINConv(MessagePassing):
     tasks), :math:`Q_w` the weight per output column. :math:`\epsilon` is learned. Inputs are
     non-negative (binary or post-ReLU), so both feature quantizers are unsigned.
 
-    ``cached=True`` (one fixed graph, node-level tasks) computes the adjacency once and, when
-    the operand is neither quantized nor trained (the first layer's fixed input features), the
-    neighbour sum :math:`\sum_j \mathbf{x}_j` once.
+    ``cached=True`` (one fixed graph, node-level tasks) computes the adjacency once. When the
+    operand is also neither quantized nor trained (the first layer's fixed, sparse bag-of-words
+    input), the neighbour sum is computed once and only the non-zero entries of the aggregated
+    matrix are quantized: the same values and gradients as the dense computation (a zero
+    quantizes to zero), at a fraction of the cost on Cora and CiteSeer (5% non-zero).
     """
 
     def __init__(self, in_channels: int, out_channels: int, scheme: QuantScheme, *,
@@ -44,33 +47,40 @@ class QGINConv(MessagePassing):
         self.weight_quant = scheme.weight(self.weight)
         self.cached = cached
         self._adj: torch.Tensor | None = None
-        self._constant_sum: tuple[tuple, torch.Tensor] | None = None
+        self._pattern: tuple | None = None
 
     def adjacency(self, edge_index: torch.Tensor, num_nodes: int) -> torch.Tensor:
         """The 0/1 adjacency without self-loops, CSR indexed [target, source]."""
         if self.cached and self._adj is not None:
             return self._adj
         ei, _ = remove_self_loops(edge_index)
-        adj = to_torch_csr_tensor(ei.flip(0), size=(num_nodes, num_nodes))
+        adj = csr_adjacency(ei, None, num_nodes)
         if self.cached:
             self._adj = adj
         return adj
 
     def forward(self, x: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
         adj = self.adjacency(edge_index, x.size(0))
+        w = self.weight_quant(self.weight).t()
+        if (self.cached and isinstance(self.operand_quant, nn.Identity)
+                and not x.requires_grad):
+            return self._forward_fixed_input(x, adj) @ w + self.bias
         h = self.operand_quant(x)
-        h = (1 + self.eps) * h + self._neighbour_sum(adj, h)
-        return self.input_quant(h) @ self.weight_quant(self.weight).t() + self.bias
+        h = (1 + self.eps) * h + self.propagate(adj, x=h)
+        return self.input_quant(h) @ w + self.bias
 
-    def _neighbour_sum(self, adj: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
-        constant = (self.cached and isinstance(self.operand_quant, nn.Identity)
-                    and not h.requires_grad)
-        if not constant:
-            return self.propagate(adj, x=h)
-        key = (h.data_ptr(), tuple(h.shape), h._version)
-        if self._constant_sum is None or self._constant_sum[0] != key:
-            self._constant_sum = (key, self.propagate(adj, x=h))
-        return self._constant_sum[1]
+    def _forward_fixed_input(self, x: torch.Tensor, adj: torch.Tensor) -> torch.Tensor:
+        """Quantized (1+eps) x + sum_j x_j for a constant input, on its non-zero pattern."""
+        key = (x.data_ptr(), tuple(x.shape), x._version)
+        if self._pattern is None or self._pattern[0] != key:
+            agg = self.propagate(adj, x=x)
+            rows, cols = ((x != 0) | (agg != 0)).nonzero(as_tuple=True)
+            self._pattern = (key, rows, cols, x[rows, cols], agg[rows, cols])
+        _, rows, cols, x_nz, agg_nz = self._pattern
+        h = (1 + self.eps) * x_nz + agg_nz
+        if not isinstance(self.input_quant, nn.Identity):
+            h = self.input_quant.entries(h, rows, x.size(1))
+        return torch.zeros(x.shape, dtype=h.dtype).index_put((rows, cols), h)
 
     def message(self, x_j: torch.Tensor) -> torch.Tensor:  # pragma: no cover - fused path used
         return x_j

@@ -79,8 +79,11 @@ class RangeQuantizer(nn.Module):
             self.lo.lerp_(lo, self.momentum)
             self.hi.lerp_(hi, self.momentum)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
+        """Quantize ``x`` (rows are nodes), or the entries ``x`` of nodes ``rows``."""
         protect = self.mask.current if (self.mask is not None and self.training) else None
+        if protect is not None and rows is not None:
+            protect = protect[rows]
         if self.training:
             self._observe(x if protect is None else x[~protect])
         levels = 2 ** self.bits - 1
@@ -91,6 +94,11 @@ class RangeQuantizer(nn.Module):
         if protect is not None:
             out = torch.where(protect.view(-1, *([1] * (x.dim() - 1))), x, out)
         return out
+
+    def entries(self, values: torch.Tensor, rows: torch.Tensor, width: int) -> torch.Tensor:
+        """The non-zero entries of a sparse matrix: zeros stay exactly zero and the range is
+        estimated from the non-zero values."""
+        return self(values, rows)
 
     def extra_repr(self) -> str:
         return f"bits={self.bits}, percentile={self.percentile}"

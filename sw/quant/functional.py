@@ -58,7 +58,7 @@ def quantize_int(x: torch.Tensor, step: torch.Tensor, bits: torch.Tensor,
 
 class _Quantize(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, step, bits, local, min_bits, max_bits):
+    def forward(ctx, x, step, bits, local, min_bits, max_bits, local_count):
         s = step.abs()
         B = integer_bits(bits, min_bits, max_bits)
         Q = torch.exp2(B - 1) - 1
@@ -68,6 +68,7 @@ class _Quantize(torch.autograd.Function):
         out = q * s
         ctx.save_for_backward(x, step, bits, v, q, inside, out)
         ctx.local = local
+        ctx.local_count = local_count
         ctx.min_bits, ctx.max_bits = min_bits, max_bits
         return out
 
@@ -78,10 +79,10 @@ class _Quantize(torch.autograd.Function):
         if ctx.needs_input_grad[0]:
             grad_x = grad_out * inside
         if not (ctx.needs_input_grad[1] or ctx.needs_input_grad[2]):
-            return grad_x, None, None, None, None, None
+            return grad_x, None, None, None, None, None, None
         if ctx.local:
             # d mean|x_q - x| / d(param): the mean runs over the elements sharing the parameter
-            shared = x.numel() // max(1, max(step.numel(), bits.numel()))
+            shared = ctx.local_count or x.numel() // max(1, max(step.numel(), bits.numel()))
             weight = torch.sign(out - x) / shared
         else:
             weight = grad_out
@@ -96,10 +97,15 @@ class _Quantize(torch.autograd.Function):
             s = step.abs()
             d_b = torch.where(inside, torch.zeros_like(x), sign_x * torch.exp2(B - 1) * LN2 * s)
             grad_b = (weight * d_b).sum_to_size(bits.shape)
-        return grad_x, grad_s, grad_b, None, None, None
+        return grad_x, grad_s, grad_b, None, None, None, None
 
 
 def quantize(x: torch.Tensor, step: torch.Tensor, bits: torch.Tensor, *, local: bool = False,
-             min_bits: int = 2, max_bits: int = 8) -> torch.Tensor:
-    """Fake-quantize ``x`` (see the module docstring); ``step`` and ``bits`` broadcast to ``x``."""
-    return _Quantize.apply(x, step, bits, local, min_bits, max_bits)
+             min_bits: int = 2, max_bits: int = 8, local_count: int | None = None) -> torch.Tensor:
+    """Fake-quantize ``x`` (see the module docstring); ``step`` and ``bits`` broadcast to ``x``.
+
+    ``local_count``: how many elements share each parameter in the local error's mean, when it
+    is not ``x.numel() / step.numel()`` (parameters gathered per entry of a sparse tensor, whose
+    zero entries add nothing to the error but count in the mean).
+    """
+    return _Quantize.apply(x, step, bits, local, min_bits, max_bits, local_count)

@@ -41,6 +41,13 @@ class NodeQuantizer(nn.Module):
         return quantize(x, self.step, self.bits, local=self.local, min_bits=self.min_bits,
                         max_bits=self.max_bits)
 
+    def entries(self, values: torch.Tensor, rows: torch.Tensor, width: int) -> torch.Tensor:
+        """Quantize the non-zero entries of a sparse ``[N, width]`` matrix (``values`` in rows
+        ``rows``): the same result and gradients as quantizing the dense matrix, since a zero
+        quantizes to zero and adds nothing to any gradient."""
+        return quantize(values, self.step[rows, 0], self.bits[rows, 0], local=self.local,
+                        min_bits=self.min_bits, max_bits=self.max_bits, local_count=width)
+
     @torch.no_grad()
     def project_(self) -> None:
         self.step.abs_().clamp_(min=1e-6)
