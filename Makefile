@@ -21,6 +21,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/a2q bench train --out bench
+	$(BIN)/a2q bench golden --out bench
 
 clean:
 	rm -rf runs build .pytest_cache

@@ -1,4 +1,4 @@
-"""The ``a2q`` command line: ``a2q train``, ``a2q eval``, ``a2q bench train``."""
+"""The ``a2q`` command line: train, eval, export, golden, bench."""
 
 from __future__ import annotations
 
@@ -11,9 +11,7 @@ from .errors import A2QError
 
 
 def _add_train_args(p: argparse.ArgumentParser) -> None:
-    from .data import DATASETS
-    from .models import MODELS
-    from .quant.scheme import METHODS
+    from .choices import DATASETS, METHODS, MODELS
 
     p.add_argument("--dataset", default="Cora", help=f"one of {', '.join(DATASETS)}")
     p.add_argument("--model", default="gcn", help=f"one of {', '.join(MODELS)}")
@@ -37,6 +35,8 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-root", help="writable dataset cache (default $A2Q_DATA_ROOT or "
                                        "~/.cache/a2q/datasets)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--no-export", action="store_true",
+                   help="do not export the bitwidth-annotated graph (<out>/graph) at the end")
 
 
 def _cmd_train(args) -> int:
@@ -51,12 +51,51 @@ def _cmd_train(args) -> int:
     result = train(cfg, data_root=args.data_root, progress=not args.no_progress)
     out = write_run(result, args.out)
     m = result.metrics
+    exported = None
+    if not args.no_export and _exportable(cfg):
+        from .export import export_run
+
+        exported = export_run(out, data_root=args.data_root)
     print(f"{m['dataset']} {m['model']} {m['method']} seed {m['seed']}: "
           f"test_acc {m['test_acc']:.2f} (val-selected), "
           f"{m['test_acc_best_epoch']:.2f} (best epoch, paper protocol), "
           f"avg feature bits {m['avg_feature_bits']:.2f}, "
           f"compression {m['compression_ratio']:.1f}x, "
           f"{1000 * m['seconds_per_epoch']:.1f} ms/epoch -> {out}")
+    if exported is not None:
+        print(f"bitwidth-annotated graph -> {exported}")
+    return 0
+
+
+def _exportable(cfg) -> bool:
+    from .data import is_node_level
+    from .export import EXPORTABLE_METHODS
+
+    return (is_node_level(cfg.dataset) and cfg.model in ("gcn", "gin")
+            and cfg.method in EXPORTABLE_METHODS)
+
+
+def _cmd_export(args) -> int:
+    from .export import export_run
+
+    print(f"bitwidth-annotated graph -> {export_run(args.run, args.out, data_root=args.data_root)}")
+    return 0
+
+
+def _cmd_golden(args) -> int:
+    from a2q.sim.annotated_graph import GraphFormatError
+    from a2q.sim.golden_run import run_golden
+
+    if args.lanes < 1:
+        raise A2QError(f"--lanes must be at least 1, got {args.lanes}")
+    try:
+        s = run_golden(args.graph, args.out, lanes=args.lanes)
+    except GraphFormatError as exc:
+        raise A2QError(str(exc)) from None
+    print(f"{s['dataset']} {s['model']}: golden test_acc {s['test_acc']:.2f} "
+          f"(torch {s['reference_test_acc']:.2f}), predictions agree on "
+          f"{100 * s['prediction_agreement']:.2f}% of nodes, {s['seconds']:.3f} s, "
+          f"cycles vs uniform 4-bit: {s['cycles_speedup_vs_uniform4']:.2f}x -> {args.out}")
     return 0
 
 
@@ -65,6 +104,14 @@ def _cmd_eval(args) -> int:
     from .train import evaluate_checkpoint
 
     print(json.dumps(evaluate_checkpoint(load_checkpoint(args.run), data_root=args.data_root)))
+    return 0
+
+
+def _cmd_bench_golden(args) -> int:
+    from .bench import run_golden_bench
+
+    run_golden_bench(args.out, datasets=args.datasets, models=args.models, seed=args.seed,
+                     lanes=args.lanes, data_root=args.data_root)
     return 0
 
 
@@ -89,6 +136,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-root")
     p.set_defaults(func=_cmd_eval)
 
+    p = sub.add_parser("export", help="write a run's bitwidth-annotated graph")
+    p.add_argument("run", help="run folder or checkpoint.pt")
+    p.add_argument("--out", help="export folder (default <run>/graph)")
+    p.add_argument("--data-root")
+    p.set_defaults(func=_cmd_export)
+
+    p = sub.add_parser("golden", help="run the integer golden model on an export")
+    p.add_argument("graph", help="export folder (manifest.json and .npy files)")
+    p.add_argument("--out", required=True)
+    p.add_argument("--lanes", type=int, default=16, help="lanes of the cycle model")
+    p.set_defaults(func=_cmd_golden)
+
     p = sub.add_parser("bench", help="benchmarks")
     bsub = p.add_subparsers(dest="bench", required=True)
     b = bsub.add_parser("train", help="accuracy, bits and speed of every method")
@@ -100,6 +159,14 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--methods", nargs="+", default=["fp32", "uniform8", "uniform4", "dq", "a2q"])
     b.add_argument("--data-root")
     b.set_defaults(func=_cmd_bench)
+    b = bsub.add_parser("golden", help="golden-model speed and the cycle model per export")
+    b.add_argument("--out", default="bench", help="folder for cycles.md and cycles.json")
+    b.add_argument("--datasets", nargs="+", default=["Cora", "CiteSeer"])
+    b.add_argument("--models", nargs="+", default=["gcn", "gin"])
+    b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--lanes", type=int, default=16)
+    b.add_argument("--data-root")
+    b.set_defaults(func=_cmd_bench_golden)
     return parser
 
 

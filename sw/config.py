@@ -15,8 +15,7 @@ from dataclasses import asdict, dataclass, fields
 
 from .data import check_name, is_node_level
 from .errors import A2QError
-from .models import MODELS
-from .quant.scheme import METHODS
+from .choices import METHODS, MODELS
 
 
 @dataclass

@@ -21,15 +21,9 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
+from .choices import DATASETS, PLANETOID
 from .errors import A2QError
 
-#: node-level datasets (one graph, Planetoid split) and where PyG keeps them
-PLANETOID = ("Cora", "CiteSeer", "PubMed")
-#: graph-level datasets (TU collection)
-TU = ("MUTAG", "PROTEINS", "ENZYMES", "NCI1", "IMDB-BINARY", "REDDIT-BINARY")
-DATASETS = PLANETOID + TU
 #: TU datasets without node features: nodes get a one-hot of their degree (as GIN's paper does)
 FEATURELESS = ("IMDB-BINARY", "REDDIT-BINARY")
 
@@ -161,7 +155,3 @@ def load_dataset(name: str, root: str | os.PathLike | None = None,
         num_features = _degree_one_hot(ds)
     return GraphDataset(name, ds, num_features, ds.num_classes, False)
 
-
-def planetoid_graph(gd: GraphDataset) -> torch.Tensor:
-    """The single graph of a node-level dataset."""
-    return gd.dataset[0]

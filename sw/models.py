@@ -12,12 +12,12 @@ import torch.nn.functional as F
 from torch import nn
 from torch_geometric.nn import global_add_pool
 
+from .choices import MODELS
 from .nn import QGATConv, QGCNConv, QGINConv
 from .quant.nearest_neighbor import NearestNeighborQuantizer
 from .quant.node_quantizer import NodeQuantizer
 from .quant.scheme import QuantScheme
 
-MODELS = ("gcn", "gin", "gat")
 
 PER_NODE = (NodeQuantizer, NearestNeighborQuantizer)
 

@@ -26,12 +26,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..choices import METHODS
 from .column_quantizer import ColumnQuantizer
 from .degree_quant import ProtectiveMask, RangeQuantizer
 from .nearest_neighbor import NearestNeighborQuantizer
 from .node_quantizer import NodeQuantizer
 
-METHODS = ("fp32", "uniform", "dq", "a2q")
 
 
 class QuantScheme(nn.Module):

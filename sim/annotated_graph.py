@@ -1,0 +1,295 @@
+"""The bitwidth-annotated graph: the folder format between software and hardware.
+
+A folder with ``manifest.json`` and one ``.npy`` file per array (``docs/export-format.md``
+documents every field). :func:`write_graph` writes it atomically and byte-for-byte
+deterministically; :func:`read_graph` validates everything before returning it: names stay
+inside the folder, arrays load with pickling disabled, sha256, dtype, shape and value ranges
+are checked, and any problem raises :class:`GraphFormatError` naming the file and the field.
+NumPy only: nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+
+FORMAT = "a2q-annotated-graph"
+VERSION = 1
+MODELS = ("gcn", "gin")
+MANIFEST = "manifest.json"
+NORM_FRAC = 15  # GCN normalisation constants: round(2**15 / sqrt(deg))
+EPS_FRAC = 15  # GIN: round((1 + eps) * 2**15)
+
+
+class GraphFormatError(ValueError):
+    """A malformed export; the message names the file and the field."""
+
+
+def _npy_bytes(a: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, np.ascontiguousarray(a), allow_pickle=False)
+    return buf.getvalue()
+
+
+def write_graph(out: str | os.PathLike, manifest: dict, arrays: dict[str, np.ndarray]) -> Path:
+    """Write ``arrays`` (name -> array) and ``manifest`` (without ``tensors``) to ``out``.
+
+    Files are written to a temporary sibling folder, then moved into place: a failure leaves
+    nothing half-written. The same inputs give the same bytes.
+    """
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        tensors = {}
+        for name in sorted(arrays):
+            a = np.asarray(arrays[name])
+            data = _npy_bytes(a)
+            fname = f"{name}.npy"
+            (tmp / fname).write_bytes(data)
+            tensors[name] = {"file": fname, "dtype": str(a.dtype), "shape": list(a.shape),
+                             "sha256": hashlib.sha256(data).hexdigest()}
+        full = dict(manifest, format=FORMAT, version=VERSION, tensors=tensors)
+        (tmp / MANIFEST).write_text(json.dumps(full, indent=2, sort_keys=True) + "\n")
+        if out.exists():
+            old = out.with_name(f".{out.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            out.rename(old)
+            tmp.rename(out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+# ------------------------------------------------------------------------------- reading
+
+
+class AnnotatedGraph:
+    """A validated export: ``manifest`` (dict) and ``arrays`` (name -> ndarray)."""
+
+    def __init__(self, path: Path, manifest: dict, arrays: dict[str, np.ndarray]):
+        self.path, self.manifest, self.arrays = path, manifest, arrays
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.arrays[name]
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.arrays
+
+    @property
+    def model(self) -> str:
+        return self.manifest["model"]
+
+    @property
+    def layers(self) -> list[dict]:
+        return self.manifest["layers"]
+
+    @property
+    def num_nodes(self) -> int:
+        return self.manifest["num_nodes"]
+
+
+def _fail(path: Path, field: str, what: str):
+    raise GraphFormatError(f"{path}: field {field!r}: {what}")
+
+
+def _safe_file(folder: Path, name: str, field: str) -> Path:
+    p = PurePosixPath(name)
+    if (not name or p.is_absolute() or ".." in p.parts or "\\" in name or len(p.parts) != 1):
+        _fail(folder / MANIFEST, field, f"file name {name!r} leaves the export folder")
+    return folder / name
+
+
+def _int_field(manifest: dict, key: str, path: Path, lo=None, hi=None, where=None) -> int:
+    d = manifest if where is None else where
+    v = d.get(key)
+    if not isinstance(v, int) or isinstance(v, bool):
+        _fail(path, key, f"must be an integer, got {v!r}")
+    if (lo is not None and v < lo) or (hi is not None and v > hi):
+        _fail(path, key, f"{v} outside {lo}..{hi}")
+    return v
+
+
+def expected_tensors(manifest: dict) -> dict[str, tuple[str, tuple]]:
+    """name -> (dtype, shape) that a manifest's model implies (the schema)."""
+    n, e = manifest["num_nodes"], manifest["num_edges"]
+    layers = manifest["layers"]
+    f0 = layers[0]["in_dim"]
+    spec = {
+        "indptr": ("int64", (n + 1,)), "indices": ("int64", (e,)),
+        "in_degree": ("int64", (n,)), "labels": ("int64", (n,)),
+        "train_mask": ("bool", (n,)), "val_mask": ("bool", (n,)), "test_mask": ("bool", (n,)),
+        "x": ("uint8", (n, f0)), "reference_pred": ("int64", (n,)),
+    }
+    if manifest["model"] == "gcn":
+        spec["gcn_norm"] = ("int64", (n,))
+    for l, L in enumerate(layers, start=1):
+        p = f"layer{l}."
+        fi, fo = L["in_dim"], L["out_dim"]
+        spec[p + "weight"] = ("int8", (fi, fo))
+        spec[p + "weight_step"] = ("float64", (fo,))
+        spec[p + "bias"] = ("float64", (fo,))
+        spec[p + "bias_fx"] = ("int64", (fo,))
+        spec[p + "out_scale_m"] = ("int64", (fo,))
+        if L["per_node_input"]:
+            for k, dt in (("node_bits", "uint8"), ("node_step", "float64"),
+                          ("node_scale_m", "int64"), ("node_scale_sh", "int64"),
+                          ("node_inv_m", "int64"), ("node_inv_sh", "int64")):
+                spec[p + k] = (dt, (n,))
+        op_dim = fo if manifest["model"] == "gcn" else fi
+        if L["operand_bits"]:
+            spec[p + "operand_step"] = ("float64", (op_dim,))
+        if manifest["model"] == "gcn":
+            spec[p + "xw_scale_m"] = ("int64", (fo,))
+        else:
+            spec[p + "op_scale_m"] = ("int64", (fi,))
+    return spec
+
+
+def _check_manifest(m: dict, path: Path) -> None:
+    if m.get("format") != FORMAT:
+        _fail(path, "format", f"expected {FORMAT!r}, got {m.get('format')!r}")
+    if m.get("version") != VERSION:
+        _fail(path, "version", f"unknown format version {m.get('version')!r} (this reader: "
+                               f"{VERSION})")
+    if m.get("model") not in MODELS:
+        _fail(path, "model", f"{m.get('model')!r} is not one of {', '.join(MODELS)}")
+    _int_field(m, "num_nodes", path, 1)
+    _int_field(m, "num_edges", path, 0)
+    _int_field(m, "num_classes", path, 1)
+    _int_field(m, "input_bits", path, 1, 8)
+    layers = m.get("layers")
+    if not isinstance(layers, list) or not layers:
+        _fail(path, "layers", "must be a non-empty list")
+    for l, L in enumerate(layers, start=1):
+        if not isinstance(L, dict):
+            _fail(path, f"layers[{l - 1}]", "must be an object")
+        for k in ("in_dim", "out_dim"):
+            _int_field(L, k, path, 1, where=L)
+        _int_field(L, "weight_bits", path, 2, 8, where=L)
+        _int_field(L, "operand_bits", path, 0, 8, where=L)
+        shifts = ("xw_scale_sh", "out_scale_sh") if m["model"] == "gcn" else (
+            "op_scale_sh", "out_scale_sh")
+        for k in shifts:
+            _int_field(L, k, path, 0, 62, where=L)
+        if m["model"] == "gin" and l > 1 and not L["operand_bits"]:
+            _fail(path, f"layers[{l - 1}].operand_bits", "GIN's hidden operand must be quantized")
+        if m["model"] == "gcn" and not L["operand_bits"]:
+            _fail(path, f"layers[{l - 1}].operand_bits", "GCN's operand XW must be quantized")
+        if m["model"] == "gin" or l > 1:
+            if not L.get("per_node_input"):
+                _fail(path, f"layers[{l - 1}].per_node_input", "must be true for this layer")
+        if not isinstance(L.get("per_node_input"), bool):
+            _fail(path, f"layers[{l - 1}].per_node_input", "must be true or false")
+        if L.get("activation") not in ("relu", "none"):
+            _fail(path, f"layers[{l - 1}].activation", "must be 'relu' or 'none'")
+        if m["model"] == "gin":
+            _int_field(L, "eps_fx", path, 0, 1 << 20, where=L)
+        if l > 1 and L["in_dim"] != layers[l - 2]["out_dim"]:
+            _fail(path, f"layers[{l - 1}].in_dim", "does not match the previous out_dim")
+    if layers[-1]["out_dim"] != m["num_classes"]:
+        _fail(path, "num_classes", "does not match the last layer's out_dim")
+    if not isinstance(m.get("tensors"), dict):
+        _fail(path, "tensors", "must be an object")
+
+
+def _check_values(g: AnnotatedGraph) -> None:
+    a, m, folder = g.arrays, g.manifest, g.path
+    n = m["num_nodes"]
+
+    def bad(name, what):
+        _fail(folder / f"{name}.npy", name, what)
+
+    ip, ix = a["indptr"], a["indices"]
+    if ip[0] != 0 or ip[-1] != m["num_edges"]:
+        bad("indptr", f"must start at 0 and end at num_edges ({m['num_edges']})")
+    if np.any(np.diff(ip) < 0):
+        bad("indptr", "is not monotone")
+    if ix.size and (ix.min() < 0 or ix.max() >= n):
+        bad("indices", f"node index out of range 0..{n - 1}")
+    if np.any(a["in_degree"] < 0):
+        bad("in_degree", "negative degree")
+    if np.any((a["labels"] < 0) | (a["labels"] >= m["num_classes"])):
+        bad("labels", f"label outside 0..{m['num_classes'] - 1}")
+    if np.any(a["x"] >= (1 << m["input_bits"])):
+        bad("x", f"value does not fit input_bits = {m['input_bits']}")
+    for name, arr in a.items():
+        if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
+            bad(name, "NaN or infinite value")
+        if name.endswith(("_step",)) and np.any(arr <= 0):
+            bad(name, "step must be positive")
+        if name.endswith("_m") and np.any((arr < 1) | (arr > (1 << 16))):
+            bad(name, "fixed-point mantissa outside 1..2**16")
+        if name.endswith("_sh") and np.any((arr < 0) | (arr > 62)):
+            bad(name, "fixed-point shift outside 0..62")
+    if "gcn_norm" in a and np.any((a["gcn_norm"] < 1) | (a["gcn_norm"] > (1 << NORM_FRAC))):
+        bad("gcn_norm", f"outside 1..2**{NORM_FRAC}")
+    for l, L in enumerate(m["layers"], start=1):
+        p = f"layer{l}."
+        q = (1 << (L["weight_bits"] - 1)) - 1
+        if np.any(np.abs(a[p + "weight"].astype(np.int64)) > q):
+            bad(p + "weight", f"value outside -{q}..{q} ({L['weight_bits']}-bit signed)")
+        if L["per_node_input"]:
+            b = a[p + "node_bits"]
+            if np.any((b < 1) | (b > 8)):
+                bad(p + "node_bits", "bits outside 1..8")
+
+
+def read_graph(path: str | os.PathLike) -> AnnotatedGraph:
+    """Load and validate an export folder (see module docstring)."""
+    folder = Path(path)
+    mpath = folder / MANIFEST
+    if not mpath.is_file():
+        raise GraphFormatError(f"{mpath}: missing (not an export folder)")
+    try:
+        manifest = json.loads(mpath.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise GraphFormatError(f"{mpath}: not valid JSON ({exc})") from None
+    if not isinstance(manifest, dict):
+        _fail(mpath, "(root)", "must be a JSON object")
+    _check_manifest(manifest, mpath)
+    spec = expected_tensors(manifest)
+    tensors = manifest["tensors"]
+    missing = sorted(set(spec) - set(tensors))
+    if missing:
+        _fail(mpath, f"tensors.{missing[0]}", "missing from the manifest")
+    extra = sorted(set(tensors) - set(spec))
+    if extra:
+        _fail(mpath, f"tensors.{extra[0]}", "not part of this model's format")
+    arrays = {}
+    for name, (dtype, shape) in spec.items():
+        t = tensors[name]
+        if not isinstance(t, dict) or not isinstance(t.get("file"), str):
+            _fail(mpath, f"tensors.{name}.file", "missing")
+        f = _safe_file(folder, t["file"], f"tensors.{name}.file")
+        if not f.is_file():
+            raise GraphFormatError(f"{f}: field 'tensors.{name}': file missing")
+        data = f.read_bytes()
+        if hashlib.sha256(data).hexdigest() != t.get("sha256"):
+            raise GraphFormatError(f"{f}: field 'tensors.{name}.sha256': checksum mismatch")
+        try:
+            arr = np.load(io.BytesIO(data), allow_pickle=False)
+        except (ValueError, OSError, EOFError) as exc:
+            raise GraphFormatError(f"{f}: field 'tensors.{name}': unreadable .npy "
+                                   f"({str(exc)[:100]})") from None
+        if str(arr.dtype) != dtype or t.get("dtype") != dtype:
+            raise GraphFormatError(f"{f}: field 'tensors.{name}.dtype': expected {dtype}, "
+                                   f"got {arr.dtype}")
+        if tuple(arr.shape) != shape or list(t.get("shape", [])) != list(shape):
+            raise GraphFormatError(f"{f}: field 'tensors.{name}.shape': expected "
+                                   f"{list(shape)}, got {list(arr.shape)}")
+        arrays[name] = arr
+    g = AnnotatedGraph(folder, manifest, arrays)
+    _check_values(g)
+    return g

@@ -1,0 +1,63 @@
+"""``a2q golden``: run the golden model on an export and write its results (NumPy only)."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import golden
+from .annotated_graph import read_graph
+from .cycles import cycle_report, per_node_cycles
+
+
+def _save(path: Path, a: np.ndarray) -> None:
+    buf = io.BytesIO()
+    np.save(buf, a, allow_pickle=False)
+    path.write_bytes(buf.getvalue())
+
+
+def run_golden(graph: str | os.PathLike, out: str | os.PathLike, *, lanes: int = 16) -> dict:
+    """Validate ``graph``, run the integer model, write results to ``out``; return a summary."""
+    g = read_graph(graph)
+    t0 = time.perf_counter()
+    res = golden.run(g)
+    seconds = time.perf_counter() - t0
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        _save(tmp / "predictions.npy", res.predictions)
+        _save(tmp / "logits.npy", res.logits)
+        _save(tmp / "logit_shift.npy", res.logit_shift)
+        for name, arr in res.layer_outputs.items():
+            _save(tmp / f"{name}.npy", arr)
+        nodes = per_node_cycles(g, lanes=lanes)
+        _save(tmp / "cycles_per_node.npy", np.stack([nodes[k] for k in nodes], axis=1))
+        cycles = cycle_report(g, lanes=lanes)
+        cycles["per_node_columns"] = list(nodes)
+        (tmp / "cycles.json").write_text(json.dumps(cycles, indent=2) + "\n")
+        ref = g["reference_pred"]
+        summary = {
+            "model": g.model, "dataset": g.manifest.get("dataset"),
+            "test_acc": round(100 * golden.accuracy(g, res.predictions), 2),
+            "reference_test_acc": round(100 * golden.accuracy(g, ref), 2),
+            "prediction_agreement": round(float((res.predictions == ref).mean()), 6),
+            "disagreeing_nodes": int((res.predictions != ref).sum()),
+            "seconds": round(seconds, 4),
+            "cycles_speedup_vs_uniform4": cycles["speedup_vs_uniform4"],
+        }
+        (tmp / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return summary

@@ -1,0 +1,10 @@
+"""The names the CLI accepts (no heavy imports, so that ``a2q --help`` and ``a2q golden`` start
+fast)."""
+
+#: node-level datasets (one graph, Planetoid split)
+PLANETOID = ("Cora", "CiteSeer", "PubMed")
+#: graph-level datasets (TU collection)
+TU = ("MUTAG", "PROTEINS", "ENZYMES", "NCI1", "IMDB-BINARY", "REDDIT-BINARY")
+DATASETS = PLANETOID + TU
+MODELS = ("gcn", "gin", "gat")
+METHODS = ("fp32", "uniform", "dq", "a2q")

@@ -1,0 +1,163 @@
+"""Export a trained node-level GCN or GIN as a bitwidth-annotated graph.
+
+Reads a run folder's checkpoint, rebuilds the model, and writes the integers the hardware
+and the golden model need (:mod:`a2q.sim.annotated_graph`, ``docs/export-format.md``): the
+graph in CSR, the integer input, per layer the integer weights, per-node bits and steps,
+and every fixed-point constant of the integer datapath. Also the torch model's own predictions
+(``reference_pred``) so that the golden model can be compared without torch.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch_geometric.utils import remove_self_loops
+
+from a2q.sim.annotated_graph import EPS_FRAC, NORM_FRAC, GraphFormatError, write_graph
+from a2q.sim.fixed_point import fixed, fixed_common
+
+from .errors import A2QError
+from .quant.column_quantizer import ColumnQuantizer
+from .quant.node_quantizer import NodeQuantizer
+from .run_folder import load_checkpoint
+from .train import model_from_checkpoint
+
+EXPORTABLE_METHODS = ("a2q", "uniform")
+
+
+def _csr(edge_index: torch.Tensor, n: int, self_loops: bool) -> tuple[np.ndarray, np.ndarray]:
+    """CSR over targets: row i lists the sources j of edges j -> i (sorted)."""
+    ei, _ = remove_self_loops(edge_index)
+    src, dst = ei[0].numpy(), ei[1].numpy()
+    if self_loops:
+        loops = np.arange(n)
+        src, dst = np.concatenate([src, loops]), np.concatenate([dst, loops])
+    order = np.lexsort((src, dst))
+    src, dst = src[order], dst[order]
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(dst, minlength=n), out=indptr[1:])
+    return indptr, src.astype(np.int64)
+
+
+def _column(q, name: str) -> tuple[np.ndarray, int]:
+    if not isinstance(q, ColumnQuantizer):
+        raise A2QError(f"{name} is not quantized per column; cannot export")
+    return q.step.detach().abs().double().view(-1).numpy(), q.width
+
+
+def _node(q: NodeQuantizer) -> tuple[np.ndarray, np.ndarray]:
+    return (q.stored_bits().numpy().astype(np.uint8),
+            q.step.detach().abs().double().view(-1).numpy())
+
+
+def build_export(ckpt: dict, *, data_root=None) -> tuple[dict, dict]:
+    """(manifest without tensors, arrays) for a node-level GCN/GIN checkpoint."""
+    cfg, gd, models = model_from_checkpoint(ckpt, data_root=data_root)
+    if not gd.node_level:
+        raise A2QError("export supports node-level models (one graph); this checkpoint is "
+                       f"graph-level ({cfg.dataset})")
+    if cfg.model not in ("gcn", "gin"):
+        raise A2QError(f"export supports models gcn and gin; this checkpoint is {cfg.model}")
+    if cfg.method not in EXPORTABLE_METHODS:
+        raise A2QError(f"export needs integer quantizers (methods {', '.join(EXPORTABLE_METHODS)}"
+                       f"); this checkpoint is {cfg.method}")
+    model, data = models[0], gd.dataset[0]
+    n = data.num_nodes
+    x = data.x
+    if not torch.equal(x, x.round()) or x.min() < 0:
+        raise A2QError("layer 1's input is not a non-negative integer matrix; the hardware "
+                       "path needs integer inputs (Cora and CiteSeer are binary)")
+    input_bits = max(1, int(x.max()).bit_length())
+    if input_bits > 8:
+        raise A2QError(f"layer 1's input needs {input_bits} bits; at most 8 are supported")
+    with torch.no_grad():
+        reference = model(x, data.edge_index).argmax(1)
+
+    gcn = cfg.model == "gcn"
+    indptr, indices = _csr(data.edge_index, n, self_loops=gcn)
+    ei, _ = remove_self_loops(data.edge_index)
+    arrays = {
+        "indptr": indptr, "indices": indices,
+        "in_degree": np.bincount(ei[1].numpy(), minlength=n).astype(np.int64),
+        "labels": data.y.numpy().astype(np.int64),
+        "train_mask": data.train_mask.numpy(), "val_mask": data.val_mask.numpy(),
+        "test_mask": data.test_mask.numpy(),
+        "x": x.numpy().astype(np.uint8), "reference_pred": reference.numpy().astype(np.int64),
+    }
+    if gcn:
+        deg_hat = np.diff(indptr).astype(np.float64)
+        arrays["gcn_norm"] = np.floor(2.0 ** NORM_FRAC / np.sqrt(deg_hat) + 0.5).astype(np.int64)
+
+    convs = list(model.convs)
+    layers = []
+    for l, conv in enumerate(convs, start=1):
+        p = f"layer{l}."
+        w_step, w_bits = _column(conv.weight_quant, f"layer {l}'s weight")
+        with torch.no_grad():
+            wq = conv.weight_quant.codes(conv.weight).t().numpy().astype(np.int8)
+        bias = conv.bias.detach().double().numpy()
+        per_node = isinstance(conv.input_quant, NodeQuantizer)
+        L = {"in_dim": conv.in_channels, "out_dim": conv.out_channels,
+             "activation": "relu" if l < len(convs) else "none",
+             "per_node_input": per_node, "weight_bits": w_bits}
+        arrays[p + "weight"] = wq
+        arrays[p + "weight_step"] = w_step
+        arrays[p + "bias"] = bias
+        node_step = None
+        if per_node:
+            bits, node_step = _node(conv.input_quant)
+            arrays[p + "node_bits"], arrays[p + "node_step"] = bits, node_step
+            arrays[p + "node_scale_m"], arrays[p + "node_scale_sh"] = fixed(node_step)
+            arrays[p + "node_inv_m"], arrays[p + "node_inv_sh"] = fixed(1.0 / node_step)
+        elif not gcn or l > 1:
+            raise A2QError(f"layer {l} has no per-node input quantizer; cannot export")
+        if isinstance(conv.operand_quant, nn.Identity):
+            L["operand_bits"] = 0
+            op_step = np.ones(conv.in_channels)
+        else:
+            op_step, L["operand_bits"] = _column(conv.operand_quant, f"layer {l}'s operand")
+            arrays[p + "operand_step"] = op_step
+        L["operand_signed"] = gcn
+        if gcn:
+            arrays[p + "xw_scale_m"], L["xw_scale_sh"] = fixed_common(w_step / op_step)
+            arrays[p + "out_scale_m"], L["out_scale_sh"] = fixed_common(op_step)
+            arrays[p + "bias_fx"] = np.floor(
+                bias * 2.0 ** (NORM_FRAC + L["out_scale_sh"]) + 0.5).astype(np.int64)
+        else:
+            arrays[p + "op_scale_m"], L["op_scale_sh"] = fixed_common(op_step)
+            L["eps_fx"] = int(np.floor((1.0 + conv.eps.item()) * 2 ** EPS_FRAC + 0.5))
+            if L["eps_fx"] < 0:
+                raise A2QError(f"layer {l}: 1 + eps is negative; not supported by the hardware")
+            nxt = (_column(convs[l].operand_quant, f"layer {l + 1}'s operand")[0]
+                   if l < len(convs) else np.ones(conv.out_channels))
+            arrays[p + "out_scale_m"], L["out_scale_sh"] = fixed_common(w_step / nxt)
+            arrays[p + "bias_fx"] = np.floor(
+                bias / nxt * 2.0 ** L["out_scale_sh"] + 0.5).astype(np.int64)
+        layers.append(L)
+    manifest = {
+        "model": cfg.model, "method": cfg.method, "dataset": cfg.dataset, "seed": cfg.seed,
+        "num_nodes": n, "num_edges": int(indices.size), "num_classes": gd.num_classes,
+        "input_bits": input_bits, "self_loops": gcn, "norm_frac": NORM_FRAC,
+        "eps_frac": EPS_FRAC, "layers": layers,
+    }
+    return manifest, arrays
+
+
+def export_run(run: str | os.PathLike, out: str | os.PathLike | None = None, *,
+               data_root=None) -> Path:
+    """Export ``run`` (a run folder or checkpoint) to ``out`` (default ``<run>/graph``)."""
+    run = Path(run)
+    ckpt = load_checkpoint(run)
+    out = Path(out) if out is not None else (run if run.is_dir() else run.parent) / "graph"
+    try:
+        manifest, arrays = build_export(ckpt, data_root=data_root)
+    except ValueError as exc:  # a constant that fixed point cannot represent
+        raise A2QError(f"cannot export {run}: {exc}") from None
+    try:
+        return write_graph(out, manifest, arrays)
+    except (GraphFormatError, ValueError) as exc:
+        raise A2QError(str(exc)) from None

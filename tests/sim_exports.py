@@ -1,0 +1,86 @@
+"""Random valid bitwidth-annotated graphs for tests (NumPy only, no training)."""
+
+import numpy as np
+
+from a2q.sim.annotated_graph import EPS_FRAC, NORM_FRAC
+from a2q.sim.fixed_point import fixed, fixed_common
+
+
+def random_export(rng: np.random.Generator, model: str, *, n=None, f0=None, hidden=None,
+                  classes=None) -> tuple[dict, dict]:
+    """(manifest without tensors, arrays) of a random 2-layer GCN or GIN export."""
+    n = n or int(rng.integers(1, 40))
+    f0 = f0 or int(rng.integers(1, 20))
+    hidden = hidden or int(rng.integers(1, 10))
+    classes = classes or int(rng.integers(1, 6))
+    gcn = model == "gcn"
+    e = int(rng.integers(0, 4 * n + 1))
+    src, dst = rng.integers(0, n, e), rng.integers(0, n, e)
+    keep = src != dst
+    src, dst = src[keep], dst[keep]
+    in_degree = np.bincount(dst, minlength=n).astype(np.int64)
+    if gcn:
+        src = np.concatenate([src, np.arange(n)])
+        dst = np.concatenate([dst, np.arange(n)])
+    order = np.lexsort((src, dst))
+    indices = src[order].astype(np.int64)
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(dst, minlength=n), out=indptr[1:])
+    input_bits = int(rng.integers(1, 4))
+    arrays = {
+        "indptr": indptr, "indices": indices, "in_degree": in_degree,
+        "labels": rng.integers(0, classes, n).astype(np.int64),
+        "train_mask": rng.random(n) < 0.3, "val_mask": rng.random(n) < 0.3,
+        "test_mask": rng.random(n) < 0.5,
+        "x": rng.integers(0, 1 << input_bits, (n, f0)).astype(np.uint8),
+        "reference_pred": rng.integers(0, classes, n).astype(np.int64),
+    }
+    if gcn:
+        arrays["gcn_norm"] = np.floor(2.0 ** NORM_FRAC / np.sqrt(np.diff(indptr)) + 0.5).astype(
+            np.int64)
+    dims = [(f0, hidden), (hidden, classes)]
+    op_steps = [rng.uniform(0.05, 1.0, (fo if gcn else fi)) for fi, fo in dims]
+    layers = []
+    for l, (fi, fo) in enumerate(dims, start=1):
+        p = f"layer{l}."
+        wb = int(rng.integers(2, 9))
+        q = (1 << (wb - 1)) - 1
+        w_step = rng.uniform(0.01, 0.5, fo)
+        bias = rng.normal(0, 0.5, fo)
+        arrays[p + "weight"] = rng.integers(-q, q + 1, (fi, fo)).astype(np.int8)
+        arrays[p + "weight_step"] = w_step
+        arrays[p + "bias"] = bias
+        per_node = (not gcn) or l > 1
+        L = {"in_dim": fi, "out_dim": fo, "activation": "relu" if l == 1 else "none",
+             "per_node_input": per_node, "weight_bits": wb, "operand_signed": gcn}
+        if per_node:
+            step = rng.uniform(0.01, 2.0, n)
+            arrays[p + "node_bits"] = rng.integers(1, 9, n).astype(np.uint8)
+            arrays[p + "node_step"] = step
+            arrays[p + "node_scale_m"], arrays[p + "node_scale_sh"] = fixed(step)
+            arrays[p + "node_inv_m"], arrays[p + "node_inv_sh"] = fixed(1.0 / step)
+        if gcn or l > 1:
+            L["operand_bits"] = int(rng.integers(2, 9))
+            op = op_steps[l - 1]
+            arrays[p + "operand_step"] = op
+        else:
+            L["operand_bits"] = 0
+            op = np.ones(fi)
+        if gcn:
+            arrays[p + "xw_scale_m"], L["xw_scale_sh"] = fixed_common(w_step / op)
+            arrays[p + "out_scale_m"], L["out_scale_sh"] = fixed_common(op)
+            arrays[p + "bias_fx"] = np.floor(
+                bias * 2.0 ** (NORM_FRAC + L["out_scale_sh"]) + 0.5).astype(np.int64)
+        else:
+            arrays[p + "op_scale_m"], L["op_scale_sh"] = fixed_common(op)
+            L["eps_fx"] = int(rng.integers(0, 2 << EPS_FRAC))
+            nxt = op_steps[l] if l < len(dims) else np.ones(fo)
+            arrays[p + "out_scale_m"], L["out_scale_sh"] = fixed_common(w_step / nxt)
+            arrays[p + "bias_fx"] = np.floor(bias / nxt * 2.0 ** L["out_scale_sh"] + 0.5).astype(
+                np.int64)
+        layers.append(L)
+    manifest = {"model": model, "method": "a2q", "dataset": "random", "seed": 0,
+                "num_nodes": n, "num_edges": int(indices.size), "num_classes": classes,
+                "input_bits": input_bits, "self_loops": gcn, "norm_frac": NORM_FRAC,
+                "eps_frac": EPS_FRAC, "layers": layers}
+    return manifest, arrays

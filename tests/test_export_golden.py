@@ -1,0 +1,219 @@
+"""The bitwidth-annotated graph and the golden model: exactness, validation, determinism."""
+
+import hashlib
+import io
+import json
+import subprocess
+import sys
+from fractions import Fraction
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from a2q.sim import golden
+from a2q.sim.annotated_graph import GraphFormatError, read_graph, write_graph
+from a2q.sim.cycles import cycle_report, per_node_cycles
+from a2q.sim.fixed_point import fixed, rshift_round
+
+from .sim_exports import random_export
+
+# ------------------------------------------------------------------- fixed-point primitives
+
+
+@given(st.integers(-(1 << 50), 1 << 50), st.integers(0, 40))
+def test_rshift_round_is_exact_round_half_away(t, s):
+    q = Fraction(t, 1 << s)
+    mag = int(abs(q) + Fraction(1, 2))  # floor(|q| + 1/2)
+    assert int(rshift_round(t, s)) == (mag if q >= 0 else -mag)
+
+
+@given(st.floats(1e-9, 3e4, allow_nan=False))
+def test_fixed_mantissa_and_error(x):
+    m, sh = fixed(x)
+    assert (1 << 15) <= int(m) <= (1 << 16) and 0 <= int(sh) <= 62
+    assert abs(int(m) / 2 ** int(sh) - x) <= x * 2 ** -15.9
+
+
+def test_neighbour_sum_against_loop():
+    rng = np.random.default_rng(1)
+    indptr = np.array([0, 0, 3, 4, 4, 7])
+    indices = rng.integers(0, 5, 7)
+    v = rng.integers(-9, 9, (5, 3))
+    out = golden.neighbour_sum(indptr, indices, v)
+    for i in range(5):
+        assert out[i].tolist() == v[indices[indptr[i]:indptr[i + 1]]].sum(0).tolist()
+
+
+def test_cycle_model_by_hand():
+    rng = np.random.default_rng(0)
+    man, arr = random_export(rng, "gcn", n=3, f0=4, hidden=5, classes=2)
+    arr["indptr"] = np.array([0, 1, 3, 6])
+    arr["indices"] = np.array([0, 0, 1, 0, 1, 2])
+    man["num_edges"] = 6
+    arr["layer2.node_bits"] = np.array([1, 2, 8], dtype=np.uint8)
+    man["layers"][1]["operand_bits"] = 4
+    g = _roundtrip(man, arr)
+    c = per_node_cycles(g, lanes=2)
+    # layer 2 combination: B_i * ceil(2 classes / 2 lanes); aggregation: deg * 4 bits * 1 tile
+    assert c["layer2.combination"].tolist() == [1, 2, 8]
+    assert c["layer2.aggregation"].tolist() == [4, 8, 12]
+    # layer 1: binary-ish input of input_bits, 5 outputs over 2 lanes = 3 tiles
+    ib = man["input_bits"]
+    assert c["layer1.combination"].tolist() == [3 * ib] * 3
+    r = cycle_report(g, lanes=2)
+    assert r["totals"]["uniform4"]["layer2.combination"] == 3 * 4
+
+
+# ----------------------------------------------------------------------- round trip, errors
+
+
+def _roundtrip(man, arr, tmp=None):
+    import tempfile
+    from pathlib import Path
+
+    d = Path(tmp or tempfile.mkdtemp()) / "g"
+    write_graph(d, man, arr)
+    return read_graph(d)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.integers(0, 2 ** 32 - 1), st.sampled_from(["gcn", "gin"]))
+def test_random_valid_exports_round_trip_exactly(seed, model):
+    man, arr = random_export(np.random.default_rng(seed), model)
+    g = _roundtrip(man, arr)
+    assert set(g.arrays) == set(arr)
+    for k, v in arr.items():
+        assert g[k].dtype == np.asarray(v).dtype and np.array_equal(g[k], v), k
+    res = golden.run(g)  # and the golden model runs on any valid export
+    assert res.predictions.shape == (man["num_nodes"],)
+    assert np.all((res.predictions >= 0) & (res.predictions < man["num_classes"]))
+
+
+def _rewrite(folder, name, arr):
+    """Replace an array and fix its manifest entry (so only the value check can catch it)."""
+    buf = io.BytesIO()
+    np.save(buf, arr, allow_pickle=arr.dtype == object)
+    data = buf.getvalue()
+    (folder / f"{name}.npy").write_bytes(data)
+    m = json.loads((folder / "manifest.json").read_text())
+    m["tensors"][name].update(dtype=str(arr.dtype), shape=list(arr.shape),
+                              sha256=hashlib.sha256(data).hexdigest())
+    (folder / "manifest.json").write_text(json.dumps(m))
+
+
+def _edit_manifest(folder, fn):
+    m = json.loads((folder / "manifest.json").read_text())
+    fn(m)
+    (folder / "manifest.json").write_text(json.dumps(m))
+
+
+CORRUPTIONS = {
+    "missing file": (lambda d, a: (d / "indices.npy").unlink(), "indices.npy", "missing"),
+    "sha256 mismatch": (lambda d, a: (d / "labels.npy").write_bytes(
+        (d / "labels.npy").read_bytes()[:-1] + b"\x01"), "labels.npy", "sha256"),
+    "wrong dtype": (lambda d, a: _rewrite(d, "indptr", a["indptr"].astype(np.int32)),
+                    "indptr", "dtype"),
+    "wrong shape": (lambda d, a: _rewrite(d, "labels", a["labels"][:-1]), "labels", "shape"),
+    "bits above 8": (lambda d, a: _rewrite(d, "layer2.node_bits", np.full_like(
+        a["layer2.node_bits"], 9)), "layer2.node_bits", "1..8"),
+    "bits zero": (lambda d, a: _rewrite(d, "layer2.node_bits", np.zeros_like(
+        a["layer2.node_bits"])), "layer2.node_bits", "1..8"),
+    "index out of range": (lambda d, a: _rewrite(d, "indices", np.where(
+        np.arange(a["indices"].size) == 0, 10 ** 6, a["indices"])), "indices", "out of range"),
+    "indptr not monotone": (lambda d, a: _rewrite(d, "indptr", _nonmonotone(a["indptr"])),
+                            "indptr", "monotone"),
+    "NaN step": (lambda d, a: _rewrite(d, "layer2.node_step", np.where(
+        np.arange(a["layer2.node_step"].size) == 0, np.nan, a["layer2.node_step"])),
+        "layer2.node_step", "NaN"),
+    "negative step": (lambda d, a: _rewrite(d, "layer1.weight_step", -a["layer1.weight_step"]),
+                      "layer1.weight_step", "positive"),
+    "unknown version": (lambda d, a: _edit_manifest(d, lambda m: m.update(version=99)),
+                        "manifest.json", "version"),
+    "absolute file name": (lambda d, a: _edit_manifest(d, lambda m: m["tensors"]["x"].update(
+        file="/etc/passwd")), "manifest.json", "leaves the export folder"),
+    "parent file name": (lambda d, a: _edit_manifest(d, lambda m: m["tensors"]["x"].update(
+        file="../x.npy")), "manifest.json", "leaves the export folder"),
+    "pickled array": (lambda d, a: _rewrite(d, "labels", np.array([{"x": 1}] * a["labels"].size,
+                                                                  dtype=object)),
+                      "labels", ""),
+    "weight out of range": (lambda d, a: _rewrite(d, "layer1.weight", np.full_like(
+        a["layer1.weight"], -128)), "layer1.weight", "signed"),
+}
+
+
+def _nonmonotone(indptr):
+    out = indptr.copy()
+    if out.size > 2:
+        out[1] = out[-1] + 5  # a rise then a fall
+    else:
+        out[0] = 1
+    return out
+
+
+@pytest.mark.parametrize("case", sorted(CORRUPTIONS))
+def test_reader_rejects_each_corruption_naming_file_and_field(tmp_path, case):
+    man, arr = random_export(np.random.default_rng(7), "gcn", n=12, f0=5, hidden=4, classes=3)
+    d = tmp_path / "g"
+    write_graph(d, man, arr)
+    corrupt, where, what = CORRUPTIONS[case]
+    corrupt(d, arr)
+    with pytest.raises(GraphFormatError) as e:
+        read_graph(d)
+    msg = str(e.value)
+    assert where in msg and what in msg and "field" in msg, msg
+    assert "\n" not in msg
+    # the CLI: one line, non-zero exit, no traceback
+    p = subprocess.run([sys.executable, "-m", "a2q.sw.cli", "golden", str(d), "--out",
+                        str(tmp_path / "out")], capture_output=True, text=True)
+    assert p.returncode != 0 and "Traceback" not in p.stderr
+    assert p.stderr.strip().count("\n") == 0 and "a2q: error" in p.stderr
+    assert not (tmp_path / "out").exists()
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                 HealthCheck.function_scoped_fixture])
+@given(st.integers(0, 2 ** 32 - 1), st.data())
+def test_random_byte_corruptions_are_rejected(tmp_path_factory, seed, data):
+    man, arr = random_export(np.random.default_rng(seed), data.draw(st.sampled_from(["gcn", "gin"])))
+    d = tmp_path_factory.mktemp("c") / "g"
+    write_graph(d, man, arr)
+    files = sorted(p.name for p in d.iterdir())
+    name = data.draw(st.sampled_from(files))
+    raw = bytearray((d / name).read_bytes())
+    pos = data.draw(st.integers(0, len(raw) - 1))
+    raw[pos] ^= data.draw(st.integers(1, 255))
+    (d / name).write_bytes(bytes(raw))
+    try:
+        g = read_graph(d)
+    except GraphFormatError:
+        return
+    # a flipped byte the reader accepts must be in the manifest and leave it equivalent
+    # (e.g. whitespace); every array must still match exactly
+    assert name == "manifest.json"
+    for k, v in arr.items():
+        assert np.array_equal(g[k], v)
+
+
+def test_sim_never_imports_torch():
+    code = ("import sys, a2q.sim.golden, a2q.sim.annotated_graph, a2q.sim.cycles, "
+            "a2q.sim.golden_run, a2q.sim.fixed_point; assert 'torch' not in sys.modules")
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_overflowing_datapath_is_refused():
+    """A star of 300 nodes with 8-bit inputs: GIN's aggregate times two 16-bit constants
+    would pass 2**62; the golden model refuses instead of wrapping around."""
+    n = 300
+    man, arr = random_export(np.random.default_rng(3), "gin", n=n, f0=3, hidden=2, classes=2)
+    arr["indptr"] = np.concatenate([[0], np.full(n, n - 1)]).astype(np.int64)
+    arr["indices"] = np.arange(1, n, dtype=np.int64)
+    man["num_edges"] = n - 1
+    arr["x"] = np.full_like(arr["x"], 255)
+    man["input_bits"] = 8
+    arr["layer1.node_inv_m"] = np.full_like(arr["layer1.node_inv_m"], 1 << 16)
+    arr["layer1.op_scale_m"] = np.full_like(arr["layer1.op_scale_m"], 1 << 16)
+    g = _roundtrip(man, arr)
+    with pytest.raises(GraphFormatError, match="int64"):
+        golden.run(g)

@@ -1,0 +1,74 @@
+"""Export of trained checkpoints: determinism and the golden model against torch."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from a2q.sim import golden
+from a2q.sim.annotated_graph import read_graph
+from a2q.sw.config import default_config
+from a2q.sw.errors import A2QError
+from a2q.sw.export import export_run
+from a2q.sw.run_folder import write_run
+from a2q.sw.train import train
+
+
+@pytest.fixture(scope="module", params=["gcn", "gin"])
+def trained(request, tmp_path_factory):
+    run = tmp_path_factory.mktemp(request.param) / "run"
+    cfg = default_config("Cora", request.param, "a2q", epochs=60, seed=0)
+    write_run(train(cfg, progress=False), run)
+    return run
+
+
+def test_golden_matches_torch_on_trained_model(trained):
+    g = read_graph(export_run(trained))
+    res = golden.run(g)
+    ref = g["reference_pred"]
+    assert (res.predictions == ref).mean() >= 0.99
+    assert abs(golden.accuracy(g, res.predictions) - golden.accuracy(g, ref)) <= 0.005
+    m = json.loads((trained / "metrics.json").read_text())
+    assert round(100 * golden.accuracy(g, ref), 2) == m["test_acc"]
+
+
+def test_export_is_deterministic(trained, tmp_path):
+    a = export_run(trained, tmp_path / "a")
+    b = export_run(trained, tmp_path / "b")
+    names = sorted(p.name for p in a.iterdir())
+    assert names == sorted(p.name for p in b.iterdir())
+    for n in names:
+        assert (a / n).read_bytes() == (b / n).read_bytes(), n
+
+
+def test_golden_cli_writes_results(trained, tmp_path):
+    g = export_run(trained, tmp_path / "graph")
+    p = subprocess.run([sys.executable, "-m", "a2q.sw.cli", "golden", str(g), "--out",
+                        str(tmp_path / "golden")], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    s = json.loads((tmp_path / "golden" / "summary.json").read_text())
+    assert f"{s['test_acc']:.2f}" in p.stdout
+    c = json.loads((tmp_path / "golden" / "cycles.json").read_text())
+    assert set(c["totals"]) == {"a2q", "uniform4", "uniform8"}
+    for name in ("predictions.npy", "logits.npy", "layer1.combination.npy",
+                 "cycles_per_node.npy"):
+        assert (tmp_path / "golden" / name).is_file()
+
+
+def test_gcn_cora_needs_fewer_cycles_than_uniform4(tmp_path):
+    run = tmp_path / "run"
+    write_run(train(default_config("Cora", "gcn", "a2q", seed=0), progress=False), run)
+    from a2q.sim.cycles import cycle_report
+
+    r = cycle_report(read_graph(export_run(run)), lanes=16)
+    assert r["totals"]["a2q"]["total"] < r["totals"]["uniform4"]["total"]
+    assert r["speedup_vs_uniform4"] > 1
+
+
+def test_export_refuses_what_hardware_cannot_run(tmp_path):
+    for model, method in (("gat", "a2q"), ("gcn", "fp32"), ("gcn", "dq")):
+        run = tmp_path / f"{model}-{method}"
+        write_run(train(default_config("Cora", model, method, epochs=2), progress=False), run)
+        with pytest.raises(A2QError, match=model if model == "gat" else "integer quantizers"):
+            export_run(run)
