@@ -1,4 +1,4 @@
-# a2q: `make demo` runs the main job on Cora, `make test` runs the test suite,
+# a2q: `make demo` runs the main job on Cora (train, export, golden model), `make test` runs the test suite,
 # `make bench` the long benchmarks. Each creates .venv and installs the project if needed.
 PYTHON ?= python3
 VENV   ?= .venv
@@ -15,6 +15,7 @@ $(STAMP): pyproject.toml constraints.txt
 
 demo: $(STAMP)
 	$(BIN)/a2q train --dataset Cora --model gcn --method a2q --seed $(SEED) --out runs/cora-gcn-a2q
+	$(BIN)/a2q golden runs/cora-gcn-a2q/graph --out runs/cora-gcn-a2q/golden
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 -q tests

@@ -85,3 +85,15 @@ def test_checkpoint_round_trip(tmp_path):
     ev = evaluate_checkpoint(load_checkpoint(tmp_path / "run"))
     assert ev["test_acc"] == r.metrics["test_acc"]
     assert ev["avg_feature_bits"] == r.metrics["avg_feature_bits"]
+
+
+def test_gcn_cora_full_run_learns_more_bits_for_higher_in_degree():
+    """The paper's observation and operating point on the default job (200 epochs, seed 0)."""
+    r = train(default_config("Cora", "gcn", "a2q", seed=0), progress=False)
+    layer = r.bits_by_degree["layers"]["conv2.input"]
+    deg = [layer["mean_in_degree_by_bits"][b] for b in sorted(layer["mean_in_degree_by_bits"],
+                                                               key=int)]
+    assert len(deg) >= 2 and all(a < b for a, b in zip(deg, deg[1:])), deg
+    assert layer["by_in_degree"]["9+"]["mean_bits"] > layer["by_in_degree"]["1"]["mean_bits"]
+    assert r.metrics["avg_feature_bits"] <= 2.0
+    assert r.metrics["test_acc"] >= 79.5
