@@ -9,7 +9,8 @@ error names the paths searched and the datasets found there.
 
 Locations:
 - cache: ``--data-root`` or ``$A2Q_DATA_ROOT``, else ``~/.cache/a2q/datasets``;
-- source of shipped raw files: ``$A2Q_DATASETS_SOURCE``, else ``<checkout>/../shared/datasets``.
+- source of shipped raw files: ``$A2Q_DATASETS_SOURCE``, else the nearest ``shared/datasets``
+  above the checkout (normally ``<checkout>/../shared/datasets``).
 """
 
 from __future__ import annotations
@@ -41,10 +42,16 @@ def default_cache() -> Path:
 
 
 def default_source() -> Path:
+    """``$A2Q_DATASETS_SOURCE``, else the first ``shared/datasets`` found walking up from the
+    checkout, then from the working directory (a checkout normally sits beside ``shared/``)."""
     env = os.environ.get("A2Q_DATASETS_SOURCE")
     if env:
         return Path(env)
     checkout = Path(__file__).resolve().parent.parent
+    for base in (checkout, Path.cwd().resolve()):
+        for d in (base, *base.parents):
+            if (d / "shared" / "datasets").is_dir():
+                return d / "shared" / "datasets"
     return checkout.parent / "shared" / "datasets"
 
 
@@ -147,7 +154,8 @@ def load_dataset(name: str, root: str | os.PathLike | None = None,
             f"dataset {name} not found: looked in {cache / kind / name / 'raw'} and "
             f"{src / kind / name / 'raw'}, and PyG's download failed ({type(exc).__name__}: "
             f"{str(exc).splitlines()[0] if str(exc) else ''}); datasets found: "
-            f"{', '.join(found) if found else 'none'}") from None
+            f"{', '.join(found) if found else 'none'} (set A2Q_DATASETS_SOURCE to the folder "
+            "holding planetoid/ and TUDataset/)") from None
     if name in PLANETOID:
         return GraphDataset(name, ds, ds.num_features, ds.num_classes, True)
     num_features = ds.num_features
