@@ -59,16 +59,18 @@ def plot_bits_by_degree(summary: dict, path: Path, title: str) -> None:
             ax.set_axis_off()
     else:
         width = 0.8 / len(layers)
-        names = [n for n, _, _ in BUCKETS]
+        names = [n for n, _, _ in BUCKETS
+                 if any(n in s["by_in_degree"] for s in layers.values())]
+        values = sorted({int(v) for s in layers.values() for v in s["histogram"]})
         for k, (layer, s) in enumerate(layers.items()):
+            offset = (k - (len(layers) - 1) / 2) * width
             present = [n for n in names if n in s["by_in_degree"]]
-            xs = [names.index(n) + k * width for n in present]
-            ax1.bar(xs, [s["by_in_degree"][n]["mean_bits"] for n in present], width,
-                    label=layer)
-            hv = sorted(s["histogram"], key=int)
-            ax2.bar([int(v) + k * width for v in hv], [s["histogram"][v] for v in hv], width,
-                    label=layer)
-        ax1.set_xticks([i + 0.4 - width / 2 for i in range(len(names))], names)
+            ax1.bar([names.index(n) + offset for n in present],
+                    [s["by_in_degree"][n]["mean_bits"] for n in present], width, label=layer)
+            ax2.bar([v + offset for v in values], [s["histogram"].get(str(v), 0) for v in values],
+                    width, label=layer)
+        ax1.set_xticks(range(len(names)), names)
+        ax2.set_xticks(values, [str(v) for v in values])
         ax1.set_xlabel("in-degree")
         ax1.set_ylabel("mean learned bits")
         ax1.set_title("bits by in-degree")
