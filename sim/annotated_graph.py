@@ -108,7 +108,10 @@ def _safe_file(folder: Path, name: str, field: str) -> Path:
     p = PurePosixPath(name)
     if (not name or p.is_absolute() or ".." in p.parts or "\\" in name or len(p.parts) != 1):
         _fail(folder / MANIFEST, field, f"file name {name!r} leaves the export folder")
-    return folder / name
+    target = folder / name
+    if target.is_symlink() and folder.resolve() not in target.resolve().parents:
+        _fail(folder / MANIFEST, field, f"file {name!r} is a link that leaves the export folder")
+    return target
 
 
 def _int_field(manifest: dict, key: str, path: Path, lo=None, hi=None, where=None) -> int:

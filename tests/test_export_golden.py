@@ -135,12 +135,20 @@ CORRUPTIONS = {
         file="/etc/passwd")), "manifest.json", "leaves the export folder"),
     "parent file name": (lambda d, a: _edit_manifest(d, lambda m: m["tensors"]["x"].update(
         file="../x.npy")), "manifest.json", "leaves the export folder"),
+    "link out of the folder": (lambda d, a: _link_out(d, "labels"), "manifest.json",
+                               "leaves the export folder"),
     "pickled array": (lambda d, a: _rewrite(d, "labels", np.array([{"x": 1}] * a["labels"].size,
                                                                   dtype=object)),
                       "labels", ""),
     "weight out of range": (lambda d, a: _rewrite(d, "layer1.weight", np.full_like(
         a["layer1.weight"], -128)), "layer1.weight", "signed"),
 }
+
+
+def _link_out(folder, name):
+    outside = folder.parent / f"outside-{name}.npy"
+    (folder / f"{name}.npy").rename(outside)
+    (folder / f"{name}.npy").symlink_to(outside)
 
 
 def _nonmonotone(indptr):
