@@ -38,6 +38,17 @@ def _npy_bytes(a: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
+def manifest_digest(manifest: dict) -> str:
+    """sha256 of the manifest's canonical JSON (sorted keys, no spaces), its own digest left out."""
+    body = {k: v for k, v in manifest.items() if k != "manifest_sha256"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def seal(manifest: dict) -> dict:
+    """The manifest with its ``manifest_sha256`` set (after any edit of its fields)."""
+    return dict(manifest, manifest_sha256=manifest_digest(manifest))
+
+
 def write_graph(out: str | os.PathLike, manifest: dict, arrays: dict[str, np.ndarray]) -> Path:
     """Write ``arrays`` (name -> array) and ``manifest`` (without ``tensors``) to ``out``.
 
@@ -56,7 +67,7 @@ def write_graph(out: str | os.PathLike, manifest: dict, arrays: dict[str, np.nda
             (tmp / fname).write_bytes(data)
             tensors[name] = {"file": fname, "dtype": str(a.dtype), "shape": list(a.shape),
                              "sha256": hashlib.sha256(data).hexdigest()}
-        full = dict(manifest, format=FORMAT, version=VERSION, tensors=tensors)
+        full = seal(dict(manifest, format=FORMAT, version=VERSION, tensors=tensors))
         (tmp / MANIFEST).write_text(json.dumps(full, indent=2, sort_keys=True) + "\n")
         if out.exists():
             old = out.with_name(f".{out.name}.old")
@@ -166,8 +177,20 @@ def _check_manifest(m: dict, path: Path) -> None:
     if m.get("version") != VERSION:
         _fail(path, "version", f"unknown format version {m.get('version')!r} (this reader: "
                                f"{VERSION})")
+    if m.get("manifest_sha256") != manifest_digest(m):
+        _fail(path, "manifest_sha256", "checksum mismatch: the manifest was changed")
     if m.get("model") not in MODELS:
         _fail(path, "model", f"{m.get('model')!r} is not one of {', '.join(MODELS)}")
+    if m.get("method") not in ("a2q", "uniform"):
+        _fail(path, "method", f"{m.get('method')!r} is not one of a2q, uniform")
+    if not isinstance(m.get("dataset"), str) or not m["dataset"]:
+        _fail(path, "dataset", "must be a non-empty string")
+    _int_field(m, "seed", path)
+    if m.get("self_loops") is not (m["model"] == "gcn"):
+        _fail(path, "self_loops", f"must be {m['model'] == 'gcn'} for {m['model']}")
+    if m.get("norm_frac") != NORM_FRAC or m.get("eps_frac") != EPS_FRAC:
+        _fail(path, "norm_frac" if m.get("norm_frac") != NORM_FRAC else "eps_frac",
+              f"this format version fixes norm_frac = {NORM_FRAC} and eps_frac = {EPS_FRAC}")
     _int_field(m, "num_nodes", path, 1)
     _int_field(m, "num_edges", path, 0)
     _int_field(m, "num_classes", path, 1)
@@ -195,8 +218,11 @@ def _check_manifest(m: dict, path: Path) -> None:
                 _fail(path, f"layers[{l - 1}].per_node_input", "must be true for this layer")
         if not isinstance(L.get("per_node_input"), bool):
             _fail(path, f"layers[{l - 1}].per_node_input", "must be true or false")
-        if L.get("activation") not in ("relu", "none"):
-            _fail(path, f"layers[{l - 1}].activation", "must be 'relu' or 'none'")
+        want = "none" if l == len(layers) else "relu"
+        if L.get("activation") != want:
+            _fail(path, f"layers[{l - 1}].activation", f"must be {want!r} for this layer")
+        if L.get("operand_signed") is not (m["model"] == "gcn"):
+            _fail(path, f"layers[{l - 1}].operand_signed", f"must be {m['model'] == 'gcn'}")
         if m["model"] == "gin":
             _int_field(L, "eps_fx", path, 0, 1 << 20, where=L)
         if l > 1 and L["in_dim"] != layers[l - 2]["out_dim"]:

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from a2q.sim import golden
-from a2q.sim.annotated_graph import GraphFormatError, read_graph, write_graph
+from a2q.sim.annotated_graph import GraphFormatError, read_graph, seal, write_graph
 from a2q.sim.cycles import cycle_report, per_node_cycles
 from a2q.sim.fixed_point import fixed, rshift_round
 
@@ -100,13 +100,13 @@ def _rewrite(folder, name, arr):
     m = json.loads((folder / "manifest.json").read_text())
     m["tensors"][name].update(dtype=str(arr.dtype), shape=list(arr.shape),
                               sha256=hashlib.sha256(data).hexdigest())
-    (folder / "manifest.json").write_text(json.dumps(m))
+    (folder / "manifest.json").write_text(json.dumps(seal(m)))
 
 
-def _edit_manifest(folder, fn):
+def _edit_manifest(folder, fn, reseal=True):
     m = json.loads((folder / "manifest.json").read_text())
     fn(m)
-    (folder / "manifest.json").write_text(json.dumps(m))
+    (folder / "manifest.json").write_text(json.dumps(seal(m) if reseal else m))
 
 
 CORRUPTIONS = {
@@ -129,6 +129,9 @@ CORRUPTIONS = {
         "layer2.node_step", "NaN"),
     "negative step": (lambda d, a: _rewrite(d, "layer1.weight_step", -a["layer1.weight_step"]),
                       "layer1.weight_step", "positive"),
+    "edited manifest": (lambda d, a: _edit_manifest(d, lambda m: m["layers"][0].update(
+        xw_scale_sh=m["layers"][0]["xw_scale_sh"] + 1), reseal=False), "manifest.json",
+        "manifest_sha256"),
     "unknown version": (lambda d, a: _edit_manifest(d, lambda m: m.update(version=99)),
                         "manifest.json", "version"),
     "absolute file name": (lambda d, a: _edit_manifest(d, lambda m: m["tensors"]["x"].update(
@@ -197,11 +200,12 @@ def test_random_byte_corruptions_are_rejected(tmp_path_factory, seed, data):
         g = read_graph(d)
     except GraphFormatError:
         return
-    # a flipped byte the reader accepts must be in the manifest and leave it equivalent
-    # (e.g. whitespace); every array must still match exactly
+    # a flipped byte the reader accepts can only be JSON layout (whitespace) of the manifest:
+    # every field and every array is what was written
     assert name == "manifest.json"
     for k, v in arr.items():
         assert np.array_equal(g[k], v)
+    assert all(g.manifest[k] == v for k, v in man.items())
 
 
 def test_sim_never_imports_torch():
