@@ -122,7 +122,9 @@ class NodeGAT(QuantizedModel):
 
 
 class GraphGIN(QuantizedModel):
-    """``layers`` GIN convolutions with ReLU, sum readout, dropout, linear classifier.
+    """``layers`` GIN convolutions, each followed by batch normalisation and ReLU; every
+    layer's node features are sum-pooled and scored by a linear head, and the scores of all
+    layers (the input's included) are added, as in the GIN paper's readout.
 
     Per-node widths come from the Nearest-Neighbor pool (A²Q), so graphs never seen in
     training are quantized too. The first layer's operand (one-hot features) is unquantized.
@@ -138,16 +140,21 @@ class GraphGIN(QuantizedModel):
             QGINConv(in_channels if i == 0 else hidden, hidden, scheme, num_nodes=0,
                      quantize_operand=i > 0, init_bits=init_bits)
             for i in range(layers))
-        self.classifier = nn.Linear(hidden, classes)
-        self.classifier_quant = scheme.weight(self.classifier.weight)
+        self.norms = nn.ModuleList(nn.BatchNorm1d(hidden) for _ in range(layers))
+        self.heads = nn.ModuleList(
+            nn.Linear(in_channels if i == 0 else hidden, classes) for i in range(layers + 1))
+        self.head_quants = nn.ModuleList(scheme.weight(h.weight) for h in self.heads)
 
     def forward(self, x, edge_index, batch):
         self.scheme.resample(_in_degree(edge_index, x.size(0)))
-        for conv in self.convs:
-            x = F.relu(conv(x, edge_index))
-        x = global_add_pool(x, batch)
-        x = F.dropout(x, self.dropout, self.training)
-        return F.linear(x, self.classifier_quant(self.classifier.weight), self.classifier.bias)
+        hs = [x]
+        for conv, norm in zip(self.convs, self.norms):
+            hs.append(F.relu(norm(conv(hs[-1], edge_index))))
+        out = 0
+        for h, head, q in zip(hs, self.heads, self.head_quants):
+            pooled = F.dropout(global_add_pool(h, batch), self.dropout, self.training)
+            out = out + F.linear(pooled, q(head.weight), head.bias)
+        return out
 
 
 def _in_degree(edge_index: torch.Tensor, num_nodes: int) -> torch.Tensor:
