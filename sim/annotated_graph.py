@@ -14,11 +14,11 @@ import hashlib
 import io
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path, PurePosixPath
 
 import numpy as np
+
+from .atomic_folder import atomic_folder
 
 FORMAT = "a2q-annotated-graph"
 VERSION = 1
@@ -56,9 +56,7 @@ def write_graph(out: str | os.PathLike, manifest: dict, arrays: dict[str, np.nda
     nothing half-written. The same inputs give the same bytes.
     """
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with atomic_folder(out) as tmp:
         tensors = {}
         for name in sorted(arrays):
             a = np.asarray(arrays[name])
@@ -69,17 +67,6 @@ def write_graph(out: str | os.PathLike, manifest: dict, arrays: dict[str, np.nda
                              "sha256": hashlib.sha256(data).hexdigest()}
         full = seal(dict(manifest, format=FORMAT, version=VERSION, tensors=tensors))
         (tmp / MANIFEST).write_text(json.dumps(full, indent=2, sort_keys=True) + "\n")
-        if out.exists():
-            old = out.with_name(f".{out.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            out.rename(old)
-            tmp.rename(out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out
 
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import shutil
-import tempfile
 import time
 from pathlib import Path
 
@@ -14,6 +12,7 @@ import numpy as np
 
 from . import golden
 from .annotated_graph import read_graph
+from .atomic_folder import atomic_folder
 from .cycles import cycle_report, per_node_cycles
 
 
@@ -29,10 +28,7 @@ def run_golden(graph: str | os.PathLike, out: str | os.PathLike, *, lanes: int =
     t0 = time.perf_counter()
     res = golden.run(g)
     seconds = time.perf_counter() - t0
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with atomic_folder(out) as tmp:
         _save(tmp / "predictions.npy", res.predictions)
         _save(tmp / "logits.npy", res.logits)
         _save(tmp / "logit_shift.npy", res.logit_shift)
@@ -54,10 +50,4 @@ def run_golden(graph: str | os.PathLike, out: str | os.PathLike, *, lanes: int =
             "cycles_speedup_vs_uniform4": cycles["speedup_vs_uniform4"],
         }
         (tmp / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return summary

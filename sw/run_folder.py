@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import torch
+
+from a2q.sim.atomic_folder import atomic_folder
 
 from .errors import A2QError
 from .report import plot_bits_by_degree
@@ -28,9 +28,7 @@ def _dump(obj, path: Path) -> None:
 def write_run(result: RunResult, out: str | os.PathLike) -> Path:
     """Write every file into a temporary sibling folder, then move it into place."""
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with atomic_folder(out) as tmp:
         m = result.metrics
         _dump(m, tmp / "metrics.json")
         if result.history:
@@ -40,17 +38,6 @@ def write_run(result: RunResult, out: str | os.PathLike) -> Path:
                             f"{m['dataset']} {m['model'].upper()} {m['method']} (seed {m['seed']}):"
                             f" {m['avg_feature_bits']:.2f} avg bits, {m['test_acc']:.1f}% test")
         (tmp / CHECKPOINT).write_bytes(result.checkpoint)
-        if out.exists():
-            old = out.with_name(f".{out.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            out.rename(old)
-            tmp.rename(out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out
 
 

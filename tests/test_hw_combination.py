@@ -7,6 +7,16 @@ from amaranth.sim import Simulator
 from a2q.hw.bit_serial_combination import BitSerialCombination, accumulator_width, bit_planes
 
 
+async def load_weights(ctx, dut, w):
+    """Write the weight matrix into the unit, one row a cycle."""
+    for k in range(w.shape[0]):
+        ctx.set(dut.weights.p.row, k)
+        ctx.set(dut.weights.p.values, [int(v) for v in w[k]])
+        ctx.set(dut.weights.valid, 1)
+        await ctx.tick()
+    ctx.set(dut.weights.valid, 0)
+
+
 def simulate(x, bits, w, *, signed_input, lanes=None, consumer_stall=0):
     """Drive one unit with rows of x (row i in bits[i] bits); return (results, cycles)."""
     n, f = x.shape
@@ -16,12 +26,7 @@ def simulate(x, bits, w, *, signed_input, lanes=None, consumer_stall=0):
     results, cycles = [], []
 
     async def bench(ctx):
-        for k in range(f):
-            ctx.set(dut.weights.p.row, k)
-            ctx.set(dut.weights.p.values, [int(v) for v in w[k]])
-            ctx.set(dut.weights.valid, 1)
-            await ctx.tick()
-        ctx.set(dut.weights.valid, 0)
+        await load_weights(ctx, dut, w)
         for i in range(n):
             planes = bit_planes(x[i], int(bits[i]), signed_input)
             ticks = 0
@@ -103,12 +108,7 @@ def test_back_to_back_nodes_cost_exactly_their_bits():
     out, cycles = [], []
 
     async def bench(ctx):
-        for k in range(f):
-            ctx.set(dut.weights.p.row, k)
-            ctx.set(dut.weights.p.values, [int(v) for v in w[k]])
-            ctx.set(dut.weights.valid, 1)
-            await ctx.tick()
-        ctx.set(dut.weights.valid, 0)
+        await load_weights(ctx, dut, w)
         ctx.set(dut.result.ready, 1)
         t = 0
         for word, first, last in stream:
