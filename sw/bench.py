@@ -78,6 +78,8 @@ def run_train_bench(out: str | os.PathLike, *, seeds, epochs, datasets, models, 
                 best, best_sd = _mean_std([m["test_acc_best_epoch"] for m in ms])
                 bits = _mean_std([m["avg_feature_bits"] for m in ms])[0]
                 spe = _mean_std([m["seconds_per_epoch"] for m in ms])[0]
+                corr = [c for m in ms for c in (m.get("pearson_bits_degree") or {}).values()
+                        if c is not None]
                 rows.append({
                     "dataset": dataset, "model": model, "method": label, "seeds": len(ms),
                     "test_acc_mean": round(acc, 2), "test_acc_std": round(acc_sd, 2),
@@ -87,6 +89,7 @@ def run_train_bench(out: str | os.PathLike, *, seeds, epochs, datasets, models, 
                     "compression_ratio": round(32 / bits, 2),
                     "seconds_per_epoch": round(spe, 5),
                     "time_ratio_to_fp32": None if fp32_spe is None else round(spe / fp32_spe, 3),
+                    "pearson_bits_degree": round(float(np.mean(corr)), 3) if corr else None,
                     "reference": REFERENCE.get((dataset, model)) if label == "a2q" else None,
                 })
     result = {
@@ -114,20 +117,23 @@ def markdown(result: dict) -> str:
         "- **bits**: mean stored feature bits over nodes of the per-node tensors (paper's "
         "convention); FP32 counts 32, uniform and DQ their N;",
         "- **time**: seconds per epoch (train step + one evaluation pass) and the ratio to FP32 "
-        "of the same model and dataset, measured in this run.",
+        "of the same model and dataset, measured in this run;",
+        "- **r(bits, deg)**: Pearson correlation of learned bits and in-degree over nodes, mean "
+        "over seeds and per-node layers (A²Q only).",
         "",
         "| dataset | model | method | test acc | best-epoch acc | bits | compression | ms/epoch "
-        "| time / FP32 |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| time / FP32 | r(bits, deg) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in result["rows"]:
         ratio = "" if r["time_ratio_to_fp32"] is None else f"{r['time_ratio_to_fp32']:.2f}"
+        corr = "" if r.get("pearson_bits_degree") is None else f"{r['pearson_bits_degree']:.2f}"
         lines.append(
             f"| {r['dataset']} | {r['model'].upper()} | {r['method']} | "
             f"{r['test_acc_mean']:.1f} ± {r['test_acc_std']:.1f} | "
             f"{r['test_acc_best_epoch_mean']:.1f} ± {r['test_acc_best_epoch_std']:.1f} | "
             f"{r['avg_feature_bits']:.2f} | {r['compression_ratio']:.1f}x | "
-            f"{1000 * r['seconds_per_epoch']:.1f} | {ratio} |")
+            f"{1000 * r['seconds_per_epoch']:.1f} | {ratio} | {corr} |")
     refs = [(r["dataset"], r["model"], r["reference"]) for r in result["rows"] if r["reference"]]
     if refs:
         lines += ["", "Reference figures (quoted, not measured by this command):", ""]

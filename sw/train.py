@@ -193,7 +193,9 @@ def _train_node(cfg: TrainConfig, gd, progress: bool) -> RunResult:
     metrics = _metrics(cfg, test_acc=best["test"], test_acc_best_epoch=best_test,
                        avg_bits=avg_bits, mem=mem, train_seconds=train_seconds)
     metrics.update(selected_epoch=best["epoch"] + 1, val_acc=best["val"],
-                   best_test_epoch=best_test_epoch + 1, num_nodes=n)
+                   best_test_epoch=best_test_epoch + 1, num_nodes=n,
+                   pearson_bits_degree={k: v["pearson_bits_degree"]
+                                        for k, v in bbd["layers"].items()})
     ckpt = _checkpoint(cfg, "node", best["state"])
     return RunResult(metrics, ckpt, bbd, history)
 
@@ -272,7 +274,7 @@ def _train_graph(cfg: TrainConfig, gd, progress: bool) -> RunResult:
         rest = np.setdiff1d(np.arange(len(ds)), test_idx)
         rng = np.random.default_rng(cfg.seed * 1000 + f)
         rng.shuffle(rest)
-        n_val = max(1, len(rest) // 9)  # 10% of the training folds for validation
+        n_val = max(1, len(rest) // 9)  # a ninth of the other folds (10% of all graphs)
         val_idx, train_idx = np.sort(rest[:n_val]), np.sort(rest[n_val:])
         loaders = {
             "train": DataLoader(ds[torch.from_numpy(train_idx)], batch_size=cfg.batch_size,
