@@ -103,11 +103,6 @@ class BitSerialCombination(wiring.Component):
                 m.d.sync += holding.eq(1)
         return m
 
-    def parameters(self) -> dict:
-        return {"unit": "combination", "in_features": self.in_features, "lanes": self.lanes,
-                "weight_bits": self.weight_bits, "max_bits": self.max_bits,
-                "signed_input": self.signed_input, "acc_width": self.acc_width}
-
 
 def bit_planes(x_row, bits: int, signed_input: bool) -> list[int]:
     """The planes of one node's features, most significant first, as integers (bit k = x[k])."""

@@ -106,12 +106,10 @@ def _penalty(model: QuantizedModel, cfg: TrainConfig, graphs: int = 1) -> torch.
     return memory_penalty(mem, cfg.memory_target_kb, cfg.lam)
 
 
-def _checkpoint(cfg: TrainConfig, task: str, state, extra: dict | None = None) -> bytes:
+def _checkpoint(cfg: TrainConfig, task: str, state) -> bytes:
     buf = io.BytesIO()  # saved in memory: the archive name does not depend on a file name
     obj = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "task": task,
            "config": cfg.to_dict(), "state": state}
-    if extra:
-        obj.update(extra)
     torch.save(obj, buf)
     return buf.getvalue()
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .functional import integer_bits, quantize, quantize_int
+from .functional import integer_bits, quantize
 
 
 class NodeQuantizer(nn.Module):
@@ -62,10 +62,6 @@ class NodeQuantizer(nn.Module):
     def memory_bits(self) -> torch.Tensor:
         """The continuous widths the memory penalty sums (``|b_i|``, one per node)."""
         return self.bits.abs().view(-1)
-
-    def codes(self, x: torch.Tensor) -> torch.Tensor:
-        """Integer codes of ``x`` (what hardware stores), as float tensor."""
-        return quantize_int(x, self.step, self.bits, self.min_bits, self.max_bits)
 
     def extra_repr(self) -> str:
         return (f"num_nodes={self.step.shape[0]}, unsigned={self.unsigned}, local={self.local}, "
