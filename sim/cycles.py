@@ -7,7 +7,11 @@ on ``lanes`` output (or aggregated) columns at once, a tile is ``lanes`` columns
   ``B_i * ceil(C / lanes)`` cycles: one bit-plane of the whole feature vector per cycle;
 - aggregation of node i (operand bits ``b`` of each neighbour, ``D`` columns):
   ``sum_{j in N(i)} b_j * ceil(D / lanes)`` cycles;
-- each unit adds ``overhead`` cycles per node (pipeline fill; 0 until the RTL fixes it).
+- a (node, tile) of aggregation with no neighbour still costs one cycle (it emits zeros);
+- no other per-node cost: both units take a new node the cycle after the last one
+  (:data:`NODE_OVERHEAD` is 0, measured in RTL by the tests of :mod:`a2q.hw`). A run adds a
+  constant latency: :func:`combination_cycles` and :func:`aggregation_cycles` count a
+  standalone unit's run exactly as its testbench measures it.
 
 GCN combines (per-node bits on layer 2's input) then aggregates the 4-bit XW; GIN aggregates its
 operand (the input's bits on layer 1, 4-bit columns after) then combines (per-node bits).
@@ -23,12 +27,55 @@ import numpy as np
 
 from .annotated_graph import AnnotatedGraph
 
+#: Cycles each unit spends on a node beyond its bit-serial work (``hw`` has no per-node bubble).
+NODE_OVERHEAD = 0
+#: BitSerialCombination run: after the last plane, one cycle presents the last result.
+COMBINATION_RUN_LATENCY = 1
+#: BitSerialAggregation run: ``start`` to ``busy`` falling, beyond the accumulate stage's work
+#: (``BitSerialAggregation.RUN_LATENCY``: two ``indptr`` reads, two pipeline stages, the last
+#: result, ``busy`` falling).
+AGGREGATION_RUN_LATENCY = 6
 
-def per_node_cycles(g: AnnotatedGraph, *, lanes: int, uniform: int | None = None,
-                    overhead: int = 0) -> dict[str, np.ndarray]:
+
+def _check_lanes(lanes: int) -> None:
+    if not isinstance(lanes, (int, np.integer)) or lanes < 1:
+        raise ValueError(f"lanes must be an integer >= 1, got {lanes!r}")
+
+
+def combination_cycles(bits, *, in_features: int, out_features: int, lanes: int) -> int:
+    """Cycles of one BitSerialCombination run over nodes of ``bits``: for each of the
+    ``ceil(out_features / lanes)`` tiles, ``in_features`` cycles to load the tile's weight rows,
+    then ``bits[i]`` planes per node; plus :data:`COMBINATION_RUN_LATENCY`. Counted from the
+    first weight row taken to the last result taken, with a consumer that is always ready."""
+    _check_lanes(lanes)
+    tiles = math.ceil(out_features / lanes)
+    work = int(np.asarray(bits, dtype=np.int64).sum()) + NODE_OVERHEAD * len(bits)
+    return tiles * (in_features + work) + COMBINATION_RUN_LATENCY
+
+
+def aggregation_node_cycles(indptr, indices, bits, *, columns: int, lanes: int) -> np.ndarray:
+    """Cycles of each node in BitSerialAggregation: ``ceil(columns / lanes)`` tiles of
+    ``max(1, sum of its neighbours' bits)`` (int64 [N])."""
+    _check_lanes(lanes)
+    indptr = np.asarray(indptr, dtype=np.int64)
+    bits = np.asarray(bits, dtype=np.int64)
+    running = np.concatenate([[0], np.cumsum(bits[np.asarray(indices, dtype=np.int64)])])
+    sums = running[indptr[1:]] - running[indptr[:-1]]
+    return math.ceil(columns / lanes) * (np.maximum(sums, 1) + NODE_OVERHEAD)
+
+
+def aggregation_cycles(indptr, indices, bits, *, columns: int, lanes: int) -> int:
+    """Cycles of one BitSerialAggregation run over every node, ``start`` to ``busy`` falling."""
+    if len(indptr) <= 1:
+        return 1
+    nodes = aggregation_node_cycles(indptr, indices, bits, columns=columns, lanes=lanes)
+    return int(nodes.sum()) + AGGREGATION_RUN_LATENCY
+
+
+def per_node_cycles(g: AnnotatedGraph, *, lanes: int,
+                    uniform: int | None = None) -> dict[str, np.ndarray]:
     """unit name ("layer1.combination", ...) -> cycles of each node (int64 [N])."""
-    if lanes < 1:
-        raise ValueError(f"lanes must be at least 1, got {lanes}")
+    _check_lanes(lanes)
     a, n = g.arrays, g.num_nodes
     deg = np.diff(a["indptr"])  # CSR rows: the neighbours (and self-loops) aggregated
     out = {}
@@ -44,26 +91,25 @@ def per_node_cycles(g: AnnotatedGraph, *, lanes: int, uniform: int | None = None
                 node_bits = np.full(n, uniform, dtype=np.int64)
             if L["operand_bits"]:
                 op_bits = uniform
-        comb = node_bits * math.ceil(L["out_dim"] / lanes) + overhead
+        comb = (node_bits + NODE_OVERHEAD) * math.ceil(L["out_dim"] / lanes)
         agg_dim = L["out_dim"] if g.model == "gcn" else L["in_dim"]
-        agg = deg * op_bits * math.ceil(agg_dim / lanes) + overhead
-        if g.model == "gin":  # the node's own (1 + eps) term goes through the unit too
-            agg = agg + op_bits * math.ceil(agg_dim / lanes)
+        terms = deg + 1 if g.model == "gin" else deg  # GIN's own (1 + eps) term goes through too
+        agg = (np.maximum(terms * op_bits, 1) + NODE_OVERHEAD) * math.ceil(agg_dim / lanes)
         out[p + "combination"] = comb.astype(np.int64)
         out[p + "aggregation"] = agg.astype(np.int64)
     return out
 
 
-def cycle_report(g: AnnotatedGraph, *, lanes: int, overhead: int = 0) -> dict:
+def cycle_report(g: AnnotatedGraph, *, lanes: int) -> dict:
     """Totals per unit for the exported bits and for uniform 4 and 8 bits, with ratios."""
-    runs = {"a2q": per_node_cycles(g, lanes=lanes, overhead=overhead)}
+    runs = {"a2q": per_node_cycles(g, lanes=lanes)}
     for b in (4, 8):
-        runs[f"uniform{b}"] = per_node_cycles(g, lanes=lanes, uniform=b, overhead=overhead)
+        runs[f"uniform{b}"] = per_node_cycles(g, lanes=lanes, uniform=b)
     totals = {k: {u: int(c.sum()) for u, c in v.items()} for k, v in runs.items()}
     for v in totals.values():
         v["total"] = sum(v.values())
     return {
-        "lanes": lanes, "overhead_per_node": overhead, "totals": totals,
+        "lanes": lanes, "overhead_per_node": NODE_OVERHEAD, "totals": totals,
         "speedup_vs_uniform4": round(totals["uniform4"]["total"] / totals["a2q"]["total"], 4),
         "speedup_vs_uniform8": round(totals["uniform8"]["total"] / totals["a2q"]["total"], 4),
     }
