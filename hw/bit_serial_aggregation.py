@@ -176,23 +176,22 @@ class BitSerialAggregation(wiring.Component):
             last0.eq(empty0 | (edge + 1 == end)),
             rp_ptr.en.eq(1),
         ]
-        with m.FSM():
+        # Combinational signals are plain expressions of registers, outside If blocks: Icarus
+        # never evaluates a combinational process whose inputs have not changed since time zero.
+        next_node = Signal()  # the walker moves to the next node this cycle
+        with m.FSM() as fsm:
             with m.State("IDLE"):
-                m.d.comb += rp_ptr.addr.eq(0)
                 with m.If(self.start):
                     m.d.sync += [count.eq(self.num_nodes), node.eq(0), tile.eq(0)]
                     with m.If(self.num_nodes != 0):
                         m.next = "READ_BEGIN"
             with m.State("READ_BEGIN"):  # rp_ptr.data is indptr[0]
-                m.d.comb += [walking.eq(1), rp_ptr.addr.eq(1)]
                 m.d.sync += [begin.eq(rp_ptr.data), edge.eq(rp_ptr.data)]
                 m.next = "READ_END"
             with m.State("READ_END"):  # rp_ptr.data is indptr[1]
-                m.d.comb += [walking.eq(1), rp_ptr.addr.eq(ptr_addr(node))]
                 m.d.sync += end.eq(rp_ptr.data)
                 m.next = "WALK"
             with m.State("WALK"):  # rp_ptr.data is indptr[node + 2]
-                m.d.comb += [walking.eq(1), valid0.eq(1), rp_ptr.addr.eq(ptr_addr(node))]
                 with m.If(ready0):
                     with m.If(~last0):
                         m.d.sync += edge.eq(edge + 1)
@@ -201,9 +200,16 @@ class BitSerialAggregation(wiring.Component):
                     with m.Elif(node + 1 == count):
                         m.next = "IDLE"
                     with m.Else():
-                        m.d.comb += rp_ptr.addr.eq(ptr_addr(node + 1))
                         m.d.sync += [node.eq(node + 1), tile.eq(0), begin.eq(end),
                                      edge.eq(end), end.eq(rp_ptr.data)]
+        m.d.comb += [
+            walking.eq(~fsm.ongoing("IDLE")),
+            valid0.eq(fsm.ongoing("WALK")),
+            next_node.eq(valid0 & ready0 & last0 & (tile == T - 1) & (node + 1 != count)),
+            rp_ptr.addr.eq(Mux(fsm.ongoing("IDLE"), 0,
+                               Mux(fsm.ongoing("READ_BEGIN"), 1,
+                                   ptr_addr(Mux(next_node, node + 1, node))))),
+        ]
 
         # Stage 1: read the neighbour's index. Stage 2: read its features and bits. A stage's
         # read port holds its data while the stage after it stalls.

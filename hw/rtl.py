@@ -1,0 +1,99 @@
+"""Verilog emission for the bit-serial units: the Verilog, a filelist, the parameters and lint waivers."""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+from pathlib import Path
+
+import amaranth
+from amaranth.back import verilog
+
+from .bit_serial_aggregation import BitSerialAggregation
+from .bit_serial_combination import BitSerialCombination
+
+#: ``a2q rtl`` unit name -> (component class, Verilog module name).
+UNITS = {
+    "combination": (BitSerialCombination, "bit_serial_combination"),
+    "aggregation": (BitSerialAggregation, "bit_serial_aggregation"),
+}
+
+#: Verilator configuration for ``verilator --lint-only -Wall`` on Amaranth's Verilog. Each waiver
+#: covers a pattern of the generator, not of the design, and says why.
+LINT_WAIVERS = """\
+`verilator_config
+// Amaranth sizes every operation by its own rules (each sum here is widened explicitly in the
+// Python source) and Yosys's write_verilog leaves the zero/sign extension and truncation of
+// operands to Verilog's context width. The unit tests check every result bit for bit.
+lint_off -rule WIDTHEXPAND -file "*bit_serial_*.v"
+lint_off -rule WIDTHTRUNC -file "*bit_serial_*.v"
+// Amaranth keeps a wire under every Python-level name (ports' struct fields, debug aliases of
+// registers) and Yosys keeps unused carry bits of intermediate nets; logic reads the flat nets.
+lint_off -rule UNUSEDSIGNAL -file "*bit_serial_*.v"
+// Amaranth declares each register with its reset value as initial value (the FPGA power-up
+// state) and assigns it in an always block.
+lint_off -rule PROCASSINIT -file "*bit_serial_*.v"
+// Amaranth's FSM and If/Elif chains become case statements marked full_case: the codes left
+// out are states the FSM never enters.
+lint_off -rule CASEINCOMPLETE -file "*bit_serial_*.v"
+"""
+
+
+def unit_parameters(kind: str) -> list[str]:
+    """Constructor arguments of a unit (those ``a2q rtl`` and ``a2q sim`` may set)."""
+    cls, _ = _unit(kind)
+    return [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "init")]
+
+
+def _unit(kind: str):
+    if kind not in UNITS:
+        raise ValueError(f"unknown unit {kind!r}: expected one of {', '.join(UNITS)}")
+    return UNITS[kind]
+
+
+def make_unit(kind: str, params: dict):
+    """The component of ``kind`` built from ``params`` (its constructor's checks apply)."""
+    cls, _ = _unit(kind)
+    unknown = set(params) - set(unit_parameters(kind))
+    if unknown:
+        raise ValueError(f"{kind} has no parameter {', '.join(sorted(unknown))}")
+    return cls(**params)
+
+
+def describe(kind: str, unit) -> dict:
+    """The parameters JSON of a built unit: every constructor argument with its final value,
+    the derived widths and the port names of the Verilog module."""
+    _, module = _unit(kind)
+    params = {p: getattr(unit, p) for p in unit_parameters(kind)}
+    ports = {"__".join(path): {"direction": member.flow.value,
+                               "width": len(amaranth.Value.cast(value))}
+             for path, member, value in unit.signature.flatten(unit)}
+    out = {"unit": kind, "module": module, "parameters": params, "ports": ports,
+           "amaranth": amaranth.__version__}
+    if kind == "aggregation":
+        out["tiles"] = unit.tiles
+        out["memory_depths"] = {k.name.lower(): v for k, v in unit.depths.items()}
+    return out
+
+
+def emit_verilog(kind: str, unit) -> str:
+    _, module = _unit(kind)
+    return verilog.convert(unit, name=module)
+
+
+def write_rtl(kind: str, unit, folder: Path) -> dict:
+    """Write ``<module>.v``, ``filelist.f``, ``params.json`` and ``lint.vlt`` into ``folder``
+    (created if missing; use :func:`a2q.sim.atomic_folder.atomic_folder` for all-or-nothing)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    text = emit_verilog(kind, unit)
+    info = describe(kind, unit)
+    source = folder / f"{info['module']}.v"
+    source.write_text(text)
+    (folder / "filelist.f").write_text(f"{source.name}\n")
+    (folder / "lint.vlt").write_text(LINT_WAIVERS)
+    info["verilog"] = source.name
+    info["verilog_sha256"] = hashlib.sha256(text.encode()).hexdigest()
+    (folder / "params.json").write_text(json.dumps(info, indent=2) + "\n")
+    return info

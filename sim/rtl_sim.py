@@ -1,0 +1,139 @@
+"""Run the bit-serial units' Verilog in Icarus or Verilator through cocotb's runner.
+
+A model is built once per (unit parameters, simulator): its folder under ``build_root`` is named
+by the Verilog's hash and reused while it exists (a file lock keeps parallel test workers from
+building it twice). One simulator run takes any number of cases, exchanged as ``.npz`` files
+with the testbenches of :mod:`a2q.sim.testbench`, and writes cocotb's JUnit XML.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from a2q.hw import rtl
+
+from .atomic_folder import atomic_folder
+from .toolchain import SIMULATORS, ToolchainError, simulator_env
+
+TESTBENCHES = {"combination": "a2q.sim.testbench.combination",
+               "aggregation": "a2q.sim.testbench.aggregation"}
+TIMESCALE = ("1ns", "1ps")
+
+
+class SimulationError(RuntimeError):
+    """A simulator run failed or its testbench reported a mismatch."""
+
+
+@dataclass
+class Model:
+    """A built simulator model of one unit."""
+    kind: str
+    simulator: str
+    folder: Path  # holds rtl/ (Verilog, filelist, params.json, lint.vlt) and the simulator build
+    info: dict    # params.json
+    build_seconds: float
+
+    @property
+    def rtl(self) -> Path:
+        return self.folder / "rtl"
+
+
+@contextlib.contextmanager
+def _locked(path: Path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _use_simulator(simulator: str) -> None:
+    """Put the simulator's tools on this process's PATH (cocotb's runner looks them up there)."""
+    env = simulator_env(simulator)
+    for key in ("PATH", "VERILATOR_ROOT"):
+        if key in env:
+            os.environ[key] = env[key]
+
+
+def build(kind: str, params: dict, simulator: str, build_root: Path) -> Model:
+    """The model of unit ``kind`` with ``params`` for ``simulator``, built if not already."""
+    from cocotb_tools.runner import VerilatorControlFile, get_runner
+
+    if simulator not in SIMULATORS:
+        raise ToolchainError(f"unknown simulator {simulator!r}: expected one of "
+                             f"{', '.join(SIMULATORS)}")
+    _use_simulator(simulator)
+    unit = rtl.make_unit(kind, params)
+    text = rtl.emit_verilog(kind, unit)
+    key = hashlib.sha256(f"{simulator}\n{text}".encode()).hexdigest()[:16]
+    module = rtl.UNITS[kind][1]
+    folder = Path(build_root) / f"{module}-{simulator}-{key}"
+    with _locked(Path(build_root) / f".{folder.name}.lock"):
+        stamp = folder / "built.json"
+        if stamp.exists():
+            info = json.loads((folder / "rtl" / "params.json").read_text())
+            return Model(kind, simulator, folder, info, json.loads(stamp.read_text())["seconds"])
+        t0 = time.perf_counter()
+        with atomic_folder(folder) as tmp:
+            info = rtl.write_rtl(kind, unit, tmp / "rtl")
+            sources = [tmp / "rtl" / info["verilog"]]
+            if simulator == "verilator":
+                sources.insert(0, VerilatorControlFile(tmp / "rtl" / "lint.vlt"))
+            runner = get_runner(simulator)
+            runner.build(sources=sources, hdl_toplevel=module, build_dir=tmp / "sim_build",
+                         timescale=TIMESCALE, log_file=tmp / "build.log")
+            seconds = round(time.perf_counter() - t0, 3)
+            (tmp / "built.json").write_text(json.dumps({"seconds": seconds}) + "\n")
+        # The runner recorded paths inside tmp; Verilator's model is a self-contained
+        # executable and Icarus's a .vvp file, both found again under the final folder.
+        return Model(kind, simulator, folder, info, seconds)
+
+
+def run(model: Model, cases: list[dict], work: Path, *, name: str = "cases") -> dict:
+    """Run ``cases`` (dicts of arrays the unit's testbench reads) in one simulator process.
+
+    Returns ``{"results": [{"y", "cycles"}...], "junit": path, "seconds": wall time}``; raises
+    :class:`SimulationError` when the simulator fails or a case differs from NumPy."""
+    from cocotb_tools.runner import get_results, get_runner
+
+    _use_simulator(model.simulator)
+    work = Path(work)
+    work.mkdir(parents=True, exist_ok=True)
+    case_file, result_file = work / f"{name}.cases.npz", work / f"{name}.results.npz"
+    arrays = {f"{i}/{k}": np.asarray(v) for i, c in enumerate(cases) for k, v in c.items()}
+    np.savez(case_file, count=np.int64(len(cases)), **arrays)
+    result_file.unlink(missing_ok=True)
+    junit = work / f"{name}.junit.xml"
+    log = work / f"{name}.log"
+    runner = get_runner(model.simulator)
+    t0 = time.perf_counter()
+    runner.test(test_module=TESTBENCHES[model.kind], hdl_toplevel=model.info["module"],
+                hdl_toplevel_lang="verilog",
+                build_dir=model.folder / "sim_build", test_dir=work, results_xml=str(junit),
+                timescale=TIMESCALE, log_file=log,
+                extra_env={"A2Q_TB_CASES": str(case_file.resolve()),
+                           "A2Q_TB_RESULTS": str(result_file.resolve()),
+                           "A2Q_TB_PARAMS": str((model.rtl / "params.json").resolve())})
+    seconds = time.perf_counter() - t0
+    if not junit.exists() or not result_file.exists():
+        raise SimulationError(f"{model.simulator} run of {model.kind} produced no results; "
+                              f"see {log}")
+    total, failed = get_results(junit)
+    with np.load(result_file) as z:
+        results = [{"y": z[f"{i}/y"], "cycles": int(z[f"{i}/cycles"])} for i in range(len(cases))]
+    out = {"results": results, "junit": junit, "seconds": seconds, "log": log}
+    if failed:
+        raise SimulationError(f"{failed} of {total} cocotb tests failed on {model.simulator} "
+                              f"({model.kind}); see {junit} and {log}")
+    return out

