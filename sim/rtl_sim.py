@@ -118,13 +118,16 @@ def run(model: Model, cases: list[dict], work: Path, *, name: str = "cases") -> 
     log = work / f"{name}.log"
     runner = get_runner(model.simulator)
     t0 = time.perf_counter()
-    runner.test(test_module=TESTBENCHES[model.kind], hdl_toplevel=model.info["module"],
-                hdl_toplevel_lang="verilog",
-                build_dir=model.folder / "sim_build", test_dir=work, results_xml=str(junit),
-                timescale=TIMESCALE, log_file=log,
-                extra_env={"A2Q_TB_CASES": str(case_file.resolve()),
-                           "A2Q_TB_RESULTS": str(result_file.resolve()),
-                           "A2Q_TB_PARAMS": str((model.rtl / "params.json").resolve())})
+    try:  # cocotb's runner exits the process when a test fails; we report it instead
+        runner.test(test_module=TESTBENCHES[model.kind], hdl_toplevel=model.info["module"],
+                    hdl_toplevel_lang="verilog",
+                    build_dir=model.folder / "sim_build", test_dir=work, results_xml=str(junit),
+                    timescale=TIMESCALE, log_file=log,
+                    extra_env={"A2Q_TB_CASES": str(case_file.resolve()),
+                               "A2Q_TB_RESULTS": str(result_file.resolve()),
+                               "A2Q_TB_PARAMS": str((model.rtl / "params.json").resolve())})
+    except SystemExit:
+        pass
     seconds = time.perf_counter() - t0
     if not junit.exists() or not result_file.exists():
         raise SimulationError(f"{model.simulator} run of {model.kind} produced no results; "
