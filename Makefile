@@ -22,6 +22,7 @@ test: $(STAMP)
 
 # The RTL regression with 2000 random cases per (unit, signedness, simulator); JUnit XML in build/regress.
 regress: $(STAMP)
+	mkdir -p build
 	A2Q_RTL_CASES=2000 $(BIN)/python -m pytest -n 2 -q tests/test_rtl_units.py --basetemp build/regress
 
 bench: $(STAMP)

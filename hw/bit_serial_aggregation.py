@@ -32,11 +32,12 @@ class BitSerialAggregation(wiring.Component):
     D columns are split in ``tiles = ceil(D / lanes)`` tiles), ``max_bits`` (widest operand),
     ``signed_input`` (operands in two's complement; else unsigned), ``max_nodes`` and
     ``max_edges`` (memory depths), ``acc_width`` (default: the worst case, ``max_edges``
-    operands of ``max_bits`` in one sum; a smaller value is refused).
+    operands of ``max_bits`` in one sum; a smaller value is refused). ``max_nodes`` is at
+    least 2.
 
     Memories (``amaranth.lib.memory``, one synchronous read port each, zero at reset):
     ``indptr`` (``max_nodes + 1`` words), ``indices`` (``max_edges``), ``features``
-    (``max_nodes * tiles`` words of ``lanes`` fields of ``max_bits`` bits; node j's tile t at
+    (``max_nodes * tiles`` words of ``lanes`` fields of ``max(max_bits, 2)`` bits; node j's tile t at
     address ``j * tiles + t``, each field holding the value in its low ``bits[j]`` bits) and
     ``bits`` (``max_nodes``; node j's operand width, 1 to ``max_bits``).
 

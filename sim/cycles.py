@@ -9,7 +9,7 @@ on ``lanes`` output (or aggregated) columns at once, a tile is ``lanes`` columns
   ``sum_{j in N(i)} b_j * ceil(D / lanes)`` cycles;
 - a (node, tile) of aggregation with no neighbour still costs one cycle (it emits zeros);
 - no other per-node cost: both units take a new node the cycle after the last one
-  (:data:`NODE_OVERHEAD` is 0, measured in RTL by the tests of :mod:`a2q.hw`). A run adds a
+  (:data:`NODE_OVERHEAD` is 0; tests/test_rtl_units.py checks every case's cycles in RTL). A run adds a
   constant latency: :func:`combination_cycles` and :func:`aggregation_cycles` count a
   standalone unit's run exactly as its testbench measures it.
 

@@ -33,7 +33,7 @@ def arrays(tmp_path):
     files = {"x": x, "bits": bits, "w": rng.integers(-8, 8, (5, 7)),
              "indptr": np.concatenate([[0], np.cumsum(deg)]),
              "indices": rng.integers(0, 30, deg.sum()), "xf": x.astype(float),
-             "big": x * 300}
+             "big": x * 300, "far": np.full(deg.sum(), 30)}
     for k, v in files.items():
         np.save(tmp_path / f"{k}.npy", v)
     return tmp_path, files
@@ -61,6 +61,7 @@ def test_sim_combination_and_aggregation_on_icarus(arrays):
     ({"--bits": "indptr"}, "bits has 31 entries, x has 30 rows"),
     ({"--simulator": "ghdl"}, "unknown simulator 'ghdl'"),
     ({"--indices": "indptr"}, "indptr must start at 0"),
+    ({"--indices": "far"}, "indices out of range 0..29"),
 ])
 def test_sim_bad_input_is_one_clear_line(arrays, capsys, swap, message):
     d, _ = arrays
