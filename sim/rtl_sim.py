@@ -8,8 +8,6 @@ with the testbenches of :mod:`a2q.sim.testbench`, and writes cocotb's JUnit XML.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import json
 import os
@@ -22,6 +20,7 @@ import numpy as np
 from a2q.hw import rtl
 
 from .atomic_folder import atomic_folder
+from .file_lock import file_lock
 from .toolchain import SIMULATORS, ToolchainError, simulator_env
 
 TESTBENCHES = {"combination": "a2q.sim.testbench.combination",
@@ -47,17 +46,6 @@ class Model:
         return self.folder / "rtl"
 
 
-@contextlib.contextmanager
-def _locked(path: Path):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
-
-
 def _use_simulator(simulator: str) -> None:
     """Put the simulator's tools on this process's PATH (cocotb's runner looks them up there)."""
     env = simulator_env(simulator)
@@ -79,7 +67,7 @@ def build(kind: str, params: dict, simulator: str, build_root: Path) -> Model:
     key = hashlib.sha256(f"{simulator}\n{text}".encode()).hexdigest()[:16]
     module = rtl.UNITS[kind][1]
     folder = Path(build_root) / f"{module}-{simulator}-{key}"
-    with _locked(Path(build_root) / f".{folder.name}.lock"):
+    with file_lock(Path(build_root) / f".{folder.name}.lock"):
         stamp = folder / "built.json"
         if stamp.exists():
             info = json.loads((folder / "rtl" / "params.json").read_text())

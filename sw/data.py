@@ -15,12 +15,12 @@ Locations:
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+
+from a2q.sim.file_lock import file_lock
 
 from .choices import DATASETS, PLANETOID
 from .errors import A2QError
@@ -77,18 +77,6 @@ def _found(folder: Path) -> list[str]:
     return found
 
 
-@contextlib.contextmanager
-def _lock(path: Path):
-    """Serialise preparation of one dataset across processes (pytest-xdist workers)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
 def _seed_cache(name: str, cache: Path, source: Path) -> None:
     """Copy ``raw/`` from the shipped source into the cache if the cache lacks it."""
     kind = _kind_folder(name)
@@ -136,7 +124,7 @@ def load_dataset(name: str, root: str | os.PathLike | None = None,
     src = Path(source) if source is not None else default_source()
     kind = _kind_folder(name)
     try:
-        with _lock(cache / f".{name}.lock"):
+        with file_lock(cache / f".{name}.lock"):
             _seed_cache(name, cache, src)
             if name in PLANETOID:
                 from torch_geometric.datasets import Planetoid

@@ -11,9 +11,7 @@ import cocotb
 import numpy as np
 from cocotb.triggers import FallingEdge
 
-from a2q.hw.rtl import make_unit
-from a2q.sim.testbench.streams import CaseIO, StreamSink, StreamSource, start_clock_and_reset, \
-    unpack_signed
+from a2q.sim.testbench.streams import StreamSink, StreamSource, check_cases, unpack_signed
 
 
 def load_words(unit, indptr, indices, x, bits):
@@ -57,15 +55,7 @@ async def run_case(dut, unit, indptr, indices, x, bits):
 @cocotb.test()
 async def aggregation_cases(dut):
     """Every case of the run: the unit's result equals NumPy's CSR sums."""
-    io = CaseIO()
-    unit = make_unit("aggregation", io.info["parameters"])
-    await start_clock_and_reset(dut)
-    bad = []
-    for i, case in enumerate(io.cases):
-        y, cycles = await run_case(dut, unit, case["indptr"], case["indices"], case["x"],
-                                   case["bits"])
-        io.record(i, y, cycles)
-        if not np.array_equal(y, csr_sums(case["indptr"], case["indices"], case["x"])):
-            bad.append(i)
-    io.save()
-    assert not bad, f"cases {bad} differ from the CSR sums"
+    await check_cases(dut, "aggregation",
+                      lambda dut, unit, c: run_case(dut, unit, c["indptr"], c["indices"], c["x"],
+                                                    c["bits"]),
+                      lambda c: csr_sums(c["indptr"], c["indices"], c["x"]))

@@ -14,9 +14,8 @@ import numpy as np
 from cocotb.triggers import FallingEdge
 
 from a2q.hw.bit_serial_combination import bit_planes
-from a2q.hw.rtl import make_unit
-from a2q.sim.testbench.streams import (CaseIO, StreamSink, StreamSource, pack_fields,
-                                       start_clock_and_reset, unpack_signed)
+from a2q.sim.testbench.streams import (StreamSink, StreamSource, check_cases, pack_fields,
+                                       unpack_signed)
 
 
 def tile_schedule(unit, x, bits, w_tile):
@@ -72,14 +71,6 @@ async def run_case(dut, unit, x, bits, w):
 @cocotb.test()
 async def combination_cases(dut):
     """Every case of the run: the unit's result equals NumPy's x @ w."""
-    io = CaseIO()
-    unit = make_unit("combination", io.info["parameters"])
-    await start_clock_and_reset(dut)
-    bad = []
-    for i, case in enumerate(io.cases):
-        y, cycles = await run_case(dut, unit, case["x"], case["bits"], case["w"])
-        io.record(i, y, cycles)
-        if not np.array_equal(y, case["x"].astype(np.int64) @ case["w"].astype(np.int64)):
-            bad.append(i)
-    io.save()
-    assert not bad, f"cases {bad} differ from x @ w"
+    await check_cases(dut, "combination",
+                      lambda dut, unit, c: run_case(dut, unit, c["x"], c["bits"], c["w"]),
+                      lambda c: c["x"].astype(np.int64) @ c["w"].astype(np.int64))

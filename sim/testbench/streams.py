@@ -124,3 +124,22 @@ class CaseIO:
         path = os.environ["A2Q_TB_RESULTS"]
         np.savez(path + ".tmp.npz", **self.results)
         os.replace(path + ".tmp.npz", path)
+
+
+async def check_cases(dut, kind: str, run_case, expected) -> None:
+    """The body of a unit's cocotb test: build the unit's description from ``A2Q_TB_PARAMS``,
+    reset, run every case (``await run_case(dut, unit, case) -> (y, cycles)``), save the
+    results, and fail naming each case whose ``y`` differs from ``expected(case)``."""
+    from a2q.hw.rtl import make_unit
+
+    io = CaseIO()
+    unit = make_unit(kind, io.info["parameters"])
+    await start_clock_and_reset(dut)
+    bad = []
+    for i, case in enumerate(io.cases):
+        y, cycles = await run_case(dut, unit, case)
+        io.record(i, y, cycles)
+        if not np.array_equal(y, expected(case)):
+            bad.append(i)
+    io.save()
+    assert not bad, f"{kind} cases {bad} differ from NumPy"
