@@ -26,6 +26,7 @@ import math
 import numpy as np
 
 from .annotated_graph import AnnotatedGraph
+from .golden import neighbour_sum
 
 #: Cycles each unit spends on a node beyond its bit-serial work (``hw`` has no per-node bubble).
 NODE_OVERHEAD = 0
@@ -57,10 +58,8 @@ def aggregation_node_cycles(indptr, indices, bits, *, columns: int, lanes: int) 
     """Cycles of each node in BitSerialAggregation: ``ceil(columns / lanes)`` tiles of
     ``max(1, sum of its neighbours' bits)`` (int64 [N])."""
     _check_lanes(lanes)
-    indptr = np.asarray(indptr, dtype=np.int64)
-    bits = np.asarray(bits, dtype=np.int64)
-    running = np.concatenate([[0], np.cumsum(bits[np.asarray(indices, dtype=np.int64)])])
-    sums = running[indptr[1:]] - running[indptr[:-1]]
+    sums = neighbour_sum(np.asarray(indptr, dtype=np.int64), np.asarray(indices, dtype=np.int64),
+                         np.asarray(bits, dtype=np.int64))
     return math.ceil(columns / lanes) * (np.maximum(sums, 1) + NODE_OVERHEAD)
 
 

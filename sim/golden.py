@@ -108,7 +108,7 @@ def _gcn(g: AnnotatedGraph) -> GoldenResult:
 
 
 def _gin(g: AnnotatedGraph) -> GoldenResult:
-    a, layers, n = g.arrays, g.layers, g.num_nodes
+    a, layers = g.arrays, g.layers
     ip, ix = a["indptr"], a["indices"]
     efrac = g.manifest["eps_frac"]
     P = a["x"].astype(np.int64)

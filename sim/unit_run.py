@@ -17,6 +17,7 @@ import numpy as np
 
 from . import rtl_sim
 from .cycles import aggregation_cycles, combination_cycles
+from .golden import exact_matmul, neighbour_sum
 
 
 class InputError(ValueError):
@@ -107,7 +108,7 @@ def simulate_combination(x_path, bits_path, w_path, out, *, signed_input=False,
               "max_bits": max_bits, "signed_input": signed_input}
     tiles = math.ceil(w.shape[1] / lanes)
     return _run("combination", params, {"x": x, "bits": bits, "w": w}, simulator, build_root,
-                x @ w, combination_cycles(bits, in_features=x.shape[1],
+                exact_matmul(x, w), combination_cycles(bits, in_features=x.shape[1],
                                           out_features=w.shape[1], lanes=lanes),
                 int(bits.sum()) * tiles, out)
 
@@ -141,11 +142,8 @@ def simulate_aggregation(indptr_path, indices_path, x_path, bits_path, out, *,
     params = {"columns": x.shape[1], "lanes": lanes, "max_bits": max_bits,
               "signed_input": signed_input, "max_nodes": max(n, 2), "max_edges": max(len(indices), 1)}
     case = {"indptr": indptr, "indices": indices, "x": x, "bits": bits}
-    ones = np.ones(0, dtype=np.int64)
-    expected = np.zeros(x.shape, dtype=np.int64)
-    np.add.at(expected, np.repeat(np.arange(n), np.diff(indptr)), x[indices] if indices.size
-              else ones.reshape(0, x.shape[1]))
     tiles = math.ceil(x.shape[1] / lanes)
-    return _run("aggregation", params, case, simulator, build_root, expected,
+    return _run("aggregation", params, case, simulator, build_root,
+                neighbour_sum(indptr, indices, x),
                 aggregation_cycles(indptr, indices, bits, columns=x.shape[1], lanes=lanes),
                 int(bits[indices].sum()) * tiles, out)

@@ -8,9 +8,9 @@ to the first edge after which ``busy`` is low (:func:`a2q.sim.cycles.aggregation
 from __future__ import annotations
 
 import cocotb
-import numpy as np
 from cocotb.triggers import FallingEdge
 
+from a2q.sim.golden import neighbour_sum
 from a2q.sim.testbench.streams import StreamSink, StreamSource, check_cases, unpack_signed
 
 
@@ -22,12 +22,6 @@ def load_words(unit, indptr, indices, x, bits):
         words += [(key.value << off["memory"]) | (a << off["addr"]) | (w << off["data"])
                   for a, w in enumerate(ws)]
     return words
-
-
-def csr_sums(indptr, indices, x):
-    x = x.astype(np.int64)
-    return np.stack([x[indices[indptr[i]:indptr[i + 1]]].sum(0)
-                     for i in range(len(indptr) - 1)]).reshape(len(indptr) - 1, x.shape[1])
 
 
 async def run_case(dut, unit, indptr, indices, x, bits):
@@ -58,4 +52,4 @@ async def aggregation_cases(dut):
     await check_cases(dut, "aggregation",
                       lambda dut, unit, c: run_case(dut, unit, c["indptr"], c["indices"], c["x"],
                                                     c["bits"]),
-                      lambda c: csr_sums(c["indptr"], c["indices"], c["x"]))
+                      lambda c: neighbour_sum(c["indptr"], c["indices"], c["x"]))
