@@ -1,10 +1,12 @@
-"""Verilog emission for the bit-serial units: the Verilog, a filelist, the parameters and lint waivers."""
+"""Verilog emission for the bit-serial units and the layer engine: the Verilog, a filelist, the
+parameters, lint waivers and (engine) the memory init files."""
 
 from __future__ import annotations
 
 import hashlib
 import inspect
 import json
+import re
 from pathlib import Path
 
 import amaranth
@@ -12,6 +14,7 @@ from amaranth.back import verilog
 
 from .bit_serial_aggregation import BitSerialAggregation
 from .bit_serial_combination import BitSerialCombination
+from .layer_engine import LayerEngine
 
 #: ``a2q rtl`` unit name -> (component class, Verilog module name).
 UNITS = {
@@ -21,23 +24,28 @@ UNITS = {
 
 #: Verilator configuration for ``verilator --lint-only -Wall`` on Amaranth's Verilog. Each waiver
 #: covers a pattern of the generator, not of the design, and says why.
-LINT_WAIVERS = """\
+_LINT_TEMPLATE = """\
 `verilator_config
 // Amaranth sizes every operation by its own rules (each sum here is widened explicitly in the
 // Python source) and Yosys's write_verilog leaves the zero/sign extension and truncation of
-// operands to Verilog's context width. The unit tests check every result bit for bit.
-lint_off -rule WIDTHEXPAND -file "*bit_serial_*.v"
-lint_off -rule WIDTHTRUNC -file "*bit_serial_*.v"
+// operands to Verilog's context width. The tests check every result bit for bit.
+lint_off -rule WIDTHEXPAND -file "{file}"
+lint_off -rule WIDTHTRUNC -file "{file}"
 // Amaranth keeps a wire under every Python-level name (ports' struct fields, debug aliases of
 // registers) and Yosys keeps unused carry bits of intermediate nets; logic reads the flat nets.
-lint_off -rule UNUSEDSIGNAL -file "*bit_serial_*.v"
+lint_off -rule UNUSEDSIGNAL -file "{file}"
 // Amaranth declares each register with its reset value as initial value (the FPGA power-up
 // state) and assigns it in an always block.
-lint_off -rule PROCASSINIT -file "*bit_serial_*.v"
+lint_off -rule PROCASSINIT -file "{file}"
 // Amaranth's FSM and If/Elif chains become case statements marked full_case: the codes left
 // out are states the FSM never enters.
-lint_off -rule CASEINCOMPLETE -file "*bit_serial_*.v"
+lint_off -rule CASEINCOMPLETE -file "{file}"
+// Amaranth writes each submodule as a module named <top>.<submodule> in the same file.
+lint_off -rule DECLFILENAME -file "{file}"
 """
+LINT_WAIVERS = "".join(
+    "".join(line.format(file=f) + "\n" for f in ("*bit_serial_*.v", "*layer_engine.v"))
+    if "{file}" in line else line + "\n" for line in _LINT_TEMPLATE.splitlines())
 
 
 def unit_parameters(kind: str) -> list[str]:
@@ -93,6 +101,62 @@ def write_rtl(kind: str, unit, folder: Path) -> dict:
     source.write_text(text)
     (folder / "filelist.f").write_text(f"{source.name}\n")
     (folder / "lint.vlt").write_text(LINT_WAIVERS)
+    info["verilog"] = source.name
+    info["verilog_sha256"] = hashlib.sha256(text.encode()).hexdigest()
+    (folder / "params.json").write_text(json.dumps(info, indent=2) + "\n")
+    return info
+
+
+ENGINE_MODULE = "layer_engine"
+
+
+def engine_verilog(engine: LayerEngine) -> str:
+    """The engine's Verilog. Each loaded memory reads ``<memory>.hex`` with ``$readmemh`` from
+    the simulator's (or synthesis tool's) working directory; the memories the engine writes
+    itself (``h``, ``op``, ``logits``) start undefined, as block RAM without init does."""
+    text = verilog.convert(engine, name=ENGINE_MODULE)
+    for spec in engine.cfg.memories.values():
+        pattern = re.compile(
+            rf"(  reg (?:\[\d+:0\] )?{re.escape(spec.name)} \[\d+:0\];\n)"
+            rf"  initial begin\n(?:    {re.escape(spec.name)}\[\d+\] = [^\n]*\n)*  end\n")
+        load = f'  initial $readmemh("{spec.name}.hex", {spec.name}, 0);\n' if spec.loaded else ""
+        text, count = pattern.subn(lambda mt: mt.group(1) + load, text)
+        if count != 1:
+            raise RuntimeError(f"engine Verilog: memory {spec.name} declared {count} times")
+    return text
+
+
+def describe_engine(engine: LayerEngine) -> dict:
+    """The engine's parameters JSON: configuration, memory map (load port numbers, depths,
+    widths, init files) and ports."""
+    cfg = engine.cfg
+    ports = {"__".join(path): {"direction": member.flow.value,
+                               "width": len(amaranth.Value.cast(value))}
+             for path, member, value in engine.signature.flatten(engine)}
+    memories = {name: {"load_index": i, "depth": spec.depth, "width": spec.width,
+                       "init_file": f"{name}.hex" if spec.loaded else None}
+                for i, (name, spec) in enumerate(cfg.memories.items())}
+    return {"unit": "engine", "module": ENGINE_MODULE, "config": cfg.to_json(),
+            "lanes": cfg.lanes, "memories": memories, "ports": ports,
+            "logit_width": cfg.memories["logits"].layout.elem_shape.width,
+            "amaranth": amaranth.__version__}
+
+
+def write_engine_rtl(engine: LayerEngine, folder: Path, *, text: str | None = None,
+                     init_files=None) -> dict:
+    """Write ``layer_engine.v`` (``text`` if already generated), ``filelist.f``,
+    ``params.json`` and ``lint.vlt`` into ``folder``; ``init_files`` (a callable given the
+    folder) writes the ``.hex`` files."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    text = engine_verilog(engine) if text is None else text
+    info = describe_engine(engine)
+    source = folder / f"{ENGINE_MODULE}.v"
+    source.write_text(text)
+    (folder / "filelist.f").write_text(f"{source.name}\n")
+    (folder / "lint.vlt").write_text(LINT_WAIVERS)
+    if init_files is not None:
+        init_files(folder)
     info["verilog"] = source.name
     info["verilog_sha256"] = hashlib.sha256(text.encode()).hexdigest()
     (folder / "params.json").write_text(json.dumps(info, indent=2) + "\n")

@@ -1,22 +1,28 @@
-"""Cycle model of the bit-serial engine (NumPy only).
+"""Cycle model of the bit-serial units and of the layer engine (NumPy only).
 
 Bit-serial means a value of b bits takes b cycles. With ``lanes`` processing elements working
-on ``lanes`` output (or aggregated) columns at once, a tile is ``lanes`` columns:
+on ``lanes`` output (or aggregated) columns at once, a tile is ``lanes`` columns and a chunk
+``lanes`` inputs:
 
-- combination of node i (input bits ``B_i``, ``F`` inputs, ``C`` outputs):
-  ``B_i * ceil(C / lanes)`` cycles: one bit-plane of the whole feature vector per cycle;
-- aggregation of node i (operand bits ``b`` of each neighbour, ``D`` columns):
-  ``sum_{j in N(i)} b_j * ceil(D / lanes)`` cycles;
-- a (node, tile) of aggregation with no neighbour still costs one cycle (it emits zeros);
-- no other per-node cost: both units take a new node the cycle after the last one
-  (:data:`NODE_OVERHEAD` is 0; tests/test_rtl_units.py checks every case's cycles in RTL). A run adds a
+- the engine's combination of node i (input bits ``B_i``, ``F`` inputs, ``C`` outputs):
+  ``B_i * ceil(F / lanes) * ceil(C / lanes)`` cycles: one bit-plane of one chunk per cycle
+  (the standalone BitSerialCombination takes all F inputs at once: ``B_i * ceil(C / lanes)``);
+- aggregation of node i (operand bits ``b`` of each item, ``D`` columns):
+  ``items_i * b * ceil(D / lanes)`` cycles, items being the CSR row (GCN, self-loops
+  included) or the row plus the node's own ``(1 + eps)`` term (GIN);
+- a (node, tile) of aggregation with no item still costs one cycle (it emits zeros);
+- no other per-node cost: every unit takes a new node the cycle after the last one
+  (:data:`NODE_OVERHEAD` is 0; the RTL tests check every case's cycles exactly). A run adds a
   constant latency: :func:`combination_cycles` and :func:`aggregation_cycles` count a
-  standalone unit's run exactly as its testbench measures it.
+  standalone unit's run as its testbench measures it, :func:`engine_cycles` the engine's
+  ``cycles`` counter (each phase adds :data:`COMBINATION_PHASE_OVERHEAD` or
+  :data:`AGGREGATION_PHASE_OVERHEAD`).
 
 GCN combines (per-node bits on layer 2's input) then aggregates the 4-bit XW; GIN aggregates its
 operand (the input's bits on layer 1, 4-bit columns after) then combines (per-node bits).
 ``uniform=N`` re-counts the same model with every per-node and operand width set to N (the
-layer-1 input keeps its own width, 1 bit for bag-of-words).
+layer-1 input keeps its own width, 1 bit for bag-of-words), as the engine runs the model
+re-exported at N bits.
 """
 
 from __future__ import annotations
@@ -36,6 +42,13 @@ COMBINATION_RUN_LATENCY = 1
 #: (``BitSerialAggregation.RUN_LATENCY``: two ``indptr`` reads, two pipeline stages, the last
 #: result, ``busy`` falling).
 AGGREGATION_RUN_LATENCY = 6
+#: Engine combination phase beyond its walker's work: the launch cycle, the plane-sum and
+#: accumulate stages, the result presented, ``requantization.DEPTH`` (6) stages to the write,
+#: and the sequencer's cycle seeing ``busy`` low (``hw/combination_phase.py``).
+COMBINATION_PHASE_OVERHEAD = 10
+#: Engine aggregation phase beyond its walker's work: as the combination, plus two cycles
+#: reading ``indptr[0]`` and ``indptr[1]`` (``hw/aggregation_phase.py``).
+AGGREGATION_PHASE_OVERHEAD = 12
 
 
 def _check_lanes(lanes: int) -> None:
@@ -80,9 +93,9 @@ def per_node_cycles(g: AnnotatedGraph, *, lanes: int,
     out = {}
     for l, L in enumerate(g.layers, start=1):
         p = f"layer{l}."
-        if L["per_node_input"]:
+        if L["per_node_input"] and not (g.model == "gcn" and l == 1):
             node_bits = a[p + "node_bits"].astype(np.int64)
-        else:
+        else:  # GCN's layer 1 combines the raw input x
             node_bits = np.full(n, g.manifest["input_bits"], dtype=np.int64)
         op_bits = L["operand_bits"] or g.manifest["input_bits"]
         if uniform is not None:
@@ -90,12 +103,29 @@ def per_node_cycles(g: AnnotatedGraph, *, lanes: int,
                 node_bits = np.full(n, uniform, dtype=np.int64)
             if L["operand_bits"]:
                 op_bits = uniform
-        comb = (node_bits + NODE_OVERHEAD) * math.ceil(L["out_dim"] / lanes)
+        chunks = math.ceil(L["in_dim"] / lanes)
+        comb = (node_bits * chunks + NODE_OVERHEAD) * math.ceil(L["out_dim"] / lanes)
         agg_dim = L["out_dim"] if g.model == "gcn" else L["in_dim"]
         terms = deg + 1 if g.model == "gin" else deg  # GIN's own (1 + eps) term goes through too
         agg = (np.maximum(terms * op_bits, 1) + NODE_OVERHEAD) * math.ceil(agg_dim / lanes)
         out[p + "combination"] = comb.astype(np.int64)
         out[p + "aggregation"] = agg.astype(np.int64)
+    return out
+
+
+def engine_cycles(g: AnnotatedGraph, *, lanes: int, uniform: int | None = None) -> dict[str, int]:
+    """The layer engine's ``cycles`` for ``g``: phase name -> cycles (work plus the phase's
+    overhead) in the order the engine runs them, and ``total``."""
+    nodes = per_node_cycles(g, lanes=lanes, uniform=uniform)
+    out = {}
+    for l in range(1, len(g.layers) + 1):
+        order = ("combination", "aggregation") if g.model == "gcn" else ("aggregation",
+                                                                         "combination")
+        for unit in order:
+            overhead = (COMBINATION_PHASE_OVERHEAD if unit == "combination"
+                        else AGGREGATION_PHASE_OVERHEAD)
+            out[f"layer{l}.{unit}"] = int(nodes[f"layer{l}.{unit}"].sum()) + overhead
+    out["total"] = sum(out.values())
     return out
 
 

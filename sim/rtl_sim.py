@@ -18,13 +18,15 @@ from pathlib import Path
 import numpy as np
 
 from a2q.hw import rtl
+from a2q.hw.layer_engine import LayerEngine
 
 from .atomic_folder import atomic_folder
 from .file_lock import file_lock
 from .toolchain import SIMULATORS, ToolchainError, simulator_env
 
 TESTBENCHES = {"combination": "a2q.sim.testbench.combination",
-               "aggregation": "a2q.sim.testbench.aggregation"}
+               "aggregation": "a2q.sim.testbench.aggregation",
+               "engine": "a2q.sim.testbench.engine"}
 TIMESCALE = ("1ns", "1ps")
 
 
@@ -40,6 +42,7 @@ class Model:
     folder: Path  # holds rtl/ (Verilog, filelist, params.json, lint.vlt) and the simulator build
     info: dict    # params.json
     build_seconds: float
+    waves: bool = False
 
     @property
     def rtl(self) -> Path:
@@ -54,35 +57,55 @@ def _use_simulator(simulator: str) -> None:
             os.environ[key] = env[key]
 
 
-def build(kind: str, params: dict, simulator: str, build_root: Path) -> Model:
-    """The model of unit ``kind`` with ``params`` for ``simulator``, built if not already."""
-    from cocotb_tools.runner import VerilatorControlFile, get_runner
-
+def build(kind: str, params, simulator: str, build_root: Path, *, waves: bool = False) -> Model:
+    """The model of unit ``kind`` with ``params`` (for ``engine``: an ``EngineConfig``) for
+    ``simulator``, built if not already; ``waves`` builds it with tracing."""
     if simulator not in SIMULATORS:
         raise ToolchainError(f"unknown simulator {simulator!r}: expected one of "
                              f"{', '.join(SIMULATORS)}")
+    if kind == "engine":
+        engine = LayerEngine(params)
+        text = rtl.engine_verilog(engine)
+        module = rtl.ENGINE_MODULE
+
+        def write(folder):
+            return rtl.write_engine_rtl(engine, folder, text=text)
+    else:
+        unit = rtl.make_unit(kind, params)
+        text = rtl.emit_verilog(kind, unit)
+        module = rtl.UNITS[kind][1]
+
+        def write(folder):
+            return rtl.write_rtl(kind, unit, folder)
+    return _build(kind, module, text, write, simulator, Path(build_root), waves)
+
+
+def _build(kind, module, text, write, simulator, build_root: Path, waves: bool) -> Model:
+    from cocotb_tools.runner import VerilatorControlFile, get_runner
+
     _use_simulator(simulator)
-    unit = rtl.make_unit(kind, params)
-    text = rtl.emit_verilog(kind, unit)
-    key = hashlib.sha256(f"{simulator}\n{text}".encode()).hexdigest()[:16]
-    module = rtl.UNITS[kind][1]
-    folder = Path(build_root) / f"{module}-{simulator}-{key}"
-    with file_lock(Path(build_root) / f".{folder.name}.lock"):
+    key = hashlib.sha256(f"{simulator}\n{waves}\n{text}".encode()).hexdigest()[:16]
+    folder = build_root / f"{module}-{simulator}{'-waves' if waves else ''}-{key}"
+    with file_lock(build_root / f".{folder.name}.lock"):
         stamp = folder / "built.json"
         if stamp.exists():
             info = json.loads((folder / "rtl" / "params.json").read_text())
-            return Model(kind, simulator, folder, info, json.loads(stamp.read_text())["seconds"])
+            return Model(kind, simulator, folder, info, json.loads(stamp.read_text())["seconds"],
+                         waves)
         t0 = time.perf_counter()
         with atomic_folder(folder) as tmp:
-            info = rtl.write_rtl(kind, unit, tmp / "rtl")
+            info = write(tmp / "rtl")
             sources = [tmp / "rtl" / info["verilog"]]
+            build_args = []
             if simulator == "verilator":
                 sources.insert(0, VerilatorControlFile(tmp / "rtl" / "lint.vlt"))
+                build_args = ["--trace-fst"] if waves else []
             runner = get_runner(simulator)
-            log = Path(build_root) / f"{folder.name}.build.log"
+            log = build_root / f"{folder.name}.build.log"
             try:
                 runner.build(sources=sources, hdl_toplevel=module, build_dir=tmp / "sim_build",
-                             timescale=TIMESCALE, log_file=log)
+                             timescale=TIMESCALE, log_file=log, waves=waves,
+                             build_args=build_args)
             except RuntimeError as exc:
                 raise SimulationError(f"building the {simulator} model of {kind} failed "
                                       f"({exc}); see {log}") from None
@@ -90,15 +113,33 @@ def build(kind: str, params: dict, simulator: str, build_root: Path) -> Model:
             (tmp / "built.json").write_text(json.dumps({"seconds": seconds}) + "\n")
         # The runner recorded paths inside tmp; Verilator's model is a self-contained
         # executable and Icarus's a .vvp file, both found again under the final folder.
-        return Model(kind, simulator, folder, info, seconds)
+        return Model(kind, simulator, folder, info, seconds, waves)
 
 
-def run(model: Model, cases: list[dict], work: Path, *, name: str = "cases") -> dict:
-    """Run ``cases`` (dicts of arrays the unit's testbench reads) in one simulator process.
+def _runner(simulator: str, waves: bool):
+    """cocotb's runner; for Icarus with waves, one that dumps VCD (cocotb's picks FST)."""
+    from cocotb_tools.runner import Icarus, get_runner
+
+    if simulator == "icarus" and waves:
+        class IcarusVcd(Icarus):
+            def _test_command(self):
+                return [[("-vcd" if arg == "-fst" else arg) for arg in cmd]
+                        for cmd in super()._test_command()]
+        return IcarusVcd()
+    return get_runner(simulator)
+
+
+def run(model: Model, cases: list[dict], work: Path, *, name: str = "cases",
+        waves: Path | None = None, check: bool = True) -> dict:
+    """Run ``cases`` (dicts of arrays the unit's testbench reads) in one simulator process,
+    with ``work`` as its working directory (where the engine's ``.hex`` init files are read).
 
     Returns ``{"results": [{"y", "cycles"}...], "junit": path, "seconds": wall time}``; raises
-    :class:`SimulationError` when the simulator fails or a case differs from NumPy."""
-    from cocotb_tools.runner import get_results, get_runner
+    :class:`SimulationError` when the simulator fails or a case differs from its reference.
+    ``waves`` (a model built with waves): where to leave the trace (Verilator FST, Icarus VCD).
+    ``check=False`` returns the results of a run whose cases differ (``failed`` counts them).
+    """
+    from cocotb_tools.runner import get_results
 
     _use_simulator(model.simulator)
     work = Path(work)
@@ -109,11 +150,14 @@ def run(model: Model, cases: list[dict], work: Path, *, name: str = "cases") -> 
     result_file.unlink(missing_ok=True)
     junit = work / f"{name}.junit.xml"
     log = work / f"{name}.log"
-    runner = get_runner(model.simulator)
+    runner = _runner(model.simulator, waves is not None)
+    plusargs = []
+    if waves is not None and model.simulator == "icarus":
+        plusargs = [f"+dumpfile_path={Path(waves).resolve()}"]
     t0 = time.perf_counter()
     try:  # cocotb's runner exits the process when a test fails; we report it instead
         runner.test(test_module=TESTBENCHES[model.kind], hdl_toplevel=model.info["module"],
-                    hdl_toplevel_lang="verilog",
+                    hdl_toplevel_lang="verilog", waves=waves is not None, plusargs=plusargs,
                     build_dir=model.folder / "sim_build", test_dir=work, results_xml=str(junit),
                     timescale=TIMESCALE, log_file=log,
                     extra_env={"A2Q_TB_CASES": str(case_file.resolve()),
@@ -122,14 +166,16 @@ def run(model: Model, cases: list[dict], work: Path, *, name: str = "cases") -> 
     except SystemExit:
         pass
     seconds = time.perf_counter() - t0
+    if waves is not None and model.simulator == "verilator" and (work / "dump.fst").exists():
+        os.replace(work / "dump.fst", waves)
     if not junit.exists() or not result_file.exists():
         raise SimulationError(f"{model.simulator} run of {model.kind} produced no results; "
                               f"see {log}")
     total, failed = get_results(junit)
     with np.load(result_file) as z:
         results = [{"y": z[f"{i}/y"], "cycles": int(z[f"{i}/cycles"])} for i in range(len(cases))]
-    out = {"results": results, "junit": junit, "seconds": seconds, "log": log}
-    if failed:
+    out = {"results": results, "junit": junit, "seconds": seconds, "log": log, "failed": failed}
+    if failed and check:
         raise SimulationError(f"{failed} of {total} cocotb tests failed on {model.simulator} "
                               f"({model.kind}); see {junit} and {log}")
     return out

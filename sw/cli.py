@@ -123,10 +123,73 @@ def _cmd_bench(args) -> int:
     return 0
 
 
+def _engine_args(args, command: str):
+    """The export and the engine's configuration for ``rtl engine`` / ``sim engine``."""
+    from a2q.sim.annotated_graph import GraphFormatError, read_graph
+    from a2q.sim.engine_image import EngineFitError, engine_config, memory_words
+
+    if args.graph is None:
+        raise A2QError(f"{command} engine needs --graph (an export folder)")
+    try:
+        g = read_graph(args.graph)
+        cfg = engine_config(g, lanes=args.lanes or 16, max_nodes=args.max_nodes,
+                            max_edges=args.max_edges)
+        words = memory_words(cfg, g)
+    except (GraphFormatError, EngineFitError, ValueError) as exc:
+        raise A2QError(f"{command} engine: {exc}") from None
+    return g, cfg, words
+
+
+def _cmd_rtl_engine(args) -> int:
+    from a2q.hw import rtl
+    from a2q.hw.layer_engine import LayerEngine
+    from a2q.sim.atomic_folder import atomic_folder
+    from a2q.sim.engine_image import write_init_files
+    from a2q.sim.toolchain import lint
+
+    g, cfg, words = _engine_args(args, "rtl")
+    print(f"engine for {args.graph}: {cfg.model}, {cfg.lanes} lanes, {cfg.max_nodes} nodes, "
+          f"{cfg.max_edges} edges; generating Verilog", file=sys.stderr)
+    with atomic_folder(args.out) as tmp:
+        info = rtl.write_engine_rtl(LayerEngine(cfg), tmp,
+                                    init_files=lambda f: write_init_files(cfg, words, f))
+        if not args.no_lint:
+            lint(tmp, info["verilog"])
+    print(f"{args.out}/{info['verilog']}: {info['module']} ({cfg.model}, {cfg.lanes} lanes, "
+          f"{len(info['memories'])} memories, init files beside it)"
+          + ("" if args.no_lint else "; verilator --lint-only -Wall clean"))
+    return 0
+
+
+def _cmd_sim_engine(args) -> int:
+    from a2q.sim.engine_run import passed, run_engine
+
+    _engine_args(args, "sim")
+    if args.simulator not in ("icarus", "verilator"):
+        raise A2QError(f"unknown simulator {args.simulator!r}: expected icarus or verilator")
+    r = run_engine(args.graph, args.out, simulator=args.simulator, lanes=args.lanes or 16,
+                   max_nodes=args.max_nodes, max_edges=args.max_edges,
+                   build_root=args.build_dir, waves=args.waves, uniform=tuple(args.uniform),
+                   via_load_port=args.load_port,
+                   progress=lambda s: print(s, file=sys.stderr))
+    print(f"{args.out}: {r['dataset']} {r['model']} on {r['simulator']}: logits equal the golden "
+          f"model on {r['num_nodes'] - r['mismatched_nodes']}/{r['num_nodes']} nodes; test_acc "
+          f"{r['test_acc']:.2f} (golden {r['golden_test_acc']:.2f}); cycles {r['cycles_measured']}"
+          f" (model {r['cycles_predicted']}); {r['cycles_per_second']:.0f} cycles/s")
+    for key, u in r["uniform"].items():
+        print(f"  {key}: cycles {u['cycles_measured']} (model {u['cycles_predicted']}), "
+              f"logits equal golden: {u['logits_equal_golden']}; A2Q speedup "
+              f"{u['speedup_of_a2q']:.3f}x")
+    return 0 if passed(r) else 1
+
+
 def _cmd_rtl(args) -> int:
     from a2q.hw import rtl
     from a2q.sim.atomic_folder import atomic_folder
     from a2q.sim.toolchain import lint
+
+    if args.unit == "engine":
+        return _cmd_rtl_engine(args)
 
     defaults = {"combination": {"in_features": 16},
                 "aggregation": {"columns": 16, "max_nodes": 4096, "max_edges": 16384}}
@@ -149,9 +212,12 @@ def _cmd_rtl(args) -> int:
 def _cmd_sim(args) -> int:
     from a2q.sim import unit_run
 
+    if args.unit == "engine":
+        return _cmd_sim_engine(args)
+
     common = dict(signed_input=args.signed, simulator=args.simulator, lanes=args.lanes,
                   max_bits=args.max_bits, build_root=args.build_dir)
-    needs = ["w"] if args.unit == "combination" else ["indptr", "indices"]
+    needs = ["x", "bits"] + (["w"] if args.unit == "combination" else ["indptr", "indices"])
     missing = [f"--{k}" for k in needs if getattr(args, k) is None]
     if missing:
         raise A2QError(f"sim {args.unit} needs {' and '.join(missing)}")
@@ -202,33 +268,50 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lanes", type=int, default=16, help="lanes of the cycle model")
     p.set_defaults(func=_cmd_golden)
 
-    p = sub.add_parser("rtl", help="write a bit-serial unit's Verilog, filelist and parameters")
-    p.add_argument("unit", choices=["combination", "aggregation"])
+    p = sub.add_parser("rtl", help="write a bit-serial unit's or the layer engine's Verilog, "
+                                   "filelist and parameters")
+    p.add_argument("unit", choices=["combination", "aggregation", "engine"])
     p.add_argument("--out", required=True, help="folder to write")
+    p.add_argument("--graph", help="engine: the export it runs (sizes it; init files)")
     p.add_argument("--lanes", type=int, default=16)
     p.add_argument("--max-bits", type=int, default=8)
     p.add_argument("--weight-bits", type=int, help="combination (default 4)")
     p.add_argument("--in-features", type=int, help="combination (default 16)")
     p.add_argument("--columns", type=int, help="aggregation (default 16)")
-    p.add_argument("--max-nodes", type=int, help="aggregation memory depth (default 4096)")
-    p.add_argument("--max-edges", type=int, help="aggregation memory depth (default 16384)")
+    p.add_argument("--max-nodes", type=int, help="aggregation memory depth (default 4096); "
+                                                 "engine (default: the export's nodes)")
+    p.add_argument("--max-edges", type=int, help="aggregation memory depth (default 16384); "
+                                                 "engine (default: the export's CSR entries)")
     p.add_argument("--acc-width", type=int, help="default: the worst case of the parameters")
     p.add_argument("--signed", dest="signed_input", action="store_true",
                    help="two's complement features (default unsigned, as after a ReLU)")
     p.add_argument("--no-lint", action="store_true", help="skip verilator --lint-only -Wall")
     p.set_defaults(func=_cmd_rtl, signed_input=None)
 
-    p = sub.add_parser("sim", help="run a unit's RTL on your arrays (Icarus or Verilator)")
-    p.add_argument("unit", choices=["combination", "aggregation"])
-    p.add_argument("--x", required=True, help="N x F integer .npy")
-    p.add_argument("--bits", required=True, help="N integer .npy: each row's bits")
+    p = sub.add_parser("sim", help="run a unit's RTL on your arrays, or the layer engine on an "
+                                   "export (Icarus or Verilator)")
+    p.add_argument("unit", choices=["combination", "aggregation", "engine"])
+    p.add_argument("--graph", help="engine: the export to run")
+    p.add_argument("--x", help="units: N x F integer .npy")
+    p.add_argument("--bits", help="units: N integer .npy: each row's bits")
     p.add_argument("--w", help="combination: F x C signed integer weights .npy")
     p.add_argument("--indptr", help="aggregation: CSR row pointers .npy (N + 1)")
     p.add_argument("--indices", help="aggregation: CSR neighbour indices .npy")
-    p.add_argument("--out", required=True, help="Y.npy to write (and Y.json beside it)")
+    p.add_argument("--out", required=True, help="units: Y.npy to write (and Y.json beside it); "
+                                                "engine: the results folder")
     p.add_argument("--signed", action="store_true", help="x in two's complement")
     p.add_argument("--simulator", default="verilator", help="icarus or verilator")
-    p.add_argument("--lanes", type=int, help="default min(columns, 16)")
+    p.add_argument("--lanes", type=int, help="default min(columns, 16); engine 16")
+    p.add_argument("--max-nodes", type=int, help="engine memory depth (default: the export's)")
+    p.add_argument("--max-edges", type=int, help="engine memory depth (default: the export's)")
+    p.add_argument("--uniform", type=int, nargs="*", default=[4, 8],
+                   help="engine: also run the model re-exported at these uniform bits "
+                        "(default 4 8; none: --uniform)")
+    p.add_argument("--waves", action="store_true",
+                   help="engine: write a waveform (Verilator FST, Icarus VCD)")
+    p.add_argument("--load-port", action="store_true",
+                   help="engine: fill the memories through the load port instead of init "
+                        "files (one word a cycle, slow on large graphs)")
     p.add_argument("--max-bits", type=int, help="default the largest of --bits")
     p.add_argument("--weight-bits", type=int, default=4)
     p.add_argument("--build-dir", default="build/sim", help="simulator models, reused")

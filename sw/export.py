@@ -18,7 +18,7 @@ from torch import nn
 from torch_geometric.utils import remove_self_loops
 
 from a2q.sim.annotated_graph import EPS_FRAC, NORM_FRAC, GraphFormatError, write_graph
-from a2q.sim.fixed_point import fixed, fixed_common
+from a2q.sim.export_constants import derive_constants
 
 from .errors import A2QError
 from .quant.column_quantizer import ColumnQuantizer
@@ -107,37 +107,22 @@ def build_export(ckpt: dict, *, data_root=None) -> tuple[dict, dict]:
         arrays[p + "weight"] = wq
         arrays[p + "weight_step"] = w_step
         arrays[p + "bias"] = bias
-        node_step = None
         if per_node:
-            bits, node_step = _node(conv.input_quant)
-            arrays[p + "node_bits"], arrays[p + "node_step"] = bits, node_step
-            arrays[p + "node_scale_m"], arrays[p + "node_scale_sh"] = fixed(node_step)
-            arrays[p + "node_inv_m"], arrays[p + "node_inv_sh"] = fixed(1.0 / node_step)
+            arrays[p + "node_bits"], arrays[p + "node_step"] = _node(conv.input_quant)
         elif not gcn or l > 1:
             raise A2QError(f"layer {l} has no per-node input quantizer; cannot export")
         if isinstance(conv.operand_quant, nn.Identity):
             L["operand_bits"] = 0
-            op_step = np.ones(conv.in_channels)
         else:
-            op_step, L["operand_bits"] = _column(conv.operand_quant, f"layer {l}'s operand")
-            arrays[p + "operand_step"] = op_step
+            arrays[p + "operand_step"], L["operand_bits"] = _column(
+                conv.operand_quant, f"layer {l}'s operand")
         L["operand_signed"] = gcn
-        if gcn:
-            arrays[p + "xw_scale_m"], L["xw_scale_sh"] = fixed_common(w_step / op_step)
-            arrays[p + "out_scale_m"], L["out_scale_sh"] = fixed_common(op_step)
-            arrays[p + "bias_fx"] = np.floor(
-                bias * 2.0 ** (NORM_FRAC + L["out_scale_sh"]) + 0.5).astype(np.int64)
-        else:
-            arrays[p + "op_scale_m"], L["op_scale_sh"] = fixed_common(op_step)
+        if not gcn:
             L["eps_fx"] = int(np.floor((1.0 + conv.eps.item()) * 2 ** EPS_FRAC + 0.5))
             if L["eps_fx"] < 0:
                 raise A2QError(f"layer {l}: 1 + eps is negative; not supported by the hardware")
-            nxt = (_column(convs[l].operand_quant, f"layer {l + 1}'s operand")[0]
-                   if l < len(convs) else np.ones(conv.out_channels))
-            arrays[p + "out_scale_m"], L["out_scale_sh"] = fixed_common(w_step / nxt)
-            arrays[p + "bias_fx"] = np.floor(
-                bias / nxt * 2.0 ** L["out_scale_sh"] + 0.5).astype(np.int64)
         layers.append(L)
+    derive_constants(cfg.model, layers, arrays)
     manifest = {
         "model": cfg.model, "method": cfg.method, "dataset": cfg.dataset, "seed": cfg.seed,
         "num_nodes": n, "num_edges": int(indices.size), "num_classes": gd.num_classes,

@@ -3,7 +3,7 @@
 import numpy as np
 
 from a2q.sim.annotated_graph import EPS_FRAC, NORM_FRAC
-from a2q.sim.fixed_point import fixed, fixed_common
+from a2q.sim.export_constants import derive_constants
 
 
 def random_export(rng: np.random.Generator, model: str, *, n=None, f0=None, hidden=None,
@@ -54,31 +54,17 @@ def random_export(rng: np.random.Generator, model: str, *, n=None, f0=None, hidd
         L = {"in_dim": fi, "out_dim": fo, "activation": "relu" if l == 1 else "none",
              "per_node_input": per_node, "weight_bits": wb, "operand_signed": gcn}
         if per_node:
-            step = rng.uniform(0.01, 2.0, n)
             arrays[p + "node_bits"] = rng.integers(1, 9, n).astype(np.uint8)
-            arrays[p + "node_step"] = step
-            arrays[p + "node_scale_m"], arrays[p + "node_scale_sh"] = fixed(step)
-            arrays[p + "node_inv_m"], arrays[p + "node_inv_sh"] = fixed(1.0 / step)
+            arrays[p + "node_step"] = rng.uniform(0.01, 2.0, n)
         if gcn or l > 1:
             L["operand_bits"] = int(rng.integers(2, 9))
-            op = op_steps[l - 1]
-            arrays[p + "operand_step"] = op
+            arrays[p + "operand_step"] = op_steps[l - 1]
         else:
             L["operand_bits"] = 0
-            op = np.ones(fi)
-        if gcn:
-            arrays[p + "xw_scale_m"], L["xw_scale_sh"] = fixed_common(w_step / op)
-            arrays[p + "out_scale_m"], L["out_scale_sh"] = fixed_common(op)
-            arrays[p + "bias_fx"] = np.floor(
-                bias * 2.0 ** (NORM_FRAC + L["out_scale_sh"]) + 0.5).astype(np.int64)
-        else:
-            arrays[p + "op_scale_m"], L["op_scale_sh"] = fixed_common(op)
+        if not gcn:
             L["eps_fx"] = int(rng.integers(0, 2 << EPS_FRAC))
-            nxt = op_steps[l] if l < len(dims) else np.ones(fo)
-            arrays[p + "out_scale_m"], L["out_scale_sh"] = fixed_common(w_step / nxt)
-            arrays[p + "bias_fx"] = np.floor(bias / nxt * 2.0 ** L["out_scale_sh"] + 0.5).astype(
-                np.int64)
         layers.append(L)
+    derive_constants(model, layers, arrays)
     manifest = {"model": model, "method": "a2q", "dataset": "random", "seed": 0,
                 "num_nodes": n, "num_edges": int(indices.size), "num_classes": classes,
                 "input_bits": input_bits, "self_loops": gcn, "norm_frac": NORM_FRAC,

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from a2q.sim import golden
 from a2q.sim.annotated_graph import GraphFormatError, read_graph, seal, write_graph
-from a2q.sim.cycles import cycle_report, per_node_cycles
+from a2q.sim.cycles import cycle_report, engine_cycles, per_node_cycles
 from a2q.sim.fixed_point import fixed, rshift_round
 
 from .sim_exports import random_export
@@ -56,14 +56,19 @@ def test_cycle_model_by_hand():
     man["layers"][1]["operand_bits"] = 4
     g = _roundtrip(man, arr)
     c = per_node_cycles(g, lanes=2)
-    # layer 2 combination: B_i * ceil(2 classes / 2 lanes); aggregation: deg * 4 bits * 1 tile
-    assert c["layer2.combination"].tolist() == [1, 2, 8]
+    # layer 2 combination: B_i * ceil(5 inputs / 2 lanes) chunks * ceil(2 classes / 2 lanes);
+    # aggregation: deg * 4 bits * 1 tile
+    assert c["layer2.combination"].tolist() == [3, 6, 24]
     assert c["layer2.aggregation"].tolist() == [4, 8, 12]
-    # layer 1: binary-ish input of input_bits, 5 outputs over 2 lanes = 3 tiles
+    # layer 1: input of input_bits, 4 inputs = 2 chunks, 5 outputs over 2 lanes = 3 tiles
     ib = man["input_bits"]
-    assert c["layer1.combination"].tolist() == [3 * ib] * 3
+    assert c["layer1.combination"].tolist() == [2 * 3 * ib] * 3
     r = cycle_report(g, lanes=2)
-    assert r["totals"]["uniform4"]["layer2.combination"] == 3 * 4
+    assert r["totals"]["uniform4"]["layer2.combination"] == 3 * 4 * 3
+    e = engine_cycles(g, lanes=2)
+    assert list(e) == ["layer1.combination", "layer1.aggregation", "layer2.combination",
+                       "layer2.aggregation", "total"]
+    assert e["layer2.combination"] == 3 + 6 + 24 + 10 and e["layer2.aggregation"] == 24 + 12
 
 
 # ----------------------------------------------------------------------- round trip, errors

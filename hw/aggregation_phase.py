@@ -1,0 +1,215 @@
+"""The engine's aggregation phase: each node's weighted neighbour sum, bit-serial in the operand."""
+
+from __future__ import annotations
+
+from amaranth import Elaboratable, Module, Mux, Signal, signed
+
+from .engine_layout import FRAC, EngineConfig, aggregation_bound
+from .requantization import clamp, pipeline, rshift_round
+
+
+class AggregationPhase(Elaboratable):
+    """Layer ``layer``'s aggregation over nodes ``0 .. num_nodes - 1``, written to ``dst``.
+
+    GCN: ``G[i] = sum_{j in N(i)} norm[j] * P[j]`` over the CSR row (self-loops included), P
+    the signed operand codes in ``op``. GIN: ``S[i] = self_coef * P[i] + 2^15 * sum_j P[j]``,
+    P unsigned (``x`` on layer 1, ``op`` after); the self term is the row's first item.
+
+    The walker visits node i, tile t, each item of the row and bit k = 0 .. b - 1 of the
+    item's operand (b: the layer's ``op_bits`` scalar; least significant first, the top bit
+    negative in GCN's two's complement), one a cycle; every lane adds ``coef << k`` where the
+    bit is set. A (node, tile) costs ``items * b`` cycles (one if the row is empty), node and
+    tile changes nothing: ``indptr`` is read ahead (``indptr[i + 2]`` while on node i).
+
+    Pipeline: walker (``indices`` read) -> operand and coefficient reads -> accumulate ->
+    presented -> :data:`requantization.DEPTH` stages -> one write per (node, tile). GCN:
+    ``T = rshift_round(G * norm[i], 15)``, ``U = T * out_m[c] + bias[c]``: the logits on the
+    last layer, else ``clamp(rshift_round(U * next_m[i], next_sh[i]), 0, 2^next_bits[i] - 1)``
+    to ``h``. GIN: ``clamp(rshift_round(S * op_m[c] * agg_m[i], agg_sh[i]), 0, 2^bits[i] - 1)``
+    to ``h``.
+
+    Cycle behaviour: ``start`` (one cycle) -> ``busy`` from the next; two cycles read
+    ``indptr[0]`` and ``indptr[1]``, then the walker's work, then 3 + ``DEPTH`` cycles to the
+    last write; ``busy`` falls in the cycle after it.
+    """
+
+    def __init__(self, cfg: EngineConfig, layer: int, hub, *, src: str, src_stride: int,
+                 dst: str, dst_stride: int):
+        self.cfg, self.layer = cfg, layer
+        self.shape = cfg.layers[layer - 1]
+        self.last = layer == len(cfg.layers)
+        self.src_stride, self.dst_stride = src_stride, dst_stride
+        self.width = self.shape.out_dim if cfg.gcn else self.shape.in_dim
+        name = f"agg{layer}"
+        self.start = Signal(name=f"{name}_start")
+        self.busy = Signal(name=f"{name}_busy")
+        self.num_nodes = Signal(range(cfg.max_nodes + 1), name=f"{name}_num_nodes")
+        self.indptr = hub.read("indptr", f"{name}_indptr")
+        self.indices = hub.read("indices", f"{name}_indices")
+        self.src = hub.read(src, f"{name}_src")
+        self.node = hub.read(f"layer{layer}_node", f"{name}_node", port="B")
+        self.cols = hub.read(f"layer{layer}_agg_cols", f"{name}_cols")
+        self.scalars = hub.read(f"layer{layer}_scalars", f"{name}_scalars")
+        if cfg.gcn:
+            self.norm_j = hub.read("norm", f"{name}_norm_j")
+            self.norm_i = hub.read("norm", f"{name}_norm_i", port="B")
+        self.dst = hub.write(dst, f"{name}_dst")
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg, P, gcn = self.cfg, self.cfg.lanes, self.cfg.gcn
+        T, n = cfg.tiles(self.width), cfg.max_nodes
+        ob = self.scalars.data.op_bits
+
+        i = Signal(range(n), name="node")
+        t = Signal(range(max(T, 2)), name="tile")
+        k = Signal(range(max(cfg.max_bits, cfg.input_bits)), name="plane")
+        e = Signal(range(cfg.max_edges + 1), name="edge")
+        begin = Signal(range(cfg.max_edges + 1), name="row_begin")
+        end = Signal(range(cfg.max_edges + 1), name="row_end")
+        own = Signal(name="own_term")  # GIN: the current item is the node's own term
+        ptr = self.indptr.data
+        finish = Signal(name="finish")  # the walker's last cycle
+        with m.FSM(name=f"agg{self.layer}_walker") as fsm:
+            with m.State("IDLE"):
+                with m.If(self.start):
+                    m.next = "READ_BEGIN"
+            with m.State("READ_BEGIN"):  # ptr is indptr[0]
+                m.d.sync += [begin.eq(ptr), e.eq(ptr)]
+                m.next = "READ_END"
+            with m.State("READ_END"):  # ptr is indptr[1]
+                m.d.sync += end.eq(ptr)
+                m.next = "WALK"
+            with m.State("WALK"):  # ptr is indptr[i + 2]
+                with m.If(finish):
+                    m.next = "IDLE"
+        walk = fsm.ongoing("WALK")
+        empty = ~own & (begin == end)
+        last_k = empty | (k + 1 >= ob)
+        more = Mux(own, begin != end, ~empty & (e + 1 != end))
+        last_t = t == T - 1
+        last_i = i + 1 == self.num_nodes
+        adv_k = walk & ~last_k
+        adv_item = walk & last_k & more
+        adv_t = walk & last_k & ~more & ~last_t
+        adv_i = walk & last_k & ~more & last_t & ~last_i
+        m.d.comb += finish.eq(walk & last_k & ~more & last_t & last_i)
+        next_e = Mux(adv_k, e, Mux(adv_item, Mux(own, begin, e + 1),
+                                   Mux(adv_t, begin, Mux(adv_i, end, e))))
+        next_i = Mux(adv_k | adv_item | adv_t, i, Mux(adv_i, i + 1, 0))
+        m.d.sync += [
+            k.eq(Mux(adv_k, k + 1, 0)),
+            t.eq(Mux(adv_k | adv_item, t, Mux(adv_t, t + 1, 0))),
+            i.eq(next_i),
+            own.eq(Mux(adv_k, own, Mux(adv_item, 0, int(not gcn)))),
+        ]
+        with m.If(walk):
+            m.d.sync += e.eq(next_e)
+        with m.If(adv_i):
+            m.d.sync += [begin.eq(end), end.eq(ptr)]
+        m.d.comb += [
+            self.indptr.addr.eq(Mux(fsm.ongoing("IDLE"), 0, Mux(
+                fsm.ongoing("READ_BEGIN"), 1,
+                Mux(next_i + 2 > n, n, next_i + 2)))),
+            self.indices.addr.eq(Mux(walk, next_e, Mux(fsm.ongoing("READ_END"), e, 0))),
+        ]
+
+        # The item's operand word and coefficient are read now, used next cycle.
+        j = Mux(own, i, self.indices.data)
+        m.d.comb += self.src.addr.eq(Mux(walk, j * self.src_stride + t, 0))
+        if gcn:
+            m.d.comb += self.norm_j.addr.eq(Mux(walk, j, 0))
+        k1 = Signal.like(k, name="plane_1")
+        node1, tile1 = Signal.like(i, name="node_1"), Signal.like(t, name="tile_1")
+        valid1, first1, last1 = Signal(name="valid_1"), Signal(name="first_1"), Signal(name="last_1")
+        own1, empty1 = Signal(name="own_1"), Signal(name="empty_1")
+        first_item = own if not gcn else (e == begin)
+        m.d.sync += [k1.eq(k), node1.eq(i), tile1.eq(t), valid1.eq(walk), own1.eq(own),
+                     empty1.eq(empty), first1.eq(first_item & (k == 0)),
+                     last1.eq(last_k & ~more)]
+
+        # Accumulate one bit of the item's operand.
+        if gcn:
+            coef = self.norm_j.data
+        else:
+            coef = Mux(own1, self.scalars.data.self_coef, 1 << FRAC)
+        width = aggregation_bound(cfg).bit_length() + 1
+        acc = [Signal(signed(width), name=f"acc_{c}") for c in range(P)]
+        codes = self.src.data
+        field_bits = len(codes[0])
+        for c in range(P):
+            bit = codes[c] if field_bits == 1 else codes[c].bit_select(k1, 1)
+            term = Mux(bit, coef, 0) << k1
+            if gcn:  # two's complement: the top bit weighs -2^(b-1)
+                term = Mux(k1 + 1 == ob, -term, term)
+            with m.If(valid1):
+                m.d.sync += acc[c].eq(Mux(first1, 0, acc[c]) + Mux(empty1, 0, term))
+        emit, node2, tile2 = Signal(name="emit"), Signal.like(i, name="node_2"), Signal.like(t, name="tile_2")
+        m.d.sync += [emit.eq(valid1 & last1), node2.eq(node1), tile2.eq(tile1)]
+
+        m.d.comb += [self.node.addr.eq(Mux(emit, node2, 0)), self.cols.addr.eq(Mux(emit, tile2, 0))]
+        if gcn:
+            m.d.comb += self.norm_i.addr.eq(Mux(emit, node2, 0))
+        valids, out = pipeline(m, emit, {"node": node2, "tile": tile2,
+                                         **{f"a{c}": acc[c] for c in range(P)}},
+                               self._stages(), name=f"agg{self.layer}_rq")
+        m.d.comb += [
+            self.dst.en.eq(valids[-1]),
+            self.dst.addr.eq(out["node"] * self.dst_stride + out["tile"]),
+        ]
+        m.d.comb += [self.dst.data[c].eq(out[f"y{c}"]) for c in range(P)]
+        busy = ~fsm.ongoing("IDLE") | valid1 | emit
+        for v in valids:
+            busy = busy | v
+        m.d.comb += self.busy.eq(busy)
+        return m
+
+    def _stages(self):
+        P, node, cols = self.cfg.lanes, self.node.data, self.cols.data
+        if self.cfg.gcn:
+            norm = self.norm_i.data
+
+            def s1(v):  # G * norm[i]; the constants leave memory now
+                out = {f"a{c}": v[f"a{c}"] * norm for c in range(P)}
+                out.update({f"m{c}": cols[c].out_m for c in range(P)})
+                out.update({f"b{c}": cols[c].bias for c in range(P)})
+                if not self.last:
+                    out.update(bits=node.next_bits, nm=node.next_m, sh=node.next_sh)
+                return out
+
+            def s2(v):
+                return {f"a{c}": rshift_round(v[f"a{c}"], FRAC) for c in range(P)}
+
+            def s3(v):
+                out = {f"{x}{c}": None for c in range(P) for x in "amb"}
+                key = "y" if self.last else "a"  # the logits, or requantized below
+                out.update({f"{key}{c}": v[f"a{c}"] * v[f"m{c}"] + v[f"b{c}"] for c in range(P)})
+                return out
+            if self.last:
+                return [None, s1, s2, s3]
+
+            def s4(v):
+                return {f"a{c}": v[f"a{c}"] * v["nm"] for c in range(P)}
+
+            def s5(v):
+                hi = (1 << v["bits"]) - 1
+                return {**{f"y{c}": clamp(rshift_round(v[f"a{c}"], v["sh"]), 0, hi)
+                           for c in range(P)},
+                        **{f"a{c}": None for c in range(P)}}
+            return [None, s1, s2, s3, s4, s5]
+
+        def g1(v):  # S * op_m[c]
+            return {"bits": node.bits, "am": node.agg_m, "sh": node.agg_sh,
+                    **{f"a{c}": v[f"a{c}"] * cols[c].op_m for c in range(P)}}
+
+        def g2(v):
+            return {f"a{c}": v[f"a{c}"] * v["am"] for c in range(P)}
+
+        def g3(v):
+            return {f"a{c}": rshift_round(v[f"a{c}"], v["sh"]) for c in range(P)}
+
+        def g4(v):
+            hi = (1 << v["bits"]) - 1
+            return {**{f"y{c}": clamp(v[f"a{c}"], 0, hi) for c in range(P)},
+                    **{f"a{c}": None for c in range(P)}}
+        return [None, g1, g2, g3, g4]

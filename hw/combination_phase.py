@@ -1,0 +1,176 @@
+"""The engine's combination phase: ``A = X @ W`` of one layer, bit-serial in X, then requantized."""
+
+from __future__ import annotations
+
+from amaranth import Elaboratable, Module, Mux, Signal, signed
+
+from .engine_layout import EngineConfig, combination_bound
+from .requantization import clamp, pipeline, rshift_round
+
+
+def tree_sum(values):
+    """Balanced adder tree (keeps each sum only one bit wider than its operands)."""
+    values = list(values)
+    while len(values) > 1:
+        values = [values[i] + values[i + 1] if i + 1 < len(values) else values[i]
+                  for i in range(0, len(values), 2)]
+    return values[0]
+
+
+class CombinationPhase(Elaboratable):
+    """Layer ``layer``'s combination over nodes ``0 .. num_nodes - 1``, written to ``dst``.
+
+    The walker visits, one per cycle, node i, tile t (``lanes`` output columns), chunk q
+    (``lanes`` inputs: one word of ``src`` and one of ``layer{l}_weight``) and bit plane
+    k = 0 .. B_i - 1 of the chunk's codes, least significant first; B_i is node i's ``bits`` in
+    ``layer{l}_node``. Every lane adds ``(sum_f bit_k(x_f) * w[f, c]) << k`` to its sum. A
+    (node, tile) therefore costs ``B_i * ceil(in_dim / lanes)`` cycles and node, tile and chunk
+    changes cost nothing: the read addresses always follow the walker's next position.
+
+    Pipeline: walker (memory reads) -> plane sums -> accumulate -> :data:`requantization.DEPTH`
+    requantization stages -> one write of ``dst`` per (node, tile). GCN: the operand
+    ``P = clamp(rshift_round(A * comb_m[i] * xw_m[c], comb_sh[i]), -Q, Q)``, written to ``op``.
+    GIN: ``V = A * scale_m[i] * out_m[c] + (bias[c] << scale_sh[i])``; the logits on the last
+    layer, else ``clamp(rshift_round(V, out_sh[i]), 0, 2^next_op_bits - 1)`` to ``op``.
+
+    Cycle behaviour: ``start`` (one cycle) -> ``busy`` from the next cycle; the walker's work
+    (``sum_i B_i * chunks * tiles`` cycles), then 2 + ``DEPTH`` cycles until the last write;
+    ``busy`` falls in the cycle after it.
+    """
+
+    def __init__(self, cfg: EngineConfig, layer: int, hub, *, src: str, src_stride: int,
+                 dst: str, dst_stride: int):
+        self.cfg, self.layer = cfg, layer
+        self.shape = cfg.layers[layer - 1]
+        self.last = layer == len(cfg.layers)
+        self.src_stride, self.dst_stride = src_stride, dst_stride
+        self.start = Signal(name=f"comb{layer}_start")
+        self.busy = Signal(name=f"comb{layer}_busy")
+        self.num_nodes = Signal(range(cfg.max_nodes + 1), name=f"comb{layer}_num_nodes")
+        name = f"comb{layer}"
+        self.src = hub.read(src, f"{name}_src")
+        self.weight = hub.read(f"layer{layer}_weight", f"{name}_weight")
+        self.node_bits = hub.read(f"layer{layer}_node", f"{name}_bits")
+        self.node = hub.read(f"layer{layer}_node", f"{name}_node", port="B")
+        self.cols = hub.read(f"layer{layer}_comb_cols", f"{name}_cols")
+        self.scalars = hub.read(f"layer{layer}_scalars", f"{name}_scalars")
+        self.dst = hub.write(dst, f"{name}_dst")
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg, P = self.cfg, self.cfg.lanes
+        Q, T = cfg.tiles(self.shape.in_dim), cfg.tiles(self.shape.out_dim)
+        n = cfg.max_nodes
+
+        # Walker. Counters keep at least one bit: Yosys writes a zero-width signal as [-1:0].
+        i = Signal(range(n), name="node")
+        t = Signal(range(max(T, 2)), name="tile")
+        q = Signal(range(max(Q, 2)), name="chunk")
+        k = Signal(range(cfg.max_bits), name="plane")
+        running = Signal()
+        bits = self.node_bits.data.bits  # node i's width: its address follows the next node
+        last_k = k + 1 >= bits
+        last_q = q == Q - 1
+        last_t = t == T - 1
+        last_i = i + 1 == self.num_nodes
+        adv_k = running & ~last_k
+        adv_q = running & last_k & ~last_q
+        adv_t = running & last_k & last_q & ~last_t
+        adv_i = running & last_k & last_q & last_t & ~last_i
+        finish = running & last_k & last_q & last_t & last_i
+        next_k = Mux(adv_k, k + 1, 0)
+        next_q = Mux(adv_k, q, Mux(adv_q, q + 1, 0))
+        next_t = Mux(adv_k | adv_q, t, Mux(adv_t, t + 1, 0))
+        next_i = Mux(adv_k | adv_q | adv_t, i, Mux(adv_i, i + 1, 0))
+        m.d.sync += [k.eq(next_k), q.eq(next_q), t.eq(next_t), i.eq(next_i),
+                     running.eq(Mux(running, ~finish, self.start))]
+        m.d.comb += [
+            self.src.addr.eq(next_i * self.src_stride + next_q),
+            self.weight.addr.eq(next_q * T + next_t),
+            self.node_bits.addr.eq(next_i),
+        ]
+
+        # Plane sums of the walker's position (its words are on the read ports now).
+        codes, w = self.src.data, self.weight.data
+        field_bits = len(codes[0])
+        plane = [codes[f] if field_bits == 1 else codes[f].bit_select(k, 1) for f in range(P)]
+        s1 = []
+        for c in range(P):
+            s = tree_sum(Mux(plane[f], w[f][c], 0) for f in range(P))
+            s1.append(Signal(s.shape(), name=f"plane_sum_{c}"))
+            m.d.sync += s1[c].eq(s)
+        k1 = Signal.like(k, name="plane_1")
+        node1, tile1 = Signal.like(i, name="node_1"), Signal.like(t, name="tile_1")
+        valid1, first1, last1 = Signal(name="valid_1"), Signal(name="first_1"), Signal(name="last_1")
+        m.d.sync += [k1.eq(k), node1.eq(i), tile1.eq(t), valid1.eq(running),
+                     first1.eq((q == 0) & (k == 0)), last1.eq(last_k & last_q)]
+
+        # Accumulate; a finished (node, tile) is presented the next cycle.
+        width = combination_bound(cfg, self.layer).bit_length() + 1
+        acc = [Signal(signed(width), name=f"acc_{c}") for c in range(P)]
+        emit, node2, tile2 = Signal(name="emit"), Signal.like(i, name="node_2"), Signal.like(t, name="tile_2")
+        with m.If(valid1):
+            for c in range(P):
+                m.d.sync += acc[c].eq(Mux(first1, 0, acc[c]) + (s1[c] << k1))
+        m.d.sync += [emit.eq(valid1 & last1), node2.eq(node1), tile2.eq(tile1)]
+
+        # Requantization: node and column constants are read in the entry cycle.
+        m.d.comb += [self.node.addr.eq(Mux(emit, node2, 0)), self.cols.addr.eq(Mux(emit, tile2, 0))]
+        valids, out = pipeline(m, emit, {"node": node2, "tile": tile2,
+                                         **{f"a{c}": acc[c] for c in range(P)}},
+                               self._stages(), name=f"comb{self.layer}_rq")
+        m.d.comb += [
+            self.dst.en.eq(valids[-1]),
+            self.dst.addr.eq(out["node"] * self.dst_stride + out["tile"]),
+        ]
+        m.d.comb += [self.dst.data[c].eq(out[f"y{c}"]) for c in range(P)]  # two's complement
+        busy = running | valid1 | emit
+        for v in valids:
+            busy = busy | v
+        m.d.comb += self.busy.eq(busy)
+        return m
+
+    def _stages(self):
+        P, node, cols, sc = self.cfg.lanes, self.node.data, self.cols.data, self.scalars.data
+        if self.cfg.gcn:
+            def s1(v):  # A * comb_m[i]; the constants leave memory now
+                return {"sh": node.comb_sh, "ob": sc.op_bits,
+                        **{f"a{c}": v[f"a{c}"] * node.comb_m for c in range(P)},
+                        **{f"m{c}": cols[c].xw_m for c in range(P)}}
+
+            def s2(v):
+                return {**{f"a{c}": v[f"a{c}"] * v[f"m{c}"] for c in range(P)},
+                        **{f"m{c}": None for c in range(P)}}
+
+            def s3(v):
+                return {f"a{c}": rshift_round(v[f"a{c}"], v["sh"]) for c in range(P)}
+
+            def s4(v):
+                qmax = (1 << (v["ob"] - 1)[:4]) - 1
+                return {**{f"y{c}": clamp(v[f"a{c}"], -qmax, qmax) for c in range(P)},
+                        **{f"a{c}": None for c in range(P)}}
+            return [None, s1, s2, s3, s4]
+
+        def g1(v):  # A * scale_m[i]; bias[c] << scale_sh[i]
+            return {"sh": node.out_sh, "ob": sc.next_op_bits,
+                    **{f"a{c}": v[f"a{c}"] * node.scale_m for c in range(P)},
+                    **{f"m{c}": cols[c].out_m for c in range(P)},
+                    **{f"b{c}": cols[c].bias << node.scale_sh for c in range(P)}}
+
+        def g2(v):
+            out = {f"{x}{c}": None for c in range(P) for x in "amb"}
+            key = "y" if self.last else "a"  # the logits, or requantized below
+            out.update({f"{key}{c}": v[f"a{c}"] * v[f"m{c}"] + v[f"b{c}"] for c in range(P)})
+            return out
+
+        if self.last:
+            return [None, g1, g2]
+
+        def g3(v):
+            return {f"a{c}": rshift_round(v[f"a{c}"], v["sh"]) for c in range(P)}
+
+        def g4(v):
+            qmax = (1 << v["ob"]) - 1
+            return {**{f"y{c}": clamp(v[f"a{c}"], 0, qmax) for c in range(P)},
+                    **{f"a{c}": None for c in range(P)}}
+        return [None, g1, g2, g3, g4]

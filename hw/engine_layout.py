@@ -1,0 +1,226 @@
+"""The layer engine's parameters and memory map: what each on-chip memory holds, word by word.
+
+:class:`EngineConfig` fixes the hardware: the model's structure (GCN or GIN, each layer's
+input and output width and weight bits, the input's bits), the number of lanes and the memory
+depths. Everything that a trained model or a graph changes (the CSR lists, features, weights,
+per-node bits and fixed-point constants, per-column scales, biases, the operand bits and GIN's
+``1 + eps``) lives in memories, so the same engine runs an A²Q export and its uniform-bit
+re-exports, and a host can replace the graph through the load port.
+
+Layout (P lanes; a *tile* is P consecutive columns; node i's tile t of a memory with ``stride``
+tiles per node is at address ``i * stride + t``):
+
+=====================  ======================  =============================================
+memory                 depth                   word
+=====================  ======================  =============================================
+``indptr``             max_nodes + 1           CSR row starts (targets)
+``indices``            max_edges               CSR sources
+``x``                  max_nodes * T(F_1)      P input codes of ``input_bits``
+``h``                  max_nodes * stride      P per-node codes of ``max_bits`` (a combination's
+                                               input: GCN layers 2.., GIN every layer)
+``op``                 max_nodes * stride      P aggregation operands of ``max_bits`` (GCN: XW,
+                                               two's complement; GIN layers 2..: unsigned)
+``logits``             max_nodes * T(C)        P signed logits (written by the engine)
+``norm`` (GCN)         max_nodes               ``gcn_norm``
+``layer{l}_node``      max_nodes               per-node fields (:func:`node_fields`)
+``layer{l}_comb_cols`` T(out_dim)              P per-column fields of the combination's
+                                               requantization
+``layer{l}_agg_cols``  T(aggregated width)     P per-column fields of the aggregation's
+                                               requantization
+``layer{l}_weight``    T(in_dim) * T(out_dim)  P x P weights: chunk q (inputs qP..qP+P-1),
+                                               tile t at ``q * T(out_dim) + t``
+``layer{l}_scalars``   2 (word 0 used)         the layer's operand bits, next operand bits,
+                                               GIN's self coefficient
+=====================  ======================  =============================================
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+from amaranth import Shape, signed, unsigned
+from amaranth.lib import data
+
+MODELS = ("gcn", "gin")
+#: Fraction bits of the format's fixed-point constants (``norm_frac``, ``eps_frac``).
+FRAC = 15
+MANTISSA = unsigned(17)  # 1 .. 2**16
+SHIFT = unsigned(8)      # a combined shift: up to 15 + 62 + 62
+NODE_SHIFT = unsigned(6)  # one node's shift: 0 .. 62
+
+
+@dataclass(frozen=True)
+class LayerShape:
+    in_dim: int
+    out_dim: int
+    weight_bits: int
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """The generator parameters of :class:`a2q.hw.layer_engine.LayerEngine`."""
+    model: str
+    layers: tuple[LayerShape, ...]
+    input_bits: int
+    lanes: int
+    max_nodes: int
+    max_edges: int
+    max_bits: int = 8    # widest per-node code and aggregation operand
+    bias_bits: int = 48  # signed width of the fixed-point biases
+    memories: dict = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self):
+        def need(name, v, lo, hi=None):
+            if not isinstance(v, int) or isinstance(v, bool) or v < lo or (hi and v > hi):
+                rng = f"{lo}..{hi}" if hi else f">= {lo}"
+                raise ValueError(f"engine parameter {name} must be an integer {rng}, got {v!r}")
+        if self.model not in MODELS:
+            raise ValueError(f"the engine runs models {', '.join(MODELS)}, not {self.model!r}")
+        need("lanes", self.lanes, 1, 64)
+        need("max_nodes", self.max_nodes, 2)
+        need("max_edges", self.max_edges, 1)
+        need("input_bits", self.input_bits, 1, 8)
+        need("max_bits", self.max_bits, 2, 8)
+        need("bias_bits", self.bias_bits, 2, 64)
+        if not self.layers:
+            raise ValueError("engine parameter layers: at least one layer")
+        object.__setattr__(self, "layers", tuple(
+            L if isinstance(L, LayerShape) else LayerShape(**L) for L in self.layers))
+        for l, L in enumerate(self.layers, start=1):
+            need(f"layer {l} in_dim", L.in_dim, 1)
+            need(f"layer {l} out_dim", L.out_dim, 1)
+            need(f"layer {l} weight_bits", L.weight_bits, 2, 8)
+            if l > 1 and L.in_dim != self.layers[l - 2].out_dim:
+                raise ValueError(f"layer {l} in_dim {L.in_dim} differs from layer {l - 1}'s "
+                                 f"out_dim {self.layers[l - 2].out_dim}")
+        object.__setattr__(self, "memories", _memories(self))
+
+    def tiles(self, width: int) -> int:
+        return math.ceil(width / self.lanes)
+
+    @property
+    def gcn(self) -> bool:
+        return self.model == "gcn"
+
+    @property
+    def h_stride(self) -> int:
+        """Tiles per node in ``h``: the widest combination input held there."""
+        widths = [L.in_dim for l, L in enumerate(self.layers) if not self.gcn or l > 0]
+        return self.tiles(max(widths, default=1))
+
+    @property
+    def op_stride(self) -> int:
+        """Tiles per node in ``op``: GCN every layer's output, GIN layers 2..'s input."""
+        widths = ([L.out_dim for L in self.layers] if self.gcn
+                  else [L.in_dim for L in self.layers[1:]])
+        return self.tiles(max(widths, default=1))
+
+    def to_json(self) -> dict:
+        out = asdict(self)
+        out.pop("memories")
+        return out
+
+
+@dataclass(frozen=True)
+class MemorySpec:
+    """One memory: ``depth`` words of ``layout`` (a shape or ``data`` layout); ``loaded``: filled
+    from an init file or the load port (the others are written by the engine itself)."""
+    name: str
+    depth: int
+    layout: object
+    loaded: bool = True
+
+    @property
+    def width(self) -> int:
+        return Shape.cast(self.layout).width
+
+
+def node_fields(cfg: EngineConfig, layer: int) -> data.StructLayout:
+    """Per-node fields of layer ``layer`` (1-based). ``bits`` is the combination input's width.
+
+    GCN: ``comb_m``/``comb_sh`` scale XW into operand units (the input's step times
+    ``xw_scale``); ``next_bits``/``next_m``/``next_sh`` requantize the layer's output into the
+    next layer's codes (unused on the last layer). GIN: ``agg_m``/``agg_sh`` requantize the
+    aggregation into codes (``1 / step``); ``scale_m``/``scale_sh`` are the node's step and
+    ``out_sh`` the final shift of the output."""
+    bits = range(cfg.max_bits + 1)
+    if cfg.gcn:
+        return data.StructLayout({"bits": bits, "comb_m": MANTISSA, "comb_sh": SHIFT,
+                                  "next_bits": bits, "next_m": MANTISSA, "next_sh": SHIFT})
+    return data.StructLayout({"bits": bits, "agg_m": MANTISSA, "agg_sh": SHIFT,
+                              "scale_m": MANTISSA, "scale_sh": NODE_SHIFT, "out_sh": SHIFT})
+
+
+def column_fields(cfg: EngineConfig, stage: str) -> data.StructLayout:
+    """Per-column fields of a layer's ``comb`` or ``agg`` requantization."""
+    bias = signed(cfg.bias_bits)
+    if cfg.gcn:
+        return data.StructLayout({"xw_m": MANTISSA} if stage == "comb" else
+                                 {"out_m": MANTISSA, "bias": bias})
+    return data.StructLayout({"op_m": MANTISSA} if stage == "agg" else
+                             {"out_m": MANTISSA, "bias": bias})
+
+
+SCALARS = data.StructLayout({"op_bits": range(9), "next_op_bits": range(9),
+                             "self_coef": unsigned(18)})
+
+
+def weight_layout(cfg: EngineConfig, layer: int) -> data.ArrayLayout:
+    """One chunk-by-tile block of weights: ``word[k][c]`` is input k's weight for column c."""
+    w = cfg.layers[layer - 1].weight_bits
+    return data.ArrayLayout(data.ArrayLayout(signed(w), cfg.lanes), cfg.lanes)
+
+
+def logit_width(cfg: EngineConfig) -> int:
+    """Bits of a signed logit: the last layer's output before any requantization."""
+    L = cfg.layers[-1]
+    if cfg.gcn:
+        t = aggregation_bound(cfg) * 2 ** 16 // 2 ** FRAC + 1  # rshift_round(G * norm, 15)
+        return (t * 2 ** 16 + 2 ** (cfg.bias_bits - 1)).bit_length() + 1
+    a = combination_bound(cfg, len(cfg.layers))
+    return (a * 2 ** 32 + 2 ** (cfg.bias_bits - 1 + 62)).bit_length() + 1
+
+
+def combination_bound(cfg: EngineConfig, layer: int) -> int:
+    """Largest |X @ W| of layer ``layer``: in_dim codes of their widest times the widest weight."""
+    L = cfg.layers[layer - 1]
+    code = cfg.input_bits if cfg.gcn and layer == 1 else cfg.max_bits
+    return L.in_dim * (2 ** code - 1) * 2 ** (L.weight_bits - 1)
+
+
+def aggregation_bound(cfg: EngineConfig) -> int:
+    """Largest |aggregation| of any layer: every edge (and GIN's self term) into one node."""
+    if cfg.gcn:
+        return cfg.max_edges * 2 ** FRAC * 2 ** (cfg.max_bits - 1)
+    return (2 ** 18 + cfg.max_edges * 2 ** FRAC) * (2 ** max(cfg.max_bits, cfg.input_bits) - 1)
+
+
+def _memories(cfg: EngineConfig) -> dict[str, MemorySpec]:
+    n, P = cfg.max_nodes, cfg.lanes
+    codes = data.ArrayLayout(unsigned(cfg.max_bits), P)
+    mems = [
+        MemorySpec("indptr", n + 1, range(cfg.max_edges + 1)),
+        MemorySpec("indices", max(cfg.max_edges, 2), range(n)),
+        MemorySpec("x", n * cfg.tiles(cfg.layers[0].in_dim),
+                   data.ArrayLayout(unsigned(cfg.input_bits), P)),
+        MemorySpec("h", n * cfg.h_stride, codes, loaded=False),
+        MemorySpec("op", n * cfg.op_stride, codes, loaded=False),
+        MemorySpec("logits", n * cfg.tiles(cfg.layers[-1].out_dim),
+                   data.ArrayLayout(signed(logit_width(cfg)), P), loaded=False),
+    ]
+    if cfg.gcn:
+        mems.append(MemorySpec("norm", n, range(2 ** FRAC + 1)))
+    for l, L in enumerate(cfg.layers, start=1):
+        agg_width = L.out_dim if cfg.gcn else L.in_dim
+        mems += [
+            MemorySpec(f"layer{l}_node", n, node_fields(cfg, l)),
+            MemorySpec(f"layer{l}_comb_cols", max(cfg.tiles(L.out_dim), 2),
+                       data.ArrayLayout(column_fields(cfg, "comb"), P)),
+            MemorySpec(f"layer{l}_agg_cols", max(cfg.tiles(agg_width), 2),
+                       data.ArrayLayout(column_fields(cfg, "agg"), P)),
+            MemorySpec(f"layer{l}_weight", max(cfg.tiles(L.in_dim) * cfg.tiles(L.out_dim), 2),
+                       weight_layout(cfg, l)),
+            MemorySpec(f"layer{l}_scalars", 2, SCALARS),
+        ]
+    return {m.name: m for m in mems}

@@ -1,0 +1,202 @@
+"""The layer engine's memory image of an export: the words of every memory, and the fit checks.
+
+:func:`engine_config` sizes an engine for an export (lanes and depths may be overridden);
+:func:`memory_words` lays the export out in the engine's memories (``a2q.hw.engine_layout``
+documents the map) and refuses, with :class:`EngineFitError` naming the memory and by how
+much, a graph or model the engine cannot hold. :func:`write_init_files` writes them as the
+``$readmemh`` files the engine's Verilog loads.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+from amaranth import Shape
+from amaranth.lib import data
+
+from a2q.hw.engine_layout import FRAC, EngineConfig, LayerShape
+
+from .annotated_graph import AnnotatedGraph
+
+
+class EngineFitError(ValueError):
+    """The export does not fit the engine (a memory too shallow, a value too wide)."""
+
+
+def engine_config(g: AnnotatedGraph, *, lanes: int = 16, max_nodes: int | None = None,
+                  max_edges: int | None = None) -> EngineConfig:
+    """The engine for ``g``'s model, its memories as deep as ``g`` needs unless given."""
+    man = g.manifest
+    layers = tuple(LayerShape(L["in_dim"], L["out_dim"], L["weight_bits"]) for L in g.layers)
+    return EngineConfig(model=g.model, layers=layers, input_bits=man["input_bits"], lanes=lanes,
+                        max_nodes=max(g.num_nodes, 2) if max_nodes is None else max_nodes,
+                        max_edges=max(man["num_edges"], 1) if max_edges is None else max_edges)
+
+
+def _fit(ok: bool, message: str) -> None:
+    if not ok:
+        raise EngineFitError(message)
+
+
+def pack(layout, name: str, values, count: int) -> list[int]:
+    """Words of ``layout`` from ``values``: an int array [count] for a plain shape, a dict of
+    arrays for a struct, an array [count, length] (of scalars or of struct dicts) for an array
+    layout. Every value must fit its field; the error names the memory and the field."""
+    words = np.zeros(count, dtype=object)
+
+    def put(shape, offset, vals, field):
+        vals = np.asarray(vals, dtype=np.int64).reshape(count)
+        s = Shape.cast(shape)
+        lo, hi = (-(1 << (s.width - 1)), (1 << (s.width - 1)) - 1) if s.signed else (0, (1 << s.width) - 1)
+        if isinstance(shape, range):
+            lo, hi = shape.start, shape.stop - 1
+        bad = (vals < lo) | (vals > hi)
+        if bad.any():
+            raise EngineFitError(f"memory {name}, {field}: value {int(vals[bad][0])} does not "
+                                 f"fit {lo}..{hi}")
+        nonlocal words
+        words = words + ((vals.astype(object) & ((1 << s.width) - 1)) << offset)
+
+    def walk(layout, offset, vals, field):
+        if isinstance(layout, data.StructLayout):
+            for key, f in layout:
+                walk(f.shape, offset + f.offset, vals[key], f"{field}.{key}" if field else key)
+        elif isinstance(layout, data.ArrayLayout):
+            size = Shape.cast(layout.elem_shape).width
+            for c in range(layout.length):
+                sub = {k: v[:, c] for k, v in vals.items()} if isinstance(vals, dict) \
+                    else np.asarray(vals)[:, c]
+                walk(layout.elem_shape, offset + c * size, sub, f"{field}[{c}]")
+        else:
+            put(layout, offset, vals, field or "word")
+
+    walk(layout, 0, values, "")
+    return [int(w) for w in words]
+
+
+def _tiled(a: np.ndarray, lanes: int, stride: int) -> np.ndarray:
+    """Rows [N, D] as words [N * stride, lanes]: node i's tile t at i * stride + t."""
+    n, d = a.shape
+    out = np.zeros((n, stride * lanes), dtype=np.int64)
+    out[:, :d] = a
+    return out.reshape(n * stride, lanes)
+
+
+def _columns(cols: dict, lanes: int, tiles: int) -> dict:
+    """Per-column arrays as per-tile words: name -> [tiles, lanes] (padding columns zero)."""
+    out = {}
+    for k, v in cols.items():
+        pad = np.zeros(tiles * lanes, dtype=np.int64)
+        pad[:len(v)] = v
+        out[k] = pad.reshape(tiles, lanes)
+    return out
+
+
+def memory_words(cfg: EngineConfig, g: AnnotatedGraph) -> dict[str, list[int]]:
+    """The init words of every loaded memory of ``cfg`` for export ``g``."""
+    a, man, n, P = g.arrays, g.manifest, g.num_nodes, cfg.lanes
+    mems = cfg.memories
+    _fit(g.model == cfg.model, f"the engine runs {cfg.model}, the export is {g.model}")
+    _fit(len(g.layers) == len(cfg.layers),
+         f"the engine has {len(cfg.layers)} layers, the export {len(g.layers)}")
+    for l, (L, S) in enumerate(zip(g.layers, cfg.layers), start=1):
+        _fit((L["in_dim"], L["out_dim"]) == (S.in_dim, S.out_dim),
+             f"layer {l} is {L['in_dim']}x{L['out_dim']} in the export, "
+             f"{S.in_dim}x{S.out_dim} in the engine")
+    _fit(man["input_bits"] <= cfg.input_bits,
+         f"memory x: the export's input has {man['input_bits']} bits, the engine "
+         f"{cfg.input_bits}")
+
+    def depth(name, words):
+        d = mems[name].depth
+        _fit(words <= d, f"memory {name} needs {words} words, the engine has {d} "
+                         f"({words - d} short); raise its size (--max-nodes / --max-edges)")
+
+    e = int(a["indptr"][-1])
+    depth("indptr", n + 1)
+    depth("indices", e)
+    _fit(e <= cfg.max_edges, f"memory indices needs {e} words, the engine has {cfg.max_edges} "
+                             f"({e - cfg.max_edges} short); raise --max-edges")
+    tx = cfg.tiles(cfg.layers[0].in_dim)
+    for name, stride in (("x", tx), ("h", cfg.h_stride), ("op", cfg.op_stride),
+                         ("logits", cfg.tiles(cfg.layers[-1].out_dim))):
+        depth(name, n * stride)
+    words = {
+        "indptr": pack(mems["indptr"].layout, "indptr", a["indptr"], n + 1),
+        "indices": pack(mems["indices"].layout, "indices", a["indices"], e),
+        "x": pack(mems["x"].layout, "x", _tiled(a["x"].astype(np.int64), P, tx), n * tx),
+    }
+    if cfg.gcn:
+        words["norm"] = pack(mems["norm"].layout, "norm", a["gcn_norm"], n)
+    in_m = np.full(n, 1 << FRAC, dtype=np.int64)  # the golden model's layer-1 input scale
+    in_sh = np.full(n, FRAC, dtype=np.int64)
+    for l, L in enumerate(g.layers, start=1):
+        p, last = f"layer{l}.", l == len(g.layers)
+        nxt = g.layers[l] if not last else None
+        zeros = np.zeros(n, dtype=np.int64)
+        if cfg.gcn:
+            if L["per_node_input"]:
+                in_m, in_sh = a[p + "node_scale_m"], a[p + "node_scale_sh"]
+            bits = (a[p + "node_bits"].astype(np.int64) if l > 1
+                    else np.full(n, man["input_bits"], dtype=np.int64))
+            node = {"bits": bits, "comb_m": in_m, "comb_sh": in_sh + L["xw_scale_sh"],
+                    "next_bits": zeros, "next_m": zeros, "next_sh": zeros}
+            if not last:
+                q = f"layer{l + 1}."
+                node.update(next_bits=a[q + "node_bits"].astype(np.int64),
+                            next_m=a[q + "node_inv_m"],
+                            next_sh=FRAC + L["out_scale_sh"] + a[q + "node_inv_sh"])
+            comb = {"xw_m": a[p + "xw_scale_m"]}
+            agg = {"out_m": a[p + "out_scale_m"], "bias": a[p + "bias_fx"]}
+            agg_width, op_bits, next_op, coef = L["out_dim"], L["operand_bits"], 0, 0
+        else:
+            node = {"bits": a[p + "node_bits"].astype(np.int64), "agg_m": a[p + "node_inv_m"],
+                    "agg_sh": FRAC + L["op_scale_sh"] + a[p + "node_inv_sh"],
+                    "scale_m": a[p + "node_scale_m"], "scale_sh": a[p + "node_scale_sh"],
+                    "out_sh": a[p + "node_scale_sh"] + L["out_scale_sh"]}
+            comb = {"out_m": a[p + "out_scale_m"], "bias": a[p + "bias_fx"]}
+            agg = {"op_m": a[p + "op_scale_m"]}
+            agg_width = L["in_dim"]
+            op_bits = L["operand_bits"] or man["input_bits"]
+            next_op, coef = (nxt["operand_bits"] if nxt else 0), L["eps_fx"]
+        _fit(int(np.max(node["bits"], initial=1)) <= cfg.max_bits,
+             f"memory layer{l}_node: a node has {int(node['bits'].max())} bits, the engine "
+             f"holds {cfg.max_bits}")
+        _fit(max(op_bits, next_op) <= cfg.max_bits,
+             f"memory op: layer {l}'s operand has {max(op_bits, next_op)} bits, the engine "
+             f"holds {cfg.max_bits}")
+        tin, tout, tagg = cfg.tiles(L["in_dim"]), cfg.tiles(L["out_dim"]), cfg.tiles(agg_width)
+        w = np.zeros((tin * P, tout * P), dtype=np.int64)
+        w[:L["in_dim"], :L["out_dim"]] = a[p + "weight"]
+        blocks = w.reshape(tin, P, tout, P).transpose(0, 2, 1, 3).reshape(tin * tout, P, P)
+        name = f"layer{l}_"
+        words[name + "node"] = pack(mems[name + "node"].layout, name + "node", node, n)
+        words[name + "comb_cols"] = pack(mems[name + "comb_cols"].layout, name + "comb_cols",
+                                         _columns(comb, P, tout), tout)
+        words[name + "agg_cols"] = pack(mems[name + "agg_cols"].layout, name + "agg_cols",
+                                        _columns(agg, P, tagg), tagg)
+        words[name + "weight"] = pack(mems[name + "weight"].layout, name + "weight",
+                                      blocks, tin * tout)
+        words[name + "scalars"] = pack(
+            mems[name + "scalars"].layout, name + "scalars",
+            {"op_bits": [op_bits, 0], "next_op_bits": [next_op, 0], "self_coef": [coef, 0]}, 2)
+    return words
+
+
+def write_init_files(cfg: EngineConfig, words: dict[str, list[int]], folder: Path) -> list[Path]:
+    """One ``<memory>.hex`` per loaded memory (``$readmemh`` format, one word a line)."""
+    folder = Path(folder)
+    out = []
+    for name, spec in cfg.memories.items():
+        if not spec.loaded:
+            continue
+        digits = max(1, -(-spec.width // 4))
+        path = folder / f"{name}.hex"
+        tmp = path.with_suffix(".hex.tmp")
+        with open(tmp, "w") as f:
+            f.write("".join(f"{w:0{digits}x}\n" for w in words.get(name, [0])))
+        os.replace(tmp, path)
+        out.append(path)
+    return out

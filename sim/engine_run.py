@@ -1,0 +1,143 @@
+"""``a2q sim engine``: a whole exported model's inference in RTL, checked against the golden model.
+
+The engine is sized for the export (or given depths), built once per configuration and
+simulator (cached by its Verilog's hash under ``build_root``), and run with the export's memory
+image as ``$readmemh`` files. The same engine then runs the model re-exported at uniform bits
+(``uniform``), so the A²Q speedup is a ratio of cycles measured in RTL.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from . import golden, rtl_sim
+from .annotated_graph import AnnotatedGraph, read_graph
+from .atomic_folder import atomic_folder
+from .cycles import engine_cycles
+from .engine_image import engine_config, memory_words, write_init_files
+from .uniform_export import uniform_variant
+
+
+def _save(path: Path, a: np.ndarray) -> None:
+    buf = io.BytesIO()
+    np.save(buf, a, allow_pickle=False)
+    path.write_bytes(buf.getvalue())
+
+
+def load_port_words(model: rtl_sim.Model, words: dict[str, list[int]]) -> np.ndarray:
+    """Every init word as a ``load`` stream payload ``{memory, addr, data}`` (object array)."""
+    ports = model.info["memories"]
+    amax = max(m["depth"] for m in ports.values())
+    mem_bits = max(len(ports) - 1, 1).bit_length()
+    addr_bits = max(amax - 1, 1).bit_length()
+    out = [ports[name]["load_index"] | (a << mem_bits) | (w << (mem_bits + addr_bits))
+           for name, ws in words.items() for a, w in enumerate(ws)]
+    return np.array(out, dtype=object)
+
+
+def simulate(model: rtl_sim.Model, cfg, g: AnnotatedGraph, work: Path, *, name: str,
+             waves: Path | None = None, via_load_port: bool = False) -> dict:
+    """One inference of ``g`` on ``model``: logits, cycles, golden comparison, timing."""
+    words = memory_words(cfg, g)
+    gold = golden.run(g)
+    work.mkdir(parents=True, exist_ok=True)
+    if via_load_port:
+        for f in work.glob("*.hex"):
+            f.unlink()
+        write_init_files(cfg, {}, work)  # the memories start empty; the port fills them
+    else:
+        write_init_files(cfg, words, work)
+    case = {"num_nodes": np.int64(g.num_nodes), "classes": np.int64(cfg.layers[-1].out_dim),
+            "expected": gold.logits}
+    if via_load_port:
+        case["load_words"] = load_port_words(model, words)
+    res = rtl_sim.run(model, [case], work, name=name, waves=waves, check=False)
+    r = res["results"][0]
+    logits = r["y"]
+    pred = logits.argmax(1)
+    mismatched = int((logits != gold.logits).any(1).sum())
+    predicted = engine_cycles(g, lanes=cfg.lanes)
+    for f in work.glob("*.hex"):
+        f.unlink()
+    return {
+        "logits": logits, "predictions": pred,
+        "cycles_measured": r["cycles"], "cycles_predicted": predicted["total"],
+        "cycles_by_phase_predicted": predicted,
+        "logits_equal_golden": mismatched == 0, "mismatched_nodes": mismatched,
+        "test_acc": round(100 * golden.accuracy(g, pred), 2),
+        "golden_test_acc": round(100 * golden.accuracy(g, gold.predictions), 2),
+        "sim_seconds": round(res["seconds"], 3),
+        "cycles_per_second": round(r["cycles"] / res["seconds"], 1),
+        "junit": str(res["junit"]), "log": str(res["log"]),
+    }
+
+
+def run_engine(graph: str | os.PathLike, out: str | os.PathLike, *, simulator: str = "verilator",
+               lanes: int = 16, max_nodes: int | None = None, max_edges: int | None = None,
+               build_root: str | os.PathLike = "build/sim", waves: bool = False,
+               uniform: tuple[int, ...] = (), via_load_port: bool = False,
+               progress=print) -> dict:
+    """Run ``graph`` (and its uniform re-exports) on the engine; write ``out``; return the
+    report (``result.json``)."""
+    g = read_graph(graph)
+    cfg = engine_config(g, lanes=lanes, max_nodes=max_nodes, max_edges=max_edges)
+    memory_words(cfg, g)  # refuse a graph that does not fit before building anything
+    variants = {f"uniform{b}": uniform_variant(g, b) for b in uniform}
+    for v in variants.values():
+        memory_words(cfg, v)
+    build_root = Path(build_root)
+    progress(f"engine: building the {simulator} model ({cfg.model}, {cfg.lanes} lanes, "
+             f"{cfg.max_nodes} nodes, {cfg.max_edges} edges)")
+    model = rtl_sim.build("engine", cfg, simulator, build_root, waves=waves)
+    out = Path(out)
+    runs = build_root / "engine-runs" / f"{out.name}-{simulator}"
+    shutil.rmtree(runs, ignore_errors=True)
+    wave_file = runs / ("waves.fst" if simulator == "verilator" else "waves.vcd") if waves else None
+    progress(f"engine: running {g.manifest.get('dataset')} {g.model} ({g.num_nodes} nodes) "
+             f"on {simulator}")
+    main = simulate(model, cfg, g, runs / "a2q", name="engine", waves=wave_file,
+                    via_load_port=via_load_port)
+    report = {
+        "graph": str(Path(graph)), "model": g.model, "dataset": g.manifest.get("dataset"),
+        "method": g.manifest.get("method"), "simulator": simulator, "lanes": cfg.lanes,
+        "engine": cfg.to_json(), "verilog": str(model.rtl / model.info["verilog"]),
+        "build_seconds": model.build_seconds, "num_nodes": g.num_nodes,
+        "loaded_through": "load port" if via_load_port else "init files",
+    }
+    report.update({k: v for k, v in main.items() if k not in ("logits", "predictions")})
+    report["cycles_match"] = main["cycles_measured"] == main["cycles_predicted"]
+    report["uniform"] = {}
+    for key, v in variants.items():
+        progress(f"engine: running the {key} re-export on {simulator}")
+        r = simulate(model, cfg, v, runs / key, name=f"engine-{key}")
+        report["uniform"][key] = {
+            k: r[k] for k in ("cycles_measured", "cycles_predicted", "logits_equal_golden",
+                              "mismatched_nodes", "test_acc", "golden_test_acc", "sim_seconds")}
+        report["uniform"][key]["speedup_of_a2q"] = round(
+            r["cycles_measured"] / main["cycles_measured"], 4)
+    with atomic_folder(out) as tmp:
+        _save(tmp / "logits.npy", main["logits"])
+        _save(tmp / "predictions.npy", main["predictions"])
+        for f in (Path(main["junit"]), Path(main["log"])):
+            shutil.copy(f, tmp / f.name)
+        report["junit"] = str(out / Path(main["junit"]).name)
+        report["log"] = str(out / Path(main["log"]).name)
+        if wave_file is not None and wave_file.exists():
+            shutil.copy(wave_file, tmp / wave_file.name)
+            report["waves"] = str(out / wave_file.name)
+        (tmp / "result.json").write_text(json.dumps(report, indent=2) + "\n")
+    shutil.rmtree(runs, ignore_errors=True)
+    return report
+
+
+def passed(report: dict) -> bool:
+    """Every run's logits equal the golden model's and its cycles the cycle model's."""
+    runs = [report] + list(report.get("uniform", {}).values())
+    return all(r["logits_equal_golden"] and r["cycles_measured"] == r["cycles_predicted"]
+               for r in runs)
