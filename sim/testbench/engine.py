@@ -22,7 +22,7 @@ async def run_inference(dut, info: dict, case: dict) -> tuple[np.ndarray, int]:
     tiles = -(-int(case["classes"]) // lanes)
     if "load_words" in case:
         load = StreamSource(dut, "load")
-        load.feed(int(w) for w in case["load_words"])
+        load.feed(int(w, 16) for w in case["load_words"])
         while not load.done:
             load.step()
             await FallingEdge(dut.clk)

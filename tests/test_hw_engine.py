@@ -1,0 +1,163 @@
+"""The layer engine in Amaranth's simulator: whole inferences equal the golden model bit for bit,
+and take exactly the cycles of the cycle model."""
+
+import numpy as np
+import pytest
+from amaranth.sim import Simulator
+
+from a2q.hw.engine_layout import EngineConfig, LayerShape
+from a2q.hw.layer_engine import LayerEngine
+from a2q.sim import golden
+from a2q.sim.cycles import engine_cycles
+from a2q.sim.engine_image import EngineFitError, engine_config, memory_words
+from a2q.sim.uniform_export import uniform_variant
+
+from .engine_cases import engine_suite, in_memory
+from .sim_exports import random_export
+
+
+def run_engine(cfg, graphs, *, via_load_port=False):
+    """Each graph's (logits, cycles) on one engine: the first from init contents (unless
+    ``via_load_port``), the others loaded through the load port."""
+    words = [memory_words(cfg, g) for g in graphs]
+    dut = LayerEngine(cfg, init=None if via_load_port else words[0])
+    names = list(cfg.memories)
+    out = []
+
+    async def bench(ctx):
+        for k, g in enumerate(graphs):
+            if k > 0 or via_load_port:
+                ctx.set(dut.load.valid, 1)
+                for name, ws in words[k].items():
+                    for addr, w in enumerate(ws):
+                        ctx.set(dut.load.payload, {"memory": names.index(name), "addr": addr,
+                                                   "data": w})
+                        await ctx.tick()
+                ctx.set(dut.load.valid, 0)
+            ctx.set(dut.num_nodes, g.num_nodes)
+            ctx.set(dut.start, 1)
+            await ctx.tick()
+            ctx.set(dut.start, 0)
+            while not ctx.get(dut.done):
+                await ctx.tick()
+            cycles = ctx.get(dut.cycles)
+            tiles = cfg.tiles(cfg.layers[-1].out_dim)
+            rows = []
+            for addr in range(g.num_nodes * tiles):
+                ctx.set(dut.logits_addr, addr)
+                await ctx.tick()
+                rows.append([int(v) for v in ctx.get(dut.logits_data)])
+            y = np.array(rows, dtype=np.int64).reshape(g.num_nodes, tiles * cfg.lanes)
+            out.append((y[:, :cfg.layers[-1].out_dim], cycles))
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    return out
+
+
+def check(cfg, graphs, **kw):
+    for g, (y, cycles) in zip(graphs, run_engine(cfg, graphs, **kw)):
+        np.testing.assert_array_equal(y, golden.run(g).logits)
+        assert cycles == engine_cycles(g, lanes=cfg.lanes)["total"]
+
+
+@pytest.mark.parametrize("model", ["gcn", "gin"])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_random_engines_equal_golden_and_cycle_model(model, seed):
+    cfg, graphs = engine_suite(np.random.default_rng([seed, model == "gin"]), model, 3)
+    check(cfg, graphs)
+
+
+@pytest.mark.parametrize("model", ["gcn", "gin"])
+def test_load_port_fills_every_memory(model):
+    cfg, graphs = engine_suite(np.random.default_rng(7), model, 1)
+    check(cfg, graphs, via_load_port=True)
+
+
+@pytest.mark.parametrize("model", ["gcn", "gin"])
+def test_uniform_re_exports_run_on_the_same_engine(model):
+    g = in_memory(*random_export(np.random.default_rng(3), model, n=12, f0=9, hidden=5,
+                                 classes=3))
+    cfg = engine_config(g, lanes=4)
+    variants = [uniform_variant(g, b) for b in (4, 8)]
+    check(cfg, variants)
+    for b, v in zip((4, 8), variants):
+        assert engine_cycles(v, lanes=4) == engine_cycles(g, lanes=4, uniform=b)
+
+
+@pytest.mark.parametrize("model", ["gcn", "gin"])
+def test_worst_case_values_stay_exact(model):
+    """Every node at 8 bits, the input and the weights at their extremes, the largest
+    operands: the widest sums and products the engine must hold."""
+    rng = np.random.default_rng(5)
+    man, arr = random_export(rng, model, n=9, f0=17, hidden=6, classes=4)
+    for l, L in enumerate(man["layers"], start=1):
+        p = f"layer{l}."
+        q = (1 << (L["weight_bits"] - 1)) - 1
+        arr[p + "weight"] = np.where(rng.random(arr[p + "weight"].shape) < 0.5, -q, q).astype(np.int8)
+        if p + "node_bits" in arr:
+            arr[p + "node_bits"][:] = 8
+    arr["x"][:] = (1 << man["input_bits"]) - 1
+    g = in_memory(man, arr)
+    check(engine_config(g, lanes=4), [g])
+
+
+def test_gcn_row_without_entries_and_zero_nodes():
+    """A node with an empty CSR row aggregates to zero (one cycle per tile); a run of zero
+    nodes is done at once."""
+    man, arr = random_export(np.random.default_rng(11), "gcn", n=6, f0=5, hidden=3, classes=2)
+    ip, ix = arr["indptr"], arr["indices"]
+    drop = slice(ip[2], ip[3])  # node 2 keeps no entry, not even its self-loop
+    arr["indices"] = np.concatenate([ix[:drop.start], ix[drop.stop:]])
+    arr["indptr"] = np.concatenate([ip[:3], ip[3:] - (drop.stop - drop.start)])
+    man["num_edges"] = int(arr["indices"].size)
+    g = in_memory(man, arr)
+    cfg = engine_config(g, lanes=2)
+    check(cfg, [g])
+    dut = LayerEngine(cfg, init=memory_words(cfg, g))
+
+    async def bench(ctx):
+        ctx.set(dut.num_nodes, 0)
+        ctx.set(dut.start, 1)
+        await ctx.tick()
+        assert ctx.get(dut.done) and not ctx.get(dut.busy) and ctx.get(dut.cycles) == 0
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+
+
+def test_graphs_that_do_not_fit_are_refused_naming_the_memory():
+    g = in_memory(*random_export(np.random.default_rng(2), "gin", n=30, f0=4, hidden=3,
+                                 classes=2))
+    e = int(g["indptr"][-1])
+    with pytest.raises(EngineFitError, match=r"memory indptr needs 31 words, the engine has 11 "
+                                             r"\(20 short\)"):
+        memory_words(engine_config(g, lanes=4, max_nodes=10), g)
+    with pytest.raises(EngineFitError, match=rf"memory indices needs {e} words.*{e - 5} short"):
+        memory_words(engine_config(g, lanes=4, max_edges=5), g)
+    other = EngineConfig(model="gcn", layers=(LayerShape(4, 3, 8), LayerShape(3, 2, 8)),
+                         input_bits=3, lanes=4, max_nodes=30, max_edges=e)
+    with pytest.raises(EngineFitError, match="runs gcn, the export is gin"):
+        memory_words(other, g)
+    narrow = EngineConfig(model="gin", layers=(LayerShape(4, 3, 2), LayerShape(3, 2, 2)),
+                          input_bits=3, lanes=4, max_nodes=30, max_edges=e)
+    if np.abs(g["layer1.weight"]).max() > 1:
+        with pytest.raises(EngineFitError, match=r"memory layer1_weight, \[\d+\]\[\d+\]"):
+            memory_words(narrow, g)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"model": "gat"}, "runs models gcn, gin"),
+    ({"lanes": 0}, "lanes must be an integer 1..64"),
+    ({"max_nodes": 1}, "max_nodes must be an integer >= 2"),
+    ({"layers": (LayerShape(4, 3, 4), LayerShape(5, 2, 4))}, "layer 2 in_dim 5 differs"),
+])
+def test_bad_engine_parameters(kwargs, message):
+    base = dict(model="gcn", layers=(LayerShape(4, 3, 4), LayerShape(3, 2, 4)), input_bits=1,
+                lanes=4, max_nodes=8, max_edges=8)
+    with pytest.raises(ValueError, match=message):
+        EngineConfig(**(base | kwargs))

@@ -1,0 +1,77 @@
+"""The layer engine's Verilog in Icarus and Verilator (cocotb): whole inferences of random graphs
+and models, bit for bit against the golden model and cycle for cycle against the cycle model.
+
+Each random engine (dimensions, lanes, depths) is built once per simulator and runs several
+random exports in one simulator process: the first from the ``$readmemh`` init files, the others
+through the load port. ``A2Q_ENGINE_SUITES`` engines per model of ``A2Q_ENGINE_GRAPHS`` exports
+each (``make regress``: 4 x 7 per model, 56 inferences per simulator); cocotb writes JUnit XML.
+"""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from a2q.hw.layer_engine import LayerEngine
+from a2q.hw.rtl import write_engine_rtl
+from a2q.sim import rtl_sim
+from a2q.sim.engine_run import simulate
+from a2q.sim.toolchain import lint
+
+from .engine_cases import engine_suite
+
+SUITES = int(os.environ.get("A2Q_ENGINE_SUITES", "1"))
+GRAPHS = int(os.environ.get("A2Q_ENGINE_GRAPHS", "3"))
+
+
+@pytest.fixture(scope="session")
+def build_root(tmp_path_factory):
+    root = tmp_path_factory.getbasetemp().parent / "rtl-models"
+    root.mkdir(exist_ok=True)
+    return root
+
+
+@pytest.mark.parametrize("simulator", ["icarus", "verilator"])
+@pytest.mark.parametrize("suite", range(SUITES))
+@pytest.mark.parametrize("model", ["gcn", "gin"])
+def test_engine_in_rtl_equals_golden_and_cycle_model(model, suite, simulator, build_root,
+                                                      tmp_path):
+    cfg, graphs = engine_suite(np.random.default_rng([suite, model == "gin", 11]), model, GRAPHS)
+    engine = rtl_sim.build("engine", cfg, simulator, build_root)
+    runs = simulate(engine, cfg, graphs, tmp_path, name=f"engine-{model}-{suite}-{simulator}")
+    junit = runs[0]["junit"]
+    assert "testcase" in open(junit).read() and 'failures="0"' in open(junit).read()
+    for k, r in enumerate(runs):
+        assert r["logits_equal_golden"], f"graph {k}: {r['mismatched_nodes']} nodes differ"
+        assert r["cycles_measured"] == r["cycles_predicted"], f"graph {k}"
+
+
+def test_a_wrong_expectation_fails_the_cocotb_test(build_root, tmp_path):
+    """The testbench's own check can fail: a run told to expect other logits reports it."""
+    cfg, graphs = engine_suite(np.random.default_rng(4), "gcn", 1)
+    engine = rtl_sim.build("engine", cfg, "icarus", build_root)
+    from a2q.sim import golden
+    from a2q.sim.engine_image import memory_words, write_init_files
+
+    write_init_files(cfg, memory_words(cfg, graphs[0]), tmp_path)
+    wrong = golden.run(graphs[0]).logits.copy()
+    wrong[0, 0] += 1
+    case = {"num_nodes": np.int64(graphs[0].num_nodes),
+            "classes": np.int64(cfg.layers[-1].out_dim), "expected": wrong}
+    with pytest.raises(rtl_sim.SimulationError, match="1 of 1 cocotb tests failed"):
+        rtl_sim.run(engine, [case], tmp_path, name="wrong")
+
+
+@pytest.mark.parametrize("model", ["gcn", "gin"])
+def test_engine_verilog_lints_clean_and_loads_init_files(model, tmp_path):
+    cfg, _ = engine_suite(np.random.default_rng(9), model, 1)
+    info = write_engine_rtl(LayerEngine(cfg), tmp_path)
+    lint(tmp_path, info["verilog"])
+    text = (tmp_path / info["verilog"]).read_text()
+    loaded = [n for n, m in info["memories"].items() if m["init_file"]]
+    assert set(loaded) == {n for n, s in cfg.memories.items() if s.loaded}
+    for name in loaded:
+        assert f'$readmemh("{name}.hex", {name}, 0);' in text
+    assert "initial begin" not in text.split("module \\")[0]  # no inline memory contents
+    assert json.loads((tmp_path / "params.json").read_text())["config"]["model"] == model
