@@ -54,10 +54,11 @@ def pipeline(m: Module, valid: Value, values: dict[str, Value],
             new.update(stages[s](cur))
             new = {k: v for k, v in new.items() if v is not None}  # None drops a value
         regs = {}
-        for key, v in new.items():
-            v = Value.cast(v)
-            regs[key] = Signal(v.shape(), name=f"{name}_s{s + 1}_{key}")
-            m.d.sync += regs[key].eq(v)
+        with m.If(cur_valid):  # a stage holds its values until the next result reaches it
+            for key, v in new.items():
+                v = Value.cast(v)
+                regs[key] = Signal(v.shape(), name=f"{name}_s{s + 1}_{key}")
+                m.d.sync += regs[key].eq(v)
         reg_valid = Signal(name=f"{name}_s{s + 1}_valid")
         m.d.sync += reg_valid.eq(cur_valid)
         cur_valid, cur = reg_valid, regs

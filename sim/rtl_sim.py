@@ -81,7 +81,7 @@ def build(kind: str, params, simulator: str, build_root: Path, *, waves: bool = 
 
 
 def _build(kind, module, text, write, simulator, build_root: Path, waves: bool) -> Model:
-    from cocotb_tools.runner import VerilatorControlFile, get_runner
+    from cocotb_tools.runner import VerilatorControlFile
 
     _use_simulator(simulator)
     key = hashlib.sha256(f"{simulator}\n{waves}\n{text}".encode()).hexdigest()[:16]
@@ -98,9 +98,11 @@ def _build(kind, module, text, write, simulator, build_root: Path, waves: bool) 
             sources = [tmp / "rtl" / info["verilog"]]
             build_args = []
             if simulator == "verilator":
-                sources.insert(0, VerilatorControlFile(tmp / "rtl" / "lint.vlt"))
+                (tmp / "ports.vlt").write_text(PORTS_PUBLIC.format(module=module))
+                sources[:0] = [VerilatorControlFile(tmp / "rtl" / "lint.vlt"),
+                               VerilatorControlFile(tmp / "ports.vlt")]
                 build_args = ["--trace-fst"] if waves else []
-            runner = get_runner(simulator)
+            runner = _build_runner(simulator)
             log = build_root / f"{folder.name}.build.log"
             try:
                 runner.build(sources=sources, hdl_toplevel=module, build_dir=tmp / "sim_build",
@@ -114,6 +116,27 @@ def _build(kind, module, text, write, simulator, build_root: Path, waves: bool) 
         # The runner recorded paths inside tmp; Verilator's model is a self-contained
         # executable and Icarus's a .vvp file, both found again under the final folder.
         return Model(kind, simulator, folder, info, seconds, waves)
+
+
+def _build_runner(simulator: str):
+    """cocotb's runner for building. Its Verilator build passes ``--public-flat-rw``, which
+    keeps every internal signal visible to VPI and made the engine's model six times slower;
+    the testbenches touch only the top module, which :data:`PORTS_PUBLIC` keeps visible."""
+    from cocotb_tools.runner import Verilator, get_runner
+
+    if simulator != "verilator":
+        return get_runner(simulator)
+
+    class VerilatorTopPublic(Verilator):
+        def _build_command(self):
+            return [[a for a in cmd if a != "--public-flat-rw"] for cmd in super()._build_command()]
+    return VerilatorTopPublic()
+
+
+#: Verilator control file: the top module's signals stay readable and writable from cocotb.
+PORTS_PUBLIC = """`verilator_config
+public_flat_rw -module "{module}" -var "*"
+"""
 
 
 def _runner(simulator: str, waves: bool):
