@@ -7,6 +7,7 @@ from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .aggregation_phase import AggregationPhase
+from .block_ram import block_ram
 from .combination_phase import CombinationPhase
 from .engine_layout import EngineConfig
 from .memory_requests import ReadRequest, WriteRequest
@@ -39,7 +40,9 @@ class LayerEngine(wiring.Component):
 
     ``cfg`` (:class:`~a2q.hw.engine_layout.EngineConfig`) fixes the structure and the memory
     map (documented in :mod:`a2q.hw.engine_layout`); ``init`` optionally gives the words of
-    any memory (``name -> list[int]``) as initial contents.
+    any memory (``name -> list[int]``) as initial contents. ``ram_template=True`` (for
+    Verilog) builds each memory as an instance of the ``a2q_ram`` module of
+    :mod:`a2q.hw.block_ram`, filled from ``<memory>.hex`` instead of ``init``.
 
     The phases run one after the other: GCN layer l is a :class:`CombinationPhase` (``x`` or
     ``h`` -> ``op``) then an :class:`AggregationPhase` (``op`` -> ``h``, the last layer ->
@@ -64,9 +67,13 @@ class LayerEngine(wiring.Component):
     falls. ``a2q.sim.cycles.engine_cycles`` states the exact total, which the tests check.
     """
 
-    def __init__(self, cfg: EngineConfig, *, init: dict | None = None):
+    def __init__(self, cfg: EngineConfig, *, init: dict | None = None,
+                 ram_template: bool = False):
         self.cfg = cfg
         self.init = dict(init or {})
+        self.ram_template = ram_template
+        if ram_template and self.init:
+            raise ValueError("the RAM template reads its contents from .hex files, not init")
         unknown = set(self.init) - set(cfg.memories)
         if unknown:
             raise ValueError(f"init names unknown memories: {', '.join(sorted(unknown))}")
@@ -124,26 +131,37 @@ class LayerEngine(wiring.Component):
 
         m.d.comb += self.load.ready.eq(1)
         for index, (name, spec) in enumerate(cfg.memories.items()):
-            mem = memory.Memory(shape=spec.width, depth=spec.depth, init=self.init.get(name, []))
-            m.submodules[name] = mem
-            wp = mem.write_port()
             load = self.load.valid & (self.load.p.memory == index)
             addr, word, en = self.load.p.addr, self.load.p.data, load
             for req in hub.writes.get(name, []):  # one phase writes at a time
                 addr = Mux(req.en, req.addr, addr)
                 word = Mux(req.en, Value.cast(req.data), word)
                 en = en | req.en
-            m.d.comb += [wp.addr.eq(addr), wp.data.eq(word), wp.en.eq(en)]
+            reads = {}
             for port in ("A", "B"):
-                reqs = hub.reads.get((name, port), [])
-                if not reqs:
-                    continue
-                rp = mem.read_port()
                 address = 0
-                for req in reqs:  # idle requesters drive address 0
+                for req in hub.reads.get((name, port), []):  # idle requesters drive address 0
                     address = address | req.addr
-                m.d.comb += rp.addr.eq(address)
-                m.d.comb += [req.data.eq(rp.data) for req in reqs]
+                reads[port] = address
+            if self.ram_template:
+                inst, *data = block_ram(width=spec.width, depth=spec.depth,
+                                        init_file=f"{name}.hex" if spec.loaded else "",
+                                        we=en, waddr=addr, wdata=word, raddr_a=reads["A"],
+                                        raddr_b=reads["B"])
+                m.submodules[name] = inst
+            else:
+                mem = memory.Memory(shape=spec.width, depth=spec.depth,
+                                    init=self.init.get(name, []))
+                m.submodules[name] = mem
+                wp = mem.write_port()
+                m.d.comb += [wp.addr.eq(addr), wp.data.eq(word), wp.en.eq(en)]
+                data = []
+                for port in ("A", "B"):
+                    rp = mem.read_port()
+                    m.d.comb += rp.addr.eq(reads[port])
+                    data.append(rp.data)
+            for port, d in zip(("A", "B"), data):
+                m.d.comb += [req.data.eq(d) for req in hub.reads.get((name, port), [])]
 
         # Sequencer: launch each phase in turn and count the cycles of the run.
         for i, ph in enumerate(phases):

@@ -6,12 +6,12 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
-import re
 from pathlib import Path
 
 import amaranth
 from amaranth.back import verilog
 
+from . import block_ram
 from .bit_serial_aggregation import BitSerialAggregation
 from .bit_serial_combination import BitSerialCombination
 from .layer_engine import LayerEngine
@@ -111,19 +111,13 @@ ENGINE_MODULE = "layer_engine"
 
 
 def engine_verilog(engine: LayerEngine) -> str:
-    """The engine's Verilog. Each loaded memory reads ``<memory>.hex`` with ``$readmemh`` from
-    the simulator's (or synthesis tool's) working directory; the memories the engine writes
-    itself (``h``, ``op``, ``logits``) start undefined, as block RAM without init does."""
-    text = verilog.convert(engine, name=ENGINE_MODULE)
-    for spec in engine.cfg.memories.values():
-        pattern = re.compile(
-            rf"(  reg (?:\[\d+:0\] )?{re.escape(spec.name)} \[\d+:0\];\n)"
-            rf"  initial begin\n(?:    {re.escape(spec.name)}\[\d+\] = [^\n]*\n)*  end\n")
-        load = f'  initial $readmemh("{spec.name}.hex", {spec.name}, 0);\n' if spec.loaded else ""
-        text, count = pattern.subn(lambda mt: mt.group(1) + load, text)
-        if count != 1:
-            raise RuntimeError(f"engine Verilog: memory {spec.name} declared {count} times")
-    return text
+    """The engine's Verilog, built with the block RAM template (its module appended): each
+    loaded memory reads ``<memory>.hex`` with ``$readmemh`` from the simulator's (or synthesis
+    tool's) working directory; the memories the engine writes itself (``h``, ``op``,
+    ``logits``) start undefined, as block RAM without init does."""
+    if not engine.ram_template:
+        raise ValueError("emit the engine built with ram_template=True")
+    return verilog.convert(engine, name=ENGINE_MODULE) + "\n" + block_ram.VERILOG
 
 
 def describe_engine(engine: LayerEngine) -> dict:

@@ -64,7 +64,7 @@ def build(kind: str, params, simulator: str, build_root: Path, *, waves: bool = 
         raise ToolchainError(f"unknown simulator {simulator!r}: expected one of "
                              f"{', '.join(SIMULATORS)}")
     if kind == "engine":
-        engine = LayerEngine(params)
+        engine = LayerEngine(params, ram_template=True)
         text = rtl.engine_verilog(engine)
         module = rtl.ENGINE_MODULE
 

@@ -151,7 +151,7 @@ def _cmd_rtl_engine(args) -> int:
     print(f"engine for {args.graph}: {cfg.model}, {cfg.lanes} lanes, {cfg.max_nodes} nodes, "
           f"{cfg.max_edges} edges; generating Verilog", file=sys.stderr)
     with atomic_folder(args.out) as tmp:
-        info = rtl.write_engine_rtl(LayerEngine(cfg), tmp,
+        info = rtl.write_engine_rtl(LayerEngine(cfg, ram_template=True), tmp,
                                     init_files=lambda f: write_init_files(cfg, words, f))
         if not args.no_lint:
             lint(tmp, info["verilog"])

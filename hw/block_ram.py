@@ -1,0 +1,62 @@
+"""The block RAM template the engine's Verilog instantiates for each of its memories.
+
+Amaranth writes a ``lib.memory`` memory's contents into the Verilog word by word (zeros
+included), which takes minutes for Cora-sized memories and leaves nothing for a host to
+replace. The emitted engine instead instantiates :data:`MODULE`, a plain inferable RAM
+(one synchronous write port, two synchronous read ports, read-before-write, the same
+behaviour as ``lib.memory``'s ports) that fills itself from ``INIT_FILE`` with ``$readmemh``:
+the flow of Yosys, Vivado and Quartus for initialised block RAM, and of the simulators.
+Amaranth's own simulator runs the engine with ``lib.memory`` (:class:`~a2q.hw.layer_engine.LayerEngine`
+with ``ram_template=False``); the RTL tests check that both agree with the golden model.
+"""
+
+from __future__ import annotations
+
+from amaranth import ClockSignal, Instance, Signal
+
+MODULE = "a2q_ram"
+
+VERILOG = """\
+// a2q_ram: DEPTH words of WIDTH bits; one synchronous write port, two synchronous read ports
+// (a read returns the word before a write to it in the same cycle). INIT_FILE, when given, is
+// read with $readmemh from the working directory: one hex word a line, from address 0.
+module a2q_ram #(
+    parameter integer WIDTH = 8,
+    parameter integer DEPTH = 2,
+    parameter integer ABITS = 1,
+    parameter INIT_FILE = ""
+) (
+    input wire clk,
+    input wire we,
+    input wire [ABITS-1:0] waddr,
+    input wire [WIDTH-1:0] wdata,
+    input wire [ABITS-1:0] raddr_a,
+    output reg [WIDTH-1:0] rdata_a,
+    input wire [ABITS-1:0] raddr_b,
+    output reg [WIDTH-1:0] rdata_b
+);
+  reg [WIDTH-1:0] mem [0:DEPTH-1];
+  initial begin
+    if (INIT_FILE != "") $readmemh(INIT_FILE, mem);
+  end
+  always @(posedge clk) begin
+    if (we) mem[waddr] <= wdata;
+    rdata_a <= mem[raddr_a];
+    rdata_b <= mem[raddr_b];
+  end
+endmodule
+"""
+
+
+def address_bits(depth: int) -> int:
+    return max(1, (depth - 1).bit_length())
+
+
+def block_ram(*, width: int, depth: int, init_file: str, we, waddr, wdata, raddr_a, raddr_b):
+    """An instance of :data:`MODULE`; returns ``(instance, rdata_a, rdata_b)``."""
+    rdata_a, rdata_b = Signal(width), Signal(width)
+    inst = Instance(MODULE, p_WIDTH=width, p_DEPTH=depth, p_ABITS=address_bits(depth),
+                    p_INIT_FILE=init_file, i_clk=ClockSignal(), i_we=we, i_waddr=waddr,
+                    i_wdata=wdata, i_raddr_a=raddr_a, o_rdata_a=rdata_a, i_raddr_b=raddr_b,
+                    o_rdata_b=rdata_b)
+    return inst, rdata_a, rdata_b
