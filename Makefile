@@ -1,4 +1,5 @@
-# a2q: `make demo` runs the main job on Cora (train, export, golden model), `make test` runs the test suite,
+# a2q: `make demo` runs the main job on Cora (train, export, golden model, the layer engine in
+# RTL), `make test` runs the test suite,
 # `make bench` the long benchmarks. Each creates .venv and installs the project if needed.
 PYTHON ?= python3
 VENV   ?= .venv
@@ -16,19 +17,25 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(BIN)/a2q train --dataset Cora --model gcn --method a2q --seed $(SEED) --out runs/cora-gcn-a2q
 	$(BIN)/a2q golden runs/cora-gcn-a2q/graph --out runs/cora-gcn-a2q/golden
+	$(BIN)/a2q rtl engine --graph runs/cora-gcn-a2q/graph --out runs/cora-gcn-a2q/rtl
+	$(BIN)/a2q sim engine --graph runs/cora-gcn-a2q/graph --out runs/cora-gcn-a2q/sim --build-dir build/sim
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 -q tests
 
-# The RTL regression with 2000 random cases per (unit, signedness, simulator); JUnit XML in build/regress.
+# The RTL regression: 2000 random cases per (unit, signedness, simulator) and 56 random graphs and
+# models per simulator through the whole layer engine; JUnit XML under build/regress.
 regress: $(STAMP)
 	mkdir -p build
-	A2Q_RTL_CASES=2000 $(BIN)/python -m pytest -n 2 -q tests/test_rtl_units.py --basetemp build/regress
+	A2Q_RTL_CASES=2000 A2Q_ENGINE_SUITES=4 A2Q_ENGINE_GRAPHS=7 $(BIN)/python -m pytest -n 2 -q \
+		tests/test_rtl_units.py tests/test_rtl_engine.py --basetemp build/regress \
+		--junitxml build/regress/pytest.junit.xml
 
 bench: $(STAMP)
 	$(BIN)/a2q bench train --out bench
 	$(BIN)/a2q bench golden --out bench
 	$(BIN)/a2q bench rtl --out bench
+	$(BIN)/a2q bench engine --out bench
 
 clean:
 	rm -rf runs build .pytest_cache

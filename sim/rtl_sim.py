@@ -22,7 +22,7 @@ from a2q.hw.layer_engine import LayerEngine
 
 from .atomic_folder import atomic_folder
 from .file_lock import file_lock
-from .toolchain import SIMULATORS, ToolchainError, simulator_env
+from .toolchain import SIMULATORS, ToolchainError, check_fst_waves, simulator_env
 
 TESTBENCHES = {"combination": "a2q.sim.testbench.combination",
                "aggregation": "a2q.sim.testbench.aggregation",
@@ -84,6 +84,8 @@ def _build(kind, module, text, write, simulator, build_root: Path, waves: bool) 
     from cocotb_tools.runner import VerilatorControlFile
 
     _use_simulator(simulator)
+    if waves and simulator == "verilator":
+        check_fst_waves()
     key = hashlib.sha256(f"{simulator}\n{waves}\n{text}".encode()).hexdigest()[:16]
     folder = build_root / f"{module}-{simulator}{'-waves' if waves else ''}-{key}"
     with file_lock(build_root / f".{folder.name}.lock"):

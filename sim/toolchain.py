@@ -51,6 +51,16 @@ def simulator_env(simulator: str) -> dict[str, str]:
     return env
 
 
+def check_fst_waves() -> None:
+    """Verilator's FST writer compiles against lz4.h; say how to get it before a build fails."""
+    env = simulator_env("verilator")
+    done = subprocess.run(["g++", "-E", "-x", "c++", "-"], input="#include <lz4.h>\n",
+                          env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise ToolchainError("Verilator's FST waveforms need the lz4 header: apt-get install "
+                             "liblz4-dev (or run without --waves)")
+
+
 def lint(folder: Path, module_file: str) -> str:
     """``verilator --lint-only -Wall`` on ``folder/module_file`` with ``folder/lint.vlt``;
     returns Verilator's output, raises :class:`ToolchainError` with it when lint fails."""

@@ -218,3 +218,75 @@ def run_golden_bench(out: str | os.PathLike, *, datasets, models, seed: int = 0,
     _write_files(Path(out), {"cycles.json": json.dumps(result, indent=2) + "\n",
                              "cycles.md": "\n".join(lines) + "\n"})
     return result
+
+
+def run_engine_bench(out: str | os.PathLike, *, models=("gcn", "gin"), dataset: str = "Cora",
+                     seed: int = 0, lanes: int = 16, simulators=("verilator", "icarus"),
+                     icarus_models=("gcn",), data_root=None) -> dict:
+    """Train A²Q (seed ``seed``), export, and run the whole inference on the layer engine in
+    RTL: the A²Q export and its uniform 4- and 8-bit re-exports on Verilator, and (slower, one
+    run) the A²Q export on Icarus for ``icarus_models``. Writes ``engine.md`` and
+    ``engine.json``: cycles measured and modelled, bit-exactness, accuracy, simulated cycles
+    per second and the A²Q speedups measured in RTL."""
+    from a2q.sim.engine_run import passed, run_engine
+
+    from .export import export_run
+    from .run_folder import write_run
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for model in models:
+            run = Path(tmp) / f"{dataset}-{model}"
+            write_run(train(default_config(dataset, model, "a2q", seed=seed),
+                            data_root=data_root, progress=False), run)
+            graph = export_run(run, data_root=data_root)
+            for sim in simulators:
+                if sim == "icarus" and model not in icarus_models:
+                    continue
+                r = run_engine(graph, Path(tmp) / f"{model}-{sim}", simulator=sim, lanes=lanes,
+                               build_root=Path(tmp) / "build",
+                               uniform=(4, 8) if sim == "verilator" else ())
+                r["passed"] = passed(r)
+                rows.append(r)
+                print(f"{dataset} {model} on {sim}: {r['cycles_measured']} cycles (model "
+                      f"{r['cycles_predicted']}), logits equal golden {r['logits_equal_golden']}"
+                      f", {r['cycles_per_second']:.0f} cycles/s", flush=True)
+    keep = ("dataset", "model", "simulator", "lanes", "num_nodes", "cycles_measured",
+            "cycles_predicted", "logits_equal_golden", "mismatched_nodes", "test_acc",
+            "golden_test_acc", "build_seconds", "sim_seconds", "cycles_per_second", "uniform",
+            "passed", "cycles_by_phase_predicted")
+    result = {"command": "a2q bench engine", "seed": seed,
+              "rows": [{k: r[k] for k in keep} for r in rows]}
+    lines = [
+        "# The layer engine in RTL", "",
+        f"`a2q bench engine`: {dataset}, A²Q seed {seed}, {lanes} lanes. Each row is one whole "
+        "inference in RTL simulation (cocotb); **cycles** is the engine's cycle counter, "
+        "**model** the cycle model's prediction (`a2q.sim.cycles.engine_cycles`), **exact** "
+        "whether every node's logits equal the golden model's. The uniform rows run the same "
+        "engine (same Verilog) on the model re-exported with every per-node input and operand "
+        "at 4 or 8 bits; **A²Q speedup** = their cycles / A²Q's cycles, both measured. "
+        "Seconds: the simulator run (start-up and logit read-back included), the model build "
+        "apart.", "",
+        "| model | simulator | features | cycles | model | exact | test acc (golden) | "
+        "A²Q speedup | build s | run s | cycles/s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in result["rows"]:
+        lines.append(
+            f"| {r['model'].upper()} | {r['simulator']} | A²Q | {r['cycles_measured']} | "
+            f"{r['cycles_predicted']} | {r['logits_equal_golden']} | {r['test_acc']:.1f} "
+            f"({r['golden_test_acc']:.1f}) | | {r['build_seconds']:.0f} | "
+            f"{r['sim_seconds']:.1f} | {r['cycles_per_second']:.0f} |")
+        for key, u in r["uniform"].items():
+            lines.append(
+                f"| {r['model'].upper()} | {r['simulator']} | {key} | {u['cycles_measured']} | "
+                f"{u['cycles_predicted']} | {u['logits_equal_golden']} | {u['test_acc']:.1f} "
+                f"({u['golden_test_acc']:.1f}) | {u['speedup_of_a2q']:.3f}x | | "
+                f"{u['sim_seconds']:.1f} | {u['cycles_measured'] / u['sim_seconds']:.0f} |")
+    lines += ["", "Where the cycles go (cycle model, A²Q): " + "; ".join(
+        f"{r['model'].upper()} " + ", ".join(
+            f"{k} {v}" for k, v in r["cycles_by_phase_predicted"].items() if k != "total")
+        for r in result["rows"] if r["simulator"] == "verilator") + "."]
+    _write_files(Path(out), {"engine.json": json.dumps(result, indent=2) + "\n",
+                             "engine.md": "\n".join(lines) + "\n"})
+    print("\n".join(lines))
+    return result

@@ -235,6 +235,15 @@ def _cmd_sim(args) -> int:
     return 0 if r["matches_numpy"] and r["cycles_measured"] == r["cycles_predicted"] else 1
 
 
+def _cmd_bench_engine(args) -> int:
+    from .bench import run_engine_bench
+
+    result = run_engine_bench(args.out, models=args.models, dataset=args.dataset, seed=args.seed,
+                              lanes=args.lanes, simulators=args.simulators,
+                              data_root=args.data_root)
+    return 0 if all(r["passed"] for r in result["rows"]) else 1
+
+
 def _cmd_bench_rtl(args) -> int:
     from a2q.sim.rtl_bench import run_rtl_bench
 
@@ -340,6 +349,16 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--out", default="bench", help="folder for rtl.md and rtl.json")
     b.add_argument("--seed", type=int, default=0)
     b.set_defaults(func=_cmd_bench_rtl)
+    b = bsub.add_parser("engine", help="whole inferences on the layer engine in RTL: cycles, "
+                                       "exactness, cycles per second, A²Q vs uniform bits")
+    b.add_argument("--out", default="bench", help="folder for engine.md and engine.json")
+    b.add_argument("--dataset", default="Cora")
+    b.add_argument("--models", nargs="+", default=["gcn", "gin"])
+    b.add_argument("--simulators", nargs="+", default=["verilator", "icarus"])
+    b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--lanes", type=int, default=16)
+    b.add_argument("--data-root")
+    b.set_defaults(func=_cmd_bench_engine)
     return parser
 
 

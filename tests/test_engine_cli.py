@@ -1,0 +1,102 @@
+"""``a2q rtl engine`` and ``a2q sim engine``: the files they write, the results, one-line errors."""
+
+import json
+
+import numpy as np
+import pytest
+
+from a2q.sim import golden
+from a2q.sim.annotated_graph import read_graph, seal, write_graph
+from a2q.sw.cli import main
+
+from .sim_exports import random_export
+
+
+@pytest.fixture(scope="module")
+def export(tmp_path_factory):
+    d = tmp_path_factory.mktemp("export")
+    man, arr = random_export(np.random.default_rng(21), "gcn", n=23, f0=11, hidden=6, classes=3)
+    return write_graph(d / "graph", man, arr)
+
+
+@pytest.fixture(scope="module")
+def build_dir(tmp_path_factory):
+    return tmp_path_factory.getbasetemp().parent / "rtl-models"
+
+
+def test_rtl_engine_writes_verilog_init_files_and_parameters(export, tmp_path):
+    out = tmp_path / "rtl"
+    assert main(["rtl", "engine", "--graph", str(export), "--lanes", "4", "--out", str(out)]) == 0
+    info = json.loads((out / "params.json").read_text())
+    assert info["module"] == "layer_engine" and info["lanes"] == 4
+    assert (out / "filelist.f").read_text().strip() == "layer_engine.v"
+    g = read_graph(export)
+    assert info["config"]["max_nodes"] == g.num_nodes  # sized from the export
+    hexes = {p.name for p in out.glob("*.hex")}
+    assert hexes == {m["init_file"] for m in info["memories"].values() if m["init_file"]}
+    tiles = -(-g.layers[0]["in_dim"] // 4)
+    assert len((out / "x.hex").read_text().split()) == g.num_nodes * tiles
+    assert len((out / "indptr.hex").read_text().split()) == g.num_nodes + 1
+
+
+def test_sim_engine_on_icarus_with_waves(export, tmp_path, build_dir):
+    out = tmp_path / "sim"
+    assert main(["sim", "engine", "--graph", str(export), "--simulator", "icarus", "--lanes",
+                 "4", "--waves", "--out", str(out), "--build-dir", str(build_dir)]) == 0
+    r = json.loads((out / "result.json").read_text())
+    want = golden.run(read_graph(export))
+    assert np.array_equal(np.load(out / "logits.npy"), want.logits)
+    assert np.array_equal(np.load(out / "predictions.npy"), want.predictions)
+    assert r["logits_equal_golden"] and r["mismatched_nodes"] == 0 and r["cycles_match"]
+    assert r["test_acc"] == r["golden_test_acc"]
+    assert set(r["uniform"]) == {"uniform4", "uniform8"}
+    for u in r["uniform"].values():
+        assert u["logits_equal_golden"] and u["cycles_measured"] == u["cycles_predicted"]
+    assert (out / "waves.vcd").read_text()[:200].lstrip().startswith("$")  # a VCD header
+
+
+def test_sim_engine_on_verilator_through_the_load_port_with_fst(export, tmp_path, build_dir):
+    out = tmp_path / "sim"
+    assert main(["sim", "engine", "--graph", str(export), "--lanes", "4", "--load-port",
+                 "--uniform", "--waves", "--out", str(out), "--build-dir", str(build_dir)]) == 0
+    r = json.loads((out / "result.json").read_text())
+    assert r["loaded_through"] == "load port" and r["logits_equal_golden"] and r["cycles_match"]
+    assert r["uniform"] == {}
+    assert (out / "waves.fst").read_bytes()[:1] == b"\x00"  # FST's header block
+
+
+def _gat(folder):
+    m = json.loads((folder / "manifest.json").read_text())
+    m["model"] = "gat"
+    (folder / "manifest.json").write_text(json.dumps(seal(m)))
+
+
+def _flip(folder):
+    p = folder / "x.npy"
+    p.write_bytes(p.read_bytes()[:-1] + bytes([p.read_bytes()[-1] ^ 1]))
+
+
+@pytest.mark.parametrize("command", ["rtl", "sim"])
+@pytest.mark.parametrize("edit, extra, message", [
+    (_gat, [], "field 'model': 'gat' is not one of gcn, gin"),
+    (_flip, [], "x.npy"),
+    (None, ["--max-nodes", "10"], "memory indptr needs 24 words, the engine has 11 (13 short)"),
+    (None, ["--max-edges", "3"], "memory indices needs"),
+])
+def test_bad_engine_input_is_one_clear_line(export, tmp_path, capsys, command, edit, extra,
+                                            message):
+    import shutil
+    graph = tmp_path / "graph"
+    shutil.copytree(export, graph)
+    if edit:
+        edit(graph)
+    out = tmp_path / "out"
+    assert main([command, "engine", "--graph", str(graph), "--out", str(out)] + extra) == 1
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1, err
+    assert not out.exists()
+
+
+def test_engine_needs_a_graph(tmp_path, capsys):
+    assert main(["sim", "engine", "--out", str(tmp_path / "o")]) == 1
+    assert "needs --graph" in capsys.readouterr().err
