@@ -173,13 +173,15 @@ def weight_layout(cfg: EngineConfig, layer: int) -> data.ArrayLayout:
 
 
 def logit_width(cfg: EngineConfig) -> int:
-    """Bits of a signed logit: the last layer's output before any requantization."""
-    L = cfg.layers[-1]
+    """Bits of a signed logit (the last layer's output) for any memory contents: every
+    mantissa below 2^17, every bias below 2^(bias_bits - 1), node shifts up to 63."""
+    m = 2 ** MANTISSA.width
     if cfg.gcn:
-        t = aggregation_bound(cfg) * 2 ** 16 // 2 ** FRAC + 1  # rshift_round(G * norm, 15)
-        return (t * 2 ** 16 + 2 ** (cfg.bias_bits - 1)).bit_length() + 1
+        t = aggregation_bound(cfg) * 2 ** FRAC // 2 ** FRAC + 1  # rshift_round(G * norm, 15)
+        return (t * m + 2 ** (cfg.bias_bits - 1)).bit_length() + 1
     a = combination_bound(cfg, len(cfg.layers))
-    return (a * 2 ** 32 + 2 ** (cfg.bias_bits - 1 + 62)).bit_length() + 1
+    top_shift = 2 ** NODE_SHIFT.width - 1
+    return (a * m * m + 2 ** (cfg.bias_bits - 1 + top_shift)).bit_length() + 1
 
 
 def combination_bound(cfg: EngineConfig, layer: int) -> int:
