@@ -5,7 +5,7 @@ from __future__ import annotations
 from amaranth import Elaboratable, Module, Mux, Signal, signed
 
 from .engine_layout import FRAC, EngineConfig, aggregation_bound
-from .requantization import clamp, pipeline, rshift_round
+from .requantization import clamp, pipeline, rshift_round, to_codes
 
 
 class AggregationPhase(Elaboratable):
@@ -204,12 +204,4 @@ class AggregationPhase(Elaboratable):
 
         def g2(v):
             return {f"a{c}": v[f"a{c}"] * v["am"] for c in range(P)}
-
-        def g3(v):
-            return {f"a{c}": rshift_round(v[f"a{c}"], v["sh"]) for c in range(P)}
-
-        def g4(v):
-            hi = (1 << v["bits"]) - 1
-            return {**{f"y{c}": clamp(v[f"a{c}"], 0, hi) for c in range(P)},
-                    **{f"a{c}": None for c in range(P)}}
-        return [None, g1, g2, g3, g4]
+        return [None, g1, g2, *to_codes(P)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from amaranth import Elaboratable, Module, Mux, Signal, signed
 
 from .engine_layout import EngineConfig, combination_bound
-from .requantization import clamp, pipeline, rshift_round
+from .requantization import clamp, pipeline, rshift_round, to_codes
 
 
 def tree_sum(values):
@@ -152,7 +152,7 @@ class CombinationPhase(Elaboratable):
             return [None, s1, s2, s3, s4]
 
         def g1(v):  # A * scale_m[i]; bias[c] << scale_sh[i]
-            return {"sh": node.out_sh, "ob": sc.next_op_bits,
+            return {"sh": node.out_sh, "bits": sc.next_op_bits,
                     **{f"a{c}": v[f"a{c}"] * node.scale_m for c in range(P)},
                     **{f"m{c}": cols[c].out_m for c in range(P)},
                     **{f"b{c}": cols[c].bias << node.scale_sh for c in range(P)}}
@@ -163,14 +163,4 @@ class CombinationPhase(Elaboratable):
             out.update({f"{key}{c}": v[f"a{c}"] * v[f"m{c}"] + v[f"b{c}"] for c in range(P)})
             return out
 
-        if self.last:
-            return [None, g1, g2]
-
-        def g3(v):
-            return {f"a{c}": rshift_round(v[f"a{c}"], v["sh"]) for c in range(P)}
-
-        def g4(v):
-            qmax = (1 << v["ob"]) - 1
-            return {**{f"y{c}": clamp(v[f"a{c}"], 0, qmax) for c in range(P)},
-                    **{f"a{c}": None for c in range(P)}}
-        return [None, g1, g2, g3, g4]
+        return [None, g1, g2] if self.last else [None, g1, g2, *to_codes(P)]

@@ -64,3 +64,16 @@ def pipeline(m: Module, valid: Value, values: dict[str, Value],
         cur_valid, cur = reg_valid, regs
         valids.append(reg_valid)
     return valids, cur
+
+
+def to_codes(lanes: int) -> list[Callable[[dict], dict]]:
+    """The last two stages of a requantization to unsigned codes: ``a{c}`` rounded-shifted
+    right by ``sh``, then clamped to ``0 .. 2^bits - 1`` into ``y{c}``."""
+    def round_stage(v):
+        return {f"a{c}": rshift_round(v[f"a{c}"], v["sh"]) for c in range(lanes)}
+
+    def clamp_stage(v):
+        hi = (1 << v["bits"]) - 1
+        return {**{f"y{c}": clamp(v[f"a{c}"], 0, hi) for c in range(lanes)},
+                **{f"a{c}": None for c in range(lanes)}}
+    return [round_stage, clamp_stage]

@@ -69,15 +69,19 @@ def make_unit(kind: str, params: dict):
     return cls(**params)
 
 
+def _ports(component) -> dict:
+    """Each port of the Verilog module: its direction and width."""
+    return {"__".join(path): {"direction": member.flow.value,
+                              "width": len(amaranth.Value.cast(value))}
+            for path, member, value in component.signature.flatten(component)}
+
+
 def describe(kind: str, unit) -> dict:
     """The parameters JSON of a built unit: every constructor argument with its final value,
     the derived widths and the port names of the Verilog module."""
     _, module = _unit(kind)
     params = {p: getattr(unit, p) for p in unit_parameters(kind)}
-    ports = {"__".join(path): {"direction": member.flow.value,
-                               "width": len(amaranth.Value.cast(value))}
-             for path, member, value in unit.signature.flatten(unit)}
-    out = {"unit": kind, "module": module, "parameters": params, "ports": ports,
+    out = {"unit": kind, "module": module, "parameters": params, "ports": _ports(unit),
            "amaranth": amaranth.__version__}
     if kind == "aggregation":
         out["tiles"] = unit.tiles
@@ -124,14 +128,11 @@ def describe_engine(engine: LayerEngine) -> dict:
     """The engine's parameters JSON: configuration, memory map (load port numbers, depths,
     widths, init files) and ports."""
     cfg = engine.cfg
-    ports = {"__".join(path): {"direction": member.flow.value,
-                               "width": len(amaranth.Value.cast(value))}
-             for path, member, value in engine.signature.flatten(engine)}
     memories = {name: {"load_index": i, "depth": spec.depth, "width": spec.width,
                        "init_file": f"{name}.hex" if spec.loaded else None}
                 for i, (name, spec) in enumerate(cfg.memories.items())}
     return {"unit": "engine", "module": ENGINE_MODULE, "config": cfg.to_json(),
-            "lanes": cfg.lanes, "memories": memories, "ports": ports,
+            "lanes": cfg.lanes, "memories": memories, "ports": _ports(engine),
             "logit_width": cfg.memories["logits"].layout.elem_shape.width,
             "amaranth": amaranth.__version__}
 
