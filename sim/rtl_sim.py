@@ -77,7 +77,7 @@ def build(kind: str, params, simulator: str, build_root: Path, *, waves: bool = 
 
         def write(folder):
             return rtl.write_rtl(kind, unit, folder)
-    return _build(kind, module, text, write, simulator, Path(build_root), waves)
+    return _build(kind, module, text, write, simulator, Path(build_root).resolve(), waves)
 
 
 def _build(kind, module, text, write, simulator, build_root: Path, waves: bool) -> Model:
@@ -167,7 +167,7 @@ def run(model: Model, cases: list[dict], work: Path, *, name: str = "cases",
     from cocotb_tools.runner import get_results
 
     _use_simulator(model.simulator)
-    work = Path(work)
+    work = Path(work).resolve()  # the simulator runs there; every path handed over is absolute
     work.mkdir(parents=True, exist_ok=True)
     case_file, result_file = work / f"{name}.cases.npz", work / f"{name}.results.npz"
     arrays = {f"{i}/{k}": np.asarray(v) for i, c in enumerate(cases) for k, v in c.items()}

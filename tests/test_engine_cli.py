@@ -39,10 +39,11 @@ def test_rtl_engine_writes_verilog_init_files_and_parameters(export, tmp_path):
     assert len((out / "indptr.hex").read_text().split()) == g.num_nodes + 1
 
 
-def test_sim_engine_on_icarus_with_waves(export, tmp_path, build_dir):
+def test_sim_engine_on_icarus_with_waves(export, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # relative folders, as in the README's commands
     out = tmp_path / "sim"
     assert main(["sim", "engine", "--graph", str(export), "--simulator", "icarus", "--lanes",
-                 "4", "--waves", "--out", str(out), "--build-dir", str(build_dir)]) == 0
+                 "4", "--waves", "--out", "sim", "--build-dir", "build/sim"]) == 0
     r = json.loads((out / "result.json").read_text())
     want = golden.run(read_graph(export))
     assert np.array_equal(np.load(out / "logits.npy"), want.logits)
