@@ -7,7 +7,7 @@ from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .aggregation_phase import AggregationPhase
-from .block_ram import block_ram
+from .block_ram import address_bits, block_ram
 from .combination_phase import CombinationPhase
 from .engine_layout import EngineConfig
 from .memory_requests import ReadRequest, WriteRequest
@@ -143,11 +143,14 @@ class LayerEngine(wiring.Component):
                 for req in hub.reads.get((name, port), []):  # idle requesters drive address 0
                     address = address | req.addr
                 reads[port] = address
-            if self.ram_template:
+            if self.ram_template:  # the RAM's ports are exactly as wide as the memory
+                abits = address_bits(spec.depth)
                 inst, *data = block_ram(width=spec.width, depth=spec.depth,
                                         init_file=f"{name}.hex" if spec.loaded else "",
-                                        we=en, waddr=addr, wdata=word, raddr_a=reads["A"],
-                                        raddr_b=reads["B"])
+                                        we=en, waddr=Value.cast(addr)[:abits],
+                                        wdata=Value.cast(word)[:spec.width],
+                                        raddr_a=Value.cast(reads["A"])[:abits],
+                                        raddr_b=Value.cast(reads["B"])[:abits])
                 m.submodules[name] = inst
             else:
                 mem = memory.Memory(shape=spec.width, depth=spec.depth,
