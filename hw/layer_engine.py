@@ -54,7 +54,7 @@ class LayerEngine(wiring.Component):
     - ``load`` (stream in, always ready): ``{memory, addr, data}`` writes one word of memory
       number ``memory`` (the order of ``cfg.memories``) per cycle. Load only while idle.
     - ``start`` (in): a one-cycle pulse while idle runs nodes ``0 .. num_nodes - 1``
-      (``num_nodes`` is sampled with it).
+      (``num_nodes``, at most ``max_nodes``, is sampled with it).
     - ``busy`` (out): high from the cycle after ``start`` until the run ends.
     - ``done`` (out): high from the end of a run until the next ``start``.
     - ``cycles`` (out): the cycles the last run was busy (counting while it runs).
@@ -81,12 +81,11 @@ class LayerEngine(wiring.Component):
             if len(words) > cfg.memories[name].depth:
                 raise ValueError(f"init for {name} has {len(words)} words, more than its depth "
                                  f"{cfg.memories[name].depth}")
-        self.memory_names = list(cfg.memories)
         specs = cfg.memories.values()
         logits = cfg.memories["logits"]
         super().__init__({
             "load": In(stream.Signature(data.StructLayout({
-                "memory": range(len(self.memory_names)),
+                "memory": range(len(cfg.memories)),
                 "addr": range(max(s.depth for s in specs)),
                 "data": max(s.width for s in specs)}))),
             "start": In(1),
