@@ -1,4 +1,4 @@
-"""The ``a2q`` command line: train, eval, export, golden, rtl, sim, bench."""
+"""The ``a2q`` command line: train, eval, export, golden, rtl, sim, synth, bench."""
 
 from __future__ import annotations
 
@@ -235,6 +235,23 @@ def _cmd_sim(args) -> int:
     return 0 if r["matches_numpy"] and r["cycles_measured"] == r["cycles_predicted"] else 1
 
 
+def _cmd_synth(args) -> int:
+    from a2q.hw.synthesis import SynthesisError, synthesize
+
+    print(f"synthesizing {args.rtl} for {args.target} (Yosys, then nextpnr; minutes on large "
+          "designs)", file=sys.stderr)
+    try:
+        r = synthesize(args.rtl, args.target, args.out, device=args.device,
+                       package=args.package, freq_mhz=args.freq)
+    except SynthesisError as exc:
+        raise A2QError(f"synth: {exc}") from None
+    fmax = "n/a" if r["fmax_mhz"] is None else f"{r['fmax_mhz']} MHz"
+    print(f"{args.out}: {r['top']} on {r['target']} {r['device']}: LUTs {r['luts']}, FFs "
+          f"{r['ffs']}, BRAMs {r['brams']}, DSPs {r['dsps']}, Fmax {fmax} (target {args.freq} "
+          f"MHz)")
+    return 0
+
+
 def _cmd_bench_engine(args) -> int:
     from .bench import run_engine_bench
 
@@ -325,6 +342,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weight-bits", type=int, default=4)
     p.add_argument("--build-dir", default="build/sim", help="simulator models, reused")
     p.set_defaults(func=_cmd_sim)
+
+    p = sub.add_parser("synth", help="FPGA synthesis of an a2q rtl folder (Yosys, nextpnr), "
+                                     "with Vivado / Quartus project scripts")
+    p.add_argument("rtl", help="folder written by a2q rtl (params.json, filelist.f, .hex)")
+    p.add_argument("--target", default="ecp5", choices=["ecp5", "ice40", "xilinx"])
+    p.add_argument("--device", help="ecp5: 25k/45k/85k (default 85k); ice40: up5k/hx8k/...; "
+                                    "xilinx: a part name")
+    p.add_argument("--package", help="default CABGA381 (ecp5), sg48 (ice40)")
+    p.add_argument("--freq", type=float, default=100.0, help="target clock in MHz")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=_cmd_synth)
 
     p = sub.add_parser("bench", help="benchmarks")
     bsub = p.add_subparsers(dest="bench", required=True)

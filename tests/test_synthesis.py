@@ -1,0 +1,65 @@
+"""``a2q synth``: a small engine through Yosys and nextpnr (ECP5), its report, failures."""
+
+import json
+
+import numpy as np
+import pytest
+
+from a2q.hw.layer_engine import LayerEngine
+from a2q.hw.rtl import write_engine_rtl
+from a2q.hw.synthesis import SynthesisError, synthesize
+from a2q.sim.engine_image import engine_config, memory_words, write_init_files
+from a2q.sw.cli import main
+
+from .engine_cases import in_memory
+from .sim_exports import random_export
+
+
+@pytest.fixture(scope="module")
+def rtl(tmp_path_factory):
+    g = in_memory(*random_export(np.random.default_rng(3), "gcn", n=6, f0=3, hidden=2,
+                                 classes=2))
+    cfg = engine_config(g, lanes=1)
+    folder = tmp_path_factory.mktemp("rtl")
+    write_engine_rtl(LayerEngine(cfg, ram_template=True), folder,
+                     init_files=lambda f: write_init_files(cfg, memory_words(cfg, g), f))
+    return folder
+
+
+def test_small_engine_synthesizes_and_places_on_ecp5(rtl, tmp_path):
+    out = tmp_path / "synth"
+    r = synthesize(rtl, "ecp5", out, device="25k", package="CABGA256", freq_mhz=25)
+    assert r == json.loads((out / "report.json").read_text())
+    assert r["luts"] == r["cells"]["LUT4"] > 0 and r["ffs"] == r["cells"]["TRELLIS_FF"] > 0
+    assert r["dsps"] == r["cells"].get("MULT18X18D", 0)
+    assert r["fmax_mhz"] > 0 and r["timing_met"] == (r["fmax_mhz"] >= 25)
+    comb = r["utilization"]["TRELLIS_COMB"]
+    assert 0 < comb["used"] <= comb["available"] == 24288  # an LFE5U-25F
+    tcl = (out / "vivado.tcl").read_text()
+    assert "add_files layer_engine.v" in tcl and "add_files x.hex" in tcl
+    assert "| LUTs |" in (out / "report.md").read_text()
+
+
+def test_a_failing_stage_names_itself_and_its_log(rtl, tmp_path):
+    bad = tmp_path / "rtl"
+    bad.mkdir()
+    for f in rtl.iterdir():
+        (bad / f.name).write_bytes(f.read_bytes())
+    with open(bad / "layer_engine.v", "a") as f:
+        f.write("module broken(;\n")
+    out = tmp_path / "synth"
+    with pytest.raises(SynthesisError, match=rf"yosys synthesis failed .*see {out}/yosys.log"):
+        synthesize(bad, "ecp5", out)
+    assert (out / "yosys.log").exists() and not (out / "report.json").exists()
+
+
+def test_xilinx_writes_the_vivado_project(rtl, tmp_path):
+    r = synthesize(rtl, "xilinx", tmp_path / "x", device="xc7a35tcpg236-1")
+    assert r["luts"] is None and "vivado.tcl" in r["note"]
+    assert "-part xc7a35tcpg236-1" in (tmp_path / "x" / "vivado.tcl").read_text()
+
+
+def test_synth_cli_refuses_a_folder_without_parameters(tmp_path, capsys):
+    assert main(["synth", str(tmp_path), "--out", str(tmp_path / "o")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "no params.json" in err and err.startswith("a2q: error: synth:")
