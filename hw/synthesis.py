@@ -92,8 +92,8 @@ def vivado_tcl(top: str, sources: list[str], inits: list[str], device: str) -> s
     return "\n".join(lines) + "\n"
 
 
-def quartus_tcl(top: str, sources: list[str], device: str) -> str:
-    """A Tcl script for ``quartus_sh -t quartus.tcl`` (device: a Quartus part name)."""
+def quartus_tcl(top: str, sources: list[str]) -> str:
+    """A Tcl script for ``quartus_sh -t quartus.tcl`` (the user sets the device)."""
     lines = ["load_package flow", f"project_new {top} -overwrite",
              f"set_global_assignment -name TOP_LEVEL_ENTITY {top}"]
     lines += [f"set_global_assignment -name VERILOG_FILE {s}" for s in sources]
@@ -124,9 +124,9 @@ def synthesize(rtl: Path, target: str, work: Path, *, device: str | None = None,
         shutil.copy(rtl / f, work / f)
     inits = sorted(p.name for p in work.glob("*.hex"))
     (work / "filelist.f").write_text("\n".join(sources + inits) + "\n")
-    (work / "vivado.tcl").write_text(vivado_tcl(top, sources, inits, TARGETS["xilinx"]["device"]
-                                                if target != "xilinx" else device))
-    (work / "quartus.tcl").write_text(quartus_tcl(top, sources, device))
+    part = device if target == "xilinx" else TARGETS["xilinx"]["device"]
+    (work / "vivado.tcl").write_text(vivado_tcl(top, sources, inits, part))
+    (work / "quartus.tcl").write_text(quartus_tcl(top, sources))
     report = {"target": target, "device": device, "package": package, "top": top,
               "freq_target_mhz": freq_mhz}
     if target == "xilinx":  # synth_xilinx needs ABC too; Vivado gives the figures
