@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from amaranth import Elaboratable, Module, Mux, Signal, signed
+from amaranth import Module, Mux, Signal, signed
 
 from .engine_layout import FRAC, EngineConfig, aggregation_bound
-from .requantization import clamp, pipeline, rshift_round, to_codes
+from .engine_phase import EnginePhase
+from .requantization import clamp, rshift_round, to_codes
 
 
-class AggregationPhase(Elaboratable):
+class AggregationPhase(EnginePhase):
     """Layer ``layer``'s aggregation over nodes ``0 .. num_nodes - 1``, written to ``dst``.
 
     GCN: ``G[i] = sum_{j in N(i)} norm[j] * P[j]`` over the CSR row (self-loops included), P
@@ -33,27 +34,17 @@ class AggregationPhase(Elaboratable):
     last write; ``busy`` falls in the cycle after it.
     """
 
-    def __init__(self, cfg: EngineConfig, layer: int, hub, *, src: str, src_stride: int,
-                 dst: str, dst_stride: int):
-        self.cfg, self.layer = cfg, layer
-        self.shape = cfg.layers[layer - 1]
-        self.last = layer == len(cfg.layers)
-        self.src_stride, self.dst_stride = src_stride, dst_stride
+    kind = "agg"
+
+    def __init__(self, cfg: EngineConfig, layer: int, hub, **memories):
+        super().__init__(cfg, layer, hub, **memories)
         self.width = self.shape.out_dim if cfg.gcn else self.shape.in_dim
-        name = f"agg{layer}"
-        self.start = Signal(name=f"{name}_start")
-        self.busy = Signal(name=f"{name}_busy")
-        self.num_nodes = Signal(range(cfg.max_nodes + 1), name=f"{name}_num_nodes")
-        self.indptr = hub.read("indptr", f"{name}_indptr")
-        self.indices = hub.read("indices", f"{name}_indices")
-        self.src = hub.read(src, f"{name}_src")
-        self.node = hub.read(f"layer{layer}_node", f"{name}_node", port="B")
-        self.cols = hub.read(f"layer{layer}_agg_cols", f"{name}_cols")
-        self.scalars = hub.read(f"layer{layer}_scalars", f"{name}_scalars")
+        self.indptr = hub.read("indptr", f"{self.name}_indptr")
+        self.indices = hub.read("indices", f"{self.name}_indices")
         if cfg.gcn:
-            self.norm_j = hub.read("norm", f"{name}_norm_j")
-            self.norm_i = hub.read("norm", f"{name}_norm_i", port="B")
-        self.dst = hub.write(dst, f"{name}_dst")
+            self.norm_j = hub.read("norm", f"{self.name}_norm_j")
+            self.norm_i = hub.read("norm", f"{self.name}_norm_i", port="B")
+            self.node_requests.append(self.norm_i)
 
     def elaborate(self, platform):
         m = Module()
@@ -147,24 +138,10 @@ class AggregationPhase(Elaboratable):
         emit, node2, tile2 = Signal(name="emit"), Signal.like(i, name="node_2"), Signal.like(t, name="tile_2")
         m.d.sync += [emit.eq(valid1 & last1), node2.eq(node1), tile2.eq(tile1)]
 
-        m.d.comb += [self.node.addr.eq(Mux(emit, node2, 0)), self.cols.addr.eq(Mux(emit, tile2, 0))]
-        if gcn:
-            m.d.comb += self.norm_i.addr.eq(Mux(emit, node2, 0))
-        valids, out = pipeline(m, emit, {"node": node2, "tile": tile2,
-                                         **{f"a{c}": acc[c] for c in range(P)}},
-                               self._stages(), name=f"agg{self.layer}_rq")
-        m.d.comb += [
-            self.dst.en.eq(valids[-1]),
-            self.dst.addr.eq(out["node"] * self.dst_stride + out["tile"]),
-        ]
-        m.d.comb += [self.dst.data[c].eq(out[f"y{c}"]) for c in range(P)]
-        busy = ~fsm.ongoing("IDLE") | valid1 | emit
-        for v in valids:
-            busy = busy | v
-        m.d.comb += self.busy.eq(busy)
+        self.requantize(m, emit, node2, tile2, acc, ~fsm.ongoing("IDLE") | valid1 | emit)
         return m
 
-    def _stages(self):
+    def stages(self):
         P, node, cols = self.cfg.lanes, self.node.data, self.cols.data
         if self.cfg.gcn:
             norm = self.norm_i.data

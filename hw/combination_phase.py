@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from amaranth import Elaboratable, Module, Mux, Signal, signed
+from amaranth import Module, Mux, Signal, signed
 
 from .engine_layout import EngineConfig, combination_bound
-from .requantization import clamp, pipeline, rshift_round, to_codes
+from .engine_phase import EnginePhase
+from .requantization import clamp, rshift_round, to_codes
 
 
 def tree_sum(values):
@@ -17,7 +18,7 @@ def tree_sum(values):
     return values[0]
 
 
-class CombinationPhase(Elaboratable):
+class CombinationPhase(EnginePhase):
     """Layer ``layer``'s combination over nodes ``0 .. num_nodes - 1``, written to ``dst``.
 
     The walker visits, one per cycle, node i, tile t (``lanes`` output columns), chunk q
@@ -38,23 +39,12 @@ class CombinationPhase(Elaboratable):
     ``busy`` falls in the cycle after it.
     """
 
-    def __init__(self, cfg: EngineConfig, layer: int, hub, *, src: str, src_stride: int,
-                 dst: str, dst_stride: int):
-        self.cfg, self.layer = cfg, layer
-        self.shape = cfg.layers[layer - 1]
-        self.last = layer == len(cfg.layers)
-        self.src_stride, self.dst_stride = src_stride, dst_stride
-        self.start = Signal(name=f"comb{layer}_start")
-        self.busy = Signal(name=f"comb{layer}_busy")
-        self.num_nodes = Signal(range(cfg.max_nodes + 1), name=f"comb{layer}_num_nodes")
-        name = f"comb{layer}"
-        self.src = hub.read(src, f"{name}_src")
-        self.weight = hub.read(f"layer{layer}_weight", f"{name}_weight")
-        self.node_bits = hub.read(f"layer{layer}_node", f"{name}_bits")
-        self.node = hub.read(f"layer{layer}_node", f"{name}_node", port="B")
-        self.cols = hub.read(f"layer{layer}_comb_cols", f"{name}_cols")
-        self.scalars = hub.read(f"layer{layer}_scalars", f"{name}_scalars")
-        self.dst = hub.write(dst, f"{name}_dst")
+    kind = "comb"
+
+    def __init__(self, cfg: EngineConfig, layer: int, hub, **memories):
+        super().__init__(cfg, layer, hub, **memories)
+        self.weight = hub.read(f"layer{layer}_weight", f"{self.name}_weight")
+        self.node_bits = hub.read(f"layer{layer}_node", f"{self.name}_bits")
 
     def elaborate(self, platform):
         m = Module()
@@ -114,23 +104,10 @@ class CombinationPhase(Elaboratable):
                 m.d.sync += acc[c].eq(Mux(first1, 0, acc[c]) + (s1[c] << k1))
         m.d.sync += [emit.eq(valid1 & last1), node2.eq(node1), tile2.eq(tile1)]
 
-        # Requantization: node and column constants are read in the entry cycle.
-        m.d.comb += [self.node.addr.eq(Mux(emit, node2, 0)), self.cols.addr.eq(Mux(emit, tile2, 0))]
-        valids, out = pipeline(m, emit, {"node": node2, "tile": tile2,
-                                         **{f"a{c}": acc[c] for c in range(P)}},
-                               self._stages(), name=f"comb{self.layer}_rq")
-        m.d.comb += [
-            self.dst.en.eq(valids[-1]),
-            self.dst.addr.eq(out["node"] * self.dst_stride + out["tile"]),
-        ]
-        m.d.comb += [self.dst.data[c].eq(out[f"y{c}"]) for c in range(P)]  # two's complement
-        busy = running | valid1 | emit
-        for v in valids:
-            busy = busy | v
-        m.d.comb += self.busy.eq(busy)
+        self.requantize(m, emit, node2, tile2, acc, running | valid1 | emit)
         return m
 
-    def _stages(self):
+    def stages(self):
         P, node, cols, sc = self.cfg.lanes, self.node.data, self.cols.data, self.scalars.data
         if self.cfg.gcn:
             def s1(v):  # A * comb_m[i]; the constants leave memory now

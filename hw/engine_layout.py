@@ -177,7 +177,7 @@ def logit_width(cfg: EngineConfig) -> int:
     mantissa below 2^17, every bias below 2^(bias_bits - 1), node shifts up to 63."""
     m = 2 ** MANTISSA.width
     if cfg.gcn:
-        t = aggregation_bound(cfg) * 2 ** FRAC // 2 ** FRAC + 1  # rshift_round(G * norm, 15)
+        t = aggregation_bound(cfg) + 1  # |rshift_round(G * norm, 15)| with norm <= 2^15
         return (t * m + 2 ** (cfg.bias_bits - 1)).bit_length() + 1
     a = combination_bound(cfg, len(cfg.layers))
     top_shift = 2 ** NODE_SHIFT.width - 1

@@ -43,15 +43,18 @@ def load_port_words(model: rtl_sim.Model, words: dict[str, list[int]]) -> np.nda
 
 
 def simulate(model: rtl_sim.Model, cfg, graphs: list[AnnotatedGraph], work: Path, *,
-             name: str, waves: Path | None = None, via_load_port: bool = False) -> list[dict]:
+             name: str, waves: Path | None = None, via_load_port: bool = False,
+             images: list[dict] | None = None) -> list[dict]:
     """Inferences of ``graphs`` on ``model`` in one simulator process: the first graph's memory
     image comes from the ``.hex`` init files (or, with ``via_load_port``, through the load
-    port), every later one through the load port. Per graph: logits, cycles measured and
-    predicted, the comparison with the golden model."""
+    port), every later one through the load port. ``images``: the graphs' memory words when
+    already computed. Per graph: logits, cycles measured and predicted, the comparison with
+    the golden model."""
     work.mkdir(parents=True, exist_ok=True)
     cases, golds = [], []
-    for k, g in enumerate(graphs):
-        words = memory_words(cfg, g)
+    if images is None:
+        images = [memory_words(cfg, g) for g in graphs]
+    for k, (g, words) in enumerate(zip(graphs, images)):
         gold = golden.run(g)
         golds.append(gold)
         case = {"num_nodes": np.int64(g.num_nodes), "classes": np.int64(cfg.layers[-1].out_dim),
@@ -94,10 +97,9 @@ def run_engine(graph: str | os.PathLike, out: str | os.PathLike, *, simulator: s
     report (``result.json``)."""
     g = read_graph(graph)
     cfg = engine_config(g, lanes=lanes, max_nodes=max_nodes, max_edges=max_edges)
-    memory_words(cfg, g)  # refuse a graph that does not fit before building anything
     variants = {f"uniform{b}": uniform_variant(g, b) for b in uniform}
-    for v in variants.values():
-        memory_words(cfg, v)
+    # the memory images, which refuse a graph that does not fit, before building anything
+    images = {key: memory_words(cfg, v) for key, v in [("a2q", g), *variants.items()]}
     build_root = Path(build_root)
     progress(f"engine: building the {simulator} model ({cfg.model}, {cfg.lanes} lanes, "
              f"{cfg.max_nodes} nodes, {cfg.max_edges} edges)")
@@ -109,7 +111,7 @@ def run_engine(graph: str | os.PathLike, out: str | os.PathLike, *, simulator: s
     progress(f"engine: running {g.manifest.get('dataset')} {g.model} ({g.num_nodes} nodes) "
              f"on {simulator}")
     main, = simulate(model, cfg, [g], runs / "a2q", name="engine", waves=wave_file,
-                     via_load_port=via_load_port)
+                     via_load_port=via_load_port, images=[images["a2q"]])
     report = {
         "graph": str(Path(graph)), "model": g.model, "dataset": g.manifest.get("dataset"),
         "method": g.manifest.get("method"), "simulator": simulator, "lanes": cfg.lanes,
@@ -122,7 +124,7 @@ def run_engine(graph: str | os.PathLike, out: str | os.PathLike, *, simulator: s
     report["uniform"] = {}
     for key, v in variants.items():
         progress(f"engine: running the {key} re-export on {simulator}")
-        r, = simulate(model, cfg, [v], runs / key, name=f"engine-{key}")
+        r, = simulate(model, cfg, [v], runs / key, name=f"engine-{key}", images=[images[key]])
         report["uniform"][key] = {
             k: r[k] for k in ("cycles_measured", "cycles_predicted", "logits_equal_golden",
                               "mismatched_nodes", "test_acc", "golden_test_acc", "sim_seconds")}

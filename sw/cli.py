@@ -124,7 +124,7 @@ def _cmd_bench(args) -> int:
 
 
 def _engine_args(args, command: str):
-    """The export and the engine's configuration for ``rtl engine`` / ``sim engine``."""
+    """The export, the engine's configuration and its memory image for ``rtl engine``."""
     from a2q.sim.annotated_graph import GraphFormatError, read_graph
     from a2q.sim.engine_image import EngineFitError, engine_config, memory_words
 
@@ -140,38 +140,50 @@ def _engine_args(args, command: str):
     return g, cfg, words
 
 
+def _write_rtl_folder(args, write):
+    """``write(folder)`` into ``args.out`` whole or not at all, then lint it unless
+    ``--no-lint``; returns the parameters and the words to print about lint."""
+    from a2q.sim.atomic_folder import atomic_folder
+    from a2q.sim.toolchain import lint
+
+    with atomic_folder(args.out) as tmp:
+        info = write(tmp)
+        if not args.no_lint:
+            lint(tmp, info["verilog"])
+    return info, "" if args.no_lint else "; verilator --lint-only -Wall clean"
+
+
 def _cmd_rtl_engine(args) -> int:
     from a2q.hw import rtl
     from a2q.hw.layer_engine import LayerEngine
-    from a2q.sim.atomic_folder import atomic_folder
     from a2q.sim.engine_image import write_init_files
-    from a2q.sim.toolchain import lint
 
     g, cfg, words = _engine_args(args, "rtl")
     print(f"engine for {args.graph}: {cfg.model}, {cfg.lanes} lanes, {cfg.max_nodes} nodes, "
           f"{cfg.max_edges} edges; generating Verilog", file=sys.stderr)
-    with atomic_folder(args.out) as tmp:
-        info = rtl.write_engine_rtl(LayerEngine(cfg, ram_template=True), tmp,
-                                    init_files=lambda f: write_init_files(cfg, words, f))
-        if not args.no_lint:
-            lint(tmp, info["verilog"])
+    info, linted = _write_rtl_folder(args, lambda tmp: rtl.write_engine_rtl(
+        LayerEngine(cfg, ram_template=True), tmp,
+        init_files=lambda f: write_init_files(cfg, words, f)))
     print(f"{args.out}/{info['verilog']}: {info['module']} ({cfg.model}, {cfg.lanes} lanes, "
-          f"{len(info['memories'])} memories, init files beside it)"
-          + ("" if args.no_lint else "; verilator --lint-only -Wall clean"))
+          f"{len(info['memories'])} memories, init files beside it){linted}")
     return 0
 
 
 def _cmd_sim_engine(args) -> int:
     from a2q.sim.engine_run import passed, run_engine
 
-    _engine_args(args, "sim")
+    if args.graph is None:
+        raise A2QError("sim engine needs --graph (an export folder)")
     if args.simulator not in ("icarus", "verilator"):
         raise A2QError(f"unknown simulator {args.simulator!r}: expected icarus or verilator")
-    r = run_engine(args.graph, args.out, simulator=args.simulator, lanes=args.lanes or 16,
-                   max_nodes=args.max_nodes, max_edges=args.max_edges,
-                   build_root=args.build_dir, waves=args.waves, uniform=tuple(args.uniform),
-                   via_load_port=args.load_port,
-                   progress=lambda s: print(s, file=sys.stderr))
+    try:  # a malformed export or one the engine cannot hold is refused before any build
+        r = run_engine(args.graph, args.out, simulator=args.simulator, lanes=args.lanes or 16,
+                       max_nodes=args.max_nodes, max_edges=args.max_edges,
+                       build_root=args.build_dir, waves=args.waves, uniform=tuple(args.uniform),
+                       via_load_port=args.load_port,
+                       progress=lambda s: print(s, file=sys.stderr))
+    except ValueError as exc:  # GraphFormatError, EngineFitError, engine parameters
+        raise A2QError(f"sim engine: {exc}") from None
     print(f"{args.out}: {r['dataset']} {r['model']} on {r['simulator']}: logits equal the golden "
           f"model on {r['num_nodes'] - r['mismatched_nodes']}/{r['num_nodes']} nodes; test_acc "
           f"{r['test_acc']:.2f} (golden {r['golden_test_acc']:.2f}); cycles {r['cycles_measured']}"
@@ -185,8 +197,6 @@ def _cmd_sim_engine(args) -> int:
 
 def _cmd_rtl(args) -> int:
     from a2q.hw import rtl
-    from a2q.sim.atomic_folder import atomic_folder
-    from a2q.sim.toolchain import lint
 
     if args.unit == "engine":
         return _cmd_rtl_engine(args)
@@ -199,13 +209,9 @@ def _cmd_rtl(args) -> int:
         unit = rtl.make_unit(args.unit, params)
     except ValueError as exc:
         raise A2QError(f"rtl {args.unit}: {exc}") from None
-    with atomic_folder(args.out) as tmp:
-        info = rtl.write_rtl(args.unit, unit, tmp)
-        if not args.no_lint:
-            lint(tmp, info["verilog"])
+    info, linted = _write_rtl_folder(args, lambda tmp: rtl.write_rtl(args.unit, unit, tmp))
     print(f"{args.out}/{info['verilog']}: {info['module']} "
-          f"({', '.join(f'{k}={v}' for k, v in info['parameters'].items())})"
-          + ("" if args.no_lint else "; verilator --lint-only -Wall clean"))
+          f"({', '.join(f'{k}={v}' for k, v in info['parameters'].items())}){linted}")
     return 0
 
 
