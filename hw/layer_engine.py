@@ -58,6 +58,9 @@ class LayerEngine(wiring.Component):
     - ``busy`` (out): high from the cycle after ``start`` until the run ends.
     - ``done`` (out): high from the end of a run until the next ``start``.
     - ``cycles`` (out): the cycles the last run was busy (counting while it runs).
+    - ``phase`` (out): the running phase's index in :meth:`phases` (0 from ``start``); it
+      steps up in the same cycle as the counter, so ``cycles`` seen the cycle ``phase``
+      becomes k is the number of cycles phases 0 .. k - 1 took.
     - ``logits_addr`` (in) / ``logits_data`` (out): a synchronous read port on ``logits``
       (node i's tile t at ``i * ceil(C / lanes) + t``): the word appears the cycle after its
       address.
@@ -93,6 +96,7 @@ class LayerEngine(wiring.Component):
             "busy": Out(1),
             "done": Out(1),
             "cycles": Out(CYCLE_BITS),
+            "phase": Out(range(2 * len(cfg.layers))),
             "logits_addr": In(range(logits.depth)),
             "logits_data": Out(logits.layout),
         })
@@ -169,7 +173,7 @@ class LayerEngine(wiring.Component):
         for i, ph in enumerate(phases):
             m.submodules[f"phase{i}_{type(ph).__name__}"] = ph
         num_nodes = Signal.like(self.num_nodes, name="run_nodes")
-        index = Signal(range(max(len(phases), 2)), name="phase")
+        index = Signal(range(max(len(phases), 2)), name="phase_index")
         active, launch, done = Signal(), Signal(), Signal()
         cycles = Signal(CYCLE_BITS)
         current_busy = Signal()
@@ -190,7 +194,8 @@ class LayerEngine(wiring.Component):
                     m.d.sync += [active.eq(0), done.eq(1)]
                 with m.Else():
                     m.d.sync += [index.eq(index + 1), launch.eq(1)]
-        m.d.comb += [self.busy.eq(active), self.done.eq(done), self.cycles.eq(cycles)]
+        m.d.comb += [self.busy.eq(active), self.done.eq(done), self.cycles.eq(cycles),
+                     self.phase.eq(index)]
         return m
 
 

@@ -4,7 +4,10 @@ script for Vivado / Quartus users.
 ``synthesize`` reads the folder that ``a2q rtl`` wrote (``params.json`` names the top module,
 ``filelist.f`` the sources, the ``.hex`` files initialise the memories), runs Yosys for the
 target and, for ECP5 and iCE40, nextpnr out of context (the engine's ports are not pins), and
-returns the report: cells by type, LUTs, flip-flops, block RAMs, DSPs, Fmax and utilisation.
+returns the report: cells by type, LUTs, flip-flops, block RAMs, DSPs, Fmax and utilisation,
+whether it fits (``fits``; ``limits`` lists the resources short, counted from Yosys's netlist
+against :data:`CAPACITY` before place and route, or the one nextpnr ran out of), the critical
+path when timing fails, and a one-line ``verdict``.
 
 ECP5 does not use ``synth_ecp5``'s ABC9 step: under YoWASP it ends Yosys without a message on
 designs of real size (docs/architecture.md); the script stops before the flip-flop mapping,
@@ -14,6 +17,7 @@ maps the logic with ``abc -lut 4`` and runs that mapping's commands without ``si
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -55,6 +59,45 @@ RESOURCES = {
                       "SB_DFFS", "SB_DFFES", "SB_DFFSS", "SB_DFFESS"],
               "brams": ["SB_RAM40_4K"], "dsps": ["SB_MAC16"], "lutram": []},
 }
+
+
+#: Device capacities (Lattice data sheets): LUT4 slots, flip-flops, block RAMs, DSP multipliers.
+#: ECP5 devices carry one flip-flop per LUT, a CCU2C takes two LUT slots; an iCE40 logic cell
+#: holds a LUT, a carry and a flip-flop.
+CAPACITY = {
+    "ecp5": {"12k": (12288, 12288, 32, 28), "25k": (24288, 24288, 56, 28),
+             "45k": (43848, 43848, 108, 72), "85k": (83640, 83640, 208, 156)},
+    "ice40": {"lp384": (384, 384, 0, 0), "lp1k": (1280, 1280, 16, 0), "hx1k": (1280, 1280, 16, 0),
+              "lp8k": (7680, 7680, 32, 0), "hx8k": (7680, 7680, 32, 0),
+              "up5k": (5280, 5280, 30, 8)},
+}
+#: nextpnr's name for each resource of :data:`RESOURCES`, per target (its "no BELs" message).
+BEL_RESOURCE = {"DP16KD": "brams", "MULT18X18D": "dsps", "TRELLIS_COMB": "lut_slots",
+                "TRELLIS_FF": "ffs", "SB_RAM40_4K": "brams", "SB_MAC16": "dsps",
+                "ICESTORM_LC": "lut_slots"}
+
+
+def fit_limits(target: str, device: str, report: dict) -> list[dict] | None:
+    """The resources Yosys's netlist needs beyond ``device``'s capacity (``[]``: it fits as
+    far as counting tells; ``None``: the device is not in :data:`CAPACITY`). LUT slots count
+    ECP5 carries twice; LUT RAM and routing are left to place and route."""
+    cap = CAPACITY.get(target, {}).get(device.removeprefix("um-").removeprefix("um5g-"))
+    if cap is None:
+        return None
+    slots = report["luts"] + (2 * report["carries"] if target == "ecp5" else 0)
+    need = {"lut_slots": slots, "ffs": report["ffs"], "brams": report["brams"],
+            "dsps": report["dsps"]}
+    return [{"resource": r, "needed": need[r], "available": a}
+            for r, a in zip(("lut_slots", "ffs", "brams", "dsps"), cap) if need[r] > a]
+
+
+def placement_limit(log: str) -> dict | None:
+    """nextpnr's "no BELs remaining to implement cell type X": the resource that ran out."""
+    m = re.search(r"no BELs remaining to implement cell type '(\w+)'", log)
+    if not m:
+        return None
+    return {"resource": BEL_RESOURCE.get(m.group(1), m.group(1)), "cell_type": m.group(1),
+            "needed": None, "available": None, "message": m.group(0)}
 
 
 class SynthesisError(RuntimeError):
@@ -144,22 +187,73 @@ def synthesize(rtl: Path, target: str, work: Path, *, device: str | None = None,
     report["cells"] = cells
     for resource, types in RESOURCES[target].items():  # ecp5, ice40
         report[resource] = sum(cells.get(c, 0) for c in types)
-    report["fmax_mhz"] = None
-    if t["pnr"]:
+    report.update(fmax_mhz=None, timing_met=False, critical_path=None)
+    limits = fit_limits(target, device, report)
+    report["fits"] = None if limits is None else not limits
+    report["limits"] = limits or []
+    if t["pnr"] and not limits:
         cmd = [_tool(t["pnr"]), f"--{device}", "--package", package, "--json", "netlist.json",
                "--freq", str(freq_mhz), "--report", "pnr.json", "--timing-allow-fail", "-q"]
         if target == "ecp5":
             cmd.append("--out-of-context")
-        _run("nextpnr place and route", cmd, work, work / "nextpnr.log")
-        pnr = json.loads((work / "pnr.json").read_text())
-        fmax = [c["achieved"] for c in pnr.get("fmax", {}).values()]
-        report["fmax_mhz"] = round(min(fmax), 2) if fmax else None
-        report["utilization"] = {k: {"used": v["used"], "available": v["available"],
-                                     "percent": round(100 * v["used"] / v["available"], 2)}
-                                 for k, v in pnr.get("utilization", {}).items() if v["used"]}
-        report["timing_met"] = report["fmax_mhz"] is not None and report["fmax_mhz"] >= freq_mhz
+        log = work / "nextpnr.log"
+        try:
+            _run("nextpnr place and route", cmd, work, log)
+        except SynthesisError:
+            limit = placement_limit(log.read_text(errors="replace"))
+            if limit is None:
+                raise
+            report.update(fits=False, limits=[limit])
+        else:
+            report["fits"] = True
+            pnr = json.loads((work / "pnr.json").read_text())
+            fmax = [c["achieved"] for c in pnr.get("fmax", {}).values()]
+            report["fmax_mhz"] = round(min(fmax), 2) if fmax else None
+            report["utilization"] = {k: {"used": v["used"], "available": v["available"],
+                                         "percent": round(100 * v["used"] / v["available"], 2)}
+                                     for k, v in pnr.get("utilization", {}).items() if v["used"]}
+            report["timing_met"] = (report["fmax_mhz"] is not None
+                                    and report["fmax_mhz"] >= freq_mhz)
+            report["critical_path"] = critical_path(pnr)
+    report["verdict"] = verdict(report)
     _write_report(work, report)
     return report
+
+
+def critical_path(pnr: dict) -> dict | None:
+    """The slowest path of nextpnr's report: its end points and its logic and routing delay."""
+    paths = [p.get("path", []) for p in pnr.get("critical_paths", [])]
+    paths = [p for p in paths if p]
+    if not paths:
+        return None
+    worst = max(paths, key=lambda p: sum(step.get("delay", 0) for step in p))
+    delay = {"logic": 0.0, "routing": 0.0}
+    for step in worst:
+        delay["routing" if step.get("type") == "routing" else "logic"] += step.get("delay", 0)
+    return {"from": worst[0].get("from", {}).get("cell"), "to": worst[-1].get("to", {}).get("cell"),
+            "delay_ns": round(delay["logic"] + delay["routing"], 3),
+            "logic_ns": round(delay["logic"], 3), "routing_ns": round(delay["routing"], 3),
+            "steps": len(worst)}
+
+
+def verdict(r: dict) -> str:
+    """One sentence: fits and meets timing, or what limits it."""
+    where = f"{r['target']} {r['device']}"
+    if r["fits"] is False:
+        why = "; ".join(
+            f"{x['resource']} {x['needed']} needed, {x['available']} available"
+            if x.get("needed") is not None else f"{x['resource']} ran out in placement "
+            f"({x['message']})" for x in r["limits"])
+        return f"does not fit the {where}: {why}"
+    if r["fmax_mhz"] is None:
+        return f"synthesized for the {where}; no place and route figures"
+    if r["timing_met"]:
+        return f"fits the {where} and meets {r['freq_target_mhz']} MHz (Fmax {r['fmax_mhz']} MHz)"
+    cp = r.get("critical_path") or {}
+    path = (f"; the critical path runs {cp['from']} -> {cp['to']} ({cp['logic_ns']} ns logic, "
+            f"{cp['routing_ns']} ns routing)") if cp else ""
+    return (f"fits the {where} but misses {r['freq_target_mhz']} MHz: Fmax {r['fmax_mhz']} MHz"
+            f"{path}")
 
 
 def _write_report(work: Path, report: dict) -> None:
@@ -179,6 +273,13 @@ def markdown(r: dict) -> str:
                  "freq_target_mhz")) + " |"]
     if r.get("note"):
         lines += ["", r["note"]]
+    if r.get("verdict"):
+        lines += ["", f"Verdict: {r['verdict']}."]
+    if r.get("limits"):
+        lines += ["", "| limiting resource | needed | available |", "|---|---|---|"]
+        lines += [f"| {x['resource']} | {x['needed'] if x['needed'] is not None else 'n/a'} | "
+                  f"{x['available'] if x['available'] is not None else 'n/a'} |"
+                  for x in r["limits"]]
     if r.get("utilization"):
         lines += ["", "| resource | used | available | % |", "|---|---|---|---|"]
         lines += [f"| {k} | {v['used']} | {v['available']} | {v['percent']} |"

@@ -26,11 +26,13 @@ class EngineFitError(ValueError):
 
 
 def engine_config(g: AnnotatedGraph, *, lanes: int = 16, max_nodes: int | None = None,
-                  max_edges: int | None = None) -> EngineConfig:
-    """The engine for ``g``'s model, its memories as deep as ``g`` needs unless given."""
+                  max_edges: int | None = None, input_bits: int | None = None) -> EngineConfig:
+    """The engine for ``g``'s model, its memories as deep as ``g`` needs and its input as wide
+    unless given."""
     man = g.manifest
     layers = tuple(LayerShape(L["in_dim"], L["out_dim"], L["weight_bits"]) for L in g.layers)
-    return EngineConfig(model=g.model, layers=layers, input_bits=man["input_bits"], lanes=lanes,
+    return EngineConfig(model=g.model, layers=layers, lanes=lanes,
+                        input_bits=man["input_bits"] if input_bits is None else input_bits,
                         max_nodes=max(g.num_nodes, 2) if max_nodes is None else max_nodes,
                         max_edges=max(man["num_edges"], 1) if max_edges is None else max_edges)
 

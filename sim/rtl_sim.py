@@ -159,7 +159,8 @@ def run(model: Model, cases: list[dict], work: Path, *, name: str = "cases",
     """Run ``cases`` (dicts of arrays the unit's testbench reads) in one simulator process,
     with ``work`` as its working directory (where the engine's ``.hex`` init files are read).
 
-    Returns ``{"results": [{"y", "cycles"}...], "junit": path, "seconds": wall time}``; raises
+    Returns ``{"results": [{"y", "cycles", ...}...], "junit": path, "seconds": wall time}``
+    (each result holds every array the testbench recorded for its case); raises
     :class:`SimulationError` when the simulator fails or a case differs from its reference.
     ``waves`` (a model built with waves): where to leave the trace (Verilator FST, Icarus VCD).
     ``check=False`` returns the results of a run whose cases differ (``failed`` counts them).
@@ -198,7 +199,10 @@ def run(model: Model, cases: list[dict], work: Path, *, name: str = "cases",
                               f"see {log}")
     total, failed = get_results(junit)
     with np.load(result_file) as z:
-        results = [{"y": z[f"{i}/y"], "cycles": int(z[f"{i}/cycles"])} for i in range(len(cases))]
+        results = [{k.split("/", 1)[1]: z[k] for k in z.files if k.split("/", 1)[0] == str(i)}
+                   for i in range(len(cases))]
+    for r in results:
+        r["cycles"] = int(r["cycles"])
     out = {"results": results, "junit": junit, "seconds": seconds, "log": log, "failed": failed}
     if failed and check:
         raise SimulationError(f"{failed} of {total} cocotb tests failed on {model.simulator} "

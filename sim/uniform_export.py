@@ -4,8 +4,12 @@ Each per-node input and each aggregation operand keeps its clipping range (``ste
 and is re-quantized at ``bits``: ``step' = step * q_max(old bits) / q_max(bits)`` (unsigned
 per-node codes: ``q_max = 2^b - 1``; GCN's signed operand ``2^(b-1) - 1``; GIN's unsigned
 operand ``2^b - 1``), and every fixed-point constant is derived again
-(:func:`a2q.sim.export_constants.derive_constants`). Layer 1's raw input keeps its own bits.
-The engine runs it with the same hardware: the speedup of A²Q is then measured, not modelled.
+(:func:`a2q.sim.export_constants.derive_constants`). Layer 1's raw input keeps its own bits
+unless ``input_bits`` asks for more: its codes are unchanged and stored (and paid for, one
+cycle per bit-plane) at ``input_bits``, as an engine that treats every tensor alike (Degree-Quant
+INT4) would run a binary bag-of-words input; an input already wider keeps its width (narrowing
+would change the model). The engine runs the re-export with the same hardware: the speedup of
+A²Q is then measured, not modelled.
 """
 
 from __future__ import annotations
@@ -18,11 +22,16 @@ from .annotated_graph import AnnotatedGraph, GraphFormatError
 from .export_constants import derive_constants
 
 
-def uniform_variant(g: AnnotatedGraph, bits: int) -> AnnotatedGraph:
-    """``g`` with every per-node input and operand at ``bits`` (1..8), in memory."""
-    if not isinstance(bits, int) or not 1 <= bits <= 8:
-        raise ValueError(f"uniform bits must be 1..8, got {bits!r}")
+def uniform_variant(g: AnnotatedGraph, bits: int, *,
+                    input_bits: int | None = None) -> AnnotatedGraph:
+    """``g`` with every per-node input and operand at ``bits`` (1..8) and the layer-1 input
+    stored at ``max(its bits, input_bits)``, in memory."""
+    for name, v in (("uniform bits", bits), ("input bits", input_bits)):
+        if v is not None and (not isinstance(v, int) or not 1 <= v <= 8):
+            raise ValueError(f"{name} must be 1..8, got {v!r}")
     man = copy.deepcopy(g.manifest)
+    if input_bits is not None:
+        man["input_bits"] = max(man["input_bits"], input_bits)
     arrays = dict(g.arrays)
     gcn = g.model == "gcn"
     for l, L in enumerate(man["layers"], start=1):
@@ -43,5 +52,6 @@ def uniform_variant(g: AnnotatedGraph, bits: int) -> AnnotatedGraph:
         derive_constants(g.model, man["layers"], arrays)
     except ValueError as exc:
         raise GraphFormatError(f"{g.path}: cannot re-export at {bits} bits: {exc}") from None
-    man["method"] = f"uniform{bits}-of-{g.manifest.get('method')}"
+    wide = "" if man["input_bits"] == g.manifest["input_bits"] else f"-input{man['input_bits']}"
+    man["method"] = f"uniform{bits}{wide}-of-{g.manifest.get('method')}"
     return AnnotatedGraph(g.path, man, arrays)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 import warnings
 
 from .errors import A2QError
@@ -255,7 +256,9 @@ def _cmd_synth(args) -> int:
     print(f"{args.out}: {r['top']} on {r['target']} {r['device']}: LUTs {r['luts']}, FFs "
           f"{r['ffs']}, BRAMs {r['brams']}, DSPs {r['dsps']}, Fmax {fmax} (target {args.freq} "
           f"MHz)")
-    return 0
+    if r.get("verdict"):
+        print(f"{r['verdict']} (report: {Path(args.out) / 'report.md'})")
+    return 1 if r.get("fits") is False else 0
 
 
 def _cmd_bench_engine(args) -> int:
@@ -357,7 +360,9 @@ def build_parser() -> argparse.ArgumentParser:
                                     "xilinx: a part name")
     p.add_argument("--package", help="default CABGA381 (ecp5), sg48 (ice40)")
     p.add_argument("--freq", type=float, default=100.0, help="target clock in MHz")
-    p.add_argument("--out", required=True)
+    p.add_argument("--out", required=True,
+                   help="folder for the logs and report.json/md (exit 1 when the design does "
+                        "not fit the device; the report says what limits it)")
     p.set_defaults(func=_cmd_synth)
 
     p = sub.add_parser("bench", help="benchmarks")

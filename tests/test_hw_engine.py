@@ -88,6 +88,31 @@ def test_uniform_re_exports_run_on_the_same_engine(model):
 
 
 @pytest.mark.parametrize("model", ["gcn", "gin"])
+def test_input_paid_at_four_bits_costs_four_planes_on_layer_one(model):
+    """The uniform4 baseline stores the binary input at 4 bits: same logits, and layer 1's
+    input stage (GCN's combination, GIN's aggregation) takes 4 bit-planes where it took 1."""
+    n, f0, hidden, lanes = 12, 9, 5, 4
+    man, arr = random_export(np.random.default_rng(8), model, n=n, f0=f0, hidden=hidden,
+                             classes=3)
+    man["input_bits"], arr["x"] = 1, arr["x"] % 2  # a bag-of-words input
+    g = in_memory(man, arr)
+    exact, wide = uniform_variant(g, 4), uniform_variant(g, 4, input_bits=4)
+    assert wide.manifest["input_bits"] == 4 and "input4" in wide.manifest["method"]
+    cfg = engine_config(g, lanes=lanes, input_bits=4)
+    runs = run_engine(cfg, [exact, wide])
+    np.testing.assert_array_equal(runs[0][0], runs[1][0])
+    check(cfg, [wide])
+    c1, c4 = engine_cycles(exact, lanes=lanes), engine_cycles(wide, lanes=lanes)
+    if model == "gcn":  # every node: ceil(9/4) chunks x ceil(5/4) tiles per plane
+        stage, extra = "layer1.combination", n * 3 * 3 * 2
+    else:  # every item of every row (own term included), ceil(9/4) tiles, 3 more planes
+        stage, extra = "layer1.aggregation", (int(g["indptr"][-1]) + n) * 3 * 3
+    assert c4[stage] - c1[stage] == extra
+    assert {k: v for k, v in c4.items() if k not in (stage, "total")} == \
+        {k: v for k, v in c1.items() if k not in (stage, "total")}
+
+
+@pytest.mark.parametrize("model", ["gcn", "gin"])
 def test_worst_case_values_stay_exact(model):
     """Every node at 8 bits, the input and the weights at their extremes, the largest
     operands: the widest sums and products the engine must hold."""

@@ -45,6 +45,8 @@ def test_engine_in_rtl_equals_golden_and_cycle_model(model, suite, simulator, bu
     for k, r in enumerate(runs):
         assert r["logits_equal_golden"], f"graph {k}: {r['mismatched_nodes']} nodes differ"
         assert r["cycles_measured"] == r["cycles_predicted"], f"graph {k}"
+        # each phase's cycles, measured at the engine's phase changes, equal the model's
+        assert r["cycles_by_phase_measured"] == r["cycles_by_phase_predicted"], f"graph {k}"
 
 
 def test_a_wrong_expectation_fails_the_cocotb_test(build_root, tmp_path):

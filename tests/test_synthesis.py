@@ -7,7 +7,7 @@ import pytest
 
 from a2q.hw.layer_engine import LayerEngine
 from a2q.hw.rtl import write_engine_rtl
-from a2q.hw.synthesis import SynthesisError, synthesize
+from a2q.hw.synthesis import SynthesisError, fit_limits, placement_limit, synthesize, verdict
 from a2q.sim.engine_image import engine_config, memory_words, write_init_files
 from a2q.sw.cli import main
 
@@ -33,6 +33,7 @@ def test_small_engine_synthesizes_and_places_on_ecp5(rtl, tmp_path):
     assert r["luts"] == r["cells"]["LUT4"] > 0 and r["ffs"] == r["cells"]["TRELLIS_FF"] > 0
     assert r["dsps"] == r["cells"].get("MULT18X18D", 0)
     assert r["fmax_mhz"] > 0 and r["timing_met"] == (r["fmax_mhz"] >= 25)
+    assert r["fits"] is True and r["limits"] == [] and "25k" in r["verdict"]
     comb = r["utilization"]["TRELLIS_COMB"]
     assert 0 < comb["used"] <= comb["available"] == 24288  # an LFE5U-25F
     tcl = (out / "vivado.tcl").read_text()
@@ -63,3 +64,36 @@ def test_synth_cli_refuses_a_folder_without_parameters(tmp_path, capsys):
     assert main(["synth", str(tmp_path), "--out", str(tmp_path / "o")]) == 1
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert "no params.json" in err and err.startswith("a2q: error: synth:")
+
+
+def test_fit_check_names_every_resource_short():
+    need = {"luts": 80000, "carries": 2000, "ffs": 30000, "brams": 504, "dsps": 321}
+    limits = fit_limits("ecp5", "85k", need)
+    assert {x["resource"]: (x["needed"], x["available"]) for x in limits} == {
+        "lut_slots": (84000, 83640), "brams": (504, 208), "dsps": (321, 156)}
+    assert fit_limits("ecp5", "um5g-85k", need) == fit_limits("ecp5", "um-85k", need) == limits
+    assert fit_limits("ecp5", "25k", {**need, "luts": 10, "carries": 0, "ffs": 10, "brams": 56,
+                                      "dsps": 28}) == []
+    assert fit_limits("ecp5", "unknown", need) is None
+    r = {"target": "ecp5", "device": "85k", "fits": False, "limits": limits}
+    assert verdict(r).startswith("does not fit the ecp5 85k: lut_slots 84000 needed, 83640")
+
+
+def test_placement_failure_names_the_resource():
+    log = ("Info: Placing\nERROR: Unable to place cell 'x.mem.0.144', no BELs remaining to "
+           "implement cell type 'DP16KD'\n")
+    assert placement_limit(log)["resource"] == "brams"
+    assert placement_limit("ERROR: something else") is None
+
+
+def test_too_big_for_the_device_gives_a_report_and_exit_1(rtl, tmp_path, capsys):
+    """The 1-lane engine needs more logic cells than an iCE40 LP384 has: no place and route,
+    the report says why, the command fails."""
+    out = tmp_path / "s"
+    assert main(["synth", str(rtl), "--target", "ice40", "--device", "lp384", "--package",
+                 "qn32", "--out", str(out)]) == 1
+    r = json.loads((out / "report.json").read_text())
+    assert r["fits"] is False and r["fmax_mhz"] is None and not (out / "nextpnr.log").exists()
+    assert any(x["resource"] == "lut_slots" and x["needed"] > 384 for x in r["limits"])
+    assert "does not fit" in (out / "report.md").read_text()
+    assert "does not fit the ice40 lp384" in capsys.readouterr().out

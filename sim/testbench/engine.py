@@ -2,21 +2,24 @@
 
 The memories hold the graph from their ``.hex`` init files (in the simulator's working
 directory) or, when the case carries ``load_words``, from words pushed through the ``load``
-port first (one a cycle). The test pulses ``start``, sleeps until ``done`` rises (no Python
-runs per cycle meanwhile), reads the ``cycles`` counter and then every word of ``logits``
-through the ``logits_addr`` / ``logits_data`` read port.
+port first (one a cycle). The test pulses ``start``, sleeps until ``phase`` changes or ``done`` rises (no Python
+runs per cycle meanwhile; at each new phase it notes the ``cycles`` counter, so each phase's
+cycles are measured), reads the ``cycles`` counter and then every word of ``logits`` through
+the ``logits_addr`` / ``logits_data`` read port.
 """
 
 from __future__ import annotations
 
 import cocotb
 import numpy as np
-from cocotb.triggers import FallingEdge, RisingEdge
+from cocotb.triggers import FallingEdge, First, RisingEdge
 
 from a2q.sim.testbench.streams import CaseIO, StreamSource, start_clock_and_reset, unpack_signed
 
 
-async def run_inference(dut, info: dict, case: dict) -> tuple[np.ndarray, int]:
+async def run_inference(dut, info: dict, case: dict) -> tuple[np.ndarray, int, np.ndarray]:
+    """Logits, the ``cycles`` counter, and the counter at the start of every phase after the
+    first (the boundaries: phase k took ``starts[k] - starts[k - 1]`` cycles)."""
     n = int(case["num_nodes"])
     lanes, width = info["lanes"], info["logit_width"]
     tiles = -(-int(case["classes"]) // lanes)
@@ -31,9 +34,12 @@ async def run_inference(dut, info: dict, case: dict) -> tuple[np.ndarray, int]:
     dut.start.value = 1
     await FallingEdge(dut.clk)
     dut.start.value = 0
-    if n:
-        await RisingEdge(dut.done)
-        await FallingEdge(dut.clk)
+    starts = []
+    while n and not int(dut.done.value):
+        await First(RisingEdge(dut.done), dut.phase.value_change)
+        await FallingEdge(dut.clk)  # the counter and the phase change on the same edge
+        if not int(dut.done.value):
+            starts.append(int(dut.cycles.value))
     cycles = int(dut.cycles.value)
     words = []
     for addr in range(n * tiles):  # the read port samples the address at the rising edge
@@ -41,7 +47,7 @@ async def run_inference(dut, info: dict, case: dict) -> tuple[np.ndarray, int]:
         await FallingEdge(dut.clk)
         words.append(int(dut.logits_data.value))
     y = unpack_signed(words, width=width, count=lanes).reshape(n, tiles * lanes)
-    return y[:, :int(case["classes"])], cycles
+    return y[:, :int(case["classes"])], cycles, np.array(starts, dtype=np.int64)
 
 
 @cocotb.test()
@@ -51,8 +57,8 @@ async def engine_inference(dut):
     await start_clock_and_reset(dut)
     bad = []
     for i, case in enumerate(io.cases):
-        y, cycles = await run_inference(dut, io.info, case)
-        io.record(i, y, cycles)
+        y, cycles, starts = await run_inference(dut, io.info, case)
+        io.record(i, y, cycles, phase_starts=starts)
         if not np.array_equal(y, case["expected"]):
             bad.append(i)
     io.save()

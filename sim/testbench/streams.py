@@ -116,9 +116,11 @@ class CaseIO:
             self.info = json.load(f)
         self.results: dict[str, np.ndarray] = {}
 
-    def record(self, i: int, y: np.ndarray, cycles: int) -> None:
+    def record(self, i: int, y: np.ndarray, cycles: int, **extra: np.ndarray) -> None:
         self.results[f"{i}/y"] = y
         self.results[f"{i}/cycles"] = np.int64(cycles)
+        for k, v in extra.items():
+            self.results[f"{i}/{k}"] = np.asarray(v)
 
     def save(self) -> None:
         path = os.environ["A2Q_TB_RESULTS"]
