@@ -1,5 +1,5 @@
-# a2q: `make demo` runs the main job on Cora (train, export, golden model, the layer engine in
-# RTL), `make test` runs the test suite,
+# a2q: `make demo` runs the main job on Cora (`a2q flow`: train, export, golden model, the layer
+# engine in RTL against uniform-bit baselines, ECP5 synthesis, report), `make test` the test suite,
 # `make bench` the long benchmarks. Each creates .venv and installs the project if needed.
 PYTHON ?= python3
 VENV   ?= .venv
@@ -15,10 +15,7 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/a2q train --dataset Cora --model gcn --method a2q --seed $(SEED) --out runs/cora-gcn-a2q
-	$(BIN)/a2q golden runs/cora-gcn-a2q/graph --out runs/cora-gcn-a2q/golden
-	$(BIN)/a2q rtl engine --graph runs/cora-gcn-a2q/graph --out runs/cora-gcn-a2q/rtl
-	$(BIN)/a2q sim engine --graph runs/cora-gcn-a2q/graph --out runs/cora-gcn-a2q/sim --build-dir build/sim
+	$(BIN)/a2q flow --dataset Cora --model gcn --seed $(SEED) --out runs/flow-cora-gcn
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 -q tests
@@ -36,6 +33,7 @@ bench: $(STAMP)
 	$(BIN)/a2q bench golden --out bench
 	$(BIN)/a2q bench rtl --out bench
 	$(BIN)/a2q bench engine --out bench
+	$(BIN)/a2q bench hw --out bench
 
 clean:
 	rm -rf runs build .pytest_cache

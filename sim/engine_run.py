@@ -2,8 +2,11 @@
 
 The engine is sized for the export (or given depths), built once per configuration and
 simulator (cached by its Verilog's hash under ``build_root``), and run with the export's memory
-image as ``$readmemh`` files. The same engine then runs the model re-exported at uniform bits
-(``uniform``), so the A²Q speedup is a ratio of cycles measured in RTL.
+image as ``$readmemh`` files. The same engine then runs the model re-exported as each baseline
+of :mod:`a2q.sim.baselines`, so the A²Q speedup is a ratio of cycles measured in RTL, stage by
+stage. A baseline that pays the input at more bits than the export needs an ``x`` memory that
+wide: the engine is built with the widest input of the runs (the cycles do not depend on the
+memory's width, only on the bits in the node fields and scalars, as the cycle model says).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from .annotated_graph import AnnotatedGraph, read_graph
 from .atomic_folder import atomic_folder
 from .cycles import engine_cycles
 from .engine_image import engine_config, memory_words, write_init_files
-from .uniform_export import uniform_variant
+from .baselines import baseline_variant, stage_rows
 
 
 def _save(path: Path, a: np.ndarray) -> None:
@@ -104,13 +107,14 @@ def simulate(model: rtl_sim.Model, cfg, graphs: list[AnnotatedGraph], work: Path
 def run_engine(graph: str | os.PathLike, out: str | os.PathLike, *, simulator: str = "verilator",
                lanes: int = 16, max_nodes: int | None = None, max_edges: int | None = None,
                build_root: str | os.PathLike = "build/sim", waves: bool = False,
-               uniform: tuple[int, ...] = (), via_load_port: bool = False,
+               baselines: tuple[str, ...] = (), via_load_port: bool = False,
                progress=print) -> dict:
-    """Run ``graph`` (and its uniform re-exports) on the engine; write ``out``; return the
-    report (``result.json``)."""
+    """Run ``graph`` (and its ``baselines`` re-exports) on the engine; write ``out``; return
+    the report (``result.json``)."""
     g = read_graph(graph)
-    cfg = engine_config(g, lanes=lanes, max_nodes=max_nodes, max_edges=max_edges)
-    variants = {f"uniform{b}": uniform_variant(g, b) for b in uniform}
+    variants = {name: baseline_variant(g, name) for name in baselines}
+    cfg = engine_config(g, lanes=lanes, max_nodes=max_nodes, max_edges=max_edges,
+                        input_bits=max(v.manifest["input_bits"] for v in [g, *variants.values()]))
     # the memory images, which refuse a graph that does not fit, before building anything
     images = {key: memory_words(cfg, v) for key, v in [("a2q", g), *variants.items()]}
     build_root = Path(build_root)
@@ -134,16 +138,19 @@ def run_engine(graph: str | os.PathLike, out: str | os.PathLike, *, simulator: s
     }
     report.update({k: v for k, v in main.items() if k not in ("logits", "predictions")})
     report["cycles_match"] = main["cycles_by_phase_measured"] == main["cycles_by_phase_predicted"]
-    report["uniform"] = {}
+    report["baselines"] = {}
     for key, v in variants.items():
-        progress(f"engine: running the {key} re-export on {simulator}")
+        progress(f"engine: running the {key} baseline on {simulator}")
         r, = simulate(model, cfg, [v], runs / key, name=f"engine-{key}", images=[images[key]])
-        report["uniform"][key] = {
+        report["baselines"][key] = {
             k: r[k] for k in ("cycles_measured", "cycles_predicted", "cycles_by_phase_measured",
                               "cycles_by_phase_predicted", "logits_equal_golden",
                               "mismatched_nodes", "test_acc", "golden_test_acc", "sim_seconds")}
-        report["uniform"][key]["speedup_of_a2q"] = round(
+        report["baselines"][key]["speedup_of_a2q"] = round(
             r["cycles_measured"] / main["cycles_measured"], 4)
+    report["stages"] = stage_rows(g, variants, {
+        "a2q": main["cycles_by_phase_measured"],
+        **{k: b["cycles_by_phase_measured"] for k, b in report["baselines"].items()}})
     with atomic_folder(out) as tmp:
         _save(tmp / "logits.npy", main["logits"])
         _save(tmp / "predictions.npy", main["predictions"])
@@ -162,7 +169,7 @@ def run_engine(graph: str | os.PathLike, out: str | os.PathLike, *, simulator: s
 def passed(report: dict) -> bool:
     """Every run's logits equal the golden model's and its cycles, phase by phase, the cycle
     model's."""
-    runs = [report] + list(report.get("uniform", {}).values())
+    runs = [report] + list(report.get("baselines", {}).values())
     return all(r["logits_equal_golden"]
                and r["cycles_by_phase_measured"] == r["cycles_by_phase_predicted"]
                for r in runs)

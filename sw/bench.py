@@ -224,10 +224,9 @@ def run_engine_bench(out: str | os.PathLike, *, models=("gcn", "gin"), dataset: 
                      seed: int = 0, lanes: int = 16, simulators=("verilator", "icarus"),
                      icarus_models=("gcn",), data_root=None) -> dict:
     """Train A²Q (seed ``seed``), export, and run the whole inference on the layer engine in
-    RTL: the A²Q export and its uniform 4- and 8-bit re-exports on Verilator, and (slower, one
-    run) the A²Q export on Icarus for ``icarus_models``. Writes ``engine.md`` and
+    RTL: on Verilator, and (slower) on Icarus for ``icarus_models``. Writes ``engine.md`` and
     ``engine.json``: cycles measured and modelled, bit-exactness, accuracy, simulated cycles
-    per second and the A²Q speedups measured in RTL."""
+    per second. The baselines and speedups are ``a2q bench hw``'s."""
     from a2q.sim.engine_run import passed, run_engine
 
     from .export import export_run
@@ -244,8 +243,7 @@ def run_engine_bench(out: str | os.PathLike, *, models=("gcn", "gin"), dataset: 
                 if sim == "icarus" and model not in icarus_models:
                     continue
                 r = run_engine(graph, Path(tmp) / f"{model}-{sim}", simulator=sim, lanes=lanes,
-                               build_root=Path(tmp) / "build",
-                               uniform=(4, 8) if sim == "verilator" else ())
+                               build_root=Path(tmp) / "build")
                 r["passed"] = passed(r)
                 rows.append(r)
                 print(f"{dataset} {model} on {sim}: {r['cycles_measured']} cycles (model "
@@ -253,8 +251,7 @@ def run_engine_bench(out: str | os.PathLike, *, models=("gcn", "gin"), dataset: 
                       f", {r['cycles_per_second']:.0f} cycles/s", flush=True)
     keep = ("dataset", "model", "simulator", "lanes", "num_nodes", "cycles_measured",
             "cycles_predicted", "logits_equal_golden", "mismatched_nodes", "test_acc",
-            "golden_test_acc", "build_seconds", "sim_seconds", "cycles_per_second", "uniform",
-            "passed", "cycles_by_phase_predicted")
+            "golden_test_acc", "build_seconds", "sim_seconds", "cycles_per_second", "passed", "cycles_by_phase_predicted")
     result = {"command": "a2q bench engine", "seed": seed,
               "rows": [{k: r[k] for k in keep} for r in rows]}
     lines = [
@@ -262,26 +259,18 @@ def run_engine_bench(out: str | os.PathLike, *, models=("gcn", "gin"), dataset: 
         f"`a2q bench engine`: {dataset}, A²Q seed {seed}, {lanes} lanes. Each row is one whole "
         "inference in RTL simulation (cocotb); **cycles** is the engine's cycle counter, "
         "**model** the cycle model's prediction (`a2q.sim.cycles.engine_cycles`), **exact** "
-        "whether every node's logits equal the golden model's. The uniform rows run the same "
-        "engine (same Verilog) on the model re-exported with every per-node input and operand "
-        "at 4 or 8 bits; **A²Q speedup** = their cycles / A²Q's cycles, both measured. "
-        "Seconds: the simulator run (start-up and logit read-back included), the model build "
+        "whether every node's logits equal the golden model's. The speedups against uniform-bit "
+        "baselines are in hw.md (`a2q bench hw`). Seconds: the simulator run (start-up and logit read-back included), the model build "
         "apart.", "",
-        "| model | simulator | features | cycles | model | exact | test acc (golden) | "
-        "A²Q speedup | build s | run s | cycles/s |",
-        "|---|---|---|---|---|---|---|---|---|---|---|"]
+        "| model | simulator | cycles | model | exact | test acc (golden) | build s | run s | "
+        "cycles/s |",
+        "|---|---|---|---|---|---|---|---|---|"]
     for r in result["rows"]:
         lines.append(
-            f"| {r['model'].upper()} | {r['simulator']} | A²Q | {r['cycles_measured']} | "
+            f"| {r['model'].upper()} | {r['simulator']} | {r['cycles_measured']} | "
             f"{r['cycles_predicted']} | {r['logits_equal_golden']} | {r['test_acc']:.1f} "
-            f"({r['golden_test_acc']:.1f}) | | {r['build_seconds']:.0f} | "
+            f"({r['golden_test_acc']:.1f}) | {r['build_seconds']:.0f} | "
             f"{r['sim_seconds']:.1f} | {r['cycles_per_second']:.0f} |")
-        for key, u in r["uniform"].items():
-            lines.append(
-                f"| {r['model'].upper()} | {r['simulator']} | {key} | {u['cycles_measured']} | "
-                f"{u['cycles_predicted']} | {u['logits_equal_golden']} | {u['test_acc']:.1f} "
-                f"({u['golden_test_acc']:.1f}) | {u['speedup_of_a2q']:.3f}x | | "
-                f"{u['sim_seconds']:.1f} | {u['cycles_measured'] / u['sim_seconds']:.0f} |")
     lines += ["", "Where the cycles go (cycle model, A²Q): " + "; ".join(
         f"{r['model'].upper()} " + ", ".join(
             f"{k} {v}" for k, v in r["cycles_by_phase_predicted"].items() if k != "total")

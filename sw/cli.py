@@ -1,12 +1,12 @@
-"""The ``a2q`` command line: train, eval, export, golden, rtl, sim, synth, bench."""
+"""The ``a2q`` command line: train, eval, export, golden, rtl, sim, synth, flow, bench."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
-from pathlib import Path
 import warnings
+from pathlib import Path
 
 from .errors import A2QError
 
@@ -180,7 +180,8 @@ def _cmd_sim_engine(args) -> int:
     try:  # a malformed export or one the engine cannot hold is refused before any build
         r = run_engine(args.graph, args.out, simulator=args.simulator, lanes=args.lanes or 16,
                        max_nodes=args.max_nodes, max_edges=args.max_edges,
-                       build_root=args.build_dir, waves=args.waves, uniform=tuple(args.uniform),
+                       build_root=args.build_dir, waves=args.waves,
+                       baselines=tuple(args.baselines),
                        via_load_port=args.load_port,
                        progress=lambda s: print(s, file=sys.stderr))
     except ValueError as exc:  # GraphFormatError, EngineFitError, engine parameters
@@ -189,7 +190,7 @@ def _cmd_sim_engine(args) -> int:
           f"model on {r['num_nodes'] - r['mismatched_nodes']}/{r['num_nodes']} nodes; test_acc "
           f"{r['test_acc']:.2f} (golden {r['golden_test_acc']:.2f}); cycles {r['cycles_measured']}"
           f" (model {r['cycles_predicted']}); {r['cycles_per_second']:.0f} cycles/s")
-    for key, u in r["uniform"].items():
+    for key, u in r["baselines"].items():
         print(f"  {key}: cycles {u['cycles_measured']} (model {u['cycles_predicted']}), "
               f"logits equal golden: {u['logits_equal_golden']}; A2Q speedup "
               f"{u['speedup_of_a2q']:.3f}x")
@@ -270,6 +271,43 @@ def _cmd_bench_engine(args) -> int:
     return 0 if all(r["passed"] for r in result["rows"]) else 1
 
 
+def _cmd_flow(args) -> int:
+    from .flow import STAGES, Flow, FlowOptions, summary_rows
+
+    options = FlowOptions(dataset=args.dataset, model=args.model, seed=args.seed,
+                          epochs=args.epochs, run=args.run, methods=tuple(args.methods),
+                          lanes=args.lanes, baselines=tuple(args.baselines),
+                          simulator=args.simulator, synth=not args.no_synth,
+                          device=args.device, freq_mhz=args.freq)
+    out = args.out or f"runs/flow-{args.dataset.lower()}-{args.model}"
+    flow = Flow(out, options, data_root=args.data_root, build_root=args.build_dir,
+                echo=lambda s: print(s, flush=True))
+    try:
+        state = flow.run(restart=args.restart, from_stage=args.from_stage)
+    finally:
+        rows = summary_rows(flow.state)
+        widths = [max(len(r[i]) for r in rows + [("stage", "status", "seconds", "")])
+                  for i in range(3)]
+        print()
+        for r in [("stage", "status", "seconds", "result"), *rows]:
+            print("  ".join(c.ljust(w) for c, w in zip(r[:3], widths)) + "  " + r[3])
+    print(f"\nreport: {Path(out) / 'report.md'}, {Path(out) / 'report.html'}")
+    return 0 if all(state["stages"][s]["status"] == "done" for s in STAGES) else 1
+
+
+def _cmd_bench_hw(args) -> int:
+    from .hw_bench import run_hw_bench
+
+    result = run_hw_bench(args.out, datasets=args.datasets, models=args.models, seed=args.seed,
+                          lanes=args.lanes, sweep_lanes=args.sweep_lanes,
+                          sweep_on=(args.sweep_dataset, args.sweep_model),
+                          synth=not args.no_synth, device=args.device, freq_mhz=args.freq,
+                          data_root=args.data_root,
+                          progress=lambda s: print(s, flush=True))
+    return 0 if all(s["exact"] for s in result["summary"]) and all(
+        p["exact"] for p in result["sweep"]) else 1
+
+
 def _cmd_bench_rtl(args) -> int:
     from a2q.sim.rtl_bench import run_rtl_bench
 
@@ -279,6 +317,8 @@ def _cmd_bench_rtl(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from a2q.sim.baselines import BASELINES
+
     parser = argparse.ArgumentParser(prog="a2q", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -339,9 +379,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lanes", type=int, help="default min(columns, 16); engine 16")
     p.add_argument("--max-nodes", type=int, help="engine memory depth (default: the export's)")
     p.add_argument("--max-edges", type=int, help="engine memory depth (default: the export's)")
-    p.add_argument("--uniform", type=int, nargs="*", default=[4, 8],
-                   help="engine: also run the model re-exported at these uniform bits "
-                        "(default 4 8; none: --uniform)")
+    p.add_argument("--baselines", nargs="*", default=list(BASELINES), choices=list(BASELINES),
+                   metavar="BASELINE",
+                   help="engine: also run the model re-exported as these baselines (default "
+                        f"{' '.join(BASELINES)}; none: --baselines)")
     p.add_argument("--waves", action="store_true",
                    help="engine: write a waveform (Verilator FST, Icarus VCD)")
     p.add_argument("--load-port", action="store_true",
@@ -364,6 +405,35 @@ def build_parser() -> argparse.ArgumentParser:
                    help="folder for the logs and report.json/md (exit 1 when the design does "
                         "not fit the device; the report says what limits it)")
     p.set_defaults(func=_cmd_synth)
+
+    from .flow import OTHER_METHODS, STAGES
+
+    p = sub.add_parser("flow", help="train, export, golden model, engine Verilog, RTL "
+                                    "simulation, ECP5 synthesis and a report, in one command")
+    p.add_argument("--dataset", default="Cora", help="a node-level dataset (Cora, CiteSeer, "
+                                                    "PubMed)")
+    p.add_argument("--model", default="gcn", choices=["gcn", "gin"])
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--epochs", type=int, help="training epochs (default: the model's, 200)")
+    p.add_argument("--run", help="reuse this finished A²Q run folder instead of training")
+    p.add_argument("--methods", nargs="*", default=list(OTHER_METHODS),
+                   help=f"other methods trained for accuracy vs bits (default "
+                        f"{' '.join(OTHER_METHODS)}; none: --methods)")
+    p.add_argument("--lanes", type=int, default=16)
+    p.add_argument("--baselines", nargs="*", default=list(BASELINES), choices=list(BASELINES),
+                   metavar="BASELINE", help=f"run on the engine beside A²Q (default "
+                                            f"{' '.join(BASELINES)})")
+    p.add_argument("--simulator", default="verilator", choices=["verilator", "icarus"])
+    p.add_argument("--no-synth", action="store_true", help="skip FPGA synthesis")
+    p.add_argument("--device", default="85k", help="ECP5 device (default 85k: LFE5U-85F)")
+    p.add_argument("--freq", type=float, default=100.0, help="target clock in MHz")
+    p.add_argument("--out", help="flow folder (default runs/flow-<dataset>-<model>)")
+    p.add_argument("--build-dir", default="build/sim", help="simulator model cache")
+    p.add_argument("--restart", action="store_true", help="run every stage again")
+    p.add_argument("--from", dest="from_stage", choices=STAGES, metavar="STAGE",
+                   help=f"run this stage and the later ones again ({', '.join(STAGES)})")
+    p.add_argument("--data-root")
+    p.set_defaults(func=_cmd_flow)
 
     p = sub.add_parser("bench", help="benchmarks")
     bsub = p.add_subparsers(dest="bench", required=True)
@@ -398,6 +468,23 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--lanes", type=int, default=16)
     b.add_argument("--data-root")
     b.set_defaults(func=_cmd_bench_engine)
+    b = bsub.add_parser("hw", help="A²Q against uniform4 / uniform4-exact-input / uniform8 on "
+                                   "the engine in RTL, stage by stage, and a sweep over lanes "
+                                   "with ECP5 synthesis")
+    b.add_argument("--out", default="bench", help="folder for hw.md, hw.json, hw_lanes.png")
+    b.add_argument("--datasets", nargs="+", default=["Cora", "CiteSeer"])
+    b.add_argument("--models", nargs="+", default=["gcn", "gin"])
+    b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--lanes", type=int, default=16)
+    b.add_argument("--sweep-lanes", type=int, nargs="*", default=[4, 8, 16, 32],
+                   help="lane counts of the sweep (none: no sweep)")
+    b.add_argument("--sweep-dataset", default="Cora")
+    b.add_argument("--sweep-model", default="gcn")
+    b.add_argument("--no-synth", action="store_true", help="sweep cycles only, no Yosys")
+    b.add_argument("--device", default="85k", help="ECP5 device of the sweep's synthesis")
+    b.add_argument("--freq", type=float, default=100.0, help="target clock in MHz")
+    b.add_argument("--data-root")
+    b.set_defaults(func=_cmd_bench_hw)
     return parser
 
 

@@ -50,20 +50,33 @@ def test_sim_engine_on_icarus_with_waves(export, tmp_path, monkeypatch):
     assert np.array_equal(np.load(out / "predictions.npy"), want.predictions)
     assert r["logits_equal_golden"] and r["mismatched_nodes"] == 0 and r["cycles_match"]
     assert r["test_acc"] == r["golden_test_acc"]
-    assert set(r["uniform"]) == {"uniform4", "uniform8"}
-    for u in r["uniform"].values():
+    assert set(r["baselines"]) == {"uniform4", "uniform4-exact-input", "uniform8"}
+    for u in r["baselines"].values():
         assert u["logits_equal_golden"]
         assert u["cycles_by_phase_measured"] == u["cycles_by_phase_predicted"]
+    g = read_graph(export)
+    rows = {(x["baseline"], x["stage"]): x for x in r["stages"]}
+    for name, u in r["baselines"].items():
+        for stage, c in u["cycles_by_phase_measured"].items():
+            x = rows[name, stage]
+            assert (x["cycles_a2q"], x["cycles_baseline"]) == (
+                r["cycles_by_phase_measured"][stage], c)
+            assert x["speedup"] == round(c / x["cycles_a2q"], 4)
+    ideal = {k: x["ideal_speedup"] for k, x in rows.items() if x["ideal_speedup"]}
+    bits = g["layer2.node_bits"].mean()  # GCN: layer 2's combination reads per-node bits
+    assert ideal == {("uniform4", "layer2.combination"): round(4 / bits, 4),
+                     ("uniform4-exact-input", "layer2.combination"): round(4 / bits, 4),
+                     ("uniform8", "layer2.combination"): round(8 / bits, 4)}
     assert (out / "waves.vcd").read_text()[:200].lstrip().startswith("$")  # a VCD header
 
 
 def test_sim_engine_on_verilator_through_the_load_port_with_fst(export, tmp_path, build_dir):
     out = tmp_path / "sim"
     assert main(["sim", "engine", "--graph", str(export), "--lanes", "4", "--load-port",
-                 "--uniform", "--waves", "--out", str(out), "--build-dir", str(build_dir)]) == 0
+                 "--baselines", "--waves", "--out", str(out), "--build-dir", str(build_dir)]) == 0
     r = json.loads((out / "result.json").read_text())
     assert r["loaded_through"] == "load port" and r["logits_equal_golden"] and r["cycles_match"]
-    assert r["uniform"] == {}
+    assert r["baselines"] == {} and r["stages"] == []
     assert (out / "waves.fst").read_bytes()[:1] == b"\x00"  # FST's header block
 
 

@@ -1,0 +1,68 @@
+"""The baselines A²Q's cycles are compared with, and the per-stage comparison.
+
+Each baseline is the same trained model re-exported at uniform bits
+(:func:`a2q.sim.uniform_export.uniform_variant`) and run on the same engine:
+
+- ``uniform4``: every quantized feature tensor at 4 bits, the layer-1 input included: a binary
+  bag-of-words input is stored and paid for at 4 bits, as an engine that treats every tensor
+  alike (Degree-Quant INT4) runs it;
+- ``uniform4-exact-input``: the same, but the input keeps its own bits (1 for binary inputs):
+  the strict comparison;
+- ``uniform8``: every quantized feature tensor at 8 bits, the input included.
+
+A *stage* is one phase of the engine (``layer1.combination``, ...) or ``total``. A stage whose
+input carries per-node bits (GCN's combinations after layer 1, every GIN combination) has an
+``ideal_speedup``: the baseline's bits over A²Q's average bits on that input, what a
+bit-serial stage with no per-node overhead would gain.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .annotated_graph import AnnotatedGraph
+from .uniform_export import uniform_variant
+
+#: name -> (bits of every per-node tensor and operand, bits the layer-1 input is paid at or
+#: None for its own)
+BASELINES = {"uniform4": (4, 4), "uniform4-exact-input": (4, None), "uniform8": (8, 8)}
+
+
+def baseline_variant(g: AnnotatedGraph, name: str) -> AnnotatedGraph:
+    """``g`` re-exported as baseline ``name`` (a key of :data:`BASELINES`)."""
+    if name not in BASELINES:
+        raise ValueError(f"unknown baseline {name!r}: expected one of {', '.join(BASELINES)}")
+    bits, input_bits = BASELINES[name]
+    return uniform_variant(g, bits, input_bits=input_bits)
+
+
+def per_node_stages(g: AnnotatedGraph) -> dict[str, np.ndarray]:
+    """Stage -> the per-node bits of its input, for the stages whose input carries them."""
+    out = {}
+    for l, L in enumerate(g.layers, start=1):
+        if L["per_node_input"] and not (g.model == "gcn" and l == 1):
+            out[f"layer{l}.combination"] = g[f"layer{l}.node_bits"].astype(np.int64)
+    return out
+
+
+def stage_rows(g: AnnotatedGraph, variants: dict[str, AnnotatedGraph],
+               cycles: dict[str, dict[str, int]]) -> list[dict]:
+    """One row per (baseline, stage): ``cycles`` maps ``"a2q"`` and each baseline name to its
+    cycles per stage (``total`` included), ``variants`` each baseline name to its export."""
+    a2q_bits = per_node_stages(g)
+    rows = []
+    for name, v in variants.items():
+        base_bits = per_node_stages(v)
+        for stage, c in cycles["a2q"].items():
+            b = cycles[name][stage]
+            row = {"stage": stage, "baseline": name, "cycles_a2q": c, "cycles_baseline": b,
+                   "speedup": round(b / c, 4) if c else None, "ideal_speedup": None,
+                   "avg_bits_a2q": None, "bits_baseline": None, "fraction_of_ideal": None}
+            if stage in a2q_bits:
+                mine, theirs = float(a2q_bits[stage].mean()), float(base_bits[stage].mean())
+                ideal = theirs / mine
+                row.update(avg_bits_a2q=round(mine, 4), bits_baseline=round(theirs, 4),
+                           ideal_speedup=round(ideal, 4),
+                           fraction_of_ideal=round(b / c / ideal, 4) if c else None)
+            rows.append(row)
+    return rows

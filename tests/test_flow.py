@@ -1,0 +1,93 @@
+"""``a2q flow``: the stages, the report, a failing stage, resuming, refusing a mismatched folder.
+
+One short flow on Cora (3 epochs, no other methods, one baseline, no synthesis: the synthesis
+stage's own tests are in test_synthesis.py) is run twice: first with the RTL stage made to
+fail, then resumed.
+"""
+
+import base64
+import json
+
+import numpy as np
+import pytest
+
+from a2q.sw import flow as flow_module
+from a2q.sw.cli import main
+
+
+@pytest.fixture(scope="module")
+def build_dir(tmp_path_factory):
+    return tmp_path_factory.getbasetemp().parent / "flow-models"
+
+
+def _args(out, build_dir, *extra):
+    return ["flow", "--dataset", "Cora", "--model", "gcn", "--epochs", "3", "--methods",
+            "--baselines", "uniform4-exact-input", "--no-synth", "--out", str(out),
+            "--build-dir", str(build_dir), *extra]
+
+
+def test_a_failing_stage_then_resume_writes_the_report(tmp_path, build_dir, monkeypatch, capsys):
+    out = tmp_path / "flow"
+
+    def broken(self, log):
+        log("about to fail")
+        raise RuntimeError("simulated breakdown")
+
+    monkeypatch.setattr(flow_module.Flow, "_sim", broken)
+    assert main(_args(out, build_dir)) == 1
+    captured = capsys.readouterr()
+    err = captured.err.strip().splitlines()[-1]
+    assert err == (f"a2q: error: flow: stage sim failed: simulated breakdown; see "
+                   f"{out}/logs/sim.log; run the same command again to resume at sim")
+    log = (out / "logs" / "sim.log").read_text()
+    assert "about to fail" in log and "Traceback" in log
+    state = json.loads((out / "flow.json").read_text())
+    assert [s for s, v in state["stages"].items() if v["status"] == "done"] == [
+        "train", "methods", "export", "golden", "rtl"]
+    assert state["stages"]["sim"]["status"] == "failed"
+    assert not (out / "report.md").exists()
+    assert "sim      failed" in captured.out  # the summary table is printed either way
+    checkpoint = (out / "train" / "checkpoint.pt").stat().st_mtime_ns
+
+    monkeypatch.undo()
+    assert main(_args(out, build_dir)) == 0
+    text = capsys.readouterr().out
+    for k, stage in enumerate(["train", "methods", "export", "golden", "rtl"], start=1):
+        assert f"[{k}/8] {stage}: finished before, reused" in text
+    assert (out / "train" / "checkpoint.pt").stat().st_mtime_ns == checkpoint
+    state = json.loads((out / "flow.json").read_text())
+    assert all(v["status"] == "done" for v in state["stages"].values())
+
+    sim = json.loads((out / "sim" / "result.json").read_text())
+    assert sim["logits_equal_golden"] and sim["cycles_match"]
+    assert np.array_equal(np.load(out / "sim" / "predictions.npy"),
+                          np.load(out / "golden" / "predictions.npy"))
+    report = (out / "report.md").read_text()
+    assert f"A²Q: {sim['cycles_measured']} cycles" in report
+    base = sim["baselines"]["uniform4-exact-input"]
+    assert f"| uniform4-exact-input | {base['cycles_measured']} | " in report
+    assert "--epochs 3 --methods --baselines uniform4-exact-input --no-synth" in report
+    html = (out / "report.html").read_text()
+    images = [s.split('"')[0] for s in html.split('src="data:image/png;base64,')[1:]]
+    assert len(images) == 3  # bits vs in-degree, accuracy vs bits, cycles
+    assert all(base64.b64decode(i)[:8] == b"\x89PNG\r\n\x1a\n" for i in images)
+    for plot in ("bits_by_degree", "accuracy_vs_bits", "cycles"):
+        assert (out / "plots" / f"{plot}.png").exists()
+
+    # a finished flow is all reuse; --from report redoes the report only
+    assert main(_args(out, build_dir, "--from", "report")) == 0
+    text = capsys.readouterr().out
+    assert "[7/8] synth: finished before, reused" in text and "[8/8] report: done" in text
+
+    # the same folder with another seed is refused, naming the field
+    assert main(_args(out, build_dir, "--seed", "1")) == 1
+    err = capsys.readouterr().err
+    assert "ran with seed = 0, this command asks 1 (field options.seed)" in err
+
+
+def test_reusing_something_that_is_not_a_run_fails_at_train(tmp_path, build_dir, capsys):
+    out = tmp_path / "flow"
+    assert main(_args(out, build_dir, "--run", str(tmp_path))) == 1
+    err = capsys.readouterr().err
+    assert "flow: stage train failed: checkpoint not found" in err
+    assert f"see {out}/logs/train.log" in err
