@@ -16,6 +16,9 @@ def atomic_folder(out: str | os.PathLike):
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    tmp.chmod(0o777 & ~umask)  # mkdtemp makes it private; the folder it becomes should not be
     try:
         yield tmp
         if out.exists():

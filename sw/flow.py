@@ -85,6 +85,11 @@ class FlowOptions:
                            f"{', '.join(BASELINES)}")
         if self.model not in ("gcn", "gin"):
             raise A2QError(f"flow: the engine runs gcn and gin, not {self.model!r}")
+        from .data import check_name, is_node_level
+
+        if not is_node_level(check_name(self.dataset)):
+            raise A2QError(f"flow: the engine runs node-level datasets (Cora, CiteSeer, "
+                           f"PubMed), not {self.dataset}")
         if self.simulator not in ("verilator", "icarus"):
             raise A2QError(f"flow: unknown simulator {self.simulator!r}")
         if self.lanes < 1:

@@ -11,6 +11,7 @@ import base64
 import html
 import json
 import os
+import re
 from pathlib import Path
 
 PLOT_DPI = 110
@@ -185,6 +186,12 @@ def _markdown(blocks: list[tuple], out: Path) -> str:
     return "\n".join(lines)
 
 
+def _inline(text: str) -> str:
+    """Escaped text with the Markdown of the paragraphs here: `code` and **bold**."""
+    text = re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text))
+    return re.sub(r"\*\*([^*]+)\*\*", r"<b>\1</b>", text)
+
+
 def _html(blocks: list[tuple], title: str) -> str:
     e = html.escape
     body = []
@@ -192,7 +199,7 @@ def _html(blocks: list[tuple], title: str) -> str:
         if kind in ("h1", "h2"):
             body.append(f"<{kind}>{e(rest[0])}</{kind}>")
         elif kind == "p":
-            body.append(f"<p>{e(rest[0])}</p>")
+            body.append(f"<p>{_inline(rest[0])}</p>")
         elif kind == "table":
             head, rows = rest
             body.append("<table><tr>" + "".join(f"<th>{e(h)}</th>" for h in head) + "</tr>"

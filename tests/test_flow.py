@@ -91,3 +91,15 @@ def test_reusing_something_that_is_not_a_run_fails_at_train(tmp_path, build_dir,
     err = capsys.readouterr().err
     assert "flow: stage train failed: checkpoint not found" in err
     assert f"see {out}/logs/train.log" in err
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--dataset", "PROTEINS"], "the engine runs node-level datasets"),
+    (["--dataset", "Nope"], "unknown dataset 'Nope'"),
+    (["--methods", "int3"], "unknown method 'int3'"),
+])
+def test_bad_options_are_refused_before_anything_is_written(tmp_path, capsys, args, message):
+    out = tmp_path / "flow"
+    assert main(["flow", "--out", str(out), *args]) == 1
+    assert message in capsys.readouterr().err
+    assert not out.exists()
