@@ -308,6 +308,16 @@ def _cmd_bench_hw(args) -> int:
         p["exact"] for p in result["sweep"]) else 1
 
 
+def _cmd_bench_timing(args) -> int:
+    from .hw_bench import run_timing_bench
+
+    run_timing_bench(args.out, dataset=args.dataset, model=args.model, seed=args.seed,
+                     lanes=args.lanes, max_nodes=args.max_nodes, max_edges=args.max_edges,
+                     device=args.device, freq_mhz=args.freq, data_root=args.data_root,
+                     progress=lambda s: print(s, flush=True))
+    return 0
+
+
 def _cmd_bench_rtl(args) -> int:
     from a2q.sim.rtl_bench import run_rtl_bench
 
@@ -485,6 +495,19 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--freq", type=float, default=100.0, help="target clock in MHz")
     b.add_argument("--data-root")
     b.set_defaults(func=_cmd_bench_hw)
+    b = bsub.add_parser("timing", help="the engine's logic (small memories) through Yosys and "
+                                       "nextpnr: Fmax and the critical path")
+    b.add_argument("--out", default="bench", help="folder for timing.md and timing.json")
+    b.add_argument("--dataset", default="Cora")
+    b.add_argument("--model", default="gcn", choices=["gcn", "gin"])
+    b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--lanes", type=int, nargs="+", default=[4])
+    b.add_argument("--max-nodes", type=int, default=64)
+    b.add_argument("--max-edges", type=int, default=256)
+    b.add_argument("--device", default="85k")
+    b.add_argument("--freq", type=float, default=100.0)
+    b.add_argument("--data-root")
+    b.set_defaults(func=_cmd_bench_timing)
     return parser
 
 

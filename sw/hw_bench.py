@@ -1,5 +1,6 @@
 """``a2q bench hw``: A²Q against uniform-bit baselines on the layer engine in RTL, stage by
-stage, and the engine's cost in FPGA resources over a sweep of lanes.
+stage, and the engine's cost in FPGA resources over a sweep of lanes; ``a2q bench timing``:
+the engine's logic through place and route (Fmax, critical path).
 
 For each dataset and model: train A²Q (``seed``), export, run the export and its three
 baselines (:data:`a2q.sim.baselines.BASELINES`) on the same engine in Verilator, and list
@@ -127,6 +128,75 @@ def run_hw_bench(out: str | os.PathLike, *, datasets=("Cora", "CiteSeer"),
     if sweep:
         plot_sweep(result, out / "hw_lanes.png")
     progress(files["hw.md"])
+    return result
+
+
+def run_timing_bench(out: str | os.PathLike, *, dataset: str = "Cora", model: str = "gcn",
+                     seed: int = 0, lanes=(4,), max_nodes: int = 64, max_edges: int = 256,
+                     device: str = "85k", freq_mhz: float = 100.0, data_root=None,
+                     progress=print) -> dict:
+    """The engine's logic through Yosys and nextpnr when its memories are small: the engine
+    for ``dataset``/``model`` (same layers and lanes) with memories for ``max_nodes`` nodes and
+    ``max_edges`` edges, zero-filled, so that it fits and nextpnr gives its Fmax and critical
+    path. Writes ``timing.json`` and ``timing.md``; the latency column is the full graph's
+    cycles (cycle model, equal to the RTL's in every test) at that Fmax."""
+    from a2q.hw.layer_engine import LayerEngine
+    from a2q.hw.rtl import write_engine_rtl
+    from a2q.hw.synthesis import synthesize
+    from a2q.sim.annotated_graph import read_graph
+    from a2q.sim.cycles import engine_cycles
+    from a2q.sim.engine_image import engine_config, write_init_files
+
+    from .export import export_run
+    from .run_folder import write_run
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        progress(f"{dataset} {model}: training A²Q (seed {seed}) and exporting")
+        write_run(train(default_config(dataset, model, "a2q", seed=seed), data_root=data_root,
+                        progress=False), tmp / "run")
+        g = read_graph(export_run(tmp / "run", data_root=data_root))
+        for n in lanes:
+            cfg = engine_config(g, lanes=n, max_nodes=max_nodes, max_edges=max_edges)
+            rtl = tmp / f"rtl-{n}"
+            write_engine_rtl(LayerEngine(cfg, ram_template=True), rtl,
+                             init_files=lambda f, cfg=cfg: write_init_files(cfg, {}, f))
+            progress(f"{n} lanes: Yosys and nextpnr for ECP5 {device} (minutes)")
+            t0 = time.perf_counter()
+            r = synthesize(rtl, "ecp5", tmp / f"synth-{n}", device=device, freq_mhz=freq_mhz)
+            cycles = engine_cycles(g, lanes=n)["total"]
+            rows.append({"lanes": n, "max_nodes": max_nodes, "max_edges": max_edges,
+                         "seconds": round(time.perf_counter() - t0, 1), "cycles": cycles,
+                         "latency_us": (round(cycles / r["fmax_mhz"], 1) if r["fmax_mhz"]
+                                        else None),
+                         **{k: r.get(k) for k in ("luts", "carries", "ffs", "brams", "dsps",
+                                                 "lutram", "fits", "limits", "fmax_mhz",
+                                                 "timing_met", "critical_path", "verdict")}})
+            progress(f"{n} lanes: {r['verdict']}")
+    result = {"command": "a2q bench timing", "dataset": dataset, "model": model, "seed": seed,
+              "device": f"ecp5 {device}", "freq_target_mhz": freq_mhz, "rows": rows}
+    lines = [
+        "# The engine's logic on an FPGA: Fmax and the critical path", "",
+        f"`a2q bench timing`: the {dataset} {model.upper()} engine (its layers and lanes) with "
+        f"memories for {max_nodes} nodes and {max_edges} edges, zero-filled, so that it fits "
+        f"the ECP5 {device} and nextpnr reports its Fmax (Yosys with `a2q synth`'s ECP5 script, "
+        "nextpnr out of context). **latency** = the whole graph's cycles (cycle model, equal to "
+        "the RTL's in every test) at that Fmax, as if its memories fitted: the full engine does "
+        "not (hw.md).", "",
+        "| lanes | LUT4 | CCU2C | FF | DP16KD | MULT18X18D | Fmax MHz | target met | cycles | "
+        "latency µs | critical path | synth s |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        cp = r["critical_path"] or {}
+        path = (f"{cp['from']} -> {cp['to']}: {cp['delay_ns']} ns ({cp['logic_ns']} logic, "
+                f"{cp['routing_ns']} routing)") if cp else "n/a"
+        lines.append(f"| {r['lanes']} | {r['luts']} | {r['carries']} | {r['ffs']} | {r['brams']} "
+                     f"| {r['dsps']} | {_f(r['fmax_mhz'])} | {r['timing_met']} | {r['cycles']} | "
+                     f"{_f(r['latency_us'])} | {path} | {r['seconds']} |")
+    lines += [""] + [f"- {r['lanes']} lanes: {r['verdict']}." for r in rows]
+    _write_files(Path(out), {"timing.json": json.dumps(result, indent=2) + "\n",
+                             "timing.md": "\n".join(lines) + "\n"})
+    progress("\n".join(lines))
     return result
 
 
