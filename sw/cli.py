@@ -469,7 +469,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--seed", type=int, default=0)
     b.set_defaults(func=_cmd_bench_rtl)
     b = bsub.add_parser("engine", help="whole inferences on the layer engine in RTL: cycles, "
-                                       "exactness, cycles per second, A²Q vs uniform bits")
+                                       "exactness, cycles per second on each simulator")
     b.add_argument("--out", default="bench", help="folder for engine.md and engine.json")
     b.add_argument("--dataset", default="Cora")
     b.add_argument("--models", nargs="+", default=["gcn", "gin"])
