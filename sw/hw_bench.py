@@ -304,6 +304,8 @@ def markdown(result: dict) -> str:
 
 def _where_text(result: dict, per_node: list[dict]) -> str:
     """A few sentences, from the measured rows, on what A²Q's bits can and cannot speed up."""
+    from a2q.sim.cycles import COMBINATION_PHASE_OVERHEAD
+
     if not per_node:
         return "No stage of these models reads per-node bits."
     worst = min(per_node, key=lambda r: r["fraction_of_ideal"])
@@ -323,4 +325,4 @@ def _where_text(result: dict, per_node: list[dict]) -> str:
         "layers), which A²Q leaves at 4 bits. On the per-node stages the engine's speedup over "
         f"uniform4 is {worst['fraction_of_ideal']:.1%} of the ideal at worst ({worst['dataset']} "
         f"{worst['model'].upper()} {worst['stage']}): a phase costs its bit-serial work plus a "
-        "fixed 10 cycles, no per-node bubble.")
+        f"fixed {COMBINATION_PHASE_OVERHEAD} cycles, no per-node bubble.")
