@@ -352,15 +352,17 @@ def summary_rows(state: dict) -> list[tuple[str, str, str, str]]:
         if stage == "train" and r:
             m = r["metrics"]
             what = f"test acc {m['test_acc']:.1f}%, {m['avg_feature_bits']:.2f} avg bits"
-        elif stage == "methods" and r:
+        elif stage == "methods" and s.get("status") == "done":
             what = ", ".join(f"{k} {v['test_acc']:.1f}%" for k, v in r.items()) or "none"
         elif stage == "golden" and r:
             what = (f"test acc {r['test_acc']:.1f}%, agrees with torch on "
                     f"{100 * r['prediction_agreement']:.2f}%")
         elif stage == "sim" and r:
             what = (f"exact {r['num_nodes'] - r['mismatched_nodes']}/{r['num_nodes']}, "
-                    f"{r['cycles_measured']} cycles; speedup " + ", ".join(
-                        f"{k} {b['speedup_of_a2q']:.2f}x" for k, b in r["baselines"].items()))
+                    f"{r['cycles_measured']} cycles")
+            if r["baselines"]:
+                what += "; speedup " + ", ".join(
+                    f"{k} {b['speedup_of_a2q']:.2f}x" for k, b in r["baselines"].items())
         elif stage == "synth" and r:
             what = r.get("verdict", "skipped")
         elif stage == "export" and r:

@@ -79,6 +79,15 @@ def test_a_failing_stage_then_resume_writes_the_report(tmp_path, build_dir, monk
     text = capsys.readouterr().out
     assert "[7/8] synth: finished before, reused" in text and "[8/8] report: done" in text
 
+    # a second flow reusing the first one's training run exports the same graph
+    again = tmp_path / "again"
+    assert main(_args(again, build_dir, "--run", str(out / "train"), "--baselines")) == 0
+    capsys.readouterr()
+    assert f"reusing the finished run {out / 'train'}" in (again / "logs" / "train.log").read_text()
+    assert not (again / "train").exists()
+    for f in sorted((out / "graph").iterdir()):
+        assert (again / "graph" / f.name).read_bytes() == f.read_bytes(), f.name
+
     # the same folder with another seed is refused, naming the field
     assert main(_args(out, build_dir, "--seed", "1")) == 1
     err = capsys.readouterr().err
