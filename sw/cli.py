@@ -281,9 +281,9 @@ def _cmd_flow(args) -> int:
                           device=args.device, freq_mhz=args.freq)
     out = args.out or f"runs/flow-{args.dataset.lower()}-{args.model}"
     flow = Flow(out, options, data_root=args.data_root, build_root=args.build_dir,
-                echo=lambda s: print(s, flush=True))
+                restart=args.restart, echo=lambda s: print(s, flush=True))
     try:
-        state = flow.run(restart=args.restart, from_stage=args.from_stage)
+        state = flow.run(from_stage=args.from_stage)
     finally:
         rows = summary_rows(flow.state)
         widths = [max(len(r[i]) for r in rows + [("stage", "status", "seconds", "")])

@@ -14,8 +14,9 @@ report    ``report.md`` and ``report.html`` (plots embedded) and ``plots/``
 ========  =====================================================================================
 
 ``flow.json`` records the options and each finished stage (its seconds and its figures); it
-is rewritten after every stage. Run the same command again and the finished stages are
-reused: a flow that failed (or was stopped) resumes at the stage that did not finish.
+is rewritten after every stage. Run the same command again and the finished stages whose
+output is still there are reused: a flow that failed (or was stopped) resumes at the stage
+that did not finish (or whose output went missing), and every stage after it runs again.
 ``--restart`` runs every stage again, ``--from STAGE`` that stage and the ones after it. A
 stage's messages go to the terminal and to ``logs/<stage>.log`` (with the traceback when it
 fails).
@@ -114,17 +115,18 @@ class Flow:
     """The stages of one ``--out`` folder; :meth:`run` runs what is not finished."""
 
     def __init__(self, out: str | os.PathLike, options: FlowOptions, *, data_root=None,
-                 build_root: str | os.PathLike = "build/sim", echo=print):
+                 build_root: str | os.PathLike = "build/sim", restart: bool = False,
+                 echo=print):
         options.check()
         self.out, self.options, self.data_root = Path(out), options, data_root
         self.build_root, self.echo = Path(build_root), echo
-        self.state = self._load_state()
+        self.state = self._load_state(restart)
 
     # ------------------------------------------------------------------ state
-    def _load_state(self) -> dict:
+    def _load_state(self, restart: bool) -> dict:
         path = self.out / STATE
         mine = _jsonable(dataclasses.asdict(self.options))
-        if not path.exists():
+        if restart or not path.exists():
             return {"version": VERSION, "options": mine, "stages": {}}
         try:
             state = json.loads(path.read_text())
@@ -146,29 +148,37 @@ class Flow:
         os.replace(tmp, self.out / STATE)
 
     def finished(self, stage: str) -> bool:
+        """Recorded as done, and its output still there."""
         s = self.state["stages"].get(stage)
-        return bool(s) and s.get("status") == "done"
+        if not s or s.get("status") != "done":
+            return False
+        result = s.get("result") or {}
+        if result.get("skipped"):
+            return True
+        output = {"train": Path(result.get("run", "")), "report": self.out / "report.md",
+                  **{k: self.out / v for k, v in STAGE_FOLDERS.items()}}.get(stage)
+        return output is None or output.exists()
 
     def result(self, stage: str) -> dict:
         return self.state["stages"][stage]["result"]
 
     # ------------------------------------------------------------------ running
-    def run(self, *, restart: bool = False, from_stage: str | None = None) -> dict:
-        """Run every stage not yet finished (all with ``restart``, ``from_stage`` on again);
-        returns the state. A failing stage raises :class:`A2QError` naming it and its log."""
+    def run(self, *, from_stage: str | None = None) -> dict:
+        """Run every stage not yet finished (``from_stage`` and the later ones again); returns
+        the state. A failing stage raises :class:`A2QError` naming it and its log."""
         if from_stage is not None and from_stage not in STAGES:
             raise A2QError(f"flow: unknown stage {from_stage!r}; stages: {', '.join(STAGES)}")
-        if restart:
-            self.state["stages"] = {}
-        elif from_stage is not None:
+        if from_stage is not None:
             for s in STAGES[STAGES.index(from_stage):]:
                 self.state["stages"].pop(s, None)
         self._save_state()
+        rerun = False  # once a stage runs, the ones after it run too (their inputs changed)
         for k, stage in enumerate(STAGES, start=1):
             head = f"[{k}/{len(STAGES)}] {stage}"
-            if self.finished(stage):
+            if not rerun and self.finished(stage):
                 self.echo(f"{head}: finished before, reused ({self.out / STATE})")
                 continue
+            rerun = True
             self.echo(f"{head}: {STAGE_TEXT[stage]}")
             log = StageLog(self.out / "logs" / f"{stage}.log", self.echo)
             t0 = time.perf_counter()
@@ -325,6 +335,10 @@ class Flow:
             log(f"-> {f}")
         return {"files": [str(f) for f in files]}
 
+
+#: stage -> the folder under ``--out`` that holds its output (``methods`` may hold none)
+STAGE_FOLDERS = {"export": "graph", "golden": "golden", "rtl": "rtl", "sim": "sim",
+                 "synth": "synth"}
 
 STAGE_TEXT = {
     "train": "A²Q training",

@@ -88,10 +88,21 @@ def test_a_failing_stage_then_resume_writes_the_report(tmp_path, build_dir, monk
     for f in sorted((out / "graph").iterdir()):
         assert (again / "graph" / f.name).read_bytes() == f.read_bytes(), f.name
 
+    # a stage whose output went missing runs again, and only the stages after it
+    import shutil
+    shutil.rmtree(out / "golden")
+    assert main(_args(out, build_dir)) == 0
+    text = capsys.readouterr().out
+    assert "[3/8] export: finished before, reused" in text
+    assert "[4/8] golden: the integer golden model" in text and (out / "golden").exists()
+    assert "[5/8] rtl: the layer engine's Verilog" in text  # the later stages run again
+
     # the same folder with another seed is refused, naming the field
     assert main(_args(out, build_dir, "--seed", "1")) == 1
     err = capsys.readouterr().err
     assert "ran with seed = 0, this command asks 1 (field options.seed)" in err
+    state = json.loads((out / "flow.json").read_text())
+    assert state["options"]["seed"] == 0
 
 
 def test_reusing_something_that_is_not_a_run_fails_at_train(tmp_path, build_dir, capsys):
