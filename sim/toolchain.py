@@ -73,3 +73,15 @@ def lint(folder: Path, module_file: str) -> str:
         raise ToolchainError(f"verilator --lint-only -Wall failed on {folder / module_file}:\n"
                              + "\n".join(first))
     return log
+
+
+def write_linted(out, write, *, lint_it: bool = True) -> dict:
+    """``write(folder)`` (an RTL writer returning its parameters, ``verilog`` among them) into
+    ``out`` whole or not at all, linted with :func:`lint` first unless ``lint_it`` is False."""
+    from .atomic_folder import atomic_folder
+
+    with atomic_folder(out) as tmp:
+        info = write(tmp)
+        if lint_it:
+            lint(tmp, info["verilog"])
+    return info

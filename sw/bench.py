@@ -41,6 +41,16 @@ REFERENCE = {
 }
 
 
+def trained_export(folder: Path, dataset: str, model: str, *, seed: int, data_root=None) -> Path:
+    """Train A²Q (``seed``, the defaults) into ``folder`` and export it; the export folder."""
+    from .export import export_run
+    from .run_folder import write_run
+
+    write_run(train(default_config(dataset, model, "a2q", seed=seed), data_root=data_root,
+                    progress=False), folder)
+    return export_run(folder, data_root=data_root)
+
+
 def _mean_std(xs) -> tuple[float, float]:
     a = np.asarray(xs, dtype=float)
     return float(a.mean()), float(a.std(ddof=0))
@@ -163,17 +173,12 @@ def run_golden_bench(out: str | os.PathLike, *, datasets, models, seed: int = 0,
     from a2q.sim.annotated_graph import read_graph
     from a2q.sim.cycles import cycle_report
 
-    from .export import export_run
-    from .run_folder import write_run
-
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for dataset in datasets:
             for model in models:
-                run = Path(tmp) / f"{dataset}-{model}"
-                cfg = default_config(dataset, model, "a2q", seed=seed)
-                write_run(train(cfg, data_root=data_root, progress=False), run)
-                g = read_graph(export_run(run, data_root=data_root))
+                g = read_graph(trained_export(Path(tmp) / f"{dataset}-{model}", dataset, model,
+                                              seed=seed, data_root=data_root))
                 times = []
                 for _ in range(3):
                     t0 = time.perf_counter()
@@ -229,16 +234,11 @@ def run_engine_bench(out: str | os.PathLike, *, models=("gcn", "gin"), dataset: 
     per second. The baselines and speedups are ``a2q bench hw``'s."""
     from a2q.sim.engine_run import passed, run_engine
 
-    from .export import export_run
-    from .run_folder import write_run
-
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for model in models:
-            run = Path(tmp) / f"{dataset}-{model}"
-            write_run(train(default_config(dataset, model, "a2q", seed=seed),
-                            data_root=data_root, progress=False), run)
-            graph = export_run(run, data_root=data_root)
+            graph = trained_export(Path(tmp) / f"{dataset}-{model}", dataset, model, seed=seed,
+                                   data_root=data_root)
             for sim in simulators:
                 if sim == "icarus" and model not in icarus_models:
                     continue

@@ -144,13 +144,9 @@ def _engine_args(args, command: str):
 def _write_rtl_folder(args, write):
     """``write(folder)`` into ``args.out`` whole or not at all, then lint it unless
     ``--no-lint``; returns the parameters and the words to print about lint."""
-    from a2q.sim.atomic_folder import atomic_folder
-    from a2q.sim.toolchain import lint
+    from a2q.sim.toolchain import write_linted
 
-    with atomic_folder(args.out) as tmp:
-        info = write(tmp)
-        if not args.no_lint:
-            lint(tmp, info["verilog"])
+    info = write_linted(args.out, write, lint_it=not args.no_lint)
     return info, "" if args.no_lint else "; verilator --lint-only -Wall clean"
 
 

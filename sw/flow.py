@@ -272,19 +272,17 @@ class Flow:
         from a2q.hw import rtl
         from a2q.hw.layer_engine import LayerEngine
         from a2q.sim.annotated_graph import read_graph
-        from a2q.sim.atomic_folder import atomic_folder
         from a2q.sim.engine_image import engine_config, memory_words, write_init_files
-        from a2q.sim.toolchain import lint
+        from a2q.sim.toolchain import write_linted
 
         g = read_graph(self.out / "graph")
         cfg = engine_config(g, lanes=self.options.lanes)
         words = memory_words(cfg, g)
         log(f"engine: {cfg.model}, {cfg.lanes} lanes, {cfg.max_nodes} nodes, {cfg.max_edges} "
             "edges; generating Verilog")
-        with atomic_folder(self.out / "rtl") as tmp:
-            info = rtl.write_engine_rtl(LayerEngine(cfg, ram_template=True), tmp,
-                                        init_files=lambda f: write_init_files(cfg, words, f))
-            lint(tmp, info["verilog"])
+        info = write_linted(self.out / "rtl", lambda tmp: rtl.write_engine_rtl(
+            LayerEngine(cfg, ram_template=True), tmp,
+            init_files=lambda f: write_init_files(cfg, words, f)))
         log("verilator --lint-only -Wall clean")
         return {"config": info["config"], "memories": len(info["memories"])}
 

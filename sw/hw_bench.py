@@ -18,9 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from .bench import _write_files
-from .config import default_config
-from .train import train
+from .bench import _write_files, trained_export
 
 
 def _engine_runs(graph: Path, work: Path, *, lanes: int, baselines, progress) -> dict:
@@ -60,9 +58,6 @@ def run_hw_bench(out: str | os.PathLike, *, datasets=("Cora", "CiteSeer"),
     from a2q.sim.annotated_graph import read_graph
     from a2q.sim.baselines import BASELINES, per_node_stages
 
-    from .export import export_run
-    from .run_folder import write_run
-
     t_start = time.perf_counter()
     rows, summary, sweep = [], [], []
     with tempfile.TemporaryDirectory() as tmp:
@@ -71,10 +66,8 @@ def run_hw_bench(out: str | os.PathLike, *, datasets=("Cora", "CiteSeer"),
         for dataset in datasets:
             for model in models:
                 progress(f"{dataset} {model}: training A²Q (seed {seed}) and exporting")
-                run = tmp / f"{dataset}-{model}"
-                write_run(train(default_config(dataset, model, "a2q", seed=seed),
-                                data_root=data_root, progress=False), run)
-                graph = graphs[dataset, model] = export_run(run, data_root=data_root)
+                graph = graphs[dataset, model] = trained_export(
+                    tmp / f"{dataset}-{model}", dataset, model, seed=seed, data_root=data_root)
                 progress(f"{dataset} {model}: A²Q and {', '.join(BASELINES)} on the engine "
                          f"({lanes} lanes, Verilator)")
                 r = _engine_runs(graph, tmp / f"sim-{dataset}-{model}", lanes=lanes,
@@ -147,16 +140,12 @@ def run_timing_bench(out: str | os.PathLike, *, dataset: str = "Cora", model: st
     from a2q.sim.cycles import engine_cycles
     from a2q.sim.engine_image import engine_config, write_init_files
 
-    from .export import export_run
-    from .run_folder import write_run
-
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         progress(f"{dataset} {model}: training A²Q (seed {seed}) and exporting")
-        write_run(train(default_config(dataset, model, "a2q", seed=seed), data_root=data_root,
-                        progress=False), tmp / "run")
-        g = read_graph(export_run(tmp / "run", data_root=data_root))
+        g = read_graph(trained_export(tmp / "run", dataset, model, seed=seed,
+                                      data_root=data_root))
         for n in lanes:
             cfg = engine_config(g, lanes=n, max_nodes=max_nodes, max_edges=max_edges)
             rtl = tmp / f"rtl-{n}"
