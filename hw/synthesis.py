@@ -77,11 +77,17 @@ BEL_RESOURCE = {"DP16KD": "brams", "MULT18X18D": "dsps", "TRELLIS_COMB": "lut_sl
                 "ICESTORM_LC": "lut_slots"}
 
 
+def capacity(target: str, device: str) -> tuple[int, int, int, int] | None:
+    """``device``'s (LUT slots, flip-flops, block RAMs, DSPs) from :data:`CAPACITY` (ECP5's
+    ``um-`` / ``um5g-`` parts as their LFE5U size), or None for a device not listed."""
+    return CAPACITY.get(target, {}).get(device.removeprefix("um-").removeprefix("um5g-"))
+
+
 def fit_limits(target: str, device: str, report: dict) -> list[dict] | None:
     """The resources Yosys's netlist needs beyond ``device``'s capacity (``[]``: it fits as
     far as counting tells; ``None``: the device is not in :data:`CAPACITY`). LUT slots count
     ECP5 carries twice; LUT RAM and routing are left to place and route."""
-    cap = CAPACITY.get(target, {}).get(device.removeprefix("um-").removeprefix("um5g-"))
+    cap = capacity(target, device)
     if cap is None:
         return None
     slots = report["luts"] + (2 * report["carries"] if target == "ecp5" else 0)

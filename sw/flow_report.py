@@ -68,10 +68,9 @@ def plot_cycles(stages: dict[str, dict[str, int]], path: Path, title: str) -> Pa
 
 def plot_resources(synth: dict, path: Path) -> Path | None:
     """Each resource the netlist needs as a share of the device (100%: full)."""
-    from a2q.hw.synthesis import CAPACITY
+    from a2q.hw.synthesis import capacity
 
-    cap = CAPACITY.get(synth["target"], {}).get(synth["device"].removeprefix("um-")
-                                                 .removeprefix("um5g-"))
+    cap = capacity(synth["target"], synth["device"])
     if cap is None or synth.get("luts") is None:
         return None
     plt = _plt()

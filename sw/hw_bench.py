@@ -30,21 +30,19 @@ def _engine_runs(graph: Path, work: Path, *, lanes: int, baselines, progress) ->
     return r
 
 
-def _synthesize(graph: Path, work: Path, *, lanes: int, device: str, freq: float) -> dict:
+def _synthesize(cfg, words: dict, work: Path, *, device: str, freq: float) -> dict:
+    """The engine of ``cfg`` (memories filled from ``words``, the rest zero) through
+    ``a2q synth``'s ECP5 flow in ``work``; the report with the seconds it took."""
     from a2q.hw.layer_engine import LayerEngine
     from a2q.hw.rtl import write_engine_rtl
     from a2q.hw.synthesis import synthesize
-    from a2q.sim.annotated_graph import read_graph
-    from a2q.sim.engine_image import engine_config, memory_words, write_init_files
+    from a2q.sim.engine_image import write_init_files
 
-    g = read_graph(graph)
-    cfg = engine_config(g, lanes=lanes)
-    words = memory_words(cfg, g)
-    rtl = work / f"rtl-{lanes}"
+    rtl = work / f"rtl-{cfg.lanes}"
     write_engine_rtl(LayerEngine(cfg, ram_template=True), rtl,
                      init_files=lambda f: write_init_files(cfg, words, f))
     t0 = time.perf_counter()
-    r = synthesize(rtl, "ecp5", work / f"synth-{lanes}", device=device, freq_mhz=freq)
+    r = synthesize(rtl, "ecp5", work / f"synth-{cfg.lanes}", device=device, freq_mhz=freq)
     r["seconds"] = round(time.perf_counter() - t0, 1)
     return r
 
@@ -57,6 +55,7 @@ def run_hw_bench(out: str | os.PathLike, *, datasets=("Cora", "CiteSeer"),
     """Run the benchmark and write ``hw.json``, ``hw.md`` and ``hw_lanes.png`` into ``out``."""
     from a2q.sim.annotated_graph import read_graph
     from a2q.sim.baselines import BASELINES, per_node_stages
+    from a2q.sim.engine_image import engine_config, memory_words
 
     t_start = time.perf_counter()
     rows, summary, sweep = [], [], []
@@ -90,6 +89,7 @@ def run_hw_bench(out: str | os.PathLike, *, datasets=("Cora", "CiteSeer"),
                          f"; exact: {r['passed']}")
         if sweep_on in graphs:
             graph = graphs[sweep_on]
+            g = read_graph(graph)
             for n in sweep_lanes:
                 progress(f"lanes {n}: {' '.join(sweep_on)} A²Q and uniform4 in RTL")
                 r = _engine_runs(graph, tmp / f"sweep-{n}", lanes=n, baselines=("uniform4",),
@@ -100,7 +100,9 @@ def run_hw_bench(out: str | os.PathLike, *, datasets=("Cora", "CiteSeer"),
                 if synth:
                     progress(f"lanes {n}: Yosys (and nextpnr if it fits) for ECP5 {device}; "
                              "minutes")
-                    s = _synthesize(graph, tmp / "synth", lanes=n, device=device, freq=freq_mhz)
+                    cfg = engine_config(g, lanes=n)
+                    s = _synthesize(cfg, memory_words(cfg, g), tmp / "synth", device=device,
+                                    freq=freq_mhz)
                     point.update({k: s[k] for k in ("luts", "carries", "ffs", "brams", "dsps",
                                                     "lutram", "fits", "limits", "fmax_mhz",
                                                     "timing_met", "verdict", "critical_path")})
@@ -133,12 +135,9 @@ def run_timing_bench(out: str | os.PathLike, *, dataset: str = "Cora", model: st
     ``max_edges`` edges, zero-filled, so that it fits and nextpnr gives its Fmax and critical
     path. Writes ``timing.json`` and ``timing.md``; the latency column is the full graph's
     cycles (cycle model, equal to the RTL's in every test) at that Fmax."""
-    from a2q.hw.layer_engine import LayerEngine
-    from a2q.hw.rtl import write_engine_rtl
-    from a2q.hw.synthesis import synthesize
     from a2q.sim.annotated_graph import read_graph
     from a2q.sim.cycles import engine_cycles
-    from a2q.sim.engine_image import engine_config, write_init_files
+    from a2q.sim.engine_image import engine_config
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -148,15 +147,11 @@ def run_timing_bench(out: str | os.PathLike, *, dataset: str = "Cora", model: st
                                       data_root=data_root))
         for n in lanes:
             cfg = engine_config(g, lanes=n, max_nodes=max_nodes, max_edges=max_edges)
-            rtl = tmp / f"rtl-{n}"
-            write_engine_rtl(LayerEngine(cfg, ram_template=True), rtl,
-                             init_files=lambda f, cfg=cfg: write_init_files(cfg, {}, f))
             progress(f"{n} lanes: Yosys and nextpnr for ECP5 {device} (minutes)")
-            t0 = time.perf_counter()
-            r = synthesize(rtl, "ecp5", tmp / f"synth-{n}", device=device, freq_mhz=freq_mhz)
+            r = _synthesize(cfg, {}, tmp, device=device, freq=freq_mhz)
             cycles = engine_cycles(g, lanes=n)["total"]
             rows.append({"lanes": n, "max_nodes": max_nodes, "max_edges": max_edges,
-                         "seconds": round(time.perf_counter() - t0, 1), "cycles": cycles,
+                         "seconds": r["seconds"], "cycles": cycles,
                          "latency_us": (round(cycles / r["fmax_mhz"], 1) if r["fmax_mhz"]
                                         else None),
                          **{k: r.get(k) for k in ("luts", "carries", "ffs", "brams", "dsps",
