@@ -12,7 +12,8 @@ with ``ram_template=False``); the RTL tests check that both agree with the golde
 
 from __future__ import annotations
 
-from amaranth import ClockSignal, Instance, Signal
+from amaranth import ClockSignal, Instance, Module, Signal, Value
+from amaranth.lib import memory
 
 MODULE = "a2q_ram"
 
@@ -60,3 +61,28 @@ def block_ram(*, width: int, depth: int, init_file: str, we, waddr, wdata, raddr
                     i_wdata=wdata, i_raddr_a=raddr_a, o_rdata_a=rdata_a, i_raddr_b=raddr_b,
                     o_rdata_b=rdata_b)
     return inst, rdata_a, rdata_b
+
+
+def ram(m: Module, name: str, *, width: int, depth: int, template: bool, init=(),
+        init_file: str = "", we, waddr, wdata, raddr_a, raddr_b=0) -> tuple[Value, Value]:
+    """One memory of the engine with one write and two read ports, added to ``m`` as ``name``:
+    a ``lib.memory`` memory holding ``init`` (Amaranth's simulator), or with ``template`` an
+    instance of :data:`MODULE` reading ``init_file``. Returns the two ports' read data."""
+    if template:
+        abits = address_bits(depth)
+        inst, data_a, data_b = block_ram(
+            width=width, depth=depth, init_file=init_file, we=we,
+            waddr=Value.cast(waddr)[:abits], wdata=Value.cast(wdata)[:width],
+            raddr_a=Value.cast(raddr_a)[:abits], raddr_b=Value.cast(raddr_b)[:abits])
+        m.submodules[name] = inst
+        return data_a, data_b
+    mem = memory.Memory(shape=width, depth=depth, init=list(init))
+    m.submodules[name] = mem
+    wp = mem.write_port()
+    m.d.comb += [wp.addr.eq(waddr), wp.data.eq(wdata), wp.en.eq(we)]
+    out = []
+    for addr in (raddr_a, raddr_b):
+        rp = mem.read_port()
+        m.d.comb += rp.addr.eq(addr)
+        out.append(rp.data)
+    return out[0], out[1]

@@ -32,6 +32,9 @@ memory                 depth                   word
 ``layer{l}_scalars``   2 (word 0 used)         the layer's operand bits, next operand bits,
                                                GIN's self coefficient
 =====================  ======================  =============================================
+
+``x`` and ``logits`` (:data:`OFF_CHIP`) are outside the engine's core: it reads ``x`` through a
+read port and writes ``logits`` through a write port (:mod:`a2q.hw.engine_core`).
 """
 
 from __future__ import annotations
@@ -43,6 +46,8 @@ from amaranth import Shape, signed, unsigned
 from amaranth.lib import data
 
 MODELS = ("gcn", "gin")
+#: Memories the engine's core reaches through ports instead of holding on chip.
+OFF_CHIP = ("x", "logits")
 #: Fraction bits of the format's fixed-point constants (``norm_frac``, ``eps_frac``).
 FRAC = 15
 MANTISSA = unsigned(17)  # 1 .. 2**16

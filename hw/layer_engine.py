@@ -1,96 +1,54 @@
-"""The layer engine: a whole GCN or GIN inference, layer after layer, from on-chip memories."""
+"""The layer engine as a simulation sees it: the core with its off-chip memories attached."""
 
 from __future__ import annotations
 
-from amaranth import Module, Mux, Signal, Value
-from amaranth.lib import data, memory, stream, wiring
+from amaranth import ClockSignal, Instance, Module, ResetSignal
+from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from .aggregation_phase import AggregationPhase
-from .block_ram import address_bits, block_ram
-from .combination_phase import CombinationPhase
-from .engine_layout import EngineConfig
-from .memory_requests import ReadRequest, WriteRequest
+from .block_ram import ram
+from .engine_core import CYCLE_BITS, EngineCore, load_signature
+from .engine_layout import OFF_CHIP, EngineConfig
 
-#: Bits of the cycle counter.
-CYCLE_BITS = 48
-
-
-class MemoryHub:
-    """Collects the phases' requests on each memory's read ports (``A``, ``B``) and write port."""
-
-    def __init__(self, cfg: EngineConfig):
-        self.cfg = cfg
-        self.reads: dict[tuple[str, str], list[ReadRequest]] = {}
-        self.writes: dict[str, list[WriteRequest]] = {}
-
-    def read(self, memory: str, name: str, port: str = "A") -> ReadRequest:
-        req = ReadRequest(self.cfg.memories[memory], name)
-        self.reads.setdefault((memory, port), []).append(req)
-        return req
-
-    def write(self, memory: str, name: str) -> WriteRequest:
-        req = WriteRequest(self.cfg.memories[memory], name)
-        self.writes.setdefault(memory, []).append(req)
-        return req
+#: Verilog module names of the engine (what simulations run) and of its core (what synthesis
+#: flows take: the engine without the off-chip memories).
+ENGINE_MODULE = "layer_engine"
+CORE_MODULE = "layer_engine_core"
 
 
 class LayerEngine(wiring.Component):
-    """Runs an exported two-or-more-layer GCN or GIN on a graph held in on-chip memories.
+    """:class:`~a2q.hw.engine_core.EngineCore` with the off-chip memories ``x`` and
+    ``logits`` beside it, as a board would supply them: what the tests and the RTL runs drive.
 
-    ``cfg`` (:class:`~a2q.hw.engine_layout.EngineConfig`) fixes the structure and the memory
-    map (documented in :mod:`a2q.hw.engine_layout`); ``init`` optionally gives the words of
-    any memory (``name -> list[int]``) as initial contents. ``ram_template=True`` (for
-    Verilog) builds each memory as an instance of the ``a2q_ram`` module of
-    :mod:`a2q.hw.block_ram`, filled from ``<memory>.hex`` instead of ``init``.
+    ``init`` (``name -> list[int]``) gives any memory's initial words, off-chip ones included;
+    with ``ram_template=True`` every memory reads ``<memory>.hex`` instead and the core is an
+    instance of the separate Verilog module :data:`CORE_MODULE` (see :func:`a2q.hw.rtl.engine_verilog`).
 
-    The phases run one after the other: GCN layer l is a :class:`CombinationPhase` (``x`` or
-    ``h`` -> ``op``) then an :class:`AggregationPhase` (``op`` -> ``h``, the last layer ->
-    ``logits``); GIN layer l aggregates first (``x`` or ``op`` -> ``h``) and then combines
-    (``h`` -> ``op`` or ``logits``).
+    Ports: the core's ``load``, ``start``, ``num_nodes``, ``busy``, ``done``, ``cycles`` and
+    ``phase`` (see :class:`~a2q.hw.engine_core.EngineCore`; ``load`` also fills ``x``), and
 
-    Ports:
-
-    - ``load`` (stream in, always ready): ``{memory, addr, data}`` writes one word of memory
-      number ``memory`` (the order of ``cfg.memories``) per cycle. Load only while idle.
-    - ``start`` (in): a one-cycle pulse while idle runs nodes ``0 .. num_nodes - 1``
-      (``num_nodes``, at most ``max_nodes``, is sampled with it).
-    - ``busy`` (out): high from the cycle after ``start`` until the run ends.
-    - ``done`` (out): high from the end of a run until the next ``start``.
-    - ``cycles`` (out): the cycles the last run was busy (counting while it runs).
-    - ``phase`` (out): the running phase's index in :meth:`phases` (0 from ``start``); it
-      steps up in the same cycle as the counter, so ``cycles`` seen the cycle ``phase``
-      becomes k is the number of cycles phases 0 .. k - 1 took.
     - ``logits_addr`` (in) / ``logits_data`` (out): a synchronous read port on ``logits``
       (node i's tile t at ``i * ceil(C / lanes) + t``): the word appears the cycle after its
       address.
 
-    Cycle behaviour: from ``start``, one cycle to launch the first phase; each phase runs
-    (see its class) and the next one is launched two cycles after the previous one's ``busy``
-    falls. ``a2q.sim.cycles.engine_cycles`` states the exact total, which the tests check.
+    Cycle behaviour: the core's; the off-chip memories answer a read in the next cycle, as
+    on-chip block RAM does, so they add no cycle.
     """
 
     def __init__(self, cfg: EngineConfig, *, init: dict | None = None,
                  ram_template: bool = False):
         self.cfg = cfg
-        self.init = dict(init or {})
         self.ram_template = ram_template
-        if ram_template and self.init:
-            raise ValueError("the RAM template reads its contents from .hex files, not init")
-        unknown = set(self.init) - set(cfg.memories)
-        if unknown:
-            raise ValueError(f"init names unknown memories: {', '.join(sorted(unknown))}")
-        for name, words in self.init.items():
+        init = dict(init or {})
+        self.off_chip_init = {k: init.pop(k) for k in OFF_CHIP if k in init}
+        for name, words in self.off_chip_init.items():
             if len(words) > cfg.memories[name].depth:
                 raise ValueError(f"init for {name} has {len(words)} words, more than its depth "
                                  f"{cfg.memories[name].depth}")
-        specs = cfg.memories.values()
+        self.core = EngineCore(cfg, init=init, ram_template=ram_template)
         logits = cfg.memories["logits"]
         super().__init__({
-            "load": In(stream.Signature(data.StructLayout({
-                "memory": range(len(cfg.memories)),
-                "addr": range(max(s.depth for s in specs)),
-                "data": max(s.width for s in specs)}))),
+            "load": In(load_signature(cfg)),
             "start": In(1),
             "num_nodes": In(range(cfg.max_nodes + 1)),
             "busy": Out(1),
@@ -101,106 +59,36 @@ class LayerEngine(wiring.Component):
             "logits_data": Out(logits.layout),
         })
 
-    def phases(self, hub: MemoryHub) -> list:
-        """The phases in the order they run."""
-        cfg, out = self.cfg, []
-        strides = {"x": cfg.tiles(cfg.layers[0].in_dim), "h": cfg.h_stride,
-                   "op": cfg.op_stride, "logits": cfg.tiles(cfg.layers[-1].out_dim)}
-        for l in range(1, len(cfg.layers) + 1):
-            last = l == len(cfg.layers)
-            if cfg.gcn:
-                src = "x" if l == 1 else "h"
-                out.append(CombinationPhase(cfg, l, hub, src=src, src_stride=strides[src],
-                                            dst="op", dst_stride=strides["op"]))
-                dst = "logits" if last else "h"
-                out.append(AggregationPhase(cfg, l, hub, src="op", src_stride=strides["op"],
-                                            dst=dst, dst_stride=strides[dst]))
-            else:
-                src = "x" if l == 1 else "op"
-                out.append(AggregationPhase(cfg, l, hub, src=src, src_stride=strides[src],
-                                            dst="h", dst_stride=strides["h"]))
-                dst = "logits" if last else "op"
-                out.append(CombinationPhase(cfg, l, hub, src="h", src_stride=strides["h"],
-                                            dst=dst, dst_stride=strides[dst]))
-        return out
-
     def elaborate(self, platform):
         m = Module()
-        cfg = self.cfg
-        hub = MemoryHub(cfg)
-        phases = self.phases(hub)
-        readback = hub.read("logits", "readback", port="B")
-        m.d.comb += [readback.addr.eq(self.logits_addr), self.logits_data.eq(readback.data)]
-
-        m.d.comb += self.load.ready.eq(1)
-        for index, (name, spec) in enumerate(cfg.memories.items()):
-            load = self.load.valid & (self.load.p.memory == index)
-            addr, word, en = self.load.p.addr, self.load.p.data, load
-            for req in hub.writes.get(name, []):  # one phase writes at a time
-                addr = Mux(req.en, req.addr, addr)
-                word = Mux(req.en, Value.cast(req.data), word)
-                en = en | req.en
-            reads = {}
-            for port in ("A", "B"):
-                address = 0
-                for req in hub.reads.get((name, port), []):  # idle requesters drive address 0
-                    address = address | req.addr
-                reads[port] = address
-            if self.ram_template:  # the RAM's ports are exactly as wide as the memory
-                abits = address_bits(spec.depth)
-                inst, *data = block_ram(width=spec.width, depth=spec.depth,
-                                        init_file=f"{name}.hex" if spec.loaded else "",
-                                        we=en, waddr=Value.cast(addr)[:abits],
-                                        wdata=Value.cast(word)[:spec.width],
-                                        raddr_a=Value.cast(reads["A"])[:abits],
-                                        raddr_b=Value.cast(reads["B"])[:abits])
-                m.submodules[name] = inst
-            else:
-                mem = memory.Memory(shape=spec.width, depth=spec.depth,
-                                    init=self.init.get(name, []))
-                m.submodules[name] = mem
-                wp = mem.write_port()
-                m.d.comb += [wp.addr.eq(addr), wp.data.eq(word), wp.en.eq(en)]
-                data = []
-                for port in ("A", "B"):
-                    rp = mem.read_port()
-                    m.d.comb += rp.addr.eq(reads[port])
-                    data.append(rp.data)
-            for port, d in zip(("A", "B"), data):
-                m.d.comb += [req.data.eq(d) for req in hub.reads.get((name, port), [])]
-
-        # Sequencer: launch each phase in turn and count the cycles of the run.
-        for i, ph in enumerate(phases):
-            m.submodules[f"phase{i}_{type(ph).__name__}"] = ph
-        num_nodes = Signal.like(self.num_nodes, name="run_nodes")
-        index = Signal(range(max(len(phases), 2)), name="phase_index")
-        active, launch, done = Signal(), Signal(), Signal()
-        cycles = Signal(CYCLE_BITS)
-        current_busy = Signal()
-        m.d.comb += current_busy.eq(_select(index, [ph.busy for ph in phases]))
-        for i, ph in enumerate(phases):
-            m.d.comb += [ph.num_nodes.eq(num_nodes), ph.start.eq(launch & (index == i))]
-        m.d.sync += launch.eq(0)
-        with m.If(~active & self.start):
-            m.d.sync += [num_nodes.eq(self.num_nodes), cycles.eq(0), index.eq(0)]
-            with m.If(self.num_nodes == 0):
-                m.d.sync += done.eq(1)
-            with m.Else():
-                m.d.sync += [active.eq(1), launch.eq(1), done.eq(0)]
-        with m.If(active):
-            m.d.sync += cycles.eq(cycles + 1)
-            with m.If(~launch & ~current_busy):
-                with m.If(index == len(phases) - 1):
-                    m.d.sync += [active.eq(0), done.eq(1)]
-                with m.Else():
-                    m.d.sync += [index.eq(index + 1), launch.eq(1)]
-        m.d.comb += [self.busy.eq(active), self.done.eq(done), self.cycles.eq(cycles),
-                     self.phase.eq(index)]
+        cfg, core = self.cfg, self.core
+        if self.ram_template:  # the core stays a module of its own in the Verilog
+            ports = {}
+            for path, member, value in core.signature.flatten(core):
+                ports[("i_" if member.flow == In else "o_") + "__".join(path)] = value
+            m.submodules.core = Instance(CORE_MODULE, i_clk=ClockSignal(), i_rst=ResetSignal(),
+                                         **ports)
+        else:
+            m.submodules.core = core
+        m.d.comb += [
+            core.load.valid.eq(self.load.valid), core.load.payload.eq(self.load.payload),
+            self.load.ready.eq(core.load.ready),
+            core.start.eq(self.start), core.num_nodes.eq(self.num_nodes),
+            self.busy.eq(core.busy), self.done.eq(core.done), self.cycles.eq(core.cycles),
+            self.phase.eq(core.phase),
+        ]
+        names = list(cfg.memories)
+        x_spec, logits_spec = cfg.memories["x"], cfg.memories["logits"]
+        load_x = self.load.valid & (self.load.p.memory == names.index("x"))
+        x_data, _ = ram(m, "x", width=x_spec.width, depth=x_spec.depth,
+                        template=self.ram_template, init=self.off_chip_init.get("x", []),
+                        init_file="x.hex", we=load_x, waddr=self.load.p.addr,
+                        wdata=self.load.p.data, raddr_a=core.x.addr)
+        m.d.comb += core.x.data.eq(x_data)
+        logits_data, _ = ram(m, "logits", width=logits_spec.width, depth=logits_spec.depth,
+                             template=self.ram_template,
+                             init=self.off_chip_init.get("logits", []), we=core.logits.en,
+                             waddr=core.logits.addr, wdata=core.logits.data,
+                             raddr_a=self.logits_addr)
+        m.d.comb += self.logits_data.eq(logits_data)
         return m
-
-
-def _select(index: Value, values: list) -> Value:
-    out = 0
-    for i, v in enumerate(values):
-        out = out | Mux(index == i, v, 0)
-    return out

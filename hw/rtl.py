@@ -12,9 +12,10 @@ import amaranth
 from amaranth.back import verilog
 
 from . import block_ram
+from .engine_layout import OFF_CHIP
 from .bit_serial_aggregation import BitSerialAggregation
 from .bit_serial_combination import BitSerialCombination
-from .layer_engine import LayerEngine
+from .layer_engine import CORE_MODULE, ENGINE_MODULE, LayerEngine
 
 #: ``a2q rtl`` unit name -> (component class, Verilog module name).
 UNITS = {
@@ -111,17 +112,18 @@ def write_rtl(kind: str, unit, folder: Path) -> dict:
     return info
 
 
-ENGINE_MODULE = "layer_engine"
-
-
 def engine_verilog(engine: LayerEngine) -> str:
-    """The engine's Verilog, built with the block RAM template (its module appended): each
-    loaded memory reads ``<memory>.hex`` with ``$readmemh`` from the simulator's (or synthesis
-    tool's) working directory; the memories the engine writes itself (``h``, ``op``,
-    ``logits``) start undefined, as block RAM without init does."""
+    """The engine's Verilog, built with the block RAM template: the module
+    :data:`~a2q.hw.layer_engine.CORE_MODULE` (what synthesis takes), the module
+    :data:`~a2q.hw.layer_engine.ENGINE_MODULE` (the core with its off-chip memories, what the
+    simulators run) and the RAM module. Each loaded memory reads ``<memory>.hex`` with
+    ``$readmemh`` from the simulator's (or synthesis tool's) working directory; the memories
+    the engine writes itself (``h``, ``op``, ``logits``) start undefined, as block RAM without
+    init does."""
     if not engine.ram_template:
         raise ValueError("emit the engine built with ram_template=True")
-    return verilog.convert(engine, name=ENGINE_MODULE) + "\n" + block_ram.VERILOG
+    return "\n".join([verilog.convert(engine.core, name=CORE_MODULE),
+                      verilog.convert(engine, name=ENGINE_MODULE), block_ram.VERILOG])
 
 
 def describe_engine(engine: LayerEngine) -> dict:
@@ -131,8 +133,10 @@ def describe_engine(engine: LayerEngine) -> dict:
     memories = {name: {"load_index": i, "depth": spec.depth, "width": spec.width,
                        "init_file": f"{name}.hex" if spec.loaded else None}
                 for i, (name, spec) in enumerate(cfg.memories.items())}
-    return {"unit": "engine", "module": ENGINE_MODULE, "config": cfg.to_json(),
+    return {"unit": "engine", "module": ENGINE_MODULE, "synthesis_module": CORE_MODULE,
+            "off_chip": list(OFF_CHIP), "config": cfg.to_json(),
             "lanes": cfg.lanes, "memories": memories, "ports": _ports(engine),
+            "core_ports": _ports(engine.core),
             "logit_width": cfg.memories["logits"].layout.elem_shape.width,
             "amaranth": amaranth.__version__}
 

@@ -165,7 +165,7 @@ def synthesize(rtl: Path, target: str, work: Path, *, device: str | None = None,
     for stale in ("report.json", "report.md"):
         (work / stale).unlink(missing_ok=True)
     info = json.loads(info_file.read_text())
-    top = info["module"]
+    top = info.get("synthesis_module", info["module"])  # the engine: its core
     sources = (rtl / "filelist.f").read_text().split()
     t = TARGETS[target]
     device, package = device or t["device"], package or t["package"]

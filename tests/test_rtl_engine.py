@@ -9,11 +9,13 @@ each (``make regress``: 4 x 7 per model, 56 inferences per simulator); cocotb wr
 
 import json
 import os
+import re
 
 import numpy as np
 import pytest
 
-from a2q.hw.layer_engine import LayerEngine
+from a2q.hw.engine_layout import OFF_CHIP
+from a2q.hw.layer_engine import CORE_MODULE, ENGINE_MODULE, LayerEngine
 from a2q.hw.rtl import write_engine_rtl
 from a2q.sim import rtl_sim
 from a2q.sim.engine_run import simulate
@@ -76,4 +78,13 @@ def test_engine_verilog_lints_clean_and_loads_init_files(model, tmp_path):
     for name in loaded:
         assert f'.INIT_FILE("{name}.hex")' in text
     assert text.count("  a2q_ram #(") == len(cfg.memories)  # one instance per memory
+    # The core (what synthesis takes) holds every memory but the off-chip ones, which the
+    # engine module holds beside its instance of the core.
+    core = text[text.index(f"module {CORE_MODULE}("):text.index(f"module {ENGINE_MODULE}(")]
+    engine = text[text.index(f"module {ENGINE_MODULE}("):text.index("module a2q_ram")]
+    inside = set(re.findall(r"\) (\w+) \(\n    \.clk", core))
+    assert inside == set(cfg.memories) - set(OFF_CHIP)
+    assert set(re.findall(r"\) (\w+) \(\n    \.clk", engine)) == set(OFF_CHIP)
+    assert f"{CORE_MODULE} core (" in engine
+    assert info["synthesis_module"] == CORE_MODULE and info["off_chip"] == list(OFF_CHIP)
     assert json.loads((tmp_path / "params.json").read_text())["config"]["model"] == model

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from a2q.hw.layer_engine import LayerEngine
+from a2q.hw.layer_engine import CORE_MODULE, LayerEngine
 from a2q.hw.rtl import write_engine_rtl
 from a2q.hw.synthesis import SynthesisError, fit_limits, placement_limit, synthesize, verdict
 from a2q.sim.engine_image import engine_config, memory_words, write_init_files
@@ -30,6 +30,7 @@ def test_small_engine_synthesizes_and_places_on_ecp5(rtl, tmp_path):
     out = tmp_path / "synth"
     r = synthesize(rtl, "ecp5", out, device="25k", package="CABGA256", freq_mhz=25)
     assert r == json.loads((out / "report.json").read_text())
+    assert r["top"] == CORE_MODULE  # the engine without its off-chip memories
     assert r["luts"] == r["cells"]["LUT4"] > 0 and r["ffs"] == r["cells"]["TRELLIS_FF"] > 0
     assert r["dsps"] == r["cells"].get("MULT18X18D", 0)
     assert r["fmax_mhz"] > 0 and r["timing_met"] == (r["fmax_mhz"] >= 25)

@@ -1,0 +1,221 @@
+"""The layer engine's core: its phases, the sequencer and the on-chip memories.
+
+The features ``x`` and the ``logits`` (:data:`~a2q.hw.engine_layout.OFF_CHIP`) are too big for
+the block RAM of the FPGAs the engine targets (Cora's x alone is 3.9 Mbit, more than an
+ECP5-85F's 3.7 Mbit of block RAM), so the core reaches them through a read port and a write
+port: the module a synthesis flow takes, the board supplying the memory behind the ports.
+:class:`a2q.hw.layer_engine.LayerEngine` puts the core and those two memories together.
+"""
+
+from __future__ import annotations
+
+from amaranth import Module, Mux, Signal, Value
+from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from .aggregation_phase import AggregationPhase
+from .block_ram import address_bits, ram
+from .combination_phase import CombinationPhase
+from .engine_layout import OFF_CHIP, EngineConfig
+from .memory_requests import ReadRequest, WriteRequest
+
+#: Bits of the cycle counter.
+CYCLE_BITS = 48
+
+
+class MemoryHub:
+    """Collects the phases' requests on each memory's read ports (``A``, ``B``) and write port."""
+
+    def __init__(self, cfg: EngineConfig):
+        self.cfg = cfg
+        self.reads: dict[tuple[str, str], list[ReadRequest]] = {}
+        self.writes: dict[str, list[WriteRequest]] = {}
+
+    def read(self, memory: str, name: str, port: str = "A") -> ReadRequest:
+        if memory in OFF_CHIP and port != "A":
+            raise ValueError(f"the off-chip memory {memory} has one read port")
+        req = ReadRequest(self.cfg.memories[memory], name)
+        self.reads.setdefault((memory, port), []).append(req)
+        return req
+
+    def write(self, memory: str, name: str) -> WriteRequest:
+        req = WriteRequest(self.cfg.memories[memory], name)
+        self.writes.setdefault(memory, []).append(req)
+        return req
+
+
+def load_signature(cfg: EngineConfig) -> stream.Signature:
+    """The ``load`` stream: ``{memory, addr, data}`` writes one word of memory number
+    ``memory`` (the order of ``cfg.memories``, off-chip ones included)."""
+    specs = cfg.memories.values()
+    return stream.Signature(data.StructLayout({
+        "memory": range(len(cfg.memories)),
+        "addr": range(max(s.depth for s in specs)),
+        "data": max(s.width for s in specs)}))
+
+
+class EngineCore(wiring.Component):
+    """Runs an exported two-or-more-layer GCN or GIN; ``x`` and ``logits`` live off-chip.
+
+    ``cfg`` (:class:`~a2q.hw.engine_layout.EngineConfig`) fixes the structure and the memory
+    map (documented in :mod:`a2q.hw.engine_layout`); ``init`` optionally gives the words of
+    any on-chip memory (``name -> list[int]``) as initial contents. ``ram_template=True`` (for
+    Verilog) builds each memory as an instance of the ``a2q_ram`` module of
+    :mod:`a2q.hw.block_ram`, filled from ``<memory>.hex`` instead of ``init``.
+
+    The phases run one after the other: GCN layer l is a :class:`CombinationPhase` (``x`` or
+    ``h`` -> ``op``) then an :class:`AggregationPhase` (``op`` -> ``h``, the last layer ->
+    ``logits``); GIN layer l aggregates first (``x`` or ``op`` -> ``h``) and then combines
+    (``h`` -> ``op`` or ``logits``).
+
+    Ports:
+
+    - ``load`` (stream in, always ready): ``{memory, addr, data}`` writes one word of an
+      on-chip memory per cycle (words for ``x`` and ``logits`` are ignored). Load only while
+      idle.
+    - ``start`` (in): a one-cycle pulse while idle runs nodes ``0 .. num_nodes - 1``
+      (``num_nodes``, at most ``max_nodes``, is sampled with it).
+    - ``busy`` (out): high from the cycle after ``start`` until the run ends.
+    - ``done`` (out): high from the end of a run until the next ``start``.
+    - ``cycles`` (out): the cycles the last run was busy (counting while it runs).
+    - ``phase`` (out): the running phase's index in :meth:`phases` (0 from ``start``); it
+      steps up in the same cycle as the counter, so ``cycles`` seen the cycle ``phase``
+      becomes k is the number of cycles phases 0 .. k - 1 took.
+    - ``x`` (a ``lib.memory`` read port, driven by the core): ``addr`` (and ``en``, always
+      high) out, ``data`` in, the word at the address of the previous cycle: a synchronous
+      SRAM's latency. Node i's tile t is at ``i * ceil(F / lanes) + t``.
+    - ``logits`` (a ``lib.memory`` write port, driven by the core): ``en``, ``addr``,
+      ``data`` out; node i's tile t of the logits at ``i * ceil(C / lanes) + t``, each word
+      written once per run.
+
+    Cycle behaviour: from ``start``, one cycle to launch the first phase; each phase runs
+    (see its class) and the next one is launched two cycles after the previous one's ``busy``
+    falls. ``a2q.sim.cycles.engine_cycles`` states the exact total, which the tests check.
+    """
+
+    def __init__(self, cfg: EngineConfig, *, init: dict | None = None,
+                 ram_template: bool = False):
+        self.cfg = cfg
+        self.init = dict(init or {})
+        self.ram_template = ram_template
+        if ram_template and self.init:
+            raise ValueError("the RAM template reads its contents from .hex files, not init")
+        unknown = set(self.init) - (set(cfg.memories) - set(OFF_CHIP))
+        if unknown:
+            raise ValueError(f"init names unknown or off-chip memories: "
+                             f"{', '.join(sorted(unknown))}")
+        for name, words in self.init.items():
+            if len(words) > cfg.memories[name].depth:
+                raise ValueError(f"init for {name} has {len(words)} words, more than its depth "
+                                 f"{cfg.memories[name].depth}")
+        x, logits = cfg.memories["x"], cfg.memories["logits"]
+        super().__init__({
+            "load": In(load_signature(cfg)),
+            "start": In(1),
+            "num_nodes": In(range(cfg.max_nodes + 1)),
+            "busy": Out(1),
+            "done": Out(1),
+            "cycles": Out(CYCLE_BITS),
+            "phase": Out(range(2 * len(cfg.layers))),
+            "x": Out(memory.ReadPort.Signature(addr_width=address_bits(x.depth),
+                                               shape=x.layout).flip()),
+            "logits": Out(memory.WritePort.Signature(addr_width=address_bits(logits.depth),
+                                                     shape=logits.layout).flip()),
+        })
+
+    def phases(self, hub: MemoryHub) -> list:
+        """The phases in the order they run."""
+        cfg, out = self.cfg, []
+        strides = {"x": cfg.tiles(cfg.layers[0].in_dim), "h": cfg.h_stride,
+                   "op": cfg.op_stride, "logits": cfg.tiles(cfg.layers[-1].out_dim)}
+        for l in range(1, len(cfg.layers) + 1):
+            last = l == len(cfg.layers)
+            if cfg.gcn:
+                src = "x" if l == 1 else "h"
+                out.append(CombinationPhase(cfg, l, hub, src=src, src_stride=strides[src],
+                                            dst="op", dst_stride=strides["op"]))
+                dst = "logits" if last else "h"
+                out.append(AggregationPhase(cfg, l, hub, src="op", src_stride=strides["op"],
+                                            dst=dst, dst_stride=strides[dst]))
+            else:
+                src = "x" if l == 1 else "op"
+                out.append(AggregationPhase(cfg, l, hub, src=src, src_stride=strides[src],
+                                            dst="h", dst_stride=strides["h"]))
+                dst = "logits" if last else "op"
+                out.append(CombinationPhase(cfg, l, hub, src="h", src_stride=strides["h"],
+                                            dst=dst, dst_stride=strides[dst]))
+        return out
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self.cfg
+        hub = MemoryHub(cfg)
+        phases = self.phases(hub)
+
+        m.d.comb += self.load.ready.eq(1)
+        for index, (name, spec) in enumerate(cfg.memories.items()):
+            load = self.load.valid & (self.load.p.memory == index)
+            addr, word, en = self.load.p.addr, self.load.p.data, load
+            if name in OFF_CHIP:
+                addr, word, en = 0, 0, 0
+            for req in hub.writes.get(name, []):  # one phase writes at a time
+                addr = Mux(req.en, req.addr, addr)
+                word = Mux(req.en, Value.cast(req.data), word)
+                en = en | req.en
+            reads = {}
+            for port in ("A", "B"):
+                address = 0
+                for req in hub.reads.get((name, port), []):  # idle requesters drive address 0
+                    address = address | req.addr
+                reads[port] = address
+            if name == "x":
+                m.d.comb += self.x.addr.eq(reads["A"])
+                data = [self.x.data]
+            elif name == "logits":
+                m.d.comb += [self.logits.addr.eq(addr), self.logits.data.eq(word),
+                             self.logits.en.eq(en)]
+                data = []
+            else:
+                data = ram(m, name, width=spec.width, depth=spec.depth,
+                           template=self.ram_template, init=self.init.get(name, []),
+                           init_file=f"{name}.hex" if spec.loaded else "",
+                           we=en, waddr=addr, wdata=word, raddr_a=reads["A"],
+                           raddr_b=reads["B"])
+            for port, d in zip(("A", "B"), data):
+                m.d.comb += [req.data.eq(d) for req in hub.reads.get((name, port), [])]
+
+        # Sequencer: launch each phase in turn and count the cycles of the run.
+        for i, ph in enumerate(phases):
+            m.submodules[f"phase{i}_{type(ph).__name__}"] = ph
+        num_nodes = Signal.like(self.num_nodes, name="run_nodes")
+        index = Signal(range(max(len(phases), 2)), name="phase_index")
+        active, launch, done = Signal(), Signal(), Signal()
+        cycles = Signal(CYCLE_BITS)
+        current_busy = Signal()
+        m.d.comb += current_busy.eq(_select(index, [ph.busy for ph in phases]))
+        for i, ph in enumerate(phases):
+            m.d.comb += [ph.num_nodes.eq(num_nodes), ph.start.eq(launch & (index == i))]
+        m.d.sync += launch.eq(0)
+        with m.If(~active & self.start):
+            m.d.sync += [num_nodes.eq(self.num_nodes), cycles.eq(0), index.eq(0)]
+            with m.If(self.num_nodes == 0):
+                m.d.sync += done.eq(1)
+            with m.Else():
+                m.d.sync += [active.eq(1), launch.eq(1), done.eq(0)]
+        with m.If(active):
+            m.d.sync += cycles.eq(cycles + 1)
+            with m.If(~launch & ~current_busy):
+                with m.If(index == len(phases) - 1):
+                    m.d.sync += [active.eq(0), done.eq(1)]
+                with m.Else():
+                    m.d.sync += [index.eq(index + 1), launch.eq(1)]
+        m.d.comb += [self.busy.eq(active), self.done.eq(done), self.cycles.eq(cycles),
+                     self.phase.eq(index)]
+        return m
+
+
+def _select(index: Value, values: list) -> Value:
+    out = 0
+    for i, v in enumerate(values):
+        out = out | Mux(index == i, v, 0)
+    return out
