@@ -6,7 +6,6 @@ from amaranth import Module, Mux, Signal, signed
 
 from .engine_layout import FRAC, EngineConfig, aggregation_bound
 from .engine_phase import EnginePhase
-from .requantization import clamp, rshift_round, to_codes
 
 
 class AggregationPhase(EnginePhase):
@@ -23,7 +22,8 @@ class AggregationPhase(EnginePhase):
     tile changes nothing: ``indptr`` is read ahead (``indptr[i + 2]`` while on node i).
 
     Pipeline: walker (``indices`` read) -> operand and coefficient reads -> accumulate ->
-    presented -> :data:`requantization.DEPTH` stages -> one write per (node, tile). GCN:
+    presented -> the engine's shared requantization (:data:`requantization.DEPTH` stages) -> one
+    write per (node, tile). GCN:
     ``T = rshift_round(G * norm[i], 15)``, ``U = T * out_m[c] + bias[c]``: the logits on the
     last layer, else ``clamp(rshift_round(U * next_m[i], next_sh[i]), 0, 2^next_bits[i] - 1)``
     to ``h``. GIN: ``clamp(rshift_round(S * op_m[c] * agg_m[i], agg_sh[i]), 0, 2^bits[i] - 1)``
@@ -37,7 +37,8 @@ class AggregationPhase(EnginePhase):
     kind = "agg"
 
     def __init__(self, cfg: EngineConfig, layer: int, hub, **memories):
-        super().__init__(cfg, layer, hub, **memories)
+        super().__init__(cfg, layer, hub, **memories,
+                         acc_width=aggregation_bound(cfg).bit_length() + 1)
         self.width = self.shape.out_dim if cfg.gcn else self.shape.in_dim
         self.indptr = hub.read("indptr", f"{self.name}_indptr")
         self.indices = hub.read("indices", f"{self.name}_indices")
@@ -124,8 +125,7 @@ class AggregationPhase(EnginePhase):
             coef = self.norm_j.data
         else:
             coef = Mux(own1, self.scalars.data.self_coef, 1 << FRAC)
-        width = aggregation_bound(cfg).bit_length() + 1
-        acc = [Signal(signed(width), name=f"acc_{c}") for c in range(P)]
+        acc = [Signal(signed(self.acc_width), name=f"acc_{c}") for c in range(P)]
         codes = self.src.data
         field_bits = len(codes[0])
         for c in range(P):
@@ -138,47 +138,20 @@ class AggregationPhase(EnginePhase):
         emit, node2, tile2 = Signal(name="emit"), Signal.like(i, name="node_2"), Signal.like(t, name="tile_2")
         m.d.sync += [emit.eq(valid1 & last1), node2.eq(node1), tile2.eq(tile1)]
 
-        self.requantize(m, emit, node2, tile2, acc, ~fsm.ongoing("IDLE") | valid1 | emit)
+        self.present(m, emit, node2, tile2, acc, ~fsm.ongoing("IDLE") | valid1 | emit)
         return m
 
-    def stages(self):
+    def constants_of(self):
         P, node, cols = self.cfg.lanes, self.node.data, self.cols.data
-        if self.cfg.gcn:
-            norm = self.norm_i.data
-
-            def s1(v):  # G * norm[i]; the constants leave memory now
-                out = {f"a{c}": v[f"a{c}"] * norm for c in range(P)}
-                out.update({f"m{c}": cols[c].out_m for c in range(P)})
-                out.update({f"b{c}": cols[c].bias for c in range(P)})
-                if not self.last:
-                    out.update(bits=node.next_bits, nm=node.next_m, sh=node.next_sh)
-                return out
-
-            def s2(v):
-                return {f"a{c}": rshift_round(v[f"a{c}"], FRAC) for c in range(P)}
-
-            def s3(v):
-                out = {f"{x}{c}": None for c in range(P) for x in "amb"}
-                key = "y" if self.last else "a"  # the logits, or requantized below
-                out.update({f"{key}{c}": v[f"a{c}"] * v[f"m{c}"] + v[f"b{c}"] for c in range(P)})
-                return out
-            if self.last:
-                return [None, s1, s2, s3]
-
-            def s4(v):
-                return {f"a{c}": v[f"a{c}"] * v["nm"] for c in range(P)}
-
-            def s5(v):
-                hi = (1 << v["bits"]) - 1
-                return {**{f"y{c}": clamp(rshift_round(v[f"a{c}"], v["sh"]), 0, hi)
-                           for c in range(P)},
-                        **{f"a{c}": None for c in range(P)}}
-            return [None, s1, s2, s3, s4, s5]
-
-        def g1(v):  # S * op_m[c]
-            return {"bits": node.bits, "am": node.agg_m, "sh": node.agg_sh,
-                    **{f"a{c}": v[f"a{c}"] * cols[c].op_m for c in range(P)}}
-
-        def g2(v):
-            return {f"a{c}": v[f"a{c}"] * v["am"] for c in range(P)}
-        return [None, g1, g2, *to_codes(P)]
+        if self.cfg.gcn:  # T = rshift_round(G * norm[i], 15); T * out_m[c] + bias[c]: the
+            # logits, or times next_m[i], rounded by next_sh[i], clamped to next_bits[i]
+            out = {"m1": [self.norm_i.data] * P, "round15": 1,
+                   "m2": [cols[c].out_m for c in range(P)],
+                   "bias": [cols[c].bias for c in range(P)]}
+            if not self.last:
+                out.update(m3=node.next_m, use_m3=1, sh=node.next_sh,
+                           hi=(1 << node.next_bits) - 1, clamp=1)
+            return out
+        # S * op_m[c] * agg_m[i], rounded by agg_sh[i], clamped to bits[i]
+        return {"m1": [cols[c].op_m for c in range(P)], "m2": [node.agg_m] * P,
+                "sh": node.agg_sh, "hi": (1 << node.bits) - 1, "clamp": 1}

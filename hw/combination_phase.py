@@ -6,7 +6,6 @@ from amaranth import Module, Mux, Signal, signed
 
 from .engine_layout import EngineConfig, combination_bound
 from .engine_phase import EnginePhase
-from .requantization import clamp, rshift_round, to_codes
 
 
 def tree_sum(values):
@@ -28,8 +27,9 @@ class CombinationPhase(EnginePhase):
     (node, tile) therefore costs ``B_i * ceil(in_dim / lanes)`` cycles and node, tile and chunk
     changes cost nothing: the read addresses always follow the walker's next position.
 
-    Pipeline: walker (memory reads) -> plane sums -> accumulate -> :data:`requantization.DEPTH`
-    requantization stages -> one write of ``dst`` per (node, tile). GCN: the operand
+    Pipeline: walker (memory reads) -> plane sums -> accumulate -> the engine's shared
+    requantization (:data:`requantization.DEPTH` stages) -> one write of ``dst`` per
+    (node, tile). GCN: the operand
     ``P = clamp(rshift_round(A * comb_m[i] * xw_m[c], comb_sh[i]), -Q, Q)``, written to ``op``.
     GIN: ``V = A * scale_m[i] * out_m[c] + (bias[c] << scale_sh[i])``; the logits on the last
     layer, else ``clamp(rshift_round(V, out_sh[i]), 0, 2^next_op_bits - 1)`` to ``op``.
@@ -42,7 +42,8 @@ class CombinationPhase(EnginePhase):
     kind = "comb"
 
     def __init__(self, cfg: EngineConfig, layer: int, hub, **memories):
-        super().__init__(cfg, layer, hub, **memories)
+        super().__init__(cfg, layer, hub, **memories,
+                         acc_width=combination_bound(cfg, layer).bit_length() + 1)
         self.weight = hub.read(f"layer{layer}_weight", f"{self.name}_weight")
         self.node_bits = hub.read(f"layer{layer}_node", f"{self.name}_bits")
 
@@ -96,48 +97,25 @@ class CombinationPhase(EnginePhase):
                      first1.eq((q == 0) & (k == 0)), last1.eq(last_k & last_q)]
 
         # Accumulate; a finished (node, tile) is presented the next cycle.
-        width = combination_bound(cfg, self.layer).bit_length() + 1
-        acc = [Signal(signed(width), name=f"acc_{c}") for c in range(P)]
+        acc = [Signal(signed(self.acc_width), name=f"acc_{c}") for c in range(P)]
         emit, node2, tile2 = Signal(name="emit"), Signal.like(i, name="node_2"), Signal.like(t, name="tile_2")
         with m.If(valid1):
             for c in range(P):
                 m.d.sync += acc[c].eq(Mux(first1, 0, acc[c]) + (s1[c] << k1))
         m.d.sync += [emit.eq(valid1 & last1), node2.eq(node1), tile2.eq(tile1)]
 
-        self.requantize(m, emit, node2, tile2, acc, running | valid1 | emit)
+        self.present(m, emit, node2, tile2, acc, running | valid1 | emit)
         return m
 
-    def stages(self):
+    def constants_of(self):
         P, node, cols, sc = self.cfg.lanes, self.node.data, self.cols.data, self.scalars.data
-        if self.cfg.gcn:
-            def s1(v):  # A * comb_m[i]; the constants leave memory now
-                return {"sh": node.comb_sh, "ob": sc.op_bits,
-                        **{f"a{c}": v[f"a{c}"] * node.comb_m for c in range(P)},
-                        **{f"m{c}": cols[c].xw_m for c in range(P)}}
-
-            def s2(v):
-                return {**{f"a{c}": v[f"a{c}"] * v[f"m{c}"] for c in range(P)},
-                        **{f"m{c}": None for c in range(P)}}
-
-            def s3(v):
-                return {f"a{c}": rshift_round(v[f"a{c}"], v["sh"]) for c in range(P)}
-
-            def s4(v):
-                qmax = (1 << (v["ob"] - 1)[:4]) - 1
-                return {**{f"y{c}": clamp(v[f"a{c}"], -qmax, qmax) for c in range(P)},
-                        **{f"a{c}": None for c in range(P)}}
-            return [None, s1, s2, s3, s4]
-
-        def g1(v):  # A * scale_m[i]; bias[c] << scale_sh[i]
-            return {"sh": node.out_sh, "bits": sc.next_op_bits,
-                    **{f"a{c}": v[f"a{c}"] * node.scale_m for c in range(P)},
-                    **{f"m{c}": cols[c].out_m for c in range(P)},
-                    **{f"b{c}": cols[c].bias << node.scale_sh for c in range(P)}}
-
-        def g2(v):
-            out = {f"{x}{c}": None for c in range(P) for x in "amb"}
-            key = "y" if self.last else "a"  # the logits, or requantized below
-            out.update({f"{key}{c}": v[f"a{c}"] * v[f"m{c}"] + v[f"b{c}"] for c in range(P)})
-            return out
-
-        return [None, g1, g2] if self.last else [None, g1, g2, *to_codes(P)]
+        if self.cfg.gcn:  # A * xw_m[c] * comb_m[i], rounded by comb_sh[i], clamped to +-Q
+            return {"m1": [cols[c].xw_m for c in range(P)], "m2": [node.comb_m] * P,
+                    "sh": node.comb_sh, "hi": (1 << (sc.op_bits - 1)[:4]) - 1,
+                    "symmetric": 1, "clamp": 1}
+        # A * out_m[c] * scale_m[i] + (bias[c] << scale_sh[i]): the logits, or rounded by
+        # out_sh[i] and clamped to the next operand's codes
+        return {"m1": [cols[c].out_m for c in range(P)], "m2": [node.scale_m] * P,
+                "bias": [cols[c].bias << node.scale_sh for c in range(P)],
+                "sh": 0 if self.last else node.out_sh, "hi": (1 << sc.next_op_bits) - 1,
+                "clamp": int(not self.last)}

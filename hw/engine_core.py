@@ -9,6 +9,9 @@ port: the module a synthesis flow takes, the board supplying the memory behind t
 
 from __future__ import annotations
 
+from functools import reduce
+from operator import or_
+
 from amaranth import Module, Mux, Signal, Value
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
@@ -18,6 +21,7 @@ from .block_ram import address_bits, ram
 from .combination_phase import CombinationPhase
 from .engine_layout import OFF_CHIP, EngineConfig
 from .memory_requests import ReadRequest, WriteRequest
+from .requantization import constants_layout, pipeline, requantization_stages
 
 #: Bits of the cycle counter.
 CYCLE_BITS = 48
@@ -170,23 +174,42 @@ class EngineCore(wiring.Component):
                 reads[port] = address
             if name == "x":
                 m.d.comb += self.x.addr.eq(reads["A"])
-                data = [self.x.data]
+                read_data = [self.x.data]
             elif name == "logits":
                 m.d.comb += [self.logits.addr.eq(addr), self.logits.data.eq(word),
                              self.logits.en.eq(en)]
-                data = []
+                read_data = []
             else:
-                data = ram(m, name, width=spec.width, depth=spec.depth,
+                read_data = ram(m, name, width=spec.width, depth=spec.depth,
                            template=self.ram_template, init=self.init.get(name, []),
                            init_file=f"{name}.hex" if spec.loaded else "",
                            we=en, waddr=addr, wdata=word, raddr_a=reads["A"],
                            raddr_b=reads["B"])
-            for port, d in zip(("A", "B"), data):
+            for port, d in zip(("A", "B"), read_data):
                 m.d.comb += [req.data.eq(d) for req in hub.reads.get((name, port), [])]
 
-        # Sequencer: launch each phase in turn and count the cycles of the run.
         for i, ph in enumerate(phases):
             m.submodules[f"phase{i}_{type(ph).__name__}"] = ph
+
+        # The one requantization datapath: each phase presents zeros while it has no result.
+        def merged(get):
+            return reduce(or_, (Value.cast(get(ph)) for ph in phases))
+        tag = merged(lambda ph: Mux(ph.result_valid, phases.index(ph), 0))
+        constants = data.View(constants_layout(cfg.lanes), merged(lambda ph: ph.constants))
+        valids, out = pipeline(
+            m, merged(lambda ph: ph.result_valid),
+            {"node": merged(lambda ph: ph.result_node), "tile": merged(lambda ph: ph.result_tile),
+             "phase": tag, **{f"a{c}": merged(lambda ph: ph.result_acc[c])
+                              for c in range(cfg.lanes)}},
+            requantization_stages(cfg.lanes, constants), name="rq")
+        requantizing = reduce(or_, valids)
+        for i, ph in enumerate(phases):  # the result's memory word
+            m.d.comb += [ph.requantizing.eq(requantizing),
+                         ph.dst.en.eq(valids[-1] & (out["phase"] == i)),
+                         ph.dst.addr.eq(out["node"] * ph.dst_stride + out["tile"])]
+            m.d.comb += [ph.dst.data[c].eq(out[f"y{c}"]) for c in range(cfg.lanes)]
+
+        # Sequencer: launch each phase in turn and count the cycles of the run.
         num_nodes = Signal.like(self.num_nodes, name="run_nodes")
         index = Signal(range(max(len(phases), 2)), name="phase_index")
         active, launch, done = Signal(), Signal(), Signal()

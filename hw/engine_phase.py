@@ -1,24 +1,32 @@
 """What every phase of the layer engine shares: its control signals, its memory requests, and
-the end of its pipeline (requantization and the write of one word per (node, tile))."""
+its side of the shared requantization (:mod:`a2q.hw.requantization`)."""
 
 from __future__ import annotations
 
-from amaranth import Elaboratable, Module, Mux, Signal
+from amaranth import Elaboratable, Module, Mux, Signal, signed
+from amaranth.lib import data
 
 from .engine_layout import EngineConfig
-from .requantization import pipeline
+from .requantization import constants_layout
 
 
 class EnginePhase(Elaboratable):
     """Base of :class:`CombinationPhase` and :class:`AggregationPhase`: ``start`` / ``busy`` /
     ``num_nodes``, the reads of ``src``, the layer's node fields (port B), its ``{kind}_cols``
     and scalars, and the write of ``dst``. Subclasses build the walker and call
-    :meth:`requantize`."""
+    :meth:`present`.
+
+    Towards the engine's one requantization datapath (zero while the phase presents nothing,
+    so the engine ORs the phases together): ``result_valid``, ``result_node``,
+    ``result_tile`` and ``result_acc`` (one signed sum per lane) in the cycle a (node, tile)
+    is finished, and ``constants`` (:func:`~a2q.hw.requantization.constants_layout`, read
+    from memory meanwhile) in the next cycle. The engine drives ``requantizing`` (its
+    datapath holds a result) and the write request ``dst``."""
 
     kind = ""  # "comb" or "agg": names the signals and the layer's column memory
 
     def __init__(self, cfg: EngineConfig, layer: int, hub, *, src: str, src_stride: int,
-                 dst: str, dst_stride: int):
+                 dst: str, dst_stride: int, acc_width: int):
         self.cfg, self.layer = cfg, layer
         self.shape = cfg.layers[layer - 1]
         self.last = layer == len(cfg.layers)
@@ -33,25 +41,45 @@ class EnginePhase(Elaboratable):
         self.scalars = hub.read(f"layer{layer}_scalars", f"{name}_scalars")
         self.dst = hub.write(dst, f"{name}_dst")
         self.node_requests = [self.node]  # read at the node of the result entering the pipeline
+        self.acc_width = acc_width
+        self.result_valid = Signal(name=f"{name}_result_valid")
+        self.result_node = Signal(range(cfg.max_nodes), name=f"{name}_result_node")
+        self.result_tile = Signal(range(max(cfg.tiles(max(self.shape.in_dim,
+                                                          self.shape.out_dim)), 2)),
+                                  name=f"{name}_result_tile")
+        self.result_acc = [Signal(signed(acc_width), name=f"{name}_result_acc_{c}")
+                           for c in range(cfg.lanes)]
+        self.constants = Signal(constants_layout(cfg.lanes), name=f"{name}_constants")
+        self.requantizing = Signal(name=f"{name}_requantizing")
 
-    def requantize(self, m: Module, emit, node, tile, acc: list, walker_busy) -> None:
-        """The accumulated ``acc`` of (``node``, ``tile``), presented while ``emit``, through
-        the requantization stages of :meth:`stages` to one write of ``dst``; drives ``busy``
-        from ``walker_busy`` and every stage."""
+    def present(self, m: Module, emit, node, tile, acc: list, walker_busy) -> None:
+        """Hand the accumulated ``acc`` of (``node``, ``tile``), finished while ``emit``, to
+        the requantization: the node's and the tile's constants are read now and presented
+        the next cycle. Drives ``busy`` from ``walker_busy`` and the datapath."""
         m.d.comb += [req.addr.eq(Mux(emit, node, 0)) for req in self.node_requests]
         m.d.comb += self.cols.addr.eq(Mux(emit, tile, 0))
-        valids, out = pipeline(m, emit, {"node": node, "tile": tile,
-                                         **{f"a{c}": a for c, a in enumerate(acc)}},
-                               self.stages(), name=f"{self.name}_rq")
-        m.d.comb += [
-            self.dst.en.eq(valids[-1]),
-            self.dst.addr.eq(out["node"] * self.dst_stride + out["tile"]),
-        ]
-        m.d.comb += [self.dst.data[c].eq(out[f"y{c}"]) for c in range(len(acc))]  # two's compl.
-        busy = walker_busy
-        for v in valids:
-            busy = busy | v
-        m.d.comb += self.busy.eq(busy)
+        m.d.comb += [self.result_valid.eq(emit), self.result_node.eq(Mux(emit, node, 0)),
+                     self.result_tile.eq(Mux(emit, tile, 0))]
+        m.d.comb += [r.eq(Mux(emit, a, 0)) for r, a in zip(self.result_acc, acc)]
+        constants_due = Signal(name=f"{self.name}_constants_due")
+        m.d.sync += constants_due.eq(emit)
+        # Every field driven, unconditionally: a field left to a default inside an ``If``
+        # becomes an ``always @*`` block with nothing to wake it in Icarus.
+        mapped = self.constants_of()
+        words = Signal.like(self.constants, name=f"{self.name}_constants_read")
+        for key, field_layout in self.constants.shape():
+            value, field = mapped.get(key, 0), words[key]
+            if isinstance(field_layout.shape, data.ArrayLayout):
+                value = value if isinstance(value, list) else [value] * self.cfg.lanes
+                m.d.comb += [field[c].eq(v) for c, v in enumerate(value)]
+            else:
+                m.d.comb += field.eq(value)
+        m.d.comb += self.constants.eq(Mux(constants_due, words, 0))
+        m.d.comb += self.busy.eq(walker_busy | self.requantizing)
 
-    def stages(self) -> list:
+    def constants_of(self) -> dict:
+        """The generic form's constants of the (node, tile) whose memory words are on the read
+        ports (fields of :func:`~a2q.hw.requantization.constants_layout`; a list per lane;
+        fields left out are zero)."""
         raise NotImplementedError
+

@@ -1,22 +1,39 @@
-"""Requantization: the fixed-point steps between the engine's phases, as a fixed-depth pipeline.
+"""Requantization: the fixed-point steps between the engine's phases, one datapath for all.
 
-Every phase of :class:`a2q.hw.layer_engine.LayerEngine` ends in the same shape of pipeline: a
-(node, tile) of ``lanes`` accumulated sums enters, the node's and the tile's constants are read
-from memory, a few multiply / round-shift / clamp steps follow, and one memory word is written.
-The arithmetic is the golden model's (``docs/export-format.md``), step for step and bit for bit:
-:func:`rshift_round` is ``a2q.sim.fixed_point.rshift_round``.
+Every phase of :class:`a2q.hw.engine_core.EngineCore` ends the same way: a (node, tile) of
+``lanes`` accumulated sums ``a`` is scaled by a node's and a column's constants, rounded and
+clamped, and one memory word is written. The phases run one at a time, so they share one
+datapath (the engine's multipliers are all here), in the generic form, per lane c,
+
+    p1 = a * m1[c]
+    v1 = rshift_round(p1, 15) if round15 else p1
+    v2 = v1 * m2[c] + bias[c]
+    p3 = v2 * m3 if use_m3 else v2
+    y  = clamp(rshift_round(p3, sh), -hi if symmetric else 0, hi) if clamp else p3
+
+into which each phase maps the golden model's arithmetic (``docs/export-format.md``) step for
+step and bit for bit (:func:`rshift_round` is ``a2q.sim.fixed_point.rshift_round``). The
+datapath is 64 bits wide: the golden model refuses a model whose products could reach 2**62.
+Its second and third multiplications take 49-bit operands: with the per-node mantissa (at
+least 2**15, the export's format guarantees it) applied last, or after the rounding shift of
+15, every value that enters them is below 2**47 in magnitude (``docs/architecture.md``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from amaranth import Module, Mux, Signal, Value
+from amaranth import Module, Mux, Signal, Value, signed, unsigned
+from amaranth.lib import data
 
-#: Registered stages of every requantization pipeline: a result entering in cycle c is written
+from .engine_layout import MANTISSA, SHIFT
+
+#: Registered stages of the requantization pipeline: a result entering in cycle c is written
 #: to memory at the end of cycle ``c + DEPTH``. The node and column constants are read in the
 #: entry cycle and used from stage 1 on.
 DEPTH = 6
+#: Width of the datapath, and of the operands of its second and third multiplications.
+WIDTH, NARROW = 64, 49
 
 
 def rshift_round(t: Value, s: Value) -> Value:
@@ -34,6 +51,27 @@ def rshift_round(t: Value, s: Value) -> Value:
 
 def clamp(v: Value, lo, hi) -> Value:
     return Mux(v < lo, lo, Mux(v > hi, hi, v))
+
+
+def wrap(v: Value, width: int) -> Value:
+    """The low ``width`` bits of ``v`` as a signed value (exact while ``v`` fits them)."""
+    return Value.cast(v)[:width].as_signed()
+
+
+def constants_layout(lanes: int) -> data.StructLayout:
+    """The constants a phase hands the datapath for one (node, tile), one cycle after it."""
+    return data.StructLayout({
+        "m1": data.ArrayLayout(MANTISSA, lanes),
+        "m2": data.ArrayLayout(MANTISSA, lanes),
+        "bias": data.ArrayLayout(signed(WIDTH), lanes),
+        "m3": MANTISSA,
+        "use_m3": 1,
+        "round15": 1,
+        "sh": SHIFT,
+        "hi": unsigned(8),
+        "symmetric": 1,
+        "clamp": 1,
+    })
 
 
 def pipeline(m: Module, valid: Value, values: dict[str, Value],
@@ -66,14 +104,36 @@ def pipeline(m: Module, valid: Value, values: dict[str, Value],
     return valids, cur
 
 
-def to_codes(lanes: int) -> list[Callable[[dict], dict]]:
-    """The last two stages of a requantization to unsigned codes: ``a{c}`` rounded-shifted
-    right by ``sh``, then clamped to ``0 .. 2^bits - 1`` into ``y{c}``."""
-    def round_stage(v):
-        return {f"a{c}": rshift_round(v[f"a{c}"], v["sh"]) for c in range(lanes)}
+def requantization_stages(lanes: int, k) -> list:
+    """The generic form's stages for :func:`pipeline`: ``a{c}`` in, ``y{c}`` out; ``k`` (a
+    view of :func:`constants_layout`) holds the constants in stage 1."""
+    P = range(lanes)
 
-    def clamp_stage(v):
-        hi = (1 << v["bits"]) - 1
-        return {**{f"y{c}": clamp(v[f"a{c}"], 0, hi) for c in range(lanes)},
-                **{f"a{c}": None for c in range(lanes)}}
-    return [round_stage, clamp_stage]
+    def s1(v):  # the constants leave memory now
+        return {"m3": k.m3, "use_m3": k.use_m3, "round15": k.round15, "sh": k.sh, "hi": k.hi,
+                "symmetric": k.symmetric, "clamp": k.clamp,
+                **{f"m2_{c}": k.m2[c] for c in P}, **{f"b{c}": k.bias[c] for c in P},
+                **{f"a{c}": wrap(v[f"a{c}"] * k.m1[c], WIDTH) for c in P}}
+
+    def s2(v):
+        return {f"a{c}": wrap(Mux(v["round15"], rshift_round(v[f"a{c}"], 15), v[f"a{c}"]),
+                              NARROW) for c in P}
+
+    def s3(v):
+        return {**{f"a{c}": wrap(v[f"a{c}"] * v[f"m2_{c}"] + v[f"b{c}"], WIDTH) for c in P},
+                **{f"{x}{c}": None for c in P for x in ("m2_", "b")}, "round15": None}
+
+    def s4(v):
+        return {**{f"a{c}": Mux(v["use_m3"], wrap(wrap(v[f"a{c}"], NARROW) * v["m3"], WIDTH),
+                                v[f"a{c}"]) for c in P}, "m3": None, "use_m3": None}
+
+    def s5(v):
+        hi = v["hi"]
+        lo = Mux(v["symmetric"], -hi, 0)
+        out = {}
+        for c in P:
+            r = rshift_round(v[f"a{c}"], v["sh"])
+            out[f"y{c}"] = Mux(v["clamp"], clamp(r, lo, hi), r)
+            out[f"a{c}"] = None
+        return out
+    return [None, s1, s2, s3, s4, s5]

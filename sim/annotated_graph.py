@@ -247,6 +247,9 @@ def _check_values(g: AnnotatedGraph) -> None:
             bad(name, "step must be positive")
         if name.endswith("_m") and np.any((arr < 1) | (arr > (1 << 16))):
             bad(name, "fixed-point mantissa outside 1..2**16")
+        if name.split(".")[-1].startswith("node_") and name.endswith("_m") and np.any(
+                arr < (1 << 15)):  # fixed() normalizes them; the engine's datapath relies on it
+            bad(name, "per-node mantissa below 2**15 (per-node constants are normalized)")
         if name.endswith("_sh") and np.any((arr < 0) | (arr > 62)):
             bad(name, "fixed-point shift outside 0..62")
     if "gcn_norm" in a and np.any((a["gcn_norm"] < 1) | (a["gcn_norm"] > (1 << NORM_FRAC))):

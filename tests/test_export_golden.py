@@ -148,6 +148,8 @@ CORRUPTIONS = {
     "pickled array": (lambda d, a: _rewrite(d, "labels", np.array([{"x": 1}] * a["labels"].size,
                                                                   dtype=object)),
                       "labels", ""),
+    "per-node mantissa not normalized": (lambda d, a: _rewrite(d, "layer2.node_scale_m", np.full_like(
+        a["layer2.node_scale_m"], (1 << 15) - 1)), "layer2.node_scale_m", "2**15"),
     "weight out of range": (lambda d, a: _rewrite(d, "layer1.weight", np.full_like(
         a["layer1.weight"], -128)), "layer1.weight", "signed"),
 }

@@ -129,6 +129,26 @@ def test_worst_case_values_stay_exact(model):
     check(engine_config(g, lanes=4), [g])
 
 
+@pytest.mark.parametrize("model", ["gcn", "gin"])
+def test_values_near_the_golden_bound_stay_exact(model):
+    """Biases near the largest the golden model accepts: GCN's U * next_m and GIN's
+    bias << scale_sh come within a factor 2 or 4 of 2**62, through the datapath's narrow
+    multiplier (GCN) and its 64-bit sums (GIN)."""
+    rng = np.random.default_rng(8)
+    man, arr = random_export(rng, model, n=10, f0=6, hidden=5, classes=3)
+    sign = np.where(np.arange(5) % 2 == 0, 1, -1)
+    if model == "gcn":
+        arr["layer1.bias_fx"] = sign * (1 << 45)
+        arr["layer2.node_inv_m"] = np.full_like(arr["layer2.node_inv_m"], 1 << 16)
+    else:
+        arr["layer1.bias_fx"] = sign * ((1 << 46) - 1)
+        arr["layer1.node_scale_sh"] = np.full_like(arr["layer1.node_scale_sh"], 14)
+    g = in_memory(man, arr)
+    big = golden.run(g).layer_outputs["layer1.output"]
+    assert np.abs(big).max() >= 1 << 45
+    check(engine_config(g, lanes=2), [g])
+
+
 def test_gcn_row_without_entries_and_zero_nodes():
     """A node with an empty CSR row aggregates to zero (one cycle per tile); a run of zero
     nodes is done at once."""
