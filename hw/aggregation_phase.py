@@ -5,7 +5,7 @@ from __future__ import annotations
 from amaranth import Module, Mux, Signal, signed
 
 from .engine_layout import FRAC, EngineConfig, aggregation_bound
-from .engine_phase import EnginePhase
+from .engine_phase import EnginePhase, delay
 
 
 class AggregationPhase(EnginePhase):
@@ -21,16 +21,17 @@ class AggregationPhase(EnginePhase):
     bit is set. A (node, tile) costs ``items * b`` cycles (one if the row is empty), node and
     tile changes nothing: ``indptr`` is read ahead (``indptr[i + 2]`` while on node i).
 
-    Pipeline: walker (``indices`` read) -> operand and coefficient reads -> accumulate ->
-    presented -> the engine's shared requantization (:data:`requantization.DEPTH` stages) -> one
-    write per (node, tile). GCN:
+    Pipeline, a register between steps: walker (``indices`` read) -> operand and coefficient
+    reads -> the operand's bit -> the signed, shifted term -> accumulate -> presented -> the
+    engine's shared requantization (:data:`requantization.DEPTH` stages) -> one write per
+    (node, tile). GCN:
     ``T = rshift_round(G * norm[i], 15)``, ``U = T * out_m[c] + bias[c]``: the logits on the
     last layer, else ``clamp(rshift_round(U * next_m[i], next_sh[i]), 0, 2^next_bits[i] - 1)``
     to ``h``. GIN: ``clamp(rshift_round(S * op_m[c] * agg_m[i], agg_sh[i]), 0, 2^bits[i] - 1)``
     to ``h``.
 
     Cycle behaviour: ``start`` (one cycle) -> ``busy`` from the next; two cycles read
-    ``indptr[0]`` and ``indptr[1]``, then the walker's work, then 3 + ``DEPTH`` cycles to the
+    ``indptr[0]`` and ``indptr[1]``, then the walker's work, then 7 + ``DEPTH`` cycles to the
     last write; ``busy`` falls in the cycle after it.
     """
 
@@ -51,23 +52,28 @@ class AggregationPhase(EnginePhase):
         m = Module()
         cfg, P, gcn = self.cfg, self.cfg.lanes, self.cfg.gcn
         T, n = cfg.tiles(self.width), cfg.max_nodes
-        ob = self.scalars.data.op_bits
 
         i = Signal(range(n), name="node")
         t = Signal(range(max(T, 2)), name="tile")
         k = Signal(range(max(cfg.max_bits, cfg.input_bits)), name="plane")
         e = Signal(range(cfg.max_edges + 1), name="edge")
+        e_next = Signal(range(cfg.max_edges + 2), name="edge_next")  # e + 1
         begin = Signal(range(cfg.max_edges + 1), name="row_begin")
         end = Signal(range(cfg.max_edges + 1), name="row_end")
         own = Signal(name="own_term")  # GIN: the current item is the node's own term
+        ob = Signal.like(self.scalars.data.op_bits, name="op_bits")  # taken at start
+        # indptr is read two nodes ahead: min(i + 2, n) and min(i + 3, n), kept in registers
+        ahead2 = Signal(range(n + 1), init=min(2, n), name="indptr_ahead_2")
+        ahead3 = Signal(range(n + 1), init=min(3, n), name="indptr_ahead_3")
         ptr = self.indptr.data
         finish = Signal(name="finish")  # the walker's last cycle
         with m.FSM(name=f"agg{self.layer}_walker") as fsm:
             with m.State("IDLE"):
                 with m.If(self.start):
+                    m.d.sync += ob.eq(self.scalars.data.op_bits)
                     m.next = "READ_BEGIN"
             with m.State("READ_BEGIN"):  # ptr is indptr[0]
-                m.d.sync += [begin.eq(ptr), e.eq(ptr)]
+                m.d.sync += [begin.eq(ptr), e.eq(ptr), e_next.eq(ptr + 1)]
                 m.next = "READ_END"
             with m.State("READ_END"):  # ptr is indptr[1]
                 m.d.sync += end.eq(ptr)
@@ -78,7 +84,7 @@ class AggregationPhase(EnginePhase):
         walk = fsm.ongoing("WALK")
         empty = ~own & (begin == end)
         last_k = empty | (k + 1 >= ob)
-        more = Mux(own, begin != end, ~empty & (e + 1 != end))
+        more = Mux(own, begin != end, ~empty & (e_next != end))
         last_t = t == T - 1
         last_i = i + 1 == self.num_nodes
         adv_k = walk & ~last_k
@@ -86,9 +92,10 @@ class AggregationPhase(EnginePhase):
         adv_t = walk & last_k & ~more & ~last_t
         adv_i = walk & last_k & ~more & last_t & ~last_i
         m.d.comb += finish.eq(walk & last_k & ~more & last_t & last_i)
-        next_e = Mux(adv_k, e, Mux(adv_item, Mux(own, begin, e + 1),
+        next_e = Mux(adv_k, e, Mux(adv_item, Mux(own, begin, e_next),
                                    Mux(adv_t, begin, Mux(adv_i, end, e))))
-        next_i = Mux(adv_k | adv_item | adv_t, i, Mux(adv_i, i + 1, 0))
+        stay = adv_k | adv_item | adv_t
+        next_i = Mux(stay, i, Mux(adv_i, i + 1, 0))
         m.d.sync += [
             k.eq(Mux(adv_k, k + 1, 0)),
             t.eq(Mux(adv_k | adv_item, t, Mux(adv_t, t + 1, 0))),
@@ -96,62 +103,82 @@ class AggregationPhase(EnginePhase):
             own.eq(Mux(adv_k, own, Mux(adv_item, 0, int(not gcn)))),
         ]
         with m.If(walk):
-            m.d.sync += e.eq(next_e)
+            m.d.sync += [e.eq(next_e), e_next.eq(next_e + 1)]
         with m.If(adv_i):
-            m.d.sync += [begin.eq(end), end.eq(ptr)]
+            m.d.sync += [begin.eq(end), end.eq(ptr), ahead2.eq(ahead3),
+                         ahead3.eq(Mux(ahead3 == n, n, ahead3 + 1))]
+        with m.Elif(~stay):  # back to node 0
+            m.d.sync += [ahead2.eq(min(2, n)), ahead3.eq(min(3, n))]
         m.d.comb += [
             self.indptr.addr.eq(Mux(fsm.ongoing("IDLE"), 0, Mux(
                 fsm.ongoing("READ_BEGIN"), 1,
-                Mux(next_i + 2 > n, n, next_i + 2)))),
+                Mux(adv_i, ahead3, Mux(stay, ahead2, min(2, n)))))),
             self.indices.addr.eq(Mux(walk, next_e, Mux(fsm.ongoing("READ_END"), e, 0))),
         ]
 
-        # The item's operand word and coefficient are read now, used next cycle.
-        j = Mux(own, i, self.indices.data)
-        m.d.comb += self.src.addr.eq(Mux(walk, j * self.src_stride + t, 0))
-        if gcn:
-            m.d.comb += self.norm_j.addr.eq(Mux(walk, j, 0))
-        k1 = Signal.like(k, name="plane_1")
-        node1, tile1 = Signal.like(i, name="node_1"), Signal.like(t, name="tile_1")
-        valid1, first1, last1 = Signal(name="valid_1"), Signal(name="first_1"), Signal(name="last_1")
-        own1, empty1 = Signal(name="own_1"), Signal(name="empty_1")
+        # The item's node (indices[e] is on the read port now) is registered, then its
+        # operand word's address (j * stride + t); the word and the coefficient are read the
+        # cycle after.
         first_item = own if not gcn else (e == begin)
-        m.d.sync += [k1.eq(k), node1.eq(i), tile1.eq(t), valid1.eq(walk), own1.eq(own),
-                     empty1.eq(empty), first1.eq(first_item & (k == 0)),
-                     last1.eq(last_k & ~more)]
+        walker = {"plane": k, "node": i, "tile": t, "valid": walk, "own": own, "empty": empty,
+                  "first": first_item & (k == 0), "last": last_k & ~more}
+        item = delay(m, {"j": Mux(own, i, self.indices.data), "t": t}, "a")
+        c_a = delay(m, walker, "a")
+        addr = delay(m, {"address": item["j"] * self.src_stride + item["t"], "j": item["j"]},
+                     "b")
+        c_b = delay(m, c_a, "b")
+        m.d.comb += self.src.addr.eq(Mux(c_b["valid"], addr["address"], 0))
+        if gcn:
+            m.d.comb += self.norm_j.addr.eq(Mux(c_b["valid"], addr["j"], 0))
+        c1 = delay(m, c_b, "1")
+        k1, node1, tile1, valid1 = c1["plane"], c1["node"], c1["tile"], c1["valid"]
+        own1, empty1, first1, last1 = c1["own"], c1["empty"], c1["first"], c1["last"]
 
-        # Accumulate one bit of the item's operand.
+        # Stage 2: the item's operand bit of every lane and its coefficient, registered.
         if gcn:
             coef = self.norm_j.data
         else:
             coef = Mux(own1, self.scalars.data.self_coef, 1 << FRAC)
-        acc = [Signal(signed(self.acc_width), name=f"acc_{c}") for c in range(P)]
         codes = self.src.data
         field_bits = len(codes[0])
+        bit2 = delay(m, {f"bit_{c}": codes[c] if field_bits == 1 else codes[c].bit_select(k1, 1)
+                         for c in range(P)}, "2")
+        c2 = delay(m, {"plane": k1, "node": node1, "tile": tile1, "valid": valid1,
+                       "empty": empty1, "first": first1, "last": last1, "coef": coef,
+                       # two's complement (GCN): the top bit weighs -2^(b-1)
+                       "negative": (k1 + 1 == ob) if gcn else 0}, "2")
+        # Stage 3: each lane's term, shifted into place and signed.
+        terms = []
         for c in range(P):
-            bit = codes[c] if field_bits == 1 else codes[c].bit_select(k1, 1)
-            term = Mux(bit, coef, 0) << k1
-            if gcn:  # two's complement: the top bit weighs -2^(b-1)
-                term = Mux(k1 + 1 == ob, -term, term)
-            with m.If(valid1):
-                m.d.sync += acc[c].eq(Mux(first1, 0, acc[c]) + Mux(empty1, 0, term))
-        emit, node2, tile2 = Signal(name="emit"), Signal.like(i, name="node_2"), Signal.like(t, name="tile_2")
-        m.d.sync += [emit.eq(valid1 & last1), node2.eq(node1), tile2.eq(tile1)]
+            term = Mux(bit2[f"bit_{c}"], c2["coef"], 0) << c2["plane"]
+            term = Mux(c2["negative"], -term, term)
+            terms.append(delay(m, {f"term_{c}": Mux(c2["empty"], 0, term)}, "3")[f"term_{c}"])
+        c3 = delay(m, c2, "3")
 
-        self.present(m, emit, node2, tile2, acc, ~fsm.ongoing("IDLE") | valid1 | emit)
+        # Accumulate; a finished (node, tile) is presented the next cycle.
+        acc = [Signal(signed(self.acc_width), name=f"acc_{c}") for c in range(P)]
+        emit, node2, tile2 = Signal(name="emit"), Signal.like(i, name="node_6"), Signal.like(t, name="tile_6")
+        with m.If(c3["valid"]):
+            for c in range(P):
+                m.d.sync += acc[c].eq(Mux(c3["first"], 0, acc[c]) + terms[c])
+        m.d.sync += [emit.eq(c3["valid"] & c3["last"]), node2.eq(c3["node"]),
+                     tile2.eq(c3["tile"])]
+
+        self.present(m, emit, node2, tile2, acc, ~fsm.ongoing("IDLE") | c_a["valid"] |
+                     c_b["valid"] | valid1 | c2["valid"] | c3["valid"] | emit)
         return m
 
     def constants_of(self):
         P, node, cols = self.cfg.lanes, self.node.data, self.cols.data
         if self.cfg.gcn:  # T = rshift_round(G * norm[i], 15); T * out_m[c] + bias[c]: the
             # logits, or times next_m[i], rounded by next_sh[i], clamped to next_bits[i]
-            out = {"m1": [self.norm_i.data] * P, "round15": 1,
+            out = {"m1": self.norm_i.data, "round15": 1,
                    "m2": [cols[c].out_m for c in range(P)],
                    "bias": [cols[c].bias for c in range(P)]}
             if not self.last:
-                out.update(m3=node.next_m, use_m3=1, sh=node.next_sh,
-                           hi=(1 << node.next_bits) - 1, clamp=1)
+                out.update(m3=node.next_m, use_m3=1, sh=node.next_sh, hi_bits=node.next_bits,
+                           clamp=1)
             return out
         # S * op_m[c] * agg_m[i], rounded by agg_sh[i], clamped to bits[i]
-        return {"m1": [cols[c].op_m for c in range(P)], "m2": [node.agg_m] * P,
-                "sh": node.agg_sh, "hi": (1 << node.bits) - 1, "clamp": 1}
+        return {"m1": [cols[c].op_m for c in range(P)], "m2": node.agg_m, "sh": node.agg_sh,
+                "hi_bits": node.bits, "clamp": 1}

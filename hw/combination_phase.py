@@ -5,16 +5,7 @@ from __future__ import annotations
 from amaranth import Module, Mux, Signal, signed
 
 from .engine_layout import EngineConfig, combination_bound
-from .engine_phase import EnginePhase
-
-
-def tree_sum(values):
-    """Balanced adder tree (keeps each sum only one bit wider than its operands)."""
-    values = list(values)
-    while len(values) > 1:
-        values = [values[i] + values[i + 1] if i + 1 < len(values) else values[i]
-                  for i in range(0, len(values), 2)]
-    return values[0]
+from .engine_phase import EnginePhase, delay, tree_levels
 
 
 class CombinationPhase(EnginePhase):
@@ -27,15 +18,16 @@ class CombinationPhase(EnginePhase):
     (node, tile) therefore costs ``B_i * ceil(in_dim / lanes)`` cycles and node, tile and chunk
     changes cost nothing: the read addresses always follow the walker's next position.
 
-    Pipeline: walker (memory reads) -> plane sums -> accumulate -> the engine's shared
-    requantization (:data:`requantization.DEPTH` stages) -> one write of ``dst`` per
-    (node, tile). GCN: the operand
+    Pipeline, a register between steps: walker (memory reads) -> weights gated by the plane's
+    bits -> two stages of adder tree -> shifted by the plane -> accumulate -> presented -> the
+    engine's shared requantization (:data:`requantization.DEPTH` stages) -> one write of
+    ``dst`` per (node, tile). GCN: the operand
     ``P = clamp(rshift_round(A * comb_m[i] * xw_m[c], comb_sh[i]), -Q, Q)``, written to ``op``.
     GIN: ``V = A * scale_m[i] * out_m[c] + (bias[c] << scale_sh[i])``; the logits on the last
     layer, else ``clamp(rshift_round(V, out_sh[i]), 0, 2^next_op_bits - 1)`` to ``op``.
 
     Cycle behaviour: ``start`` (one cycle) -> ``busy`` from the next cycle; the walker's work
-    (``sum_i B_i * chunks * tiles`` cycles), then 2 + ``DEPTH`` cycles until the last write;
+    (``sum_i B_i * chunks * tiles`` cycles), then 5 + ``DEPTH`` cycles until the last write;
     ``busy`` falls in the cycle after it.
     """
 
@@ -59,7 +51,9 @@ class CombinationPhase(EnginePhase):
         q = Signal(range(max(Q, 2)), name="chunk")
         k = Signal(range(cfg.max_bits), name="plane")
         running = Signal()
-        bits = self.node_bits.data.bits  # node i's width: its address follows the next node
+        # Node i's bits, registered: the read port holds node i + 1's while the walker is on
+        # node i, taken when it moves on (node 0's is read while the phase is idle).
+        bits = Signal(range(cfg.max_bits + 1), name="node_bits")
         last_k = k + 1 >= bits
         last_q = q == Q - 1
         last_t = t == T - 1
@@ -75,47 +69,75 @@ class CombinationPhase(EnginePhase):
         next_i = Mux(adv_k | adv_q | adv_t, i, Mux(adv_i, i + 1, 0))
         m.d.sync += [k.eq(next_k), q.eq(next_q), t.eq(next_t), i.eq(next_i),
                      running.eq(Mux(running, ~finish, self.start))]
+        with m.If(self.start | adv_i):
+            m.d.sync += bits.eq(self.node_bits.data.bits)
+
+        # The read addresses of the next position, chosen among registers that hold every
+        # candidate (src: i * S + q; weight: q * T + t), so no arithmetic precedes the read.
+        S = self.src_stride
+        src_now, src_step = Signal(range(n * S + 1)), Signal(range(n * S + 2), init=1)
+        row, row_step = Signal(range(n * S + 1)), Signal(range(n * S + S + 1), init=S)
+        w_now, w_step = Signal(range(Q * T + 1)), Signal(range(Q * T + T + 1), init=T)
+        t_step = Signal(range(T + 2), init=1)
+        src_addr = Mux(adv_k, src_now, Mux(adv_q, src_step, Mux(adv_t, row, Mux(adv_i, row_step,
+                                                                                 0))))
+        w_addr = Mux(adv_k, w_now, Mux(adv_q, w_step, Mux(adv_t, t_step, 0)))
+        new_row = Mux(adv_i, row_step, Mux(running & ~finish, row, 0))
+        m.d.sync += [src_now.eq(src_addr), src_step.eq(src_addr + 1), row.eq(new_row),
+                     row_step.eq(new_row + S), w_now.eq(w_addr), w_step.eq(w_addr + T),
+                     t_step.eq(next_t + 1)]
         m.d.comb += [
-            self.src.addr.eq(next_i * self.src_stride + next_q),
-            self.weight.addr.eq(next_q * T + next_t),
-            self.node_bits.addr.eq(next_i),
+            self.src.addr.eq(src_addr),
+            self.weight.addr.eq(w_addr),
+            self.node_bits.addr.eq(Mux(running, Mux(adv_i, i + 2, i + 1), self.start)),
         ]
 
-        # Plane sums of the walker's position (its words are on the read ports now).
+        # Stage 1: the walker's words are on the read ports (their addresses followed its
+        # position): each weight gated by its input's bit of plane k, registered.
         codes, w = self.src.data, self.weight.data
         field_bits = len(codes[0])
         plane = [codes[f] if field_bits == 1 else codes[f].bit_select(k, 1) for f in range(P)]
-        s1 = []
-        for c in range(P):
-            s = tree_sum(Mux(plane[f], w[f][c], 0) for f in range(P))
-            s1.append(Signal(s.shape(), name=f"plane_sum_{c}"))
-            m.d.sync += s1[c].eq(s)
-        k1 = Signal.like(k, name="plane_1")
-        node1, tile1 = Signal.like(i, name="node_1"), Signal.like(t, name="tile_1")
-        valid1, first1, last1 = Signal(name="valid_1"), Signal(name="first_1"), Signal(name="last_1")
-        m.d.sync += [k1.eq(k), node1.eq(i), tile1.eq(t), valid1.eq(running),
-                     first1.eq((q == 0) & (k == 0)), last1.eq(last_k & last_q)]
+        gated = [delay(m, {f"gated_{f}_{c}": Mux(plane[f], w[f][c], 0) for f in range(P)},
+                       "1") for c in range(P)]
+        ctl = [delay(m, {"plane": k, "node": i, "tile": t, "valid": running,
+                         "first": (q == 0) & (k == 0), "last": last_k & last_q}, "1")]
+        # Stages 2 and 3: each lane's adder tree, half its levels a stage.
+        levels = (P - 1).bit_length()
+        half = [delay(m, {f"tree_{c}_{j}": v for j, v in enumerate(
+            tree_levels(gated[c].values(), (levels + 1) // 2))}, "2") for c in range(P)]
+        sums = [delay(m, {f"plane_sum_{c}": tree_levels(half[c].values(), levels)[0]}, "3")
+                for c in range(P)]
+        ctl.append(delay(m, ctl[-1], "2"))
+        ctl.append(delay(m, ctl[-1], "3"))
+        # Stage 4: shifted into place by its plane.
+        shifted = [delay(m, {f"shifted_{c}": sums[c][f"plane_sum_{c}"] << ctl[-1]["plane"]},
+                         "4")[f"shifted_{c}"] for c in range(P)]
+        ctl.append(delay(m, ctl[-1], "4"))
+        c4 = ctl[-1]
 
         # Accumulate; a finished (node, tile) is presented the next cycle.
         acc = [Signal(signed(self.acc_width), name=f"acc_{c}") for c in range(P)]
-        emit, node2, tile2 = Signal(name="emit"), Signal.like(i, name="node_2"), Signal.like(t, name="tile_2")
-        with m.If(valid1):
+        emit, node2, tile2 = Signal(name="emit"), Signal.like(i, name="node_5"), Signal.like(t, name="tile_5")
+        with m.If(c4["valid"]):
             for c in range(P):
-                m.d.sync += acc[c].eq(Mux(first1, 0, acc[c]) + (s1[c] << k1))
-        m.d.sync += [emit.eq(valid1 & last1), node2.eq(node1), tile2.eq(tile1)]
+                m.d.sync += acc[c].eq(Mux(c4["first"], 0, acc[c]) + shifted[c])
+        m.d.sync += [emit.eq(c4["valid"] & c4["last"]), node2.eq(c4["node"]),
+                     tile2.eq(c4["tile"])]
+        in_flight = running | emit
+        for stage in ctl:
+            in_flight = in_flight | stage["valid"]
 
-        self.present(m, emit, node2, tile2, acc, running | valid1 | emit)
+        self.present(m, emit, node2, tile2, acc, in_flight)
         return m
 
     def constants_of(self):
         P, node, cols, sc = self.cfg.lanes, self.node.data, self.cols.data, self.scalars.data
         if self.cfg.gcn:  # A * xw_m[c] * comb_m[i], rounded by comb_sh[i], clamped to +-Q
-            return {"m1": [cols[c].xw_m for c in range(P)], "m2": [node.comb_m] * P,
-                    "sh": node.comb_sh, "hi": (1 << (sc.op_bits - 1)[:4]) - 1,
-                    "symmetric": 1, "clamp": 1}
+            return {"m1": [cols[c].xw_m for c in range(P)], "m2": node.comb_m,
+                    "sh": node.comb_sh, "hi_bits": sc.op_bits - 1, "symmetric": 1, "clamp": 1}
         # A * out_m[c] * scale_m[i] + (bias[c] << scale_sh[i]): the logits, or rounded by
         # out_sh[i] and clamped to the next operand's codes
-        return {"m1": [cols[c].out_m for c in range(P)], "m2": [node.scale_m] * P,
-                "bias": [cols[c].bias << node.scale_sh for c in range(P)],
-                "sh": 0 if self.last else node.out_sh, "hi": (1 << sc.next_op_bits) - 1,
+        return {"m1": [cols[c].out_m for c in range(P)], "m2": node.scale_m,
+                "bias": [cols[c].bias for c in range(P)], "bias_sh": node.scale_sh,
+                "sh": 0 if self.last else node.out_sh, "hi_bits": sc.next_op_bits,
                 "clamp": int(not self.last)}

@@ -195,7 +195,7 @@ class EngineCore(wiring.Component):
         def merged(get):
             return reduce(or_, (Value.cast(get(ph)) for ph in phases))
         tag = merged(lambda ph: Mux(ph.result_valid, phases.index(ph), 0))
-        constants = data.View(constants_layout(cfg.lanes), merged(lambda ph: ph.constants))
+        constants = data.View(constants_layout(cfg.lanes, cfg.bias_bits), merged(lambda ph: ph.constants))
         valids, out = pipeline(
             m, merged(lambda ph: ph.result_valid),
             {"node": merged(lambda ph: ph.result_node), "tile": merged(lambda ph: ph.result_tile),

@@ -3,7 +3,7 @@ its side of the shared requantization (:mod:`a2q.hw.requantization`)."""
 
 from __future__ import annotations
 
-from amaranth import Elaboratable, Module, Mux, Signal, signed
+from amaranth import Elaboratable, Module, Mux, Signal, Value, signed
 from amaranth.lib import data
 
 from .engine_layout import EngineConfig
@@ -49,7 +49,7 @@ class EnginePhase(Elaboratable):
                                   name=f"{name}_result_tile")
         self.result_acc = [Signal(signed(acc_width), name=f"{name}_result_acc_{c}")
                            for c in range(cfg.lanes)]
-        self.constants = Signal(constants_layout(cfg.lanes), name=f"{name}_constants")
+        self.constants = Signal(constants_layout(cfg.lanes, cfg.bias_bits), name=f"{name}_constants")
         self.requantizing = Signal(name=f"{name}_requantizing")
 
     def present(self, m: Module, emit, node, tile, acc: list, walker_busy) -> None:
@@ -83,3 +83,21 @@ class EnginePhase(Elaboratable):
         fields left out are zero)."""
         raise NotImplementedError
 
+
+def delay(m: Module, values: dict, name: str) -> dict:
+    """``values`` registered once (free running: a stage's controls travel with its data)."""
+    out = {}
+    for key, v in values.items():
+        v = Value.cast(v)
+        out[key] = Signal(v.shape(), name=f"{key}_{name}")
+        m.d.sync += out[key].eq(v)
+    return out
+
+
+def tree_levels(values: list, levels: int) -> list:
+    """``levels`` levels of a balanced adder tree (each sum one bit wider than its operands)."""
+    values = list(values)
+    for _ in range(levels):
+        values = [values[i] + values[i + 1] if i + 1 < len(values) else values[i]
+                  for i in range(0, len(values), 2)]
+    return values

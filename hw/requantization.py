@@ -7,16 +7,22 @@ datapath (the engine's multipliers are all here), in the generic form, per lane 
 
     p1 = a * m1[c]
     v1 = rshift_round(p1, 15) if round15 else p1
-    v2 = v1 * m2[c] + bias[c]
+    v2 = v1 * m2[c] + (bias[c] << bias_sh)
     p3 = v2 * m3 if use_m3 else v2
-    y  = clamp(rshift_round(p3, sh), -hi if symmetric else 0, hi) if clamp else p3
+    y  = clamp(rshift_round(p3, sh), -hi if symmetric else 0, hi) if clamp else p3,
+         hi = 2^hi_bits - 1
 
 into which each phase maps the golden model's arithmetic (``docs/export-format.md``) step for
-step and bit for bit (:func:`rshift_round` is ``a2q.sim.fixed_point.rshift_round``). The
+step and bit for bit (``rshift_round`` is ``a2q.sim.fixed_point.rshift_round``). The
 datapath is 64 bits wide: the golden model refuses a model whose products could reach 2**62.
 Its second and third multiplications take 49-bit operands: with the per-node mantissa (at
 least 2**15, the export's format guarantees it) applied last, or after the rounding shift of
 15, every value that enters them is below 2**47 in magnitude (``docs/architecture.md``).
+
+Pipelined for the clock, one step a stage: the constants are registered as they leave block
+RAM; each multiplication is split into one 17-bit chunk of its wide operand per DSP (18 x 18),
+whose products are summed over two stages; a rounding shift is one addition
+(:func:`round_shift_addend`) and an arithmetic shift over two stages.
 """
 
 from __future__ import annotations
@@ -26,27 +32,34 @@ from collections.abc import Callable
 from amaranth import Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data
 
-from .engine_layout import MANTISSA, SHIFT
+from .engine_layout import MANTISSA, NODE_SHIFT, SHIFT
 
 #: Registered stages of the requantization pipeline: a result entering in cycle c is written
 #: to memory at the end of cycle ``c + DEPTH``. The node and column constants are read in the
-#: entry cycle and used from stage 1 on.
-DEPTH = 6
+#: entry cycle and registered in stage 1.
+DEPTH = 16
 #: Width of the datapath, and of the operands of its second and third multiplications.
 WIDTH, NARROW = 64, 49
+#: Bits of the wide operand each DSP multiplies (unsigned below the top chunk: 17 x 17 fits
+#: an 18 x 18 signed multiplier).
+CHUNK = 17
 
 
-def rshift_round(t: Value, s: Value) -> Value:
-    """``round_half_away(t / 2**s)`` for a signed ``t`` and an unsigned shift ``s``.
-
-    ``(|t| + 2**(s-1)) >> s`` equals ``((|t| >> (s-1)) + 1) >> 1`` for s >= 1, which needs no
-    variable-width constant."""
+def round_shift_addend(t: Value, s: Value, mask: Value) -> Value:
+    """``t + mask + carry``, which an arithmetic right shift by ``s`` turns into
+    ``round_half_away(t / 2**s)``: ``mask = 2**(s-1) - 1`` and ``carry = (t >= 0)`` for
+    s >= 1, both zero for s = 0. (For t < 0, ``floor((t + 2**(s-1) - 1) / 2**s)`` equals
+    ``-floor((|t| + 2**(s-1)) / 2**s)``.)"""
     t = Value.cast(t)
-    mag = abs(t)  # unsigned, as wide as t
+    carry = (Value.cast(s) != 0) & (t >= 0)
+    return t + mask + carry
+
+
+def shift_mask(s: Value, width: int) -> Value:
+    """``2**(s-1) - 1`` (``width`` bits, all ones for s > width), 0 for s = 0."""
     s = Value.cast(s)
-    rounded = (((mag >> (s - 1)[:len(s)]) + 1) >> 1)
-    r = Mux(s == 0, mag, rounded)
-    return Mux(t < 0, -r, r)
+    ones = Value.cast((1 << width) - 1)
+    return Mux(s == 0, 0, Mux(s > width, ones, (ones >> (width - (s - 1))[:len(s)])[:width]))
 
 
 def clamp(v: Value, lo, hi) -> Value:
@@ -58,17 +71,32 @@ def wrap(v: Value, width: int) -> Value:
     return Value.cast(v)[:width].as_signed()
 
 
-def constants_layout(lanes: int) -> data.StructLayout:
+def partial_products(a: Value, m: Value) -> list[Value]:
+    """``a * m`` (``a`` signed, ``m`` unsigned up to 17 bits) as the products of ``a``'s
+    :data:`CHUNK`-bit chunks, each shifted into place: one DSP each; their sum is the
+    product."""
+    a = Value.cast(a)
+    out = []
+    for lo in range(0, len(a), CHUNK):
+        part = a[lo:lo + CHUNK]
+        if lo + CHUNK >= len(a):
+            part = part.as_signed()
+        out.append((part * m) << lo)
+    return out
+
+
+def constants_layout(lanes: int, bias_bits: int) -> data.StructLayout:
     """The constants a phase hands the datapath for one (node, tile), one cycle after it."""
     return data.StructLayout({
         "m1": data.ArrayLayout(MANTISSA, lanes),
         "m2": data.ArrayLayout(MANTISSA, lanes),
-        "bias": data.ArrayLayout(signed(WIDTH), lanes),
+        "bias": data.ArrayLayout(signed(bias_bits), lanes),
+        "bias_sh": NODE_SHIFT,
         "m3": MANTISSA,
         "use_m3": 1,
         "round15": 1,
         "sh": SHIFT,
-        "hi": unsigned(8),
+        "hi_bits": unsigned(4),
         "symmetric": 1,
         "clamp": 1,
     })
@@ -106,34 +134,105 @@ def pipeline(m: Module, valid: Value, values: dict[str, Value],
 
 def requantization_stages(lanes: int, k) -> list:
     """The generic form's stages for :func:`pipeline`: ``a{c}`` in, ``y{c}`` out; ``k`` (a
-    view of :func:`constants_layout`) holds the constants in stage 1."""
+    view of :func:`constants_layout`) holds the constants in stage 1.
+
+    Stage by stage (each registered): 1 the constants leave block RAM; 2-4 ``p1`` (products,
+    two sums; the bias shifted meanwhile); 5 ``v1``; 6-8 ``v2`` (products with the bias as one
+    more term, two sums); 9-11 ``p3``; 12 the rounding addend; 13-14 the arithmetic shift;
+    15 the clamp."""
     P = range(lanes)
+    per_node = {"m3": k.m3, "use_m3": k.use_m3, "round15": k.round15, "sh": k.sh,
+                "hi_bits": k.hi_bits, "symmetric": k.symmetric, "clamp": k.clamp,
+                "bias_sh": k.bias_sh}
 
-    def s1(v):  # the constants leave memory now
-        return {"m3": k.m3, "use_m3": k.use_m3, "round15": k.round15, "sh": k.sh, "hi": k.hi,
-                "symmetric": k.symmetric, "clamp": k.clamp,
-                **{f"m2_{c}": k.m2[c] for c in P}, **{f"b{c}": k.bias[c] for c in P},
-                **{f"a{c}": wrap(v[f"a{c}"] * k.m1[c], WIDTH) for c in P}}
+    def terms(prefix, values):
+        return {f"{prefix}_{j}": v for j, v in enumerate(values)}
 
-    def s2(v):
-        return {f"a{c}": wrap(Mux(v["round15"], rshift_round(v[f"a{c}"], 15), v[f"a{c}"]),
-                              NARROW) for c in P}
-
-    def s3(v):
-        return {**{f"a{c}": wrap(v[f"a{c}"] * v[f"m2_{c}"] + v[f"b{c}"], WIDTH) for c in P},
-                **{f"{x}{c}": None for c in P for x in ("m2_", "b")}, "round15": None}
-
-    def s4(v):
-        return {**{f"a{c}": Mux(v["use_m3"], wrap(wrap(v[f"a{c}"], NARROW) * v["m3"], WIDTH),
-                                v[f"a{c}"]) for c in P}, "m3": None, "use_m3": None}
-
-    def s5(v):
-        hi = v["hi"]
-        lo = Mux(v["symmetric"], -hi, 0)
+    def pairwise(v, prefix):
+        """One level of the adder tree over the terms ``{prefix}_{j}`` of every lane."""
         out = {}
         for c in P:
-            r = rshift_round(v[f"a{c}"], v["sh"])
-            out[f"y{c}"] = Mux(v["clamp"], clamp(r, lo, hi), r)
-            out[f"a{c}"] = None
+            names = sorted((n for n in v if n.startswith(f"{prefix}{c}_")),
+                           key=lambda n: int(n.rsplit("_", 1)[1]))
+            out.update({n: None for n in names})
+            for j in range(0, len(names), 2):
+                pair = [v[n] for n in names[j:j + 2]]
+                out[f"{prefix}{c}_{j // 2}"] = wrap(sum(pair[1:], pair[0]), WIDTH + 2)
         return out
-    return [None, s1, s2, s3, s4, s5]
+
+    def s1(v):  # registered straight out of block RAM
+        return {**per_node, **{f"m1_{c}": k.m1[c] for c in P},
+                **{f"m2_{c}": k.m2[c] for c in P}, **{f"b{c}": k.bias[c] for c in P}}
+
+    def s2(v):  # a * m1, one DSP per chunk; the bias shifted (low bits), sh's mask made
+        out = {f"m1_{c}": None for c in P}
+        out.update(mask=shift_mask(v["sh"], WIDTH + 1), big_shift=v["sh"] > WIDTH - 1)
+        for c in P:
+            products = partial_products(v[f"a{c}"], v[f"m1_{c}"])
+            if len(products) > 4:  # the two sums below add four terms
+                raise ValueError(f"accumulators of {len(v[f'a{c}'])} bits: the requantization "
+                                 f"multiplies at most {4 * CHUNK}")
+            out.update(terms(f"p{c}", products))
+            out[f"a{c}"] = None
+            out[f"b{c}"] = wrap(v[f"b{c}"] << v["bias_sh"][:3], WIDTH)
+        return out
+
+    def s3(v):  # the first level of p1's sums; the bias shifted (high bits)
+        return {**pairwise(v, "p"), "bias_sh": None,
+                **{f"b{c}": wrap(v[f"b{c}"] << (v["bias_sh"][3:] << 3), WIDTH) for c in P}}
+
+    def s4(v):  # the second level, then p1 = its one term
+        out = pairwise(v, "p")
+        return {**out, **{f"p{c}_0": None for c in P},
+                **{f"a{c}": wrap(out[f"p{c}_0"], WIDTH) for c in P}}
+
+    def s5(v):  # v1
+        r15 = v["round15"]
+        return {f"a{c}": wrap(Mux(r15, round_shift_addend(v[f"a{c}"], r15, (1 << 14) - 1) >> 15,
+                                  v[f"a{c}"]), NARROW) for c in P} | {"round15": None}
+
+    def s6(v):  # v1 * m2 + bias: the products and the bias, four terms
+        out = {}
+        for c in P:
+            out.update(terms(f"p{c}", [*partial_products(v[f"a{c}"], v[f"m2_{c}"]),
+                                       v[f"b{c}"]]))
+            out.update({f"a{c}": None, f"m2_{c}": None, f"b{c}": None})
+        return out
+
+    def s8(v):  # v2
+        out = pairwise(v, "p")
+        return {**out, **{f"p{c}_0": None for c in P},
+                **{f"a{c}": wrap(out[f"p{c}_0"], WIDTH) for c in P}}
+
+    def s9(v):  # v2 * m3, and v2 kept for when m3 is not used
+        out = {}
+        for c in P:
+            out.update(terms(f"p{c}", partial_products(wrap(v[f"a{c}"], NARROW), v["m3"])))
+        return {**out, "m3": None}
+
+    def s11(v):  # p3
+        out = pairwise(v, "p")
+        return {**out, **{f"p{c}_0": None for c in P}, "use_m3": None,
+                **{f"a{c}": Mux(v["use_m3"], wrap(out[f"p{c}_0"], WIDTH), v[f"a{c}"])
+                   for c in P}}
+
+    def s12(v):  # rshift_round(p3, sh): the addend ...
+        return {**{f"a{c}": round_shift_addend(v[f"a{c}"], v["sh"], v["mask"]) for c in P},
+                "mask": None}
+
+    def s13(v):  # ... shifted by sh's low three bits ...
+        return {f"a{c}": v[f"a{c}"] >> v["sh"][:3] for c in P}
+
+    def s14(v):  # ... and by the rest (a shift past the datapath rounds |p3| < 2**63 to 0)
+        return {**{f"a{c}": Mux(v["big_shift"], 0, wrap(v[f"a{c}"] >> (v["sh"][3:6] << 3),
+                                                         WIDTH)) for c in P},
+                "big_shift": None}
+
+    def s15(v):
+        hi = (Value.cast(1) << v["hi_bits"]) - 1
+        lo = Mux(v["symmetric"], -hi, 0)
+        return {f"y{c}": Mux(v["clamp"], clamp(v[f"a{c}"], lo, hi), v[f"a{c}"]) for c in P} | \
+            {f"a{c}": None for c in P}
+
+    return [None, s1, s2, s3, s4, s5, s6, lambda v: pairwise(v, "p"),
+            s8, s9, lambda v: pairwise(v, "p"), s11, s12, s13, s14, s15]

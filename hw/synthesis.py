@@ -151,10 +151,12 @@ def quartus_tcl(top: str, sources: list[str]) -> str:
 
 
 def synthesize(rtl: Path, target: str, work: Path, *, device: str | None = None,
-               package: str | None = None, freq_mhz: float = 100.0) -> dict:
+               package: str | None = None, freq_mhz: float = 100.0,
+               place_and_route: bool = True) -> dict:
     """Run the flow for ``target`` on the RTL folder ``rtl`` in the folder ``work`` (created;
     each stage's log stays there, also when the stage fails); returns the report, written
-    last as ``report.json`` and ``report.md`` (a failed run leaves none)."""
+    last as ``report.json`` and ``report.md`` (a failed run leaves none).
+    ``place_and_route=False`` stops after Yosys and the fit check (``placed: false``)."""
     if target not in TARGETS:
         raise SynthesisError(f"unknown target {target!r}: expected one of {', '.join(TARGETS)}")
     rtl, work = Path(rtl).resolve(), Path(work).resolve()
@@ -197,7 +199,9 @@ def synthesize(rtl: Path, target: str, work: Path, *, device: str | None = None,
     limits = fit_limits(target, device, report)
     report["fits"] = None if limits is None else not limits
     report["limits"] = limits or []
-    if t["pnr"] and not limits:
+    report["placed"] = False
+    if t["pnr"] and not limits and place_and_route:
+        report["placed"] = True
         cmd = [_tool(t["pnr"]), f"--{device}", "--package", package, "--json", "netlist.json",
                "--freq", str(freq_mhz), "--report", "pnr.json", "--timing-allow-fail", "-q"]
         if target == "ecp5":
@@ -251,6 +255,9 @@ def verdict(r: dict) -> str:
             if x.get("needed") is not None else f"{x['resource']} ran out in placement "
             f"({x['message']})" for x in r["limits"])
         return f"does not fit the {where}: {why}"
+    if r["fmax_mhz"] is None and r.get("fits") and not r.get("placed"):
+        return (f"fits the {where} by Yosys's cell counts; not placed and routed, so no Fmax "
+                f"(a2q synth places and routes)")
     if r["fmax_mhz"] is None:
         return f"synthesized for the {where}; no place and route figures"
     if r["timing_met"]:

@@ -42,13 +42,16 @@ COMBINATION_RUN_LATENCY = 1
 #: (``BitSerialAggregation.RUN_LATENCY``: two ``indptr`` reads, two pipeline stages, the last
 #: result, ``busy`` falling).
 AGGREGATION_RUN_LATENCY = 6
-#: Engine combination phase beyond its walker's work: the launch cycle, the plane-sum and
-#: accumulate stages, the result presented, ``requantization.DEPTH`` (6) stages to the write,
-#: and the sequencer's cycle seeing ``busy`` low (``hw/combination_phase.py``).
-COMBINATION_PHASE_OVERHEAD = 10
-#: Engine aggregation phase beyond its walker's work: as the combination, plus two cycles
-#: reading ``indptr[0]`` and ``indptr[1]`` (``hw/aggregation_phase.py``).
-AGGREGATION_PHASE_OVERHEAD = 12
+#: Engine combination phase beyond its walker's work: the launch cycle, the gated weights, two
+#: adder-tree stages, the shift and the accumulate stage, the result presented,
+#: ``requantization.DEPTH`` (16) stages to the write, and the sequencer's cycle seeing ``busy``
+#: low (``hw/combination_phase.py``).
+COMBINATION_PHASE_OVERHEAD = 23
+#: Engine aggregation phase beyond its walker's work: the launch cycle, two cycles reading
+#: ``indptr[0]`` and ``indptr[1]``, the item's node and its operand's address registered, the
+#: operand read, its bit, the term and the accumulate stage, the result presented,
+#: ``requantization.DEPTH`` stages and the sequencer's cycle (``hw/aggregation_phase.py``).
+AGGREGATION_PHASE_OVERHEAD = 26
 
 
 def _check_lanes(lanes: int) -> None:

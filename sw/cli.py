@@ -242,11 +242,13 @@ def _cmd_sim(args) -> int:
 def _cmd_synth(args) -> int:
     from a2q.hw.synthesis import SynthesisError, synthesize
 
-    print(f"synthesizing {args.rtl} for {args.target} (Yosys, then nextpnr; minutes on large "
+    then = "" if args.no_place else ", then nextpnr"
+    print(f"synthesizing {args.rtl} for {args.target} (Yosys{then}; minutes on large "
           "designs)", file=sys.stderr)
     try:
         r = synthesize(args.rtl, args.target, args.out, device=args.device,
-                       package=args.package, freq_mhz=args.freq)
+                       package=args.package, freq_mhz=args.freq,
+                       place_and_route=not args.no_place)
     except SynthesisError as exc:
         raise A2QError(f"synth: {exc}") from None
     fmax = "n/a" if r["fmax_mhz"] is None else f"{r['fmax_mhz']} MHz"
@@ -407,6 +409,8 @@ def build_parser() -> argparse.ArgumentParser:
                                     "xilinx: a part name")
     p.add_argument("--package", help="default CABGA381 (ecp5), sg48 (ice40)")
     p.add_argument("--freq", type=float, default=100.0, help="target clock in MHz")
+    p.add_argument("--no-place", action="store_true",
+                   help="stop after Yosys and the fit check (no nextpnr, no Fmax)")
     p.add_argument("--out", required=True,
                    help="folder for the logs and report.json/md (exit 1 when the design does "
                         "not fit the device; the report says what limits it)")
@@ -491,15 +495,16 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--freq", type=float, default=100.0, help="target clock in MHz")
     b.add_argument("--data-root")
     b.set_defaults(func=_cmd_bench_hw)
-    b = bsub.add_parser("timing", help="the engine's logic (small memories) through Yosys and "
-                                       "nextpnr: Fmax and the critical path")
+    b = bsub.add_parser("timing", help="the engine through Yosys and nextpnr: Fmax and the "
+                                       "critical path")
     b.add_argument("--out", default="bench", help="folder for timing.md and timing.json")
     b.add_argument("--dataset", default="Cora")
     b.add_argument("--model", default="gcn", choices=["gcn", "gin"])
     b.add_argument("--seed", type=int, default=0)
-    b.add_argument("--lanes", type=int, nargs="+", default=[4])
-    b.add_argument("--max-nodes", type=int, default=64)
-    b.add_argument("--max-edges", type=int, default=256)
+    b.add_argument("--lanes", type=int, nargs="+", default=[16])
+    b.add_argument("--max-nodes", type=int,
+                   help="size the memories down (zero-filled) instead of the trained export")
+    b.add_argument("--max-edges", type=int, help="as --max-nodes")
     b.add_argument("--device", default="85k")
     b.add_argument("--freq", type=float, default=100.0)
     b.add_argument("--data-root")

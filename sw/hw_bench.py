@@ -6,8 +6,9 @@ For each dataset and model: train A²Q (``seed``), export, run the export and it
 baselines (:data:`a2q.sim.baselines.BASELINES`) on the same engine in Verilator, and list
 each stage's measured cycles (``bench/hw.json`` rows: dataset, model, stage, baseline,
 cycles_a2q, cycles_baseline, speedup, ideal_speedup). Then, on one dataset and model, the same
-export on engines of several lane counts: cycles measured in RTL, and Yosys + nextpnr figures
-for an ECP5 (LUTs, flip-flops, block RAMs, DSPs, fit, Fmax, latency at Fmax).
+export on engines of several lane counts: cycles measured in RTL, and Yosys's figures for an
+ECP5 (LUTs, flip-flops, block RAMs, DSPs, fit by cell counts); ``a2q bench timing`` places and
+routes one engine (Fmax, latency at Fmax, critical path).
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ def _engine_runs(graph: Path, work: Path, *, lanes: int, baselines, progress) ->
     return r
 
 
-def _synthesize(cfg, words: dict, work: Path, *, device: str, freq: float) -> dict:
+def _synthesize(cfg, words: dict, work: Path, *, device: str, freq: float,
+                place_and_route: bool = True) -> dict:
     """The engine of ``cfg`` (memories filled from ``words``, the rest zero) through
     ``a2q synth``'s ECP5 flow in ``work``; the report with the seconds it took."""
     from a2q.hw.layer_engine import LayerEngine
@@ -42,7 +44,8 @@ def _synthesize(cfg, words: dict, work: Path, *, device: str, freq: float) -> di
     write_engine_rtl(LayerEngine(cfg, ram_template=True), rtl,
                      init_files=lambda f: write_init_files(cfg, words, f))
     t0 = time.perf_counter()
-    r = synthesize(rtl, "ecp5", work / f"synth-{cfg.lanes}", device=device, freq_mhz=freq)
+    r = synthesize(rtl, "ecp5", work / f"synth-{cfg.lanes}", device=device, freq_mhz=freq,
+                   place_and_route=place_and_route)
     r["seconds"] = round(time.perf_counter() - t0, 1)
     return r
 
@@ -98,18 +101,15 @@ def run_hw_bench(out: str | os.PathLike, *, datasets=("Cora", "CiteSeer"),
                          "cycles_uniform4": r["baselines"]["uniform4"]["cycles_measured"],
                          "exact": r["passed"]}
                 if synth:
-                    progress(f"lanes {n}: Yosys (and nextpnr if it fits) for ECP5 {device}; "
-                             "minutes")
+                    progress(f"lanes {n}: Yosys for ECP5 {device} and the fit check (no "
+                             "place and route: a2q bench timing); minutes")
                     cfg = engine_config(g, lanes=n)
                     s = _synthesize(cfg, memory_words(cfg, g), tmp / "synth", device=device,
-                                    freq=freq_mhz)
+                                    freq=freq_mhz, place_and_route=False)
                     point.update({k: s[k] for k in ("luts", "carries", "ffs", "brams", "dsps",
-                                                    "lutram", "fits", "limits", "fmax_mhz",
-                                                    "timing_met", "verdict", "critical_path")})
+                                                    "lutram", "fits", "limits", "verdict")})
                     point["luts_per_lane"] = round(s["luts"] / n, 1)
                     point["synth_seconds"] = s["seconds"]
-                    point["latency_us"] = (round(r["cycles_measured"] / s["fmax_mhz"], 1)
-                                           if s["fmax_mhz"] else None)
                     progress(f"lanes {n}: {s['verdict']}")
                 sweep.append(point)
     result = {"command": "a2q bench hw", "seed": seed, "lanes": lanes,
@@ -127,17 +127,17 @@ def run_hw_bench(out: str | os.PathLike, *, datasets=("Cora", "CiteSeer"),
 
 
 def run_timing_bench(out: str | os.PathLike, *, dataset: str = "Cora", model: str = "gcn",
-                     seed: int = 0, lanes=(4,), max_nodes: int = 64, max_edges: int = 256,
-                     device: str = "85k", freq_mhz: float = 100.0, data_root=None,
-                     progress=print) -> dict:
-    """The engine's logic through Yosys and nextpnr when its memories are small: the engine
-    for ``dataset``/``model`` (same layers and lanes) with memories for ``max_nodes`` nodes and
-    ``max_edges`` edges, zero-filled, so that it fits and nextpnr gives its Fmax and critical
-    path. Writes ``timing.json`` and ``timing.md``; the latency column is the full graph's
-    cycles (cycle model, equal to the RTL's in every test) at that Fmax."""
+                     seed: int = 0, lanes=(16,), max_nodes: int | None = None,
+                     max_edges: int | None = None, device: str = "85k",
+                     freq_mhz: float = 100.0, data_root=None, progress=print) -> dict:
+    """The engine for ``dataset``/``model`` through Yosys and nextpnr: Fmax, critical path.
+    By default its memories hold the trained export (the engine ``a2q flow`` builds);
+    ``max_nodes`` / ``max_edges`` size them down instead (zero-filled), for a quicker look at
+    the logic alone. Writes ``timing.json`` and ``timing.md``; the latency column is the full
+    graph's cycles (cycle model, equal to the RTL's in every test) at that Fmax."""
     from a2q.sim.annotated_graph import read_graph
     from a2q.sim.cycles import engine_cycles
-    from a2q.sim.engine_image import engine_config
+    from a2q.sim.engine_image import engine_config, memory_words
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -147,8 +147,11 @@ def run_timing_bench(out: str | os.PathLike, *, dataset: str = "Cora", model: st
                                       data_root=data_root))
         for n in lanes:
             cfg = engine_config(g, lanes=n, max_nodes=max_nodes, max_edges=max_edges)
-            progress(f"{n} lanes: Yosys and nextpnr for ECP5 {device} (minutes)")
-            r = _synthesize(cfg, {}, tmp, device=device, freq=freq_mhz)
+            full = max_nodes is None and max_edges is None
+            progress(f"{n} lanes: Yosys and nextpnr for ECP5 {device} (the full engine: about "
+                     f"an hour)" if full else f"{n} lanes: Yosys and nextpnr (minutes)")
+            r = _synthesize(cfg, memory_words(cfg, g) if full else {}, tmp, device=device,
+                            freq=freq_mhz)
             cycles = engine_cycles(g, lanes=n)["total"]
             rows.append({"lanes": n, "max_nodes": max_nodes, "max_edges": max_edges,
                          "seconds": r["seconds"], "cycles": cycles,
@@ -160,14 +163,15 @@ def run_timing_bench(out: str | os.PathLike, *, dataset: str = "Cora", model: st
             progress(f"{n} lanes: {r['verdict']}")
     result = {"command": "a2q bench timing", "dataset": dataset, "model": model, "seed": seed,
               "device": f"ecp5 {device}", "freq_target_mhz": freq_mhz, "rows": rows}
+    memories = ("memories holding the trained export (the engine `a2q flow` builds)"
+                if max_nodes is None and max_edges is None else
+                f"memories for {cfg.max_nodes} nodes and {cfg.max_edges} edges, zero-filled")
     lines = [
-        "# The engine's logic on an FPGA: Fmax and the critical path", "",
-        f"`a2q bench timing`: the {dataset} {model.upper()} engine (its layers and lanes) with "
-        f"memories for {max_nodes} nodes and {max_edges} edges, zero-filled, so that it fits "
-        f"the ECP5 {device} and nextpnr reports its Fmax (Yosys with `a2q synth`'s ECP5 script, "
-        "nextpnr out of context). **latency** = the whole graph's cycles (cycle model, equal to "
-        "the RTL's in every test) at that Fmax, as if its memories fitted: the full engine does "
-        "not (hw.md).", "",
+        "# The engine on an FPGA: Fmax and the critical path", "",
+        f"`a2q bench timing`: the {dataset} {model.upper()} engine's core (x and the logits "
+        f"off-chip) with {memories}, through Yosys (`a2q synth`'s ECP5 script) and nextpnr "
+        f"for the ECP5 {device}, out of context. **latency** = the whole graph's cycles (cycle "
+        "model, equal to the RTL's in every test) at that Fmax.", "",
         "| lanes | LUT4 | CCU2C | FF | DP16KD | MULT18X18D | Fmax MHz | target met | cycles | "
         "latency µs | critical path | synth s |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
@@ -266,19 +270,20 @@ def markdown(result: dict) -> str:
     if result["sweep"]:
         lines += ["", f"## Lanes ({' '.join(result['sweep_on'])}, {result['device']}, "
                   f"target {result['freq_target_mhz']:.0f} MHz)", "",
-                  "Cycles measured in RTL at each lane count; resources from Yosys "
-                  "(`a2q synth`'s ECP5 script), Fmax from nextpnr when the netlist fits the "
-                  "device (otherwise the limiting resources); latency = A²Q cycles / Fmax. "
+                  "Cycles measured in RTL at each lane count; resources of the engine's core "
+                  "(x and the logits off-chip) from Yosys (`a2q synth`'s ECP5 script) and the "
+                  "fit by its cell counts, without place and route (its hours per point): the "
+                  "default engine's Fmax and latency are in timing.md (`a2q bench timing`). "
                   "Plot: hw_lanes.png.", "",
                   "| lanes | A²Q cycles | uniform4 cycles | LUT4 | CCU2C | FF | DP16KD | "
-                  "MULT18 | LUT4 / lane | fits | Fmax MHz | latency µs | synth s |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+                  "MULT18 | LUT4 / lane | fits | synth s |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|"]
         for p in result["sweep"]:
             lines.append(
                 f"| {p['lanes']} | {p['cycles_a2q']} | {p['cycles_uniform4']} | "
                 + " | ".join(_f(p.get(k)) for k in ("luts", "carries", "ffs", "brams", "dsps",
-                                                    "luts_per_lane", "fits", "fmax_mhz",
-                                                    "latency_us", "synth_seconds")) + " |")
+                                                    "luts_per_lane", "fits", "synth_seconds"))
+                + " |")
         verdicts = [f"- {p['lanes']} lanes: {p['verdict']}." for p in result["sweep"]
                     if p.get("verdict")]
         if verdicts:

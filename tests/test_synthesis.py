@@ -55,6 +55,15 @@ def test_a_failing_stage_names_itself_and_its_log(rtl, tmp_path):
     assert (out / "yosys.log").exists() and not (out / "report.json").exists()
 
 
+def test_no_place_stops_after_the_fit_check(rtl, tmp_path, capsys):
+    out = tmp_path / "synth"
+    assert main(["synth", str(rtl), "--device", "25k", "--no-place", "--out", str(out)]) == 0
+    r = json.loads((out / "report.json").read_text())
+    assert r["fits"] is True and r["placed"] is False and r["fmax_mhz"] is None
+    assert r["luts"] > 0 and "not placed and routed" in r["verdict"]
+    assert not (out / "nextpnr.log").exists()
+
+
 def test_xilinx_writes_the_vivado_project(rtl, tmp_path):
     r = synthesize(rtl, "xilinx", tmp_path / "x", device="xc7a35tcpg236-1")
     assert r["luts"] is None and "vivado.tcl" in r["note"]
