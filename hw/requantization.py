@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from amaranth import Module, Mux, Signal, Value, signed, unsigned
+from amaranth import Cat, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data
 
 from .engine_layout import MANTISSA, NODE_SHIFT, SHIFT
@@ -37,7 +37,7 @@ from .engine_layout import MANTISSA, NODE_SHIFT, SHIFT
 #: Registered stages of the requantization pipeline: a result entering in cycle c is written
 #: to memory at the end of cycle ``c + DEPTH``. The node and column constants are read in the
 #: entry cycle and registered in stage 1.
-DEPTH = 16
+DEPTH = 17
 #: Width of the datapath, and of the operands of its second and third multiplications.
 WIDTH, NARROW = 64, 49
 #: Bits of the wide operand each DSP multiplies (unsigned below the top chunk: 17 x 17 fits
@@ -56,14 +56,10 @@ def round_shift_addend(t: Value, s: Value, mask: Value) -> Value:
 
 
 def shift_mask(s: Value, width: int) -> Value:
-    """``2**(s-1) - 1`` (``width`` bits, all ones for s > width), 0 for s = 0."""
+    """``2**(s-1) - 1`` (``width`` bits, all ones for s > width), 0 for s = 0: bit j is set
+    when s > j + 1 (one small comparison per bit, no shifter)."""
     s = Value.cast(s)
-    ones = Value.cast((1 << width) - 1)
-    return Mux(s == 0, 0, Mux(s > width, ones, (ones >> (width - (s - 1))[:len(s)])[:width]))
-
-
-def clamp(v: Value, lo, hi) -> Value:
-    return Mux(v < lo, lo, Mux(v > hi, hi, v))
+    return Cat(*(s > j + 1 for j in range(width)))
 
 
 def wrap(v: Value, width: int) -> Value:
@@ -139,7 +135,7 @@ def requantization_stages(lanes: int, k) -> list:
     Stage by stage (each registered): 1 the constants leave block RAM; 2-4 ``p1`` (products,
     two sums; the bias shifted meanwhile); 5 ``v1``; 6-8 ``v2`` (products with the bias as one
     more term, two sums); 9-11 ``p3``; 12 the rounding addend; 13-14 the arithmetic shift;
-    15 the clamp."""
+    15-16 the clamp (comparisons, then the choice)."""
     P = range(lanes)
     per_node = {"m3": k.m3, "use_m3": k.use_m3, "round15": k.round15, "sh": k.sh,
                 "hi_bits": k.hi_bits, "symmetric": k.symmetric, "clamp": k.clamp,
@@ -167,6 +163,8 @@ def requantization_stages(lanes: int, k) -> list:
     def s2(v):  # a * m1, one DSP per chunk; the bias shifted (low bits), sh's mask made
         out = {f"m1_{c}": None for c in P}
         out.update(mask=shift_mask(v["sh"], WIDTH + 1), big_shift=v["sh"] > WIDTH - 1)
+        hi = (Value.cast(1) << v["hi_bits"]) - 1
+        out.update(hi=hi, lo=Mux(v["symmetric"], -hi, 0), hi_bits=None, symmetric=None)
         for c in P:
             products = partial_products(v[f"a{c}"], v[f"m1_{c}"])
             if len(products) > 4:  # the two sums below add four terms
@@ -228,11 +226,17 @@ def requantization_stages(lanes: int, k) -> list:
                                                          WIDTH)) for c in P},
                 "big_shift": None}
 
-    def s15(v):
-        hi = (Value.cast(1) << v["hi_bits"]) - 1
-        lo = Mux(v["symmetric"], -hi, 0)
-        return {f"y{c}": Mux(v["clamp"], clamp(v[f"a{c}"], lo, hi), v[f"a{c}"]) for c in P} | \
-            {f"a{c}": None for c in P}
+    def s15(v):  # the clamp's comparisons ...
+        out = {}
+        for c in P:
+            out[f"below{c}"] = v["clamp"] & (v[f"a{c}"] < v["lo"])
+            out[f"above{c}"] = v["clamp"] & (v[f"a{c}"] > v["hi"])
+        return {**out, "clamp": None}
+
+    def s16(v):  # ... and its choice
+        return {**{f"y{c}": Mux(v[f"below{c}"], v["lo"], Mux(v[f"above{c}"], v["hi"],
+                                                               v[f"a{c}"])) for c in P},
+                **{f"{x}{c}": None for c in P for x in ("a", "below", "above")}}
 
     return [None, s1, s2, s3, s4, s5, s6, lambda v: pairwise(v, "p"),
-            s8, s9, lambda v: pairwise(v, "p"), s11, s12, s13, s14, s15]
+            s8, s9, lambda v: pairwise(v, "p"), s11, s12, s13, s14, s15, s16]

@@ -44,14 +44,14 @@ COMBINATION_RUN_LATENCY = 1
 AGGREGATION_RUN_LATENCY = 6
 #: Engine combination phase beyond its walker's work: the launch cycle, the gated weights, two
 #: adder-tree stages, the shift and the accumulate stage, the result presented,
-#: ``requantization.DEPTH`` (16) stages to the write, and the sequencer's cycle seeing ``busy``
+#: ``requantization.DEPTH`` (17) stages to the write, and the sequencer's cycle seeing ``busy``
 #: low (``hw/combination_phase.py``).
-COMBINATION_PHASE_OVERHEAD = 23
+COMBINATION_PHASE_OVERHEAD = 24
 #: Engine aggregation phase beyond its walker's work: the launch cycle, two cycles reading
 #: ``indptr[0]`` and ``indptr[1]``, the item's node and its operand's address registered, the
 #: operand read, its bit, the term and the accumulate stage, the result presented,
 #: ``requantization.DEPTH`` stages and the sequencer's cycle (``hw/aggregation_phase.py``).
-AGGREGATION_PHASE_OVERHEAD = 26
+AGGREGATION_PHASE_OVERHEAD = 27
 
 
 def _check_lanes(lanes: int) -> None:

@@ -276,7 +276,7 @@ def _cmd_flow(args) -> int:
                           epochs=args.epochs, run=args.run, methods=tuple(args.methods),
                           lanes=args.lanes, baselines=tuple(args.baselines),
                           simulator=args.simulator, synth=not args.no_synth,
-                          device=args.device, freq_mhz=args.freq)
+                          place=args.place, device=args.device, freq_mhz=args.freq)
     out = args.out or f"runs/flow-{args.dataset.lower()}-{args.model}"
     flow = Flow(out, options, data_root=args.data_root, build_root=args.build_dir,
                 restart=args.restart, echo=lambda s: print(s, flush=True))
@@ -435,6 +435,9 @@ def build_parser() -> argparse.ArgumentParser:
                                             f"{' '.join(BASELINES)})")
     p.add_argument("--simulator", default="verilator", choices=["verilator", "icarus"])
     p.add_argument("--no-synth", action="store_true", help="skip FPGA synthesis")
+    p.add_argument("--place", action="store_true",
+                   help="also place and route with nextpnr (Fmax; about an hour for the "
+                        "full engine on 2 cores); default: Yosys and the fit check")
     p.add_argument("--device", default="85k", help="ECP5 device (default 85k: LFE5U-85F)")
     p.add_argument("--freq", type=float, default=100.0, help="target clock in MHz")
     p.add_argument("--out", help="flow folder (default runs/flow-<dataset>-<model>)")

@@ -9,7 +9,8 @@ export    the bitwidth-annotated graph (``graph/``)
 golden    the integer golden model (``golden/``)
 rtl       the layer engine's Verilog, init files, lint (``rtl/``)
 sim       the engine in RTL on the A²Q export and its uniform-bit baselines (``sim/``)
-synth     Yosys + nextpnr for ECP5 (``synth/``); a design that does not fit is a result
+synth     Yosys for ECP5 and the fit check, nextpnr with ``--place`` (``synth/``); a design
+          that does not fit is a result
 report    ``report.md`` and ``report.html`` (plots embedded) and ``plots/``
 ========  =====================================================================================
 
@@ -54,6 +55,7 @@ class FlowOptions:
     baselines: tuple[str, ...] = ("uniform4", "uniform4-exact-input", "uniform8")
     simulator: str = "verilator"
     synth: bool = True
+    place: bool = False  # nextpnr on the full engine takes about an hour here
     device: str = "85k"
     freq_mhz: float = 100.0
 
@@ -66,7 +68,7 @@ class FlowOptions:
                 continue
             flag = {"freq_mhz": "freq"}.get(f.name, f.name).replace("_", "-")
             if isinstance(value, bool):
-                words.append(f"--no-{flag}" if not value else "")
+                words.append(f"--{flag}" if value else f"--no-{flag}")
             elif isinstance(value, tuple):
                 words.append(" ".join([f"--{flag}", *value]))
             else:
@@ -315,11 +317,14 @@ class Flow:
             return {"skipped": True}
         from a2q.hw.synthesis import SynthesisError, synthesize
 
-        log(f"Yosys for ECP5 {self.options.device}, then nextpnr if the netlist fits "
-            "(minutes on the full engine)")
+        place = self.options.place
+        log(f"Yosys for ECP5 {self.options.device} and the fit check"
+            + (", then nextpnr if it fits (about an hour on the full engine)" if place else
+               " (minutes; --place adds nextpnr)"))
         try:
             r = synthesize(self.out / "rtl", "ecp5", self.out / "synth",
-                           device=self.options.device, freq_mhz=self.options.freq_mhz)
+                           device=self.options.device, freq_mhz=self.options.freq_mhz,
+                           place_and_route=place)
         except SynthesisError as exc:
             raise A2QError(str(exc)) from None
         log(r["verdict"])

@@ -150,8 +150,11 @@ def _blocks(out: Path, state: dict, options, plots: dict[str, Path]) -> list[tup
     synth = st.get("synth")
     if synth and not synth.get("skipped"):
         b += [("h2", "FPGA synthesis"),
-              ("p", f"Yosys and nextpnr (YoWASP) for {synth['target']} {synth['device']} at "
-                    f"{synth['freq_target_mhz']:.0f} MHz. Verdict: {synth['verdict']}."),
+              ("p", (f"Yosys and nextpnr (YoWASP) for {synth['target']} {synth['device']} at "
+                     f"{synth['freq_target_mhz']:.0f} MHz" if synth.get("placed") else
+                     f"Yosys (YoWASP) for {synth['target']} {synth['device']}, without place "
+                     f"and route (`a2q flow --place` or `a2q bench timing` for Fmax)")
+                    + f". Verdict: {synth['verdict']}."),
               ("table", ["LUT4", "CCU2C", "flip-flops", "block RAMs", "DSPs", "LUT RAM",
                          "Fmax MHz"],
                [[str(synth[k]) if synth.get(k) is not None else "n/a" for k in
