@@ -163,12 +163,17 @@ def run_timing_bench(out: str | os.PathLike, *, dataset: str = "Cora", model: st
             progress(f"{n} lanes: {r['verdict']}")
     result = {"command": "a2q bench timing", "dataset": dataset, "model": model, "seed": seed,
               "device": f"ecp5 {device}", "freq_target_mhz": freq_mhz, "rows": rows}
-    memories = ("memories holding the trained export (the engine `a2q flow` builds)"
-                if max_nodes is None and max_edges is None else
-                f"memories for {cfg.max_nodes} nodes and {cfg.max_edges} edges, zero-filled")
+    full = max_nodes is None and max_edges is None
+    memories = ("memories holding the trained export (the engine `a2q flow` builds)" if full
+                else f"memories for {cfg.max_nodes} nodes and {cfg.max_edges} edges, zero-filled")
+    command = " ".join(["a2q bench timing", f"--dataset {dataset} --model {model} --seed {seed}",
+                        "--lanes " + " ".join(map(str, lanes)),
+                        *([f"--max-nodes {max_nodes}"] if max_nodes else []),
+                        *([f"--max-edges {max_edges}"] if max_edges else [])])
+    result["command"] = command
     lines = [
         "# The engine on an FPGA: Fmax and the critical path", "",
-        f"`a2q bench timing`: the {dataset} {model.upper()} engine's core (x and the logits "
+        f"`{command}`: the {dataset} {model.upper()} engine's core (x and the logits "
         f"off-chip) with {memories}, through Yosys (`a2q synth`'s ECP5 script) and nextpnr "
         f"for the ECP5 {device}, out of context. **latency** = the whole graph's cycles (cycle "
         "model, equal to the RTL's in every test) at that Fmax.", "",
