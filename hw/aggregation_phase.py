@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from amaranth import Module, Mux, Signal, signed
+from amaranth import Module, Mux, Signal
 
 from .engine_layout import FRAC, EngineConfig, aggregation_bound
 from .engine_phase import EnginePhase, delay
@@ -154,18 +154,8 @@ class AggregationPhase(EnginePhase):
             term = Mux(c2["negative"], -term, term)
             terms.append(delay(m, {f"term_{c}": Mux(c2["empty"], 0, term)}, "3")[f"term_{c}"])
         c3 = delay(m, c2, "3")
-
-        # Accumulate; a finished (node, tile) is presented the next cycle.
-        acc = [Signal(signed(self.acc_width), name=f"acc_{c}") for c in range(P)]
-        emit, node2, tile2 = Signal(name="emit"), Signal.like(i, name="node_6"), Signal.like(t, name="tile_6")
-        with m.If(c3["valid"]):
-            for c in range(P):
-                m.d.sync += acc[c].eq(Mux(c3["first"], 0, acc[c]) + terms[c])
-        m.d.sync += [emit.eq(c3["valid"] & c3["last"]), node2.eq(c3["node"]),
-                     tile2.eq(c3["tile"])]
-
-        self.present(m, emit, node2, tile2, acc, ~fsm.ongoing("IDLE") | c_a["valid"] |
-                     c_b["valid"] | valid1 | c2["valid"] | c3["valid"] | emit)
+        self.accumulate(m, c3, terms, ~fsm.ongoing("IDLE") | c_a["valid"] | c_b["valid"] |
+                        valid1 | c2["valid"] | c3["valid"])
         return m
 
     def constants_of(self):

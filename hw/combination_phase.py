@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from amaranth import Module, Mux, Signal, signed
+from amaranth import Module, Mux, Signal
 
 from .engine_layout import EngineConfig, combination_bound
 from .engine_phase import EnginePhase, delay, tree_levels
@@ -113,21 +113,10 @@ class CombinationPhase(EnginePhase):
         shifted = [delay(m, {f"shifted_{c}": sums[c][f"plane_sum_{c}"] << ctl[-1]["plane"]},
                          "4")[f"shifted_{c}"] for c in range(P)]
         ctl.append(delay(m, ctl[-1], "4"))
-        c4 = ctl[-1]
-
-        # Accumulate; a finished (node, tile) is presented the next cycle.
-        acc = [Signal(signed(self.acc_width), name=f"acc_{c}") for c in range(P)]
-        emit, node2, tile2 = Signal(name="emit"), Signal.like(i, name="node_5"), Signal.like(t, name="tile_5")
-        with m.If(c4["valid"]):
-            for c in range(P):
-                m.d.sync += acc[c].eq(Mux(c4["first"], 0, acc[c]) + shifted[c])
-        m.d.sync += [emit.eq(c4["valid"] & c4["last"]), node2.eq(c4["node"]),
-                     tile2.eq(c4["tile"])]
-        in_flight = running | emit
-        for stage in ctl:
+        in_flight = running
+        for stage in ctl[:-1]:
             in_flight = in_flight | stage["valid"]
-
-        self.present(m, emit, node2, tile2, acc, in_flight)
+        self.accumulate(m, ctl[-1], shifted, in_flight | ctl[-1]["valid"])
         return m
 
     def constants_of(self):

@@ -58,6 +58,31 @@ def load_signature(cfg: EngineConfig) -> stream.Signature:
         "data": max(s.width for s in specs)}))
 
 
+def control_members(cfg: EngineConfig) -> dict:
+    """The members the core and :class:`~a2q.hw.layer_engine.LayerEngine` share: ``load``,
+    ``start``, ``num_nodes``, ``busy``, ``done``, ``cycles``, ``phase``."""
+    return {
+        "load": In(load_signature(cfg)),
+        "start": In(1),
+        "num_nodes": In(range(cfg.max_nodes + 1)),
+        "busy": Out(1),
+        "done": Out(1),
+        "cycles": Out(CYCLE_BITS),
+        "phase": Out(range(2 * len(cfg.layers))),
+    }
+
+
+def check_init(cfg: EngineConfig, init: dict, names) -> None:
+    """``init`` names only memories of ``names`` and gives none more words than it holds."""
+    unknown = set(init) - set(names)
+    if unknown:
+        raise ValueError(f"init names unknown memories: {', '.join(sorted(unknown))}")
+    for name, words in init.items():
+        if len(words) > cfg.memories[name].depth:
+            raise ValueError(f"init for {name} has {len(words)} words, more than its depth "
+                             f"{cfg.memories[name].depth}")
+
+
 class EngineCore(wiring.Component):
     """Runs an exported two-or-more-layer GCN or GIN; ``x`` and ``logits`` live off-chip.
 
@@ -104,23 +129,10 @@ class EngineCore(wiring.Component):
         self.ram_template = ram_template
         if ram_template and self.init:
             raise ValueError("the RAM template reads its contents from .hex files, not init")
-        unknown = set(self.init) - (set(cfg.memories) - set(OFF_CHIP))
-        if unknown:
-            raise ValueError(f"init names unknown or off-chip memories: "
-                             f"{', '.join(sorted(unknown))}")
-        for name, words in self.init.items():
-            if len(words) > cfg.memories[name].depth:
-                raise ValueError(f"init for {name} has {len(words)} words, more than its depth "
-                                 f"{cfg.memories[name].depth}")
+        check_init(cfg, self.init, [n for n in cfg.memories if n not in OFF_CHIP])
         x, logits = cfg.memories["x"], cfg.memories["logits"]
         super().__init__({
-            "load": In(load_signature(cfg)),
-            "start": In(1),
-            "num_nodes": In(range(cfg.max_nodes + 1)),
-            "busy": Out(1),
-            "done": Out(1),
-            "cycles": Out(CYCLE_BITS),
-            "phase": Out(range(2 * len(cfg.layers))),
+            **control_members(cfg),
             "x": Out(memory.ReadPort.Signature(addr_width=address_bits(x.depth),
                                                shape=x.layout).flip()),
             "logits": Out(memory.WritePort.Signature(addr_width=address_bits(logits.depth),

@@ -13,8 +13,8 @@ from .requantization import constants_layout
 class EnginePhase(Elaboratable):
     """Base of :class:`CombinationPhase` and :class:`AggregationPhase`: ``start`` / ``busy`` /
     ``num_nodes``, the reads of ``src``, the layer's node fields (port B), its ``{kind}_cols``
-    and scalars, and the write of ``dst``. Subclasses build the walker and call
-    :meth:`present`.
+    and scalars, and the write of ``dst``. Subclasses build the walker and the terms of each
+    step and call :meth:`accumulate`.
 
     Towards the engine's one requantization datapath (zero while the phase presents nothing,
     so the engine ORs the phases together): ``result_valid``, ``result_node``,
@@ -51,6 +51,21 @@ class EnginePhase(Elaboratable):
                            for c in range(cfg.lanes)]
         self.constants = Signal(constants_layout(cfg.lanes, cfg.bias_bits), name=f"{name}_constants")
         self.requantizing = Signal(name=f"{name}_requantizing")
+
+    def accumulate(self, m: Module, ctl: dict, terms: list, busy) -> None:
+        """Add ``terms`` (one per lane) to the lanes' sums while ``ctl["valid"]``, starting
+        again at ``ctl["first"]``; a (node, tile) whose last term (``ctl["last"]``) is in is
+        presented the next cycle (:meth:`present`). ``busy``: the walker and the stages before
+        this one hold work."""
+        acc = [Signal(signed(self.acc_width), name=f"acc_{c}") for c in range(len(terms))]
+        emit = Signal(name="emit")
+        node = Signal.like(ctl["node"], name="node_done")
+        tile = Signal.like(ctl["tile"], name="tile_done")
+        with m.If(ctl["valid"]):
+            m.d.sync += [a.eq(Mux(ctl["first"], 0, a) + term) for a, term in zip(acc, terms)]
+        m.d.sync += [emit.eq(ctl["valid"] & ctl["last"]), node.eq(ctl["node"]),
+                     tile.eq(ctl["tile"])]
+        self.present(m, emit, node, tile, acc, busy | emit)
 
     def present(self, m: Module, emit, node, tile, acc: list, walker_busy) -> None:
         """Hand the accumulated ``acc`` of (``node``, ``tile``), finished while ``emit``, to

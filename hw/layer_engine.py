@@ -7,7 +7,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from .block_ram import ram
-from .engine_core import CYCLE_BITS, EngineCore, load_signature
+from .engine_core import EngineCore, check_init, control_members
 from .engine_layout import OFF_CHIP, EngineConfig
 
 #: Verilog module names of the engine (what simulations run) and of its core (what synthesis
@@ -41,20 +41,11 @@ class LayerEngine(wiring.Component):
         self.ram_template = ram_template
         init = dict(init or {})
         self.off_chip_init = {k: init.pop(k) for k in OFF_CHIP if k in init}
-        for name, words in self.off_chip_init.items():
-            if len(words) > cfg.memories[name].depth:
-                raise ValueError(f"init for {name} has {len(words)} words, more than its depth "
-                                 f"{cfg.memories[name].depth}")
+        check_init(cfg, self.off_chip_init, OFF_CHIP)
         self.core = EngineCore(cfg, init=init, ram_template=ram_template)
         logits = cfg.memories["logits"]
         super().__init__({
-            "load": In(load_signature(cfg)),
-            "start": In(1),
-            "num_nodes": In(range(cfg.max_nodes + 1)),
-            "busy": Out(1),
-            "done": Out(1),
-            "cycles": Out(CYCLE_BITS),
-            "phase": Out(range(2 * len(cfg.layers))),
+            **control_members(cfg),
             "logits_addr": In(range(logits.depth)),
             "logits_data": Out(logits.layout),
         })

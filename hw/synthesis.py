@@ -86,11 +86,13 @@ def capacity(target: str, device: str) -> tuple[int, int, int, int] | None:
 def fit_limits(target: str, device: str, report: dict) -> list[dict] | None:
     """The resources Yosys's netlist needs beyond ``device``'s capacity (``[]``: it fits as
     far as counting tells; ``None``: the device is not in :data:`CAPACITY`). LUT slots count
-    ECP5 carries twice; LUT RAM and routing are left to place and route."""
+    an ECP5 carry twice and a 16 x 4 LUT RAM six times (it takes three slices of a PFU: two
+    hold the bits, one the write port); routing is left to place and route."""
     cap = capacity(target, device)
     if cap is None:
         return None
-    slots = report["luts"] + (2 * report["carries"] if target == "ecp5" else 0)
+    slots = report["luts"] + (2 * report["carries"] + 6 * (report.get("lutram") or 0)
+                              if target == "ecp5" else 0)
     need = {"lut_slots": slots, "ffs": report["ffs"], "brams": report["brams"],
             "dsps": report["dsps"]}
     return [{"resource": r, "needed": need[r], "available": a}

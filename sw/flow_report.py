@@ -74,7 +74,8 @@ def plot_resources(synth: dict, path: Path) -> Path | None:
     if cap is None or synth.get("luts") is None:
         return None
     plt = _plt()
-    need = {"LUT slots": synth["luts"] + 2 * synth["carries"], "flip-flops": synth["ffs"],
+    need = {"LUT slots": synth["luts"] + 2 * synth["carries"] + 6 * (synth.get("lutram") or 0),
+            "flip-flops": synth["ffs"],
             "block RAMs": synth["brams"], "DSPs": synth["dsps"]}
     share = [100 * v / c if c else 0 for v, c in zip(need.values(), cap)]
     fig, ax = plt.subplots(figsize=(5.5, 3.4))

@@ -85,6 +85,11 @@ def test_fit_check_names_every_resource_short():
     assert fit_limits("ecp5", "25k", {**need, "luts": 10, "carries": 0, "ffs": 10, "brams": 56,
                                       "dsps": 28}) == []
     assert fit_limits("ecp5", "unknown", need) is None
+    # a 16 x 4 LUT RAM takes six LUT slots (three slices)
+    small = {"luts": 24000, "carries": 0, "ffs": 10, "brams": 0, "dsps": 0}
+    assert fit_limits("ecp5", "25k", {**small, "lutram": 48}) == []
+    assert fit_limits("ecp5", "25k", {**small, "lutram": 49}) == [
+        {"resource": "lut_slots", "needed": 24294, "available": 24288}]
     r = {"target": "ecp5", "device": "85k", "fits": False, "limits": limits}
     assert verdict(r).startswith("does not fit the ecp5 85k: lut_slots 84000 needed, 83640")
 
