@@ -34,6 +34,7 @@ bench: $(STAMP)
 	$(BIN)/a2q bench rtl --out bench
 	$(BIN)/a2q bench engine --out bench
 	$(BIN)/a2q bench hw --out bench
+	$(BIN)/a2q bench timing --lanes 4 --max-nodes 64 --max-edges 256 --out bench/timing-probe
 	$(BIN)/a2q bench timing --out bench
 
 clean:
