@@ -94,8 +94,8 @@ class EnginePhase(Elaboratable):
 
     def constants_of(self) -> dict:
         """The generic form's constants of the (node, tile) whose memory words are on the read
-        ports (fields of :func:`~a2q.hw.requantization.constants_layout`; a list per lane;
-        fields left out are zero)."""
+        ports (fields of :func:`~a2q.hw.requantization.constants_layout`; a per-lane field
+        takes a list, or one value for every lane; fields left out are zero)."""
         raise NotImplementedError
 
 

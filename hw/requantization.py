@@ -179,7 +179,7 @@ def requantization_stages(lanes: int, k) -> list:
         return {**pairwise(v, "p"), "bias_sh": None,
                 **{f"b{c}": wrap(v[f"b{c}"] << (v["bias_sh"][3:] << 3), WIDTH) for c in P}}
 
-    def s4(v):  # the second level, then p1 = its one term
+    def summed(v):  # the second level of the sums; each lane's one term becomes a{c}
         out = pairwise(v, "p")
         return {**out, **{f"p{c}_0": None for c in P},
                 **{f"a{c}": wrap(out[f"p{c}_0"], WIDTH) for c in P}}
@@ -197,22 +197,16 @@ def requantization_stages(lanes: int, k) -> list:
             out.update({f"a{c}": None, f"m2_{c}": None, f"b{c}": None})
         return out
 
-    def s8(v):  # v2
-        out = pairwise(v, "p")
-        return {**out, **{f"p{c}_0": None for c in P},
-                **{f"a{c}": wrap(out[f"p{c}_0"], WIDTH) for c in P}}
-
     def s9(v):  # v2 * m3, and v2 kept for when m3 is not used
         out = {}
         for c in P:
             out.update(terms(f"p{c}", partial_products(wrap(v[f"a{c}"], NARROW), v["m3"])))
         return {**out, "m3": None}
 
-    def s11(v):  # p3
-        out = pairwise(v, "p")
-        return {**out, **{f"p{c}_0": None for c in P}, "use_m3": None,
-                **{f"a{c}": Mux(v["use_m3"], wrap(out[f"p{c}_0"], WIDTH), v[f"a{c}"])
-                   for c in P}}
+    def s11(v):  # p3: the product, or v2 (kept in a{c}) when m3 is not used
+        out = summed(v)
+        return {**out, "use_m3": None,
+                **{f"a{c}": Mux(v["use_m3"], out[f"a{c}"], v[f"a{c}"]) for c in P}}
 
     def s12(v):  # rshift_round(p3, sh): the addend ...
         return {**{f"a{c}": round_shift_addend(v[f"a{c}"], v["sh"], v["mask"]) for c in P},
@@ -238,5 +232,5 @@ def requantization_stages(lanes: int, k) -> list:
                                                                v[f"a{c}"])) for c in P},
                 **{f"{x}{c}": None for c in P for x in ("a", "below", "above")}}
 
-    return [None, s1, s2, s3, s4, s5, s6, lambda v: pairwise(v, "p"),
-            s8, s9, lambda v: pairwise(v, "p"), s11, s12, s13, s14, s15, s16]
+    return [None, s1, s2, s3, summed, s5, s6, lambda v: pairwise(v, "p"),
+            summed, s9, lambda v: pairwise(v, "p"), s11, s12, s13, s14, s15, s16]
