@@ -62,10 +62,16 @@ class AggregationPhase(EnginePhase):
         end = Signal(range(cfg.max_edges + 1), name="row_end")
         own = Signal(name="own_term")  # GIN: the current item is the node's own term
         ob = Signal.like(self.scalars.data.op_bits, name="op_bits")  # taken at start
-        # indptr is read two nodes ahead: min(i + 2, n) and min(i + 3, n), kept in registers
-        ahead2 = Signal(range(n + 1), init=min(2, n), name="indptr_ahead_2")
-        ahead3 = Signal(range(n + 1), init=min(3, n), name="indptr_ahead_3")
-        ptr = self.indptr.data
+        # indptr is read in order, one word a cycle while a two-entry queue has room, from a
+        # registered address; the walker takes the queue's head (or, when it is empty, the word
+        # arriving from the read port) each time it moves to a node, so no read address waits
+        # on the walker's decision.
+        read_at = Signal(range(n + 2), name="indptr_read_at")  # n + 1: every word read
+        arriving = Signal(name="indptr_arriving")  # a word read last cycle is on the port
+        queue = [Signal.like(self.indptr.data, name=f"indptr_queue_{j}") for j in range(2)]
+        count = Signal(range(3), name="indptr_count")
+        ptr = Mux(count == 0, self.indptr.data, queue[0])
+        take = Signal(name="indptr_take")
         finish = Signal(name="finish")  # the walker's last cycle
         with m.FSM(name=f"agg{self.layer}_walker") as fsm:
             with m.State("IDLE"):
@@ -105,14 +111,28 @@ class AggregationPhase(EnginePhase):
         with m.If(walk):
             m.d.sync += [e.eq(next_e), e_next.eq(next_e + 1)]
         with m.If(adv_i):
-            m.d.sync += [begin.eq(end), end.eq(ptr), ahead2.eq(ahead3),
-                         ahead3.eq(Mux(ahead3 == n, n, ahead3 + 1))]
-        with m.Elif(~stay):  # back to node 0
-            m.d.sync += [ahead2.eq(min(2, n)), ahead3.eq(min(3, n))]
+            m.d.sync += [begin.eq(end), end.eq(ptr)]
+        # The queue: READ_BEGIN and READ_END take indptr[0] and [1] as they arrive, the walker
+        # one word per node after that.
+        m.d.comb += take.eq(fsm.ongoing("READ_BEGIN") | fsm.ongoing("READ_END") | adv_i)
+        issue = ~fsm.ongoing("IDLE") & (count + arriving < 2) & (read_at != n + 1)
+        with m.If(fsm.ongoing("IDLE")):
+            m.d.sync += [read_at.eq(Mux(self.start, 1, 0)), arriving.eq(self.start),
+                         count.eq(0)]
+        with m.Else():
+            m.d.sync += [read_at.eq(read_at + issue), arriving.eq(issue)]
+            stored = Mux(take, Mux(count == 0, 0, count - 1), count)
+            with m.If(arriving & ~(take & (count == 0))):  # queue the arriving word
+                m.d.sync += queue[0].eq(Mux(stored == 0, self.indptr.data, queue[0]))
+                m.d.sync += queue[1].eq(Mux(stored == 1, self.indptr.data, queue[1]))
+                m.d.sync += count.eq(stored + 1)
+            with m.Else():
+                m.d.sync += count.eq(stored)
+            with m.If(take & (count != 0)):  # the head leaves
+                m.d.sync += queue[0].eq(Mux(arriving & (stored == 0), self.indptr.data,
+                                            queue[1]))
         m.d.comb += [
-            self.indptr.addr.eq(Mux(fsm.ongoing("IDLE"), 0, Mux(
-                fsm.ongoing("READ_BEGIN"), 1,
-                Mux(adv_i, ahead3, Mux(stay, ahead2, min(2, n)))))),
+            self.indptr.addr.eq(read_at),
             self.indices.addr.eq(Mux(walk, next_e, Mux(fsm.ongoing("READ_END"), e, 0))),
         ]
 
