@@ -72,49 +72,68 @@ class AggregationPhase(EnginePhase):
         count = Signal(range(3), name="indptr_count")
         ptr = Mux(count == 0, self.indptr.data, queue[0])
         take = Signal(name="indptr_take")
-        finish = Signal(name="finish")  # the walker's last cycle
+        # The position's flags and the move the walker makes this cycle are registers, each
+        # computed the cycle before from the position moved to, so that the indices read
+        # address is a choice among registers made by registers. ``row_empty``: begin == end;
+        # ``more``: the row has an item after this one.
+        row_empty, last_k, more, last_t, last_i = (
+            Signal(name=x) for x in ("row_empty", "last_k", "more", "last_t", "last_i"))
+        adv_k, adv_item, adv_t, adv_i, finish = (
+            Signal(name=x) for x in ("adv_plane", "adv_item", "adv_tile", "adv_node", "finish"))
         with m.FSM(name=f"agg{self.layer}_walker") as fsm:
             with m.State("IDLE"):
                 with m.If(self.start):
                     m.d.sync += ob.eq(self.scalars.data.op_bits)
                     m.next = "READ_BEGIN"
             with m.State("READ_BEGIN"):  # ptr is indptr[0]
-                m.d.sync += [begin.eq(ptr), e.eq(ptr), e_next.eq(ptr + 1)]
-                m.next = "READ_END"
-            with m.State("READ_END"):  # ptr is indptr[1]
                 m.d.sync += end.eq(ptr)
+                m.next = "READ_END"
+            with m.State("READ_END"):  # ptr is indptr[1]: moves to node 0's row, as adv_i
                 m.next = "WALK"
             with m.State("WALK"):  # ptr is indptr[i + 2]
                 with m.If(finish):
                     m.next = "IDLE"
         walk = fsm.ongoing("WALK")
-        empty = ~own & (begin == end)
-        last_k = empty | (k + 1 >= ob)
-        more = Mux(own, begin != end, ~empty & (e_next != end))
-        last_t = t == T - 1
-        last_i = i + 1 == self.num_nodes
-        adv_k = walk & ~last_k
-        adv_item = walk & last_k & more
-        adv_t = walk & last_k & ~more & ~last_t
-        adv_i = walk & last_k & ~more & last_t & ~last_i
-        m.d.comb += finish.eq(walk & last_k & ~more & last_t & last_i)
-        next_e = Mux(adv_k, e, Mux(adv_item, Mux(own, begin, e_next),
-                                   Mux(adv_t, begin, Mux(adv_i, end, e))))
+        enter = fsm.ongoing("READ_END")
+        new_row = adv_i | enter  # begin, end = end, ptr
+        empty = ~own & row_empty
         stay = adv_k | adv_item | adv_t
-        next_i = Mux(stay, i, Mux(adv_i, i + 1, 0))
+        next_e = Mux(adv_k, e, Mux(adv_item, Mux(own, begin, e_next),
+                                   Mux(adv_t, begin, Mux(new_row, end, e))))
+        next_own = Mux(adv_k, own, Mux(adv_item, 0, int(not gcn)))
+        next_row_empty = Mux(new_row, end == ptr, row_empty)
+        next_walk = enter | (walk & ~finish)
         m.d.sync += [
             k.eq(Mux(adv_k, k + 1, 0)),
             t.eq(Mux(adv_k | adv_item, t, Mux(adv_t, t + 1, 0))),
-            i.eq(next_i),
-            own.eq(Mux(adv_k, own, Mux(adv_item, 0, int(not gcn)))),
+            i.eq(Mux(stay, i, Mux(adv_i, i + 1, 0))),
+            own.eq(next_own),
         ]
-        with m.If(walk):
+        with m.If(walk | enter):
             m.d.sync += [e.eq(next_e), e_next.eq(next_e + 1)]
-        with m.If(adv_i):
+        with m.If(new_row):
             m.d.sync += [begin.eq(end), end.eq(ptr)]
+        # The flags of the position moved to, case by case.
+        then_last_k = (~next_own & next_row_empty) | Mux(adv_k, k + 2 >= ob, ob <= 1)
+        then_more = Mux(adv_k, more, Mux(
+            adv_item, ~row_empty & Mux(own, begin + 1 != end, e_next + 1 != end), Mux(
+                adv_t, ~row_empty & (begin + 1 != end) if gcn else ~row_empty, Mux(
+                    new_row, (end != ptr) & (end + 1 != ptr) if gcn else end != ptr, 0))))
+        then_last_t = Mux(adv_k | adv_item, last_t, Mux(adv_t, t + 2 == T, T == 1))
+        then_last_i = Mux(stay, last_i, Mux(adv_i, i + 2 == self.num_nodes,
+                                            self.num_nodes == 1))
+        m.d.sync += [
+            row_empty.eq(next_row_empty), last_k.eq(then_last_k), more.eq(then_more),
+            last_t.eq(then_last_t), last_i.eq(then_last_i),
+            adv_k.eq(next_walk & ~then_last_k),
+            adv_item.eq(next_walk & then_last_k & then_more),
+            adv_t.eq(next_walk & then_last_k & ~then_more & ~then_last_t),
+            adv_i.eq(next_walk & then_last_k & ~then_more & then_last_t & ~then_last_i),
+            finish.eq(next_walk & then_last_k & ~then_more & then_last_t & then_last_i),
+        ]
         # The queue: READ_BEGIN and READ_END take indptr[0] and [1] as they arrive, the walker
         # one word per node after that.
-        m.d.comb += take.eq(fsm.ongoing("READ_BEGIN") | fsm.ongoing("READ_END") | adv_i)
+        m.d.comb += take.eq(fsm.ongoing("READ_BEGIN") | new_row)
         issue = ~fsm.ongoing("IDLE") & (count + arriving < 2) & (read_at != n + 1)
         with m.If(fsm.ongoing("IDLE")):
             m.d.sync += [read_at.eq(Mux(self.start, 1, 0)), arriving.eq(self.start),
@@ -133,7 +152,7 @@ class AggregationPhase(EnginePhase):
                                             queue[1]))
         m.d.comb += [
             self.indptr.addr.eq(read_at),
-            self.indices.addr.eq(Mux(walk, next_e, Mux(fsm.ongoing("READ_END"), e, 0))),
+            self.indices.addr.eq(Mux(walk | enter, next_e, 0)),
         ]
 
         # The item's node (indices[e] is on the read port now) is registered, then its

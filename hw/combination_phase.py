@@ -54,23 +54,33 @@ class CombinationPhase(EnginePhase):
         # Node i's bits, registered: the read port holds node i + 1's while the walker is on
         # node i, taken when it moves on (node 0's is read while the phase is idle).
         bits = Signal(range(cfg.max_bits + 1), name="node_bits")
-        last_k = k + 1 >= bits
-        last_q = q == Q - 1
-        last_t = t == T - 1
-        last_i = i + 1 == self.num_nodes
-        adv_k = running & ~last_k
-        adv_q = running & last_k & ~last_q
-        adv_t = running & last_k & last_q & ~last_t
-        adv_i = running & last_k & last_q & last_t & ~last_i
-        finish = running & last_k & last_q & last_t & last_i
+        # The position's flags and the move the walker makes this cycle are registers, each
+        # computed the cycle before from the position moved to, so that the read addresses
+        # below are a choice among registers made by registers.
+        last_k, last_q, last_t, last_i = (Signal(name=f"last_{x}") for x in "kqti")
+        adv_k, adv_q, adv_t, adv_i, finish = (
+            Signal(name=x) for x in ("adv_plane", "adv_chunk", "adv_tile", "adv_node", "finish"))
         next_k = Mux(adv_k, k + 1, 0)
         next_q = Mux(adv_k, q, Mux(adv_q, q + 1, 0))
         next_t = Mux(adv_k | adv_q, t, Mux(adv_t, t + 1, 0))
         next_i = Mux(adv_k | adv_q | adv_t, i, Mux(adv_i, i + 1, 0))
-        m.d.sync += [k.eq(next_k), q.eq(next_q), t.eq(next_t), i.eq(next_i),
-                     running.eq(Mux(running, ~finish, self.start))]
-        with m.If(self.start | adv_i):
-            m.d.sync += bits.eq(self.node_bits.data.bits)
+        next_bits = Mux(self.start | adv_i, self.node_bits.data.bits, bits)
+        next_running = Mux(running, ~finish, self.start)
+        then_last_k = Mux(adv_k, k + 2 >= bits, next_bits <= 1)
+        then_last_q = Mux(adv_k, last_q, Mux(adv_q, q + 2 == Q, Q == 1))
+        then_last_t = Mux(adv_k | adv_q, last_t, Mux(adv_t, t + 2 == T, T == 1))
+        then_last_i = Mux(adv_k | adv_q | adv_t, last_i,
+                          Mux(adv_i, i + 2 == self.num_nodes, self.num_nodes == 1))
+        m.d.sync += [
+            k.eq(next_k), q.eq(next_q), t.eq(next_t), i.eq(next_i), bits.eq(next_bits),
+            running.eq(next_running), last_k.eq(then_last_k), last_q.eq(then_last_q),
+            last_t.eq(then_last_t), last_i.eq(then_last_i),
+            adv_k.eq(next_running & ~then_last_k),
+            adv_q.eq(next_running & then_last_k & ~then_last_q),
+            adv_t.eq(next_running & then_last_k & then_last_q & ~then_last_t),
+            adv_i.eq(next_running & then_last_k & then_last_q & then_last_t & ~then_last_i),
+            finish.eq(next_running & then_last_k & then_last_q & then_last_t & then_last_i),
+        ]
 
         # The read addresses of the next position, chosen among registers that hold every
         # candidate (src: i * S + q; weight: q * T + t), so no arithmetic precedes the read.
