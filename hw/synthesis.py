@@ -233,7 +233,8 @@ def synthesize(rtl: Path, target: str, work: Path, *, device: str | None = None,
 
 
 def critical_path(pnr: dict) -> dict | None:
-    """The slowest path of nextpnr's report: its end points and its logic and routing delay."""
+    """The slowest path of nextpnr's report: its end points, its logic and routing delay, and
+    its steps (clock-to-output, logic, routing, setup), each with the cell port it reaches."""
     paths = [p.get("path", []) for p in pnr.get("critical_paths", [])]
     paths = [p for p in paths if p]
     if not paths:
@@ -245,7 +246,10 @@ def critical_path(pnr: dict) -> dict | None:
     return {"from": worst[0].get("from", {}).get("cell"), "to": worst[-1].get("to", {}).get("cell"),
             "delay_ns": round(delay["logic"] + delay["routing"], 3),
             "logic_ns": round(delay["logic"], 3), "routing_ns": round(delay["routing"], 3),
-            "steps": len(worst)}
+            "steps": [{"type": step.get("type"), "delay_ns": round(step.get("delay", 0), 3),
+                       "to": "{cell}.{port}".format(**{"cell": None, "port": None,
+                                                       **step.get("to", {})})}
+                      for step in worst]}
 
 
 def verdict(r: dict) -> str:

@@ -35,6 +35,11 @@ def test_small_engine_synthesizes_and_places_on_ecp5(rtl, tmp_path):
     assert r["dsps"] == r["cells"].get("MULT18X18D", 0)
     assert r["fmax_mhz"] > 0 and r["timing_met"] == (r["fmax_mhz"] >= 25)
     assert r["fits"] is True and r["limits"] == [] and "25k" in r["verdict"]
+    cp = r["critical_path"]  # the slowest path, step by step, adds up to its delay
+    assert cp["steps"][0]["type"] == "clk-to-q" and cp["steps"][-1]["type"] == "setup"
+    assert sum(s["delay_ns"] for s in cp["steps"]) == pytest.approx(cp["delay_ns"], abs=0.01)
+    assert sum(s["delay_ns"] for s in cp["steps"] if s["type"] == "routing") == pytest.approx(
+        cp["routing_ns"], abs=0.01)
     comb = r["utilization"]["TRELLIS_COMB"]
     assert 0 < comb["used"] <= comb["available"] == 24288  # an LFE5U-25F
     tcl = (out / "vivado.tcl").read_text()
