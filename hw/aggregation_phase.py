@@ -6,6 +6,7 @@ from amaranth import Module, Mux, Signal
 
 from .engine_layout import FRAC, EngineConfig, aggregation_bound
 from .engine_phase import EnginePhase, delay
+from .in_order_reads import in_order_reads
 
 
 class AggregationPhase(EnginePhase):
@@ -61,17 +62,12 @@ class AggregationPhase(EnginePhase):
         begin = Signal(range(cfg.max_edges + 1), name="row_begin")
         end = Signal(range(cfg.max_edges + 1), name="row_end")
         own = Signal(name="own_term")  # GIN: the current item is the node's own term
-        ob = Signal.like(self.scalars.data.op_bits, name="op_bits")  # taken at start
-        # indptr is read in order, one word a cycle while a two-entry queue has room, from a
-        # registered address; the walker takes the queue's head (or, when it is empty, the word
-        # arriving from the read port) each time it moves to a node, so no read address waits
-        # on the walker's decision.
-        read_at = Signal(range(n + 2), name="indptr_read_at")  # n + 1: every word read
-        arriving = Signal(name="indptr_arriving")  # a word read last cycle is on the port
-        queue = [Signal.like(self.indptr.data, name=f"indptr_queue_{j}") for j in range(2)]
-        count = Signal(range(3), name="indptr_count")
-        ptr = Mux(count == 0, self.indptr.data, queue[0])
-        take = Signal(name="indptr_take")
+        ob = Signal.like(self.scalars.data.op_bits, name="op_bits")
+        # indptr is read in order ahead of the walker, which takes the next word each time it
+        # moves to a node, so no read address waits on the walker's decision.
+        take, idle = Signal(name="indptr_take"), Signal(name="walker_idle")
+        ptr, _ = in_order_reads(m, self.indptr, start=self.start, idle=idle, take=take,
+                                name="indptr")
         # The position's flags and the move the walker makes this cycle are registers, each
         # computed the cycle before from the position moved to, so that the indices read
         # address is a choice among registers made by registers. ``row_empty``: begin == end;
@@ -81,12 +77,13 @@ class AggregationPhase(EnginePhase):
         adv_k, adv_item, adv_t, adv_i, finish = (
             Signal(name=x) for x in ("adv_plane", "adv_item", "adv_tile", "adv_node", "finish"))
         with m.FSM(name=f"agg{self.layer}_walker") as fsm:
-            with m.State("IDLE"):
+            with m.State("IDLE"):  # start: indptr[0] is read
                 with m.If(self.start):
-                    m.d.sync += ob.eq(self.scalars.data.op_bits)
-                    m.next = "READ_BEGIN"
+                    m.next = "WAIT"
+            with m.State("WAIT"):
+                m.next = "READ_BEGIN"
             with m.State("READ_BEGIN"):  # ptr is indptr[0]
-                m.d.sync += end.eq(ptr)
+                m.d.sync += [end.eq(ptr), ob.eq(self.scalars.data.op_bits)]
                 m.next = "READ_END"
             with m.State("READ_END"):  # ptr is indptr[1]: moves to node 0's row, as adv_i
                 m.next = "WALK"
@@ -131,45 +128,27 @@ class AggregationPhase(EnginePhase):
             adv_i.eq(next_walk & then_last_k & ~then_more & then_last_t & ~then_last_i),
             finish.eq(next_walk & then_last_k & ~then_more & then_last_t & then_last_i),
         ]
-        # The queue: READ_BEGIN and READ_END take indptr[0] and [1] as they arrive, the walker
-        # one word per node after that.
-        m.d.comb += take.eq(fsm.ongoing("READ_BEGIN") | new_row)
-        issue = ~fsm.ongoing("IDLE") & (count + arriving < 2) & (read_at != n + 1)
-        with m.If(fsm.ongoing("IDLE")):
-            m.d.sync += [read_at.eq(Mux(self.start, 1, 0)), arriving.eq(self.start),
-                         count.eq(0)]
-        with m.Else():
-            m.d.sync += [read_at.eq(read_at + issue), arriving.eq(issue)]
-            stored = Mux(take, Mux(count == 0, 0, count - 1), count)
-            with m.If(arriving & ~(take & (count == 0))):  # queue the arriving word
-                m.d.sync += queue[0].eq(Mux(stored == 0, self.indptr.data, queue[0]))
-                m.d.sync += queue[1].eq(Mux(stored == 1, self.indptr.data, queue[1]))
-                m.d.sync += count.eq(stored + 1)
-            with m.Else():
-                m.d.sync += count.eq(stored)
-            with m.If(take & (count != 0)):  # the head leaves
-                m.d.sync += queue[0].eq(Mux(arriving & (stored == 0), self.indptr.data,
-                                            queue[1]))
-        m.d.comb += [
-            self.indptr.addr.eq(read_at),
-            self.indices.addr.eq(Mux(walk | enter, next_e, 0)),
-        ]
+        m.d.comb += [idle.eq(fsm.ongoing("IDLE")), take.eq(fsm.ongoing("READ_BEGIN") | new_row),
+                     self.indices.addr.eq(Mux(walk | enter, next_e, 0))]
 
-        # The item's node (indices[e] is on the read port now) is registered, then its
-        # operand word's address (j * stride + t); the word and the coefficient are read the
-        # cycle after.
+        # The item's node (indices[e], on the read port a cycle after the walker was at e) is
+        # registered, then its operand word's address (j * stride + t); the word and the
+        # coefficient are on the read ports two cycles after.
         first_item = own if not gcn else (e == begin)
-        walker = {"plane": k, "node": i, "tile": t, "valid": walk, "own": own, "empty": empty,
-                  "first": first_item & (k == 0), "last": last_k & ~more}
-        item = delay(m, {"j": Mux(own, i, self.indices.data), "t": t}, "a")
-        c_a = delay(m, walker, "a")
+        c_w = delay(m, {"plane": k, "node": i, "tile": t, "valid": walk, "own": own,
+                        "empty": empty, "first": first_item & (k == 0), "last": last_k & ~more},
+                    "w")
+        item = delay(m, {"j": Mux(c_w["own"], c_w["node"], self.indices.data), "t": c_w["tile"]},
+                     "a")
+        c_a = delay(m, c_w, "a")
         addr = delay(m, {"address": item["j"] * self.src_stride + item["t"], "j": item["j"]},
                      "b")
         c_b = delay(m, c_a, "b")
         m.d.comb += self.src.addr.eq(Mux(c_b["valid"], addr["address"], 0))
         if gcn:
             m.d.comb += self.norm_j.addr.eq(Mux(c_b["valid"], addr["j"], 0))
-        c1 = delay(m, c_b, "1")
+        c_r = delay(m, c_b, "r")
+        c1 = delay(m, c_r, "1")
         k1, node1, tile1, valid1 = c1["plane"], c1["node"], c1["tile"], c1["valid"]
         own1, empty1, first1, last1 = c1["own"], c1["empty"], c1["first"], c1["last"]
 
@@ -193,8 +172,8 @@ class AggregationPhase(EnginePhase):
             term = Mux(c2["negative"], -term, term)
             terms.append(delay(m, {f"term_{c}": Mux(c2["empty"], 0, term)}, "3")[f"term_{c}"])
         c3 = delay(m, c2, "3")
-        self.accumulate(m, c3, terms, ~fsm.ongoing("IDLE") | c_a["valid"] | c_b["valid"] |
-                        valid1 | c2["valid"] | c3["valid"])
+        self.accumulate(m, c3, terms, ~idle | c_w["valid"] | c_a["valid"] | c_b["valid"] |
+                        c_r["valid"] | valid1 | c2["valid"] | c3["valid"])
         return m
 
     def constants_of(self):

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from functools import reduce
+from operator import or_
+
 from amaranth import Module, Mux, Signal
 
 from .engine_layout import EngineConfig, combination_bound
 from .engine_phase import EnginePhase, delay, tree_levels
+from .in_order_reads import in_order_reads
+from .memory_requests import READ_LATENCY
 
 
 class CombinationPhase(EnginePhase):
@@ -51,8 +56,13 @@ class CombinationPhase(EnginePhase):
         q = Signal(range(max(Q, 2)), name="chunk")
         k = Signal(range(cfg.max_bits), name="plane")
         running = Signal()
-        # Node i's bits, registered: the read port holds node i + 1's while the walker is on
-        # node i, taken when it moves on (node 0's is read while the phase is idle).
+        # start -> READ_LATENCY cycles for node 0's bits -> ``launch``: the walker runs from
+        # the next cycle.
+        starting = [Signal(name=f"starting_{j}") for j in range(READ_LATENCY)]
+        m.d.sync += [starting[0].eq(self.start)]
+        m.d.sync += [b.eq(a) for a, b in zip(starting, starting[1:])]
+        launch = starting[-1]
+        # Node i's bits, registered, taken from the node fields read in order ahead of the walker.
         bits = Signal(range(cfg.max_bits + 1), name="node_bits")
         # The position's flags and the move the walker makes this cycle are registers, each
         # computed the cycle before from the position moved to, so that the read addresses
@@ -60,12 +70,15 @@ class CombinationPhase(EnginePhase):
         last_k, last_q, last_t, last_i = (Signal(name=f"last_{x}") for x in "kqti")
         adv_k, adv_q, adv_t, adv_i, finish = (
             Signal(name=x) for x in ("adv_plane", "adv_chunk", "adv_tile", "adv_node", "finish"))
+        upcoming, _ = in_order_reads(m, self.node_bits, start=self.start,
+                                     idle=~running & ~reduce(or_, starting),
+                                     take=launch | adv_i, name="bits")
         next_k = Mux(adv_k, k + 1, 0)
         next_q = Mux(adv_k, q, Mux(adv_q, q + 1, 0))
         next_t = Mux(adv_k | adv_q, t, Mux(adv_t, t + 1, 0))
         next_i = Mux(adv_k | adv_q | adv_t, i, Mux(adv_i, i + 1, 0))
-        next_bits = Mux(self.start | adv_i, self.node_bits.data.bits, bits)
-        next_running = Mux(running, ~finish, self.start)
+        next_bits = Mux(launch | adv_i, upcoming.bits, bits)
+        next_running = Mux(running, ~finish, launch)
         then_last_k = Mux(adv_k, k + 2 >= bits, next_bits <= 1)
         then_last_q = Mux(adv_k, last_q, Mux(adv_q, q + 2 == Q, Q == 1))
         then_last_t = Mux(adv_k | adv_q, last_t, Mux(adv_t, t + 2 == T, T == 1))
@@ -99,18 +112,19 @@ class CombinationPhase(EnginePhase):
         m.d.comb += [
             self.src.addr.eq(src_addr),
             self.weight.addr.eq(w_addr),
-            self.node_bits.addr.eq(Mux(running, Mux(adv_i, i + 2, i + 1), self.start)),
         ]
 
-        # Stage 1: the walker's words are on the read ports (their addresses followed its
-        # position): each weight gated by its input's bit of plane k, registered.
+        # Stage 0: the walker's words are read (READ_LATENCY cycles). Stage 1: they are on the
+        # read ports; each weight gated by its input's bit of plane k, registered.
+        ctl = [delay(m, {"plane": k, "node": i, "tile": t, "valid": running,
+                         "first": (q == 0) & (k == 0), "last": last_k & last_q}, "0")]
         codes, w = self.src.data, self.weight.data
         field_bits = len(codes[0])
-        plane = [codes[f] if field_bits == 1 else codes[f].bit_select(k, 1) for f in range(P)]
+        plane = [codes[f] if field_bits == 1 else codes[f].bit_select(ctl[0]["plane"], 1)
+                 for f in range(P)]
         gated = [delay(m, {f"gated_{f}_{c}": Mux(plane[f], w[f][c], 0) for f in range(P)},
                        "1") for c in range(P)]
-        ctl = [delay(m, {"plane": k, "node": i, "tile": t, "valid": running,
-                         "first": (q == 0) & (k == 0), "last": last_k & last_q}, "1")]
+        ctl.append(delay(m, ctl[-1], "1"))
         # Stages 2 and 3: each lane's adder tree, half its levels a stage.
         levels = (P - 1).bit_length()
         half = [delay(m, {f"tree_{c}_{j}": v for j, v in enumerate(
@@ -123,7 +137,7 @@ class CombinationPhase(EnginePhase):
         shifted = [delay(m, {f"shifted_{c}": sums[c][f"plane_sum_{c}"] << ctl[-1]["plane"]},
                          "4")[f"shifted_{c}"] for c in range(P)]
         ctl.append(delay(m, ctl[-1], "4"))
-        in_flight = running
+        in_flight = running | reduce(or_, starting)
         for stage in ctl[:-1]:
             in_flight = in_flight | stage["valid"]
         self.accumulate(m, ctl[-1], shifted, in_flight | ctl[-1]["valid"])

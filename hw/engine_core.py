@@ -197,8 +197,10 @@ class EngineCore(wiring.Component):
                            init_file=f"{name}.hex" if spec.loaded else "",
                            we=en, waddr=addr, wdata=word, raddr_a=reads["A"],
                            raddr_b=reads["B"])
-            for port, d in zip(("A", "B"), read_data):
-                m.d.comb += [req.data.eq(d) for req in hub.reads.get((name, port), [])]
+            for port, d in zip(("A", "B"), read_data):  # registered: READ_LATENCY
+                registered = Signal.like(d, name=f"{name}_read_{port}")
+                m.d.sync += registered.eq(d)
+                m.d.comb += [req.data.eq(registered) for req in hub.reads.get((name, port), [])]
 
         for i, ph in enumerate(phases):
             m.submodules[f"phase{i}_{type(ph).__name__}"] = ph

@@ -63,16 +63,18 @@ class EnginePhase(Elaboratable):
         tile = Signal.like(ctl["tile"], name="tile_done")
         with m.If(ctl["valid"]):
             m.d.sync += [a.eq(Mux(ctl["first"], 0, a) + term) for a, term in zip(acc, terms)]
-        m.d.sync += [emit.eq(ctl["valid"] & ctl["last"]), node.eq(ctl["node"]),
-                     tile.eq(ctl["tile"])]
+        finishing = ctl["valid"] & ctl["last"]
+        m.d.sync += [emit.eq(finishing), node.eq(ctl["node"]), tile.eq(ctl["tile"])]
+        # The node's and the tile's constants are read as the last term comes in, two cycles
+        # (READ_LATENCY) before they are due.
+        m.d.comb += [req.addr.eq(Mux(finishing, ctl["node"], 0)) for req in self.node_requests]
+        m.d.comb += self.cols.addr.eq(Mux(finishing, ctl["tile"], 0))
         self.present(m, emit, node, tile, acc, busy | emit)
 
     def present(self, m: Module, emit, node, tile, acc: list, walker_busy) -> None:
         """Hand the accumulated ``acc`` of (``node``, ``tile``), finished while ``emit``, to
-        the requantization: the node's and the tile's constants are read now and presented
-        the next cycle. Drives ``busy`` from ``walker_busy`` and the datapath."""
-        m.d.comb += [req.addr.eq(Mux(emit, node, 0)) for req in self.node_requests]
-        m.d.comb += self.cols.addr.eq(Mux(emit, tile, 0))
+        the requantization, and its constants (on the read ports from the next cycle) the
+        cycle after. Drives ``busy`` from ``walker_busy`` and the datapath."""
         m.d.comb += [self.result_valid.eq(emit), self.result_node.eq(Mux(emit, node, 0)),
                      self.result_tile.eq(Mux(emit, tile, 0))]
         m.d.comb += [r.eq(Mux(emit, a, 0)) for r, a in zip(self.result_acc, acc)]

@@ -2,8 +2,9 @@
 
 The engine's phases run one at a time, so they share each memory's ports: a phase drives its
 request's address (and write enable) to zero while it is idle, and the engine ORs the requests
-of every phase into the port. Read ports are synchronous: ``data`` is the word at the address of
-the previous cycle.
+of every phase into the port. A read takes :data:`READ_LATENCY` cycles: ``data`` is the word at
+the address of two cycles before, the block RAM's output registered once more before any logic
+sees it (an ECP5 block RAM's output arrives 5.6 ns after the clock, over half of a 100 MHz cycle).
 """
 
 from __future__ import annotations
@@ -11,6 +12,9 @@ from __future__ import annotations
 from amaranth import Signal
 
 from .engine_layout import MemorySpec
+
+#: Cycles from a read request's address to its ``data``.
+READ_LATENCY = 2
 
 
 class ReadRequest:

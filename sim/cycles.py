@@ -42,16 +42,18 @@ COMBINATION_RUN_LATENCY = 1
 #: (``BitSerialAggregation.RUN_LATENCY``: two ``indptr`` reads, two pipeline stages, the last
 #: result, ``busy`` falling).
 AGGREGATION_RUN_LATENCY = 6
-#: Engine combination phase beyond its walker's work: the launch cycle, the gated weights, two
+#: Engine combination phase beyond its walker's work: the launch cycle, two cycles for node 0's
+#: bits (``memory_requests.READ_LATENCY``), the memory words read, the gated weights, two
 #: adder-tree stages, the shift and the accumulate stage, the result presented,
 #: ``requantization.DEPTH`` (17) stages to the write, and the sequencer's cycle seeing ``busy``
 #: low (``hw/combination_phase.py``).
-COMBINATION_PHASE_OVERHEAD = 24
-#: Engine aggregation phase beyond its walker's work: the launch cycle, two cycles reading
-#: ``indptr[0]`` and ``indptr[1]``, the item's node and its operand's address registered, the
-#: operand read, its bit, the term and the accumulate stage, the result presented,
-#: ``requantization.DEPTH`` stages and the sequencer's cycle (``hw/aggregation_phase.py``).
-AGGREGATION_PHASE_OVERHEAD = 27
+COMBINATION_PHASE_OVERHEAD = 27
+#: Engine aggregation phase beyond its walker's work: the launch cycle, three cycles reading
+#: ``indptr[0]`` and ``indptr[1]``, the ``indices`` word read, the item's node and its
+#: operand's address registered, the operand read (two cycles), its bit, the term and the
+#: accumulate stage, the result presented, ``requantization.DEPTH`` stages and the
+#: sequencer's cycle (``hw/aggregation_phase.py``).
+AGGREGATION_PHASE_OVERHEAD = 30
 
 
 def _check_lanes(lanes: int) -> None:

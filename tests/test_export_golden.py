@@ -68,11 +68,12 @@ def test_cycle_model_by_hand():
     e = engine_cycles(g, lanes=2)
     assert list(e) == ["layer1.combination", "layer1.aggregation", "layer2.combination",
                        "layer2.aggregation", "total"]
-    # the walker's work plus the pipeline: launch; gated weights, two tree stages, shift,
-    # accumulate; presented; 17 requantization stages; busy seen low. Aggregation: launch, two
-    # indptr reads, the item's node and address registered, operand read, bit, term,
-    # accumulate, presented, 17 stages, busy seen low.
-    assert e["layer2.combination"] == 3 + 6 + 24 + 24 and e["layer2.aggregation"] == 24 + 27
+    # the walker's work plus the pipeline: launch; node 0's bits; the words read; gated
+    # weights, two tree stages, shift, accumulate; presented; 17 requantization stages; busy
+    # seen low. Aggregation: launch, indptr[0] and [1], the indices word, the item's node and
+    # address registered, operand read, bit, term, accumulate, presented, 17 stages, busy seen
+    # low.
+    assert e["layer2.combination"] == 3 + 6 + 24 + 27 and e["layer2.aggregation"] == 24 + 30
 
 
 # ----------------------------------------------------------------------- round trip, errors
