@@ -5,7 +5,7 @@ from __future__ import annotations
 from amaranth import Module, Mux, Signal
 
 from .engine_layout import FRAC, EngineConfig, aggregation_bound
-from .engine_phase import EnginePhase, delay
+from .engine_phase import EnginePhase, delay, one_hot
 from .in_order_reads import in_order_reads
 
 
@@ -95,8 +95,12 @@ class AggregationPhase(EnginePhase):
         new_row = adv_i | enter  # begin, end = end, ptr
         empty = ~own & row_empty
         stay = adv_k | adv_item | adv_t
-        next_e = Mux(adv_k, e, Mux(adv_item, Mux(own, begin, e_next),
-                                   Mux(adv_t, begin, Mux(new_row, end, e))))
+        # The next item's edge, among registers chosen by registers: e (the next plane),
+        # begin (the row's first item again: GIN's own term done, or the next tile), e + 1
+        # (the next item), end (the next row); 0 while the walker reads nothing.
+        at_begin, at_e_next, at_end = (
+            Signal(name=f"edge_from_{x}") for x in ("begin", "next", "end"))
+        next_e = one_hot([(adv_k, e), (at_begin, begin), (at_e_next, e_next), (at_end, end)])
         next_own = Mux(adv_k, own, Mux(adv_item, 0, int(not gcn)))
         next_row_empty = Mux(new_row, end == ptr, row_empty)
         next_walk = enter | (walk & ~finish)
@@ -106,7 +110,7 @@ class AggregationPhase(EnginePhase):
             i.eq(Mux(stay, i, Mux(adv_i, i + 1, 0))),
             own.eq(next_own),
         ]
-        with m.If(walk | enter):
+        with m.If(walk | enter):  # in WALK, finish reads nothing and leaves e at 0
             m.d.sync += [e.eq(next_e), e_next.eq(next_e + 1)]
         with m.If(new_row):
             m.d.sync += [begin.eq(end), end.eq(ptr)]
@@ -128,8 +132,16 @@ class AggregationPhase(EnginePhase):
             adv_i.eq(next_walk & then_last_k & ~then_more & then_last_t & ~then_last_i),
             finish.eq(next_walk & then_last_k & ~then_more & then_last_t & then_last_i),
         ]
+        then_adv_item = next_walk & then_last_k & then_more
+        m.d.sync += [
+            at_begin.eq((then_adv_item & next_own) |
+                        (next_walk & then_last_k & ~then_more & ~then_last_t)),
+            at_e_next.eq(then_adv_item & ~next_own),
+            at_end.eq(fsm.ongoing("READ_BEGIN") |
+                      (next_walk & then_last_k & ~then_more & then_last_t & ~then_last_i)),
+        ]
         m.d.comb += [idle.eq(fsm.ongoing("IDLE")), take.eq(fsm.ongoing("READ_BEGIN") | new_row),
-                     self.indices.addr.eq(Mux(walk | enter, next_e, 0))]
+                     self.indices.addr.eq(next_e)]
 
         # The item's node (indices[e], on the read port a cycle after the walker was at e) is
         # registered, then its operand word's address (j * stride + t); the word and the

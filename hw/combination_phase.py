@@ -8,7 +8,7 @@ from operator import or_
 from amaranth import Module, Mux, Signal
 
 from .engine_layout import EngineConfig, combination_bound
-from .engine_phase import EnginePhase, delay, tree_levels
+from .engine_phase import EnginePhase, delay, one_hot, tree_levels
 from .in_order_reads import in_order_reads
 from .memory_requests import READ_LATENCY
 
@@ -102,9 +102,9 @@ class CombinationPhase(EnginePhase):
         row, row_step = Signal(range(n * S + 1)), Signal(range(n * S + S + 1), init=S)
         w_now, w_step = Signal(range(Q * T + 1)), Signal(range(Q * T + T + 1), init=T)
         t_step = Signal(range(T + 2), init=1)
-        src_addr = Mux(adv_k, src_now, Mux(adv_q, src_step, Mux(adv_t, row, Mux(adv_i, row_step,
-                                                                                 0))))
-        w_addr = Mux(adv_k, w_now, Mux(adv_q, w_step, Mux(adv_t, t_step, 0)))
+        src_addr = one_hot([(adv_k, src_now), (adv_q, src_step), (adv_t, row),
+                            (adv_i, row_step)])
+        w_addr = one_hot([(adv_k, w_now), (adv_q, w_step), (adv_t, t_step)])
         new_row = Mux(adv_i, row_step, Mux(running & ~finish, row, 0))
         m.d.sync += [src_now.eq(src_addr), src_step.eq(src_addr + 1), row.eq(new_row),
                      row_step.eq(new_row + S), w_now.eq(w_addr), w_step.eq(w_addr + T),

@@ -3,6 +3,9 @@ its side of the shared requantization (:mod:`a2q.hw.requantization`)."""
 
 from __future__ import annotations
 
+from functools import reduce
+from operator import or_
+
 from amaranth import Elaboratable, Module, Mux, Signal, Value, signed
 from amaranth.lib import data
 
@@ -109,6 +112,13 @@ def delay(m: Module, values: dict, name: str) -> dict:
         out[key] = Signal(v.shape(), name=f"{key}_{name}")
         m.d.sync += out[key].eq(v)
     return out
+
+
+def one_hot(choices) -> Value:
+    """The value of the ``(select, value)`` pair whose select is high, or 0 when none is: an
+    AND-OR of constant depth, where a chain of ``Mux`` grows a level with each choice. The
+    selects must be one-hot or all low."""
+    return reduce(or_, (Mux(select, value, 0) for select, value in choices))
 
 
 def tree_levels(values: list, levels: int) -> list:
