@@ -154,11 +154,14 @@ def quartus_tcl(top: str, sources: list[str]) -> str:
 
 def synthesize(rtl: Path, target: str, work: Path, *, device: str | None = None,
                package: str | None = None, freq_mhz: float = 100.0,
-               place_and_route: bool = True) -> dict:
+               place_and_route: bool = True, route: bool = True) -> dict:
     """Run the flow for ``target`` on the RTL folder ``rtl`` in the folder ``work`` (created;
     each stage's log stays there, also when the stage fails); returns the report, written
     last as ``report.json`` and ``report.md`` (a failed run leaves none).
-    ``place_and_route=False`` stops after Yosys and the fit check (``placed: false``)."""
+    ``place_and_route=False`` stops after Yosys and the fit check (``placed: false``);
+    ``route=False`` after placement (``routed: false``): ``fmax_placed_mhz``, nextpnr's
+    estimate from the placement, is then the only frequency (routing the full engine takes
+    hours on a small machine; the estimate comes in minutes)."""
     if target not in TARGETS:
         raise SynthesisError(f"unknown target {target!r}: expected one of {', '.join(TARGETS)}")
     rtl, work = Path(rtl).resolve(), Path(work).resolve()
@@ -201,13 +204,16 @@ def synthesize(rtl: Path, target: str, work: Path, *, device: str | None = None,
     limits = fit_limits(target, device, report)
     report["fits"] = None if limits is None else not limits
     report["limits"] = limits or []
-    report["placed"] = False
+    report.update(placed=False, routed=False, fmax_placed_mhz=None)
     if t["pnr"] and not limits and place_and_route:
-        report["placed"] = True
+        report.update(placed=True, routed=route)
+        # Not quiet: the log shows the placer's and the router's progress as they go.
         cmd = [_tool(t["pnr"]), f"--{device}", "--package", package, "--json", "netlist.json",
-               "--freq", str(freq_mhz), "--report", "pnr.json", "--timing-allow-fail", "-q"]
+               "--freq", str(freq_mhz), "--report", "pnr.json", "--timing-allow-fail"]
         if target == "ecp5":
             cmd.append("--out-of-context")
+        if not route:
+            cmd.append("--no-route")
         log = work / "nextpnr.log"
         try:
             _run("nextpnr place and route", cmd, work, log)
@@ -218,18 +224,27 @@ def synthesize(rtl: Path, target: str, work: Path, *, device: str | None = None,
             report.update(fits=False, limits=[limit])
         else:
             report["fits"] = True
+            report["fmax_placed_mhz"] = placement_estimate(log.read_text(errors="replace"))
             pnr = json.loads((work / "pnr.json").read_text())
             fmax = [c["achieved"] for c in pnr.get("fmax", {}).values()]
-            report["fmax_mhz"] = round(min(fmax), 2) if fmax else None
+            report["fmax_mhz"] = round(min(fmax), 2) if fmax and route else None
             report["utilization"] = {k: {"used": v["used"], "available": v["available"],
                                          "percent": round(100 * v["used"] / v["available"], 2)}
                                      for k, v in pnr.get("utilization", {}).items() if v["used"]}
-            report["timing_met"] = (report["fmax_mhz"] is not None
+            report["timing_met"] = (route and report["fmax_mhz"] is not None
                                     and report["fmax_mhz"] >= freq_mhz)
             report["critical_path"] = critical_path(pnr)
     report["verdict"] = verdict(report)
     _write_report(work, report)
     return report
+
+
+def placement_estimate(log: str) -> float | None:
+    """nextpnr's Fmax estimate after placement: the slowest clock's "Max frequency" in its log
+    before routing starts (a routed run reports the routed figures after it)."""
+    placed = re.split(r"Routing globals|Info: Routing\.\.|Running router2", log, maxsplit=1)[0]
+    found = re.findall(r"Max frequency for clock '[^']*': ([0-9.]+) MHz", placed)
+    return min(float(f) for f in found) if found else None
 
 
 def critical_path(pnr: dict) -> dict | None:
@@ -264,6 +279,10 @@ def verdict(r: dict) -> str:
     if r["fmax_mhz"] is None and r.get("fits") and not r.get("placed"):
         return (f"fits the {where} by Yosys's cell counts; not placed and routed, so no Fmax "
                 f"(a2q synth places and routes)")
+    if r["fmax_mhz"] is None and r.get("placed") and not r.get("routed"):
+        met = "meets" if (r["fmax_placed_mhz"] or 0) >= r["freq_target_mhz"] else "misses"
+        return (f"fits the {where} (placed) and {met} {r['freq_target_mhz']} MHz by "
+                f"nextpnr's estimate after placement, {r['fmax_placed_mhz']} MHz; not routed")
     if r["fmax_mhz"] is None:
         return f"synthesized for the {where}; no place and route figures"
     if r["timing_met"]:

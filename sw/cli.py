@@ -242,16 +242,18 @@ def _cmd_sim(args) -> int:
 def _cmd_synth(args) -> int:
     from a2q.hw.synthesis import SynthesisError, synthesize
 
-    then = "" if args.no_place else ", then nextpnr"
+    then = "" if args.no_place else ", then nextpnr" + (" placement" if args.no_route else "")
     print(f"synthesizing {args.rtl} for {args.target} (Yosys{then}; minutes on large "
           "designs)", file=sys.stderr)
     try:
         r = synthesize(args.rtl, args.target, args.out, device=args.device,
                        package=args.package, freq_mhz=args.freq,
-                       place_and_route=not args.no_place)
+                       place_and_route=not args.no_place, route=not args.no_route)
     except SynthesisError as exc:
         raise A2QError(f"synth: {exc}") from None
     fmax = "n/a" if r["fmax_mhz"] is None else f"{r['fmax_mhz']} MHz"
+    if r["fmax_mhz"] is None and r.get("fmax_placed_mhz") is not None:
+        fmax = f"{r['fmax_placed_mhz']} MHz estimated after placement"
     print(f"{args.out}: {r['top']} on {r['target']} {r['device']}: LUTs {r['luts']}, FFs "
           f"{r['ffs']}, BRAMs {r['brams']}, DSPs {r['dsps']}, Fmax {fmax} (target {args.freq} "
           f"MHz)")
@@ -311,8 +313,8 @@ def _cmd_bench_timing(args) -> int:
 
     run_timing_bench(args.out, dataset=args.dataset, model=args.model, seed=args.seed,
                      lanes=args.lanes, max_nodes=args.max_nodes, max_edges=args.max_edges,
-                     device=args.device, freq_mhz=args.freq, data_root=args.data_root,
-                     progress=lambda s: print(s, flush=True))
+                     device=args.device, freq_mhz=args.freq, route=not args.no_route,
+                     data_root=args.data_root, progress=lambda s: print(s, flush=True))
     return 0
 
 
@@ -411,6 +413,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--freq", type=float, default=100.0, help="target clock in MHz")
     p.add_argument("--no-place", action="store_true",
                    help="stop after Yosys and the fit check (no nextpnr, no Fmax)")
+    p.add_argument("--no-route", action="store_true",
+                   help="stop after placement: Fmax is nextpnr's estimate from the placement "
+                        "(minutes; routing a large design takes hours)")
     p.add_argument("--out", required=True,
                    help="folder for the logs and report.json/md (exit 1 when the design does "
                         "not fit the device; the report says what limits it)")
@@ -510,6 +515,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--max-edges", type=int, help="as --max-nodes")
     b.add_argument("--device", default="85k")
     b.add_argument("--freq", type=float, default=100.0)
+    b.add_argument("--no-route", action="store_true",
+                   help="stop after placement: Fmax is nextpnr's estimate from the placement")
     b.add_argument("--data-root")
     b.set_defaults(func=_cmd_bench_timing)
     return parser

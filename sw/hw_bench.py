@@ -32,7 +32,7 @@ def _engine_runs(graph: Path, work: Path, *, lanes: int, baselines, progress) ->
 
 
 def _synthesize(cfg, words: dict, work: Path, *, device: str, freq: float,
-                place_and_route: bool = True) -> dict:
+                place_and_route: bool = True, route: bool = True) -> dict:
     """The engine of ``cfg`` (memories filled from ``words``, the rest zero) through
     ``a2q synth``'s ECP5 flow in ``work``; the report with the seconds it took."""
     from a2q.hw.layer_engine import LayerEngine
@@ -45,7 +45,7 @@ def _synthesize(cfg, words: dict, work: Path, *, device: str, freq: float,
                      init_files=lambda f: write_init_files(cfg, words, f))
     t0 = time.perf_counter()
     r = synthesize(rtl, "ecp5", work / f"synth-{cfg.lanes}", device=device, freq_mhz=freq,
-                   place_and_route=place_and_route)
+                   place_and_route=place_and_route, route=route)
     r["seconds"] = round(time.perf_counter() - t0, 1)
     return r
 
@@ -129,12 +129,15 @@ def run_hw_bench(out: str | os.PathLike, *, datasets=("Cora", "CiteSeer"),
 def run_timing_bench(out: str | os.PathLike, *, dataset: str = "Cora", model: str = "gcn",
                      seed: int = 0, lanes=(16,), max_nodes: int | None = None,
                      max_edges: int | None = None, device: str = "85k",
-                     freq_mhz: float = 100.0, data_root=None, progress=print) -> dict:
+                     freq_mhz: float = 100.0, route: bool = True, data_root=None,
+                     progress=print) -> dict:
     """The engine for ``dataset``/``model`` through Yosys and nextpnr: Fmax, critical path.
     By default its memories hold the trained export (the engine ``a2q flow`` builds);
     ``max_nodes`` / ``max_edges`` size them down instead (zero-filled), for a quicker look at
-    the logic alone. Writes ``timing.json`` and ``timing.md``; the latency column is the full
-    graph's cycles (cycle model, equal to the RTL's in every test) at that Fmax."""
+    the logic alone. ``route=False`` stops after placement: Fmax is then nextpnr's estimate
+    from the placement (routing the full engine takes hours here). Writes ``timing.json`` and
+    ``timing.md``; the latency column is the full graph's cycles (cycle model, equal to the
+    RTL's in every test) at that Fmax."""
     from a2q.sim.annotated_graph import read_graph
     from a2q.sim.cycles import engine_cycles
     from a2q.sim.engine_image import engine_config, memory_words
@@ -148,18 +151,21 @@ def run_timing_bench(out: str | os.PathLike, *, dataset: str = "Cora", model: st
         for n in lanes:
             cfg = engine_config(g, lanes=n, max_nodes=max_nodes, max_edges=max_edges)
             full = max_nodes is None and max_edges is None
-            progress(f"{n} lanes: Yosys and nextpnr for ECP5 {device} (the full engine: about "
-                     f"an hour)" if full else f"{n} lanes: Yosys and nextpnr (minutes)")
+            stages = "Yosys and nextpnr" + ("" if route else " placement")
+            progress(f"{n} lanes: {stages} for ECP5 {device}" + (
+                "" if not full else " (the full engine: hours)" if route else
+                " (the full engine: about half an hour)"))
             r = _synthesize(cfg, memory_words(cfg, g) if full else {}, tmp, device=device,
-                            freq=freq_mhz)
+                            freq=freq_mhz, route=route)
             cycles = engine_cycles(g, lanes=n)["total"]
+            fmax = r["fmax_mhz"] or r["fmax_placed_mhz"]
             rows.append({"lanes": n, "max_nodes": max_nodes, "max_edges": max_edges,
                          "seconds": r["seconds"], "cycles": cycles,
-                         "latency_us": (round(cycles / r["fmax_mhz"], 1) if r["fmax_mhz"]
-                                        else None),
+                         "latency_us": round(cycles / fmax, 1) if fmax else None,
                          **{k: r.get(k) for k in ("luts", "carries", "ffs", "brams", "dsps",
-                                                 "lutram", "fits", "limits", "fmax_mhz",
-                                                 "timing_met", "critical_path", "verdict")}})
+                                                 "lutram", "fits", "limits", "routed",
+                                                 "fmax_placed_mhz", "fmax_mhz", "timing_met",
+                                                 "critical_path", "verdict")}})
             progress(f"{n} lanes: {r['verdict']}")
     result = {"command": "a2q bench timing", "dataset": dataset, "model": model, "seed": seed,
               "device": f"ecp5 {device}", "freq_target_mhz": freq_mhz, "rows": rows}
@@ -169,22 +175,28 @@ def run_timing_bench(out: str | os.PathLike, *, dataset: str = "Cora", model: st
     command = " ".join(["a2q bench timing", f"--dataset {dataset} --model {model} --seed {seed}",
                         "--lanes " + " ".join(map(str, lanes)),
                         *([f"--max-nodes {max_nodes}"] if max_nodes else []),
-                        *([f"--max-edges {max_edges}"] if max_edges else [])])
+                        *([f"--max-edges {max_edges}"] if max_edges else []),
+                        *([] if route else ["--no-route"])])
     result["command"] = command
     lines = [
         "# The engine on an FPGA: Fmax and the critical path", "",
         f"`{command}`: the {dataset} {model.upper()} engine's core (x and the logits "
         f"off-chip) with {memories}, through Yosys (`a2q synth`'s ECP5 script) and nextpnr "
-        f"for the ECP5 {device}, out of context. **latency** = the whole graph's cycles (cycle "
-        "model, equal to the RTL's in every test) at that Fmax.", "",
-        "| lanes | LUT4 | CCU2C | FF | DP16KD | MULT18X18D | Fmax MHz | target met | cycles | "
-        "latency µs | critical path | synth s |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        f"for the ECP5 {device}, out of context. **placed** = nextpnr's Fmax estimate after "
+        "placement; **routed** = its Fmax after routing"
+        + ("" if route else " (not run: `--no-route`)") + ". **latency** = the whole graph's "
+        "cycles (cycle model, equal to the RTL's in every test) at the routed Fmax, or the "
+        "placed one when not routed.", "",
+        "| lanes | LUT4 | CCU2C | FF | DP16KD | MULT18X18D | placed MHz | routed MHz | "
+        "target met | cycles | latency µs | critical path | synth s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         cp = r["critical_path"] or {}
         path = (f"{cp['from']} -> {cp['to']}: {cp['delay_ns']} ns ({cp['logic_ns']} logic, "
                 f"{cp['routing_ns']} routing)") if cp else "n/a"
         lines.append(f"| {r['lanes']} | {r['luts']} | {r['carries']} | {r['ffs']} | {r['brams']} "
-                     f"| {r['dsps']} | {_f(r['fmax_mhz'])} | {r['timing_met']} | {r['cycles']} | "
+                     f"| {r['dsps']} | {_f(r['fmax_placed_mhz'])} | {_f(r['fmax_mhz'])} "
+                     f"| {r['timing_met']} | {r['cycles']} | "
                      f"{_f(r['latency_us'])} | {path} | {r['seconds']} |")
     lines += [""] + [f"- {r['lanes']} lanes: {r['verdict']}." for r in rows]
     _write_files(Path(out), {"timing.json": json.dumps(result, indent=2) + "\n",

@@ -34,6 +34,7 @@ def test_small_engine_synthesizes_and_places_on_ecp5(rtl, tmp_path):
     assert r["luts"] == r["cells"]["LUT4"] > 0 and r["ffs"] == r["cells"]["TRELLIS_FF"] > 0
     assert r["dsps"] == r["cells"].get("MULT18X18D", 0)
     assert r["fmax_mhz"] > 0 and r["timing_met"] == (r["fmax_mhz"] >= 25)
+    assert r["routed"] is True and r["fmax_placed_mhz"] > 0  # the estimate before routing
     assert r["fits"] is True and r["limits"] == [] and "25k" in r["verdict"]
     cp = r["critical_path"]  # the slowest path, step by step, adds up to its delay
     assert cp["steps"][0]["type"] == "clk-to-q" and cp["steps"][-1]["type"] == "setup"
@@ -67,6 +68,15 @@ def test_no_place_stops_after_the_fit_check(rtl, tmp_path, capsys):
     assert r["fits"] is True and r["placed"] is False and r["fmax_mhz"] is None
     assert r["luts"] > 0 and "not placed and routed" in r["verdict"]
     assert not (out / "nextpnr.log").exists()
+
+
+def test_no_route_stops_after_placement_with_its_estimate(rtl, tmp_path):
+    r = synthesize(rtl, "ecp5", tmp_path / "s", device="25k", package="CABGA256",
+                   freq_mhz=25, route=False)
+    assert r["placed"] is True and r["routed"] is False and r["fmax_mhz"] is None
+    assert r["fmax_placed_mhz"] > 0 and r["timing_met"] is False
+    assert "Routing globals" not in (tmp_path / "s" / "nextpnr.log").read_text()
+    assert f"estimate after placement, {r['fmax_placed_mhz']} MHz; not routed" in r["verdict"]
 
 
 def test_xilinx_writes_the_vivado_project(rtl, tmp_path):
