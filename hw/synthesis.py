@@ -160,8 +160,8 @@ def synthesize(rtl: Path, target: str, work: Path, *, device: str | None = None,
     last as ``report.json`` and ``report.md`` (a failed run leaves none).
     ``place_and_route=False`` stops after Yosys and the fit check (``placed: false``);
     ``route=False`` after placement (``routed: false``): ``fmax_placed_mhz``, nextpnr's
-    estimate from the placement, is then the only frequency (routing the full engine takes
-    hours on a small machine; the estimate comes in minutes)."""
+    estimate from the placement, is then the only frequency (routing the full engine can take
+    over an hour on a small machine; the estimate comes in minutes)."""
     if target not in TARGETS:
         raise SynthesisError(f"unknown target {target!r}: expected one of {', '.join(TARGETS)}")
     rtl, work = Path(rtl).resolve(), Path(work).resolve()

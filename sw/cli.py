@@ -415,7 +415,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="stop after Yosys and the fit check (no nextpnr, no Fmax)")
     p.add_argument("--no-route", action="store_true",
                    help="stop after placement: Fmax is nextpnr's estimate from the placement "
-                        "(minutes; routing a large design takes hours)")
+                        "(minutes; routing a large design can take over an hour)")
     p.add_argument("--out", required=True,
                    help="folder for the logs and report.json/md (exit 1 when the design does "
                         "not fit the device; the report says what limits it)")

@@ -135,9 +135,9 @@ def run_timing_bench(out: str | os.PathLike, *, dataset: str = "Cora", model: st
     By default its memories hold the trained export (the engine ``a2q flow`` builds);
     ``max_nodes`` / ``max_edges`` size them down instead (zero-filled), for a quicker look at
     the logic alone. ``route=False`` stops after placement: Fmax is then nextpnr's estimate
-    from the placement (routing the full engine takes hours here). Writes ``timing.json`` and
-    ``timing.md``; the latency column is the full graph's cycles (cycle model, equal to the
-    RTL's in every test) at that Fmax."""
+    from the placement (routing the full engine ran over 49 minutes here without finishing).
+    Writes ``timing.json`` and ``timing.md``; the latency column is the full graph's cycles
+    (cycle model, equal to the RTL's in every test) at the routed Fmax, or the placed one."""
     from a2q.sim.annotated_graph import read_graph
     from a2q.sim.cycles import engine_cycles
     from a2q.sim.engine_image import engine_config, memory_words
@@ -153,7 +153,7 @@ def run_timing_bench(out: str | os.PathLike, *, dataset: str = "Cora", model: st
             full = max_nodes is None and max_edges is None
             stages = "Yosys and nextpnr" + ("" if route else " placement")
             progress(f"{n} lanes: {stages} for ECP5 {device}" + (
-                "" if not full else " (the full engine: hours)" if route else
+                "" if not full else " (the full engine: over an hour)" if route else
                 " (the full engine: about half an hour)"))
             r = _synthesize(cfg, memory_words(cfg, g) if full else {}, tmp, device=device,
                             freq=freq_mhz, route=route)
