@@ -20,19 +20,21 @@ class AggregationPhase(EnginePhase):
     item's operand (b: the layer's ``op_bits`` scalar; least significant first, the top bit
     negative in GCN's two's complement), one a cycle; every lane adds ``coef << k`` where the
     bit is set. A (node, tile) costs ``items * b`` cycles (one if the row is empty), node and
-    tile changes nothing: ``indptr`` is read ahead (``indptr[i + 2]`` while on node i).
+    tile changes nothing: ``indptr`` is read in order ahead of the walker
+    (:func:`~a2q.hw.in_order_reads.in_order_reads`).
 
-    Pipeline, a register between steps: walker (``indices`` read) -> operand and coefficient
-    reads -> the operand's bit -> the signed, shifted term -> accumulate -> presented -> the
-    engine's shared requantization (:data:`requantization.DEPTH` stages) -> one write per
-    (node, tile). GCN:
+    Pipeline, a register between steps (reads take ``READ_LATENCY`` = 2 cycles): walker
+    (``indices`` read) -> the item's node -> its operand word's address -> operand and
+    coefficient reads -> the operand's bit -> the signed, shifted term -> accumulate ->
+    presented -> the engine's shared requantization (:data:`requantization.DEPTH` stages) ->
+    one write per (node, tile). GCN:
     ``T = rshift_round(G * norm[i], 15)``, ``U = T * out_m[c] + bias[c]``: the logits on the
     last layer, else ``clamp(rshift_round(U * next_m[i], next_sh[i]), 0, 2^next_bits[i] - 1)``
     to ``h``. GIN: ``clamp(rshift_round(S * op_m[c] * agg_m[i], agg_sh[i]), 0, 2^bits[i] - 1)``
     to ``h``.
 
-    Cycle behaviour: ``start`` (one cycle) -> ``busy`` from the next; two cycles read
-    ``indptr[0]`` and ``indptr[1]``, then the walker's work, then 7 + ``DEPTH`` cycles to the
+    Cycle behaviour: ``start`` (one cycle) -> ``busy`` from the next; three cycles read
+    ``indptr[0]`` and ``indptr[1]``, then the walker's work, then 9 + ``DEPTH`` cycles to the
     last write; ``busy`` falls in the cycle after it.
     """
 
@@ -123,22 +125,21 @@ class AggregationPhase(EnginePhase):
         then_last_t = Mux(adv_k | adv_item, last_t, Mux(adv_t, t + 2 == T, T == 1))
         then_last_i = Mux(stay, last_i, Mux(adv_i, i + 2 == self.num_nodes,
                                             self.num_nodes == 1))
+        adv_item_then = next_walk & then_last_k & then_more
+        row_done_then = next_walk & then_last_k & ~then_more
+        adv_t_then = row_done_then & ~then_last_t
+        adv_i_then = row_done_then & then_last_t & ~then_last_i
         m.d.sync += [
             row_empty.eq(next_row_empty), last_k.eq(then_last_k), more.eq(then_more),
             last_t.eq(then_last_t), last_i.eq(then_last_i),
-            adv_k.eq(next_walk & ~then_last_k),
-            adv_item.eq(next_walk & then_last_k & then_more),
-            adv_t.eq(next_walk & then_last_k & ~then_more & ~then_last_t),
-            adv_i.eq(next_walk & then_last_k & ~then_more & then_last_t & ~then_last_i),
-            finish.eq(next_walk & then_last_k & ~then_more & then_last_t & then_last_i),
+            adv_k.eq(next_walk & ~then_last_k), adv_item.eq(adv_item_then),
+            adv_t.eq(adv_t_then), adv_i.eq(adv_i_then),
+            finish.eq(row_done_then & then_last_t & then_last_i),
         ]
-        then_adv_item = next_walk & then_last_k & then_more
         m.d.sync += [
-            at_begin.eq((then_adv_item & next_own) |
-                        (next_walk & then_last_k & ~then_more & ~then_last_t)),
-            at_e_next.eq(then_adv_item & ~next_own),
-            at_end.eq(fsm.ongoing("READ_BEGIN") |
-                      (next_walk & then_last_k & ~then_more & then_last_t & ~then_last_i)),
+            at_begin.eq((adv_item_then & next_own) | adv_t_then),
+            at_e_next.eq(adv_item_then & ~next_own),
+            at_end.eq(fsm.ongoing("READ_BEGIN") | adv_i_then),
         ]
         m.d.comb += [idle.eq(fsm.ongoing("IDLE")), take.eq(fsm.ongoing("READ_BEGIN") | new_row),
                      self.indices.addr.eq(next_e)]

@@ -23,17 +23,19 @@ class CombinationPhase(EnginePhase):
     (node, tile) therefore costs ``B_i * ceil(in_dim / lanes)`` cycles and node, tile and chunk
     changes cost nothing: the read addresses always follow the walker's next position.
 
-    Pipeline, a register between steps: walker (memory reads) -> weights gated by the plane's
-    bits -> two stages of adder tree -> shifted by the plane -> accumulate -> presented -> the
-    engine's shared requantization (:data:`requantization.DEPTH` stages) -> one write of
-    ``dst`` per (node, tile). GCN: the operand
+    Pipeline, a register between steps (reads take ``READ_LATENCY`` = 2 cycles): walker
+    (memory reads) -> the words read -> weights gated by the plane's bits -> two stages of
+    adder tree -> shifted by the plane -> accumulate -> presented -> the engine's shared
+    requantization (:data:`requantization.DEPTH` stages) -> one write of ``dst`` per (node,
+    tile). GCN: the operand
     ``P = clamp(rshift_round(A * comb_m[i] * xw_m[c], comb_sh[i]), -Q, Q)``, written to ``op``.
     GIN: ``V = A * scale_m[i] * out_m[c] + (bias[c] << scale_sh[i])``; the logits on the last
     layer, else ``clamp(rshift_round(V, out_sh[i]), 0, 2^next_op_bits - 1)`` to ``op``.
 
-    Cycle behaviour: ``start`` (one cycle) -> ``busy`` from the next cycle; the walker's work
-    (``sum_i B_i * chunks * tiles`` cycles), then 5 + ``DEPTH`` cycles until the last write;
-    ``busy`` falls in the cycle after it.
+    Cycle behaviour: ``start`` (one cycle) -> ``busy`` from the next cycle; two cycles read
+    node 0's bits (the node fields are read in order ahead of the walker), then the walker's
+    work (``sum_i B_i * chunks * tiles`` cycles), then 6 + ``DEPTH`` cycles until the last
+    write; ``busy`` falls in the cycle after it.
     """
 
     kind = "comb"
@@ -62,7 +64,7 @@ class CombinationPhase(EnginePhase):
         m.d.sync += [starting[0].eq(self.start)]
         m.d.sync += [b.eq(a) for a, b in zip(starting, starting[1:])]
         launch = starting[-1]
-        # Node i's bits, registered, taken from the node fields read in order ahead of the walker.
+        # Node i's bits, registered, from the node fields read in order ahead of the walker.
         bits = Signal(range(cfg.max_bits + 1), name="node_bits")
         # The position's flags and the move the walker makes this cycle are registers, each
         # computed the cycle before from the position moved to, so that the read addresses
