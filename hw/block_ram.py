@@ -12,7 +12,7 @@ with ``ram_template=False``); the RTL tests check that both agree with the golde
 
 from __future__ import annotations
 
-from amaranth import ClockSignal, Instance, Module, Signal, Value
+from amaranth import Cat, ClockSignal, Instance, Module, Signal, Value
 from amaranth.lib import memory
 
 MODULE = "a2q_ram"
@@ -63,6 +63,27 @@ def block_ram(*, width: int, depth: int, init_file: str, we, waddr, wdata, raddr
     return inst, rdata_a, rdata_b
 
 
+#: ECP5 DP16KD geometries, widest first: (width, depth) of one block RAM (36 wide: one write
+#: and one read port, the pseudo-dual-port mode each read port of the template gets).
+GEOMETRIES = ((36, 512), (18, 1024), (9, 2048), (4, 4096), (2, 8192), (1, 16384))
+
+
+def slice_widths(width: int, depth: int) -> list[int]:
+    """The widths the template splits a ``width`` x ``depth`` memory into, so that each slice
+    is one block RAM deep (no output multiplexer after the block RAMs); one slice when the
+    memory is deeper than a block RAM."""
+    for w, d in GEOMETRIES:
+        if depth <= d:
+            w = min(w, width)
+            return [w] * (width // w) + ([width % w] if width % w else [])
+    return [width]
+
+
+def slice_file(init_file: str, k: int) -> str:
+    """The init file of slice ``k`` of the memory filled from ``init_file``."""
+    return f"{init_file.removesuffix('.hex')}.{k}.hex"
+
+
 def ram(m: Module, name: str, *, width: int, depth: int, template: bool, init=(),
         init_file: str = "", we, waddr, wdata, raddr_a, raddr_b=0) -> tuple[Value, Value]:
     """One memory of the engine with one write and two read ports, added to ``m`` as ``name``:
@@ -70,12 +91,17 @@ def ram(m: Module, name: str, *, width: int, depth: int, template: bool, init=()
     instance of :data:`MODULE` reading ``init_file``. Returns the two ports' read data."""
     if template:
         abits = address_bits(depth)
-        inst, data_a, data_b = block_ram(
-            width=width, depth=depth, init_file=init_file, we=we,
-            waddr=Value.cast(waddr)[:abits], wdata=Value.cast(wdata)[:width],
-            raddr_a=Value.cast(raddr_a)[:abits], raddr_b=Value.cast(raddr_b)[:abits])
-        m.submodules[name] = inst
-        return data_a, data_b
+        out_a, out_b, lo = [], [], 0
+        for k, w in enumerate(slice_widths(width, depth)):
+            inst, data_a, data_b = block_ram(
+                width=w, depth=depth, init_file=slice_file(init_file, k) if init_file else "",
+                we=we, waddr=Value.cast(waddr)[:abits], wdata=Value.cast(wdata)[lo:lo + w],
+                raddr_a=Value.cast(raddr_a)[:abits], raddr_b=Value.cast(raddr_b)[:abits])
+            m.submodules[f"{name}_{k}"] = inst
+            out_a.append(data_a)
+            out_b.append(data_b)
+            lo += w
+        return Cat(*out_a), Cat(*out_b)
     mem = memory.Memory(shape=width, depth=depth, init=list(init))
     m.submodules[name] = mem
     wp = mem.write_port()

@@ -16,6 +16,7 @@ import numpy as np
 from amaranth import Shape
 from amaranth.lib import data
 
+from a2q.hw.block_ram import slice_file, slice_widths
 from a2q.hw.engine_layout import FRAC, EngineConfig, LayerShape
 
 from .annotated_graph import AnnotatedGraph
@@ -194,11 +195,18 @@ def write_init_files(cfg: EngineConfig, words: dict[str, list[int]], folder: Pat
     for name, spec in cfg.memories.items():
         if not spec.loaded:
             continue
-        digits = max(1, -(-spec.width // 4))
-        path = folder / f"{name}.hex"
-        tmp = path.with_suffix(".hex.tmp")
-        with open(tmp, "w") as f:
-            f.write("".join(f"{w:0{digits}x}\n" for w in words.get(name, [0])))
-        os.replace(tmp, path)
-        out.append(path)
+        pieces = [(f"{name}.hex", 0, spec.width)]  # the whole words, then each slice's
+        lo = 0
+        for k, w in enumerate(slice_widths(spec.width, spec.depth)):
+            pieces.append((slice_file(f"{name}.hex", k), lo, w))
+            lo += w
+        for file, lo, w in pieces:
+            digits = max(1, -(-w // 4))
+            path = folder / file
+            tmp = path.with_suffix(".hex.tmp")
+            with open(tmp, "w") as f:
+                f.write("".join(f"{(v >> lo) & ((1 << w) - 1):0{digits}x}\n"
+                                for v in words.get(name, [0])))
+            os.replace(tmp, path)
+            out.append(path)
     return out
