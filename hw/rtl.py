@@ -116,8 +116,10 @@ def engine_verilog(engine: LayerEngine) -> str:
     """The engine's Verilog, built with the block RAM template: the module
     :data:`~a2q.hw.layer_engine.CORE_MODULE` (what synthesis takes), the module
     :data:`~a2q.hw.layer_engine.ENGINE_MODULE` (the core with its off-chip memories, what the
-    simulators run) and the RAM module. Each loaded memory reads ``<memory>.hex`` with
-    ``$readmemh`` from the simulator's (or synthesis tool's) working directory; the memories
+    simulators run) and the RAM module. Each memory is split by width into instances of the
+    RAM module one block RAM deep (:func:`~a2q.hw.block_ram.slice_widths`); slice ``k`` of a
+    loaded memory reads ``<memory>.<k>.hex`` with ``$readmemh`` from the simulator's (or
+    synthesis tool's) working directory; the memories
     the engine writes itself (``h``, ``op``, ``logits``) start undefined, as block RAM without
     init does."""
     if not engine.ram_template:
@@ -131,7 +133,8 @@ def describe_engine(engine: LayerEngine) -> dict:
     widths, init files) and ports."""
     cfg = engine.cfg
     memories = {name: {"load_index": i, "depth": spec.depth, "width": spec.width,
-                       "init_file": f"{name}.hex" if spec.loaded else None}
+                       "init_file": f"{name}.hex" if spec.loaded else None,
+                       "slices": _slices(name, spec)}
                 for i, (name, spec) in enumerate(cfg.memories.items())}
     return {"unit": "engine", "module": ENGINE_MODULE, "synthesis_module": CORE_MODULE,
             "off_chip": list(OFF_CHIP), "config": cfg.to_json(),
@@ -139,6 +142,17 @@ def describe_engine(engine: LayerEngine) -> dict:
             "core_ports": _ports(engine.core),
             "logit_width": cfg.memories["logits"].layout.elem_shape.width,
             "amaranth": amaranth.__version__}
+
+
+def _slices(name: str, spec) -> list[dict]:
+    """The ``a2q_ram`` instances a memory is split into (bits ``lsb`` up of each word) and the
+    init file each reads (``None`` for a memory the engine writes itself)."""
+    out, lsb = [], 0
+    for k, w in enumerate(block_ram.slice_widths(spec.width, spec.depth)):
+        out.append({"instance": f"{name}_{k}", "lsb": lsb, "width": w,
+                    "init_file": block_ram.slice_file(f"{name}.hex", k) if spec.loaded else None})
+        lsb += w
+    return out
 
 
 def write_engine_rtl(engine: LayerEngine, folder: Path, *, text: str | None = None,

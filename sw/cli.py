@@ -248,7 +248,8 @@ def _cmd_synth(args) -> int:
     try:
         r = synthesize(args.rtl, args.target, args.out, device=args.device,
                        package=args.package, freq_mhz=args.freq,
-                       place_and_route=not args.no_place, route=not args.no_route)
+                       place_and_route=not args.no_place, route=not args.no_route,
+                       router=args.router)
     except SynthesisError as exc:
         raise A2QError(f"synth: {exc}") from None
     fmax = "n/a" if r["fmax_mhz"] is None else f"{r['fmax_mhz']} MHz"
@@ -314,6 +315,7 @@ def _cmd_bench_timing(args) -> int:
     run_timing_bench(args.out, dataset=args.dataset, model=args.model, seed=args.seed,
                      lanes=args.lanes, max_nodes=args.max_nodes, max_edges=args.max_edges,
                      device=args.device, freq_mhz=args.freq, route=not args.no_route,
+                     router=args.router,
                      data_root=args.data_root, progress=lambda s: print(s, flush=True))
     return 0
 
@@ -416,6 +418,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-route", action="store_true",
                    help="stop after placement: Fmax is nextpnr's estimate from the placement "
                         "(minutes; routing a large design can take over an hour)")
+    p.add_argument("--router", choices=["router1", "router2"],
+                   help="nextpnr's router (default: nextpnr's, router1; router2 is built for "
+                        "large, congested designs)")
     p.add_argument("--out", required=True,
                    help="folder for the logs and report.json/md (exit 1 when the design does "
                         "not fit the device; the report says what limits it)")
@@ -517,6 +522,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--freq", type=float, default=100.0)
     b.add_argument("--no-route", action="store_true",
                    help="stop after placement: Fmax is nextpnr's estimate from the placement")
+    b.add_argument("--router", choices=["router1", "router2"],
+                   help="nextpnr's router (default: nextpnr's, router1)")
     b.add_argument("--data-root")
     b.set_defaults(func=_cmd_bench_timing)
     return parser

@@ -32,7 +32,8 @@ def _engine_runs(graph: Path, work: Path, *, lanes: int, baselines, progress) ->
 
 
 def _synthesize(cfg, words: dict, work: Path, *, device: str, freq: float,
-                place_and_route: bool = True, route: bool = True) -> dict:
+                place_and_route: bool = True, route: bool = True,
+                router: str | None = None) -> dict:
     """The engine of ``cfg`` (memories filled from ``words``, the rest zero) through
     ``a2q synth``'s ECP5 flow in ``work``; the report with the seconds it took."""
     from a2q.hw.layer_engine import LayerEngine
@@ -45,7 +46,7 @@ def _synthesize(cfg, words: dict, work: Path, *, device: str, freq: float,
                      init_files=lambda f: write_init_files(cfg, words, f))
     t0 = time.perf_counter()
     r = synthesize(rtl, "ecp5", work / f"synth-{cfg.lanes}", device=device, freq_mhz=freq,
-                   place_and_route=place_and_route, route=route)
+                   place_and_route=place_and_route, route=route, router=router)
     r["seconds"] = round(time.perf_counter() - t0, 1)
     return r
 
@@ -129,13 +130,14 @@ def run_hw_bench(out: str | os.PathLike, *, datasets=("Cora", "CiteSeer"),
 def run_timing_bench(out: str | os.PathLike, *, dataset: str = "Cora", model: str = "gcn",
                      seed: int = 0, lanes=(16,), max_nodes: int | None = None,
                      max_edges: int | None = None, device: str = "85k",
-                     freq_mhz: float = 100.0, route: bool = True, data_root=None,
-                     progress=print) -> dict:
+                     freq_mhz: float = 100.0, route: bool = True, router: str | None = None,
+                     data_root=None, progress=print) -> dict:
     """The engine for ``dataset``/``model`` through Yosys and nextpnr: Fmax, critical path.
     By default its memories hold the trained export (the engine ``a2q flow`` builds);
     ``max_nodes`` / ``max_edges`` size them down instead (zero-filled), for a quicker look at
     the logic alone. ``route=False`` stops after placement: Fmax is then nextpnr's estimate
-    from the placement (routing the full engine ran over 49 minutes here without finishing).
+    from the placement (routing the full engine ran over 49 minutes here without finishing);
+    ``router`` picks nextpnr's router.
     Writes ``timing.json`` and ``timing.md``; the latency column is the full graph's cycles
     (cycle model, equal to the RTL's in every test) at the routed Fmax, or the placed one."""
     from a2q.sim.annotated_graph import read_graph
@@ -156,7 +158,7 @@ def run_timing_bench(out: str | os.PathLike, *, dataset: str = "Cora", model: st
                 "" if not full else " (the full engine: over an hour)" if route else
                 " (the full engine: about half an hour)"))
             r = _synthesize(cfg, memory_words(cfg, g) if full else {}, tmp, device=device,
-                            freq=freq_mhz, route=route)
+                            freq=freq_mhz, route=route, router=router)
             cycles = engine_cycles(g, lanes=n)["total"]
             fmax = r["fmax_mhz"] or r["fmax_placed_mhz"]
             rows.append({"lanes": n, "max_nodes": max_nodes, "max_edges": max_edges,
@@ -176,7 +178,8 @@ def run_timing_bench(out: str | os.PathLike, *, dataset: str = "Cora", model: st
                         "--lanes " + " ".join(map(str, lanes)),
                         *([f"--max-nodes {max_nodes}"] if max_nodes else []),
                         *([f"--max-edges {max_edges}"] if max_edges else []),
-                        *([] if route else ["--no-route"])])
+                        *([] if route else ["--no-route"]),
+                        *([f"--router {router}"] if router and route else [])])
     result["command"] = command
     lines = [
         "# The engine on an FPGA: Fmax and the critical path", "",

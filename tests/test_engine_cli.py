@@ -33,7 +33,15 @@ def test_rtl_engine_writes_verilog_init_files_and_parameters(export, tmp_path):
     g = read_graph(export)
     assert info["config"]["max_nodes"] == g.num_nodes  # sized from the export
     hexes = {p.name for p in out.glob("*.hex")}
-    assert hexes == {m["init_file"] for m in info["memories"].values() if m["init_file"]}
+    loaded = {n: m for n, m in info["memories"].items() if m["init_file"]}
+    assert hexes == ({m["init_file"] for m in loaded.values()}
+                     | {s["init_file"] for m in loaded.values() for s in m["slices"]})
+    for m in loaded.values():  # the slices' files hold the whole words' bits, lsb first
+        words = [int(w, 16) for w in (out / m["init_file"]).read_text().split()]
+        parts = [[int(w, 16) for w in (out / s["init_file"]).read_text().split()]
+                 for s in m["slices"]]
+        assert [sum(p[i] << s["lsb"] for p, s in zip(parts, m["slices"]))
+                for i in range(len(words))] == words
     tiles = -(-g.layers[0]["in_dim"] // 4)
     assert len((out / "x.hex").read_text().split()) == g.num_nodes * tiles
     assert len((out / "indptr.hex").read_text().split()) == g.num_nodes + 1

@@ -14,6 +14,7 @@ import re
 import numpy as np
 import pytest
 
+from a2q.hw.block_ram import slice_widths
 from a2q.hw.engine_layout import OFF_CHIP
 from a2q.hw.layer_engine import CORE_MODULE, ENGINE_MODULE, LayerEngine
 from a2q.hw.rtl import write_engine_rtl
@@ -67,6 +68,24 @@ def test_a_wrong_expectation_fails_the_cocotb_test(build_root, tmp_path):
         rtl_sim.run(engine, [case], tmp_path, name="wrong")
 
 
+# ECP5 DP16KD (sysMEM, FPGA-TN-02204): one read and one write port of these widths and depths.
+DP16KD = {36: 512, 18: 1024, 9: 2048, 4: 4096, 2: 8192, 1: 16384}
+
+
+@pytest.mark.parametrize("depth", [2, 300, 512, 513, 1024, 2708, 4096, 4097, 16384])
+@pytest.mark.parametrize("width", [1, 5, 17, 36, 37, 100])
+def test_memory_slices_are_one_block_ram_deep_and_as_few_as_possible(width, depth):
+    widths = slice_widths(width, depth)
+    assert sum(widths) == width and all(w > 0 for w in widths)
+    widest = max(w for w, d in DP16KD.items() if depth <= d)
+    assert all(w <= widest for w in widths)
+    assert len(widths) == -(-width // widest)
+
+
+def test_memory_deeper_than_a_block_ram_is_one_slice():
+    assert slice_widths(12, 16385) == [12]
+
+
 @pytest.mark.parametrize("model", ["gcn", "gin"])
 def test_engine_verilog_lints_clean_and_loads_init_files(model, tmp_path):
     cfg, _ = engine_suite(np.random.default_rng(9), model, 1)
@@ -75,16 +94,18 @@ def test_engine_verilog_lints_clean_and_loads_init_files(model, tmp_path):
     text = (tmp_path / info["verilog"]).read_text()
     loaded = [n for n, m in info["memories"].items() if m["init_file"]]
     assert set(loaded) == {n for n, s in cfg.memories.items() if s.loaded}
+    slices = {s["instance"]: name for name, m in info["memories"].items() for s in m["slices"]}
     for name in loaded:
-        assert f'.INIT_FILE("{name}.hex")' in text
-    assert text.count("  a2q_ram #(") == len(cfg.memories)  # one instance per memory
+        for s in info["memories"][name]["slices"]:
+            assert f'.INIT_FILE("{s["init_file"]}")' in text
+    assert text.count("  a2q_ram #(") == len(slices)  # one instance per slice
     # The core (what synthesis takes) holds every memory but the off-chip ones, which the
     # engine module holds beside its instance of the core.
     core = text[text.index(f"module {CORE_MODULE}("):text.index(f"module {ENGINE_MODULE}(")]
     engine = text[text.index(f"module {ENGINE_MODULE}("):text.index("module a2q_ram")]
-    inside = set(re.findall(r"\) (\w+) \(\n    \.clk", core))
+    inside = {slices[i] for i in re.findall(r"\) (\w+) \(\n    \.clk", core)}
     assert inside == set(cfg.memories) - set(OFF_CHIP)
-    assert set(re.findall(r"\) (\w+) \(\n    \.clk", engine)) == set(OFF_CHIP)
+    assert {slices[i] for i in re.findall(r"\) (\w+) \(\n    \.clk", engine)} == set(OFF_CHIP)
     assert f"{CORE_MODULE} core (" in engine
     assert info["synthesis_module"] == CORE_MODULE and info["off_chip"] == list(OFF_CHIP)
     assert json.loads((tmp_path / "params.json").read_text())["config"]["model"] == model

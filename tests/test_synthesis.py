@@ -35,6 +35,7 @@ def test_small_engine_synthesizes_and_places_on_ecp5(rtl, tmp_path):
     assert r["dsps"] == r["cells"].get("MULT18X18D", 0)
     assert r["fmax_mhz"] > 0 and r["timing_met"] == (r["fmax_mhz"] >= 25)
     assert r["routed"] is True and r["fmax_placed_mhz"] > 0  # the estimate before routing
+    assert r["router"] == "router1"  # nextpnr's default
     assert r["fits"] is True and r["limits"] == [] and "25k" in r["verdict"]
     cp = r["critical_path"]  # the slowest path, step by step, adds up to its delay
     assert cp["steps"][0]["type"] == "clk-to-q" and cp["steps"][-1]["type"] == "setup"
@@ -77,6 +78,19 @@ def test_no_route_stops_after_placement_with_its_estimate(rtl, tmp_path):
     assert r["fmax_placed_mhz"] > 0 and r["timing_met"] is False
     assert "Routing globals" not in (tmp_path / "s" / "nextpnr.log").read_text()
     assert f"estimate after placement, {r['fmax_placed_mhz']} MHz; not routed" in r["verdict"]
+
+
+def test_router2_routes_the_small_engine(rtl, tmp_path):
+    r = synthesize(rtl, "ecp5", tmp_path / "s", device="25k", package="CABGA256",
+                   freq_mhz=25, router="router2")
+    assert r["routed"] is True and r["router"] == "router2" and r["fmax_mhz"] > 0
+    assert "Running router2" in (tmp_path / "s" / "nextpnr.log").read_text()
+
+
+def test_unknown_router_is_refused_before_any_stage(rtl, tmp_path):
+    with pytest.raises(SynthesisError, match="unknown router 'router3'"):
+        synthesize(rtl, "ecp5", tmp_path / "s", router="router3")
+    assert not (tmp_path / "s").exists()
 
 
 def test_xilinx_writes_the_vivado_project(rtl, tmp_path):
