@@ -3,9 +3,11 @@
 Amaranth writes a ``lib.memory`` memory's contents into the Verilog word by word (zeros
 included), which takes minutes for Cora-sized memories and leaves nothing for a host to
 replace. The emitted engine instead instantiates :data:`MODULE`, a plain inferable RAM
-(one synchronous write port, two synchronous read ports, read-before-write, the same
-behaviour as ``lib.memory``'s ports) that fills itself from ``INIT_FILE`` with ``$readmemh``:
-the flow of Yosys, Vivado and Quartus for initialised block RAM, and of the simulators.
+(one synchronous write port, two synchronous read ports, as ``lib.memory``'s ports, except
+that a read of the address being written in the same cycle is undefined, X in simulation:
+the engine never uses one, and the Icarus runs would show X where it did) that fills itself
+from ``INIT_FILE`` with ``$readmemh``: the flow of Yosys, Vivado and Quartus for initialised
+block RAM, and of the simulators.
 Each memory is split by width into instances one block RAM deep (:func:`slice_widths`), so
 that no multiplexer of block RAM outputs sits between a read and the register after it
 (on the ECP5, a memory split by depth had up to 5 LUT levels there: the engine's critical
@@ -22,9 +24,12 @@ from amaranth.lib import memory
 MODULE = "a2q_ram"
 
 VERILOG = """\
-// a2q_ram: DEPTH words of WIDTH bits; one synchronous write port, two synchronous read ports
-// (a read returns the word before a write to it in the same cycle). INIT_FILE, when given, is
-// read with $readmemh from the working directory: one hex word a line, from address 0.
+// a2q_ram: DEPTH words of WIDTH bits; one synchronous write port, two synchronous read ports.
+// A read of the address being written in the same cycle returns undefined data: no_rw_check
+// tells Yosys so (without it Yosys emulates read-before-write with a delayed write and a bypass
+// multiplexer after the block RAM), and simulators return X for it, so that a design that used
+// such a read would show X instead of passing on data the FPGA does not give. INIT_FILE, when
+// given, is read with $readmemh from the working directory: one hex word a line, from address 0.
 module a2q_ram #(
     parameter integer WIDTH = 8,
     parameter integer DEPTH = 2,
@@ -40,7 +45,7 @@ module a2q_ram #(
     input wire [ABITS-1:0] raddr_b,
     output reg [WIDTH-1:0] rdata_b
 );
-  reg [WIDTH-1:0] mem [0:DEPTH-1];
+  (* no_rw_check *) reg [WIDTH-1:0] mem [0:DEPTH-1];
   initial begin
     if (INIT_FILE != "") $readmemh(INIT_FILE, mem);
   end
@@ -48,6 +53,10 @@ module a2q_ram #(
     if (we) mem[waddr] <= wdata;
     rdata_a <= mem[raddr_a];
     rdata_b <= mem[raddr_b];
+`ifndef SYNTHESIS
+    if (we && waddr == raddr_a) rdata_a <= {WIDTH{1'bx}};
+    if (we && waddr == raddr_b) rdata_b <= {WIDTH{1'bx}};
+`endif
   end
 endmodule
 """

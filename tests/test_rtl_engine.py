@@ -14,7 +14,6 @@ import re
 import numpy as np
 import pytest
 
-from a2q.hw.block_ram import slice_widths
 from a2q.hw.engine_layout import OFF_CHIP
 from a2q.hw.layer_engine import CORE_MODULE, ENGINE_MODULE, LayerEngine
 from a2q.hw.rtl import write_engine_rtl
@@ -66,24 +65,6 @@ def test_a_wrong_expectation_fails_the_cocotb_test(build_root, tmp_path):
             "classes": np.int64(cfg.layers[-1].out_dim), "expected": wrong}
     with pytest.raises(rtl_sim.SimulationError, match="1 of 1 cocotb tests failed"):
         rtl_sim.run(engine, [case], tmp_path, name="wrong")
-
-
-# ECP5 DP16KD (sysMEM, FPGA-TN-02204): one read and one write port of these widths and depths.
-DP16KD = {36: 512, 18: 1024, 9: 2048, 4: 4096, 2: 8192, 1: 16384}
-
-
-@pytest.mark.parametrize("depth", [2, 300, 512, 513, 1024, 2708, 4096, 4097, 16384])
-@pytest.mark.parametrize("width", [1, 5, 17, 36, 37, 100])
-def test_memory_slices_are_one_block_ram_deep_and_as_few_as_possible(width, depth):
-    widths = slice_widths(width, depth)
-    assert sum(widths) == width and all(w > 0 for w in widths)
-    widest = max(w for w, d in DP16KD.items() if depth <= d)
-    assert all(w <= widest for w in widths)
-    assert len(widths) == -(-width // widest)
-
-
-def test_memory_deeper_than_a_block_ram_is_one_slice():
-    assert slice_widths(12, 16385) == [12]
 
 
 @pytest.mark.parametrize("model", ["gcn", "gin"])
