@@ -89,8 +89,9 @@ class EngineCore(wiring.Component):
     ``cfg`` (:class:`~a2q.hw.engine_layout.EngineConfig`) fixes the structure and the memory
     map (documented in :mod:`a2q.hw.engine_layout`); ``init`` optionally gives the words of
     any on-chip memory (``name -> list[int]``) as initial contents. ``ram_template=True`` (for
-    Verilog) builds each memory as an instance of the ``a2q_ram`` module of
-    :mod:`a2q.hw.block_ram`, filled from ``<memory>.hex`` instead of ``init``.
+    Verilog) builds each memory from instances of the ``a2q_ram`` module of
+    :mod:`a2q.hw.block_ram`, one per width slice, filled from ``<memory>.<k>.hex`` instead of
+    ``init``.
 
     The phases run one after the other: GCN layer l is a :class:`CombinationPhase` (``x`` or
     ``h`` -> ``op``) then an :class:`AggregationPhase` (``op`` -> ``h``, the last layer ->
