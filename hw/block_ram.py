@@ -92,6 +92,12 @@ def slice_widths(width: int, depth: int) -> list[int]:
     return [width]
 
 
+def slice_bits(width: int, depth: int) -> list[tuple[int, int]]:
+    """``(lsb, width)`` of each slice of :func:`slice_widths`, slice 0 holding the low bits."""
+    widths = slice_widths(width, depth)
+    return [(sum(widths[:k]), w) for k, w in enumerate(widths)]
+
+
 def slice_file(init_file: str, k: int) -> str:
     """The init file of slice ``k`` of the memory filled from ``init_file``."""
     return f"{init_file.removesuffix('.hex')}.{k}.hex"
@@ -104,8 +110,8 @@ def ram(m: Module, name: str, *, width: int, depth: int, template: bool, init=()
     instance of :data:`MODULE` reading ``init_file``. Returns the two ports' read data."""
     if template:
         abits = address_bits(depth)
-        out_a, out_b, lo = [], [], 0
-        for k, w in enumerate(slice_widths(width, depth)):
+        out_a, out_b = [], []
+        for k, (lo, w) in enumerate(slice_bits(width, depth)):
             inst, data_a, data_b = block_ram(
                 width=w, depth=depth, init_file=slice_file(init_file, k) if init_file else "",
                 we=we, waddr=Value.cast(waddr)[:abits], wdata=Value.cast(wdata)[lo:lo + w],
@@ -113,7 +119,6 @@ def ram(m: Module, name: str, *, width: int, depth: int, template: bool, init=()
             m.submodules[f"{name}_{k}"] = inst
             out_a.append(data_a)
             out_b.append(data_b)
-            lo += w
         return Cat(*out_a), Cat(*out_b)
     mem = memory.Memory(shape=width, depth=depth, init=list(init))
     m.submodules[name] = mem

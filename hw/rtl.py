@@ -147,12 +147,9 @@ def describe_engine(engine: LayerEngine) -> dict:
 def _slices(name: str, spec) -> list[dict]:
     """The ``a2q_ram`` instances a memory is split into (bits ``lsb`` up of each word) and the
     init file each reads (``None`` for a memory the engine writes itself)."""
-    out, lsb = [], 0
-    for k, w in enumerate(block_ram.slice_widths(spec.width, spec.depth)):
-        out.append({"instance": f"{name}_{k}", "lsb": lsb, "width": w,
-                    "init_file": block_ram.slice_file(f"{name}.hex", k) if spec.loaded else None})
-        lsb += w
-    return out
+    return [{"instance": f"{name}_{k}", "lsb": lsb, "width": w,
+             "init_file": block_ram.slice_file(f"{name}.hex", k) if spec.loaded else None}
+            for k, (lsb, w) in enumerate(block_ram.slice_bits(spec.width, spec.depth))]
 
 
 def write_engine_rtl(engine: LayerEngine, folder: Path, *, text: str | None = None,

@@ -16,7 +16,7 @@ import numpy as np
 from amaranth import Shape
 from amaranth.lib import data
 
-from a2q.hw.block_ram import slice_file, slice_widths
+from a2q.hw.block_ram import slice_bits, slice_file
 from a2q.hw.engine_layout import FRAC, EngineConfig, LayerShape
 
 from .annotated_graph import AnnotatedGraph
@@ -190,18 +190,16 @@ def memory_words(cfg: EngineConfig, g: AnnotatedGraph) -> dict[str, list[int]]:
 
 def write_init_files(cfg: EngineConfig, words: dict[str, list[int]], folder: Path) -> list[Path]:
     """For each loaded memory, ``<memory>.hex`` (its whole words) and ``<memory>.<k>.hex`` for
-    each width slice ``k`` of :func:`~a2q.hw.block_ram.slice_widths` (that slice's bits of each
+    each width slice ``k`` of :func:`~a2q.hw.block_ram.slice_bits` (that slice's bits of each
     word: what the Verilog's RAM instances read); ``$readmemh`` format, one word a line."""
     folder = Path(folder)
     out = []
     for name, spec in cfg.memories.items():
         if not spec.loaded:
             continue
-        pieces = [(f"{name}.hex", 0, spec.width)]  # the whole words, then each slice's
-        lo = 0
-        for k, w in enumerate(slice_widths(spec.width, spec.depth)):
-            pieces.append((slice_file(f"{name}.hex", k), lo, w))
-            lo += w
+        pieces = [(f"{name}.hex", 0, spec.width)] + [  # the whole words, then each slice's
+            (slice_file(f"{name}.hex", k), lo, w)
+            for k, (lo, w) in enumerate(slice_bits(spec.width, spec.depth))]
         for file, lo, w in pieces:
             digits = max(1, -(-w // 4))
             path = folder / file

@@ -8,6 +8,8 @@ import sys
 import warnings
 from pathlib import Path
 
+from a2q.hw.synthesis import ROUTERS
+
 from .errors import A2QError
 
 
@@ -418,7 +420,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-route", action="store_true",
                    help="stop after placement: Fmax is nextpnr's estimate from the placement "
                         "(minutes; routing a large design can take over an hour)")
-    p.add_argument("--router", choices=["router1", "router2"],
+    p.add_argument("--router", choices=ROUTERS,
                    help="nextpnr's router (default: nextpnr's, router1; router2 is built for "
                         "large, congested designs)")
     p.add_argument("--out", required=True,
@@ -522,7 +524,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--freq", type=float, default=100.0)
     b.add_argument("--no-route", action="store_true",
                    help="stop after placement: Fmax is nextpnr's estimate from the placement")
-    b.add_argument("--router", choices=["router1", "router2"],
+    b.add_argument("--router", choices=ROUTERS,
                    help="nextpnr's router (default: nextpnr's, router1)")
     b.add_argument("--data-root")
     b.set_defaults(func=_cmd_bench_timing)
