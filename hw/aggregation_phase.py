@@ -5,7 +5,7 @@ from __future__ import annotations
 from amaranth import Module, Mux, Signal
 
 from .engine_layout import FRAC, EngineConfig, aggregation_bound
-from .engine_phase import EnginePhase, delay, one_hot
+from .engine_phase import EnginePhase, delay, min_spacing, one_hot
 from .in_order_reads import in_order_reads
 
 
@@ -19,31 +19,33 @@ class AggregationPhase(EnginePhase):
     The walker visits node i, tile t, each item of the row and bit k = 0 .. b - 1 of the
     item's operand (b: the layer's ``op_bits`` scalar; least significant first, the top bit
     negative in GCN's two's complement), one a cycle; every lane adds ``coef << k`` where the
-    bit is set. A (node, tile) costs ``items * b`` cycles (one if the row is empty), node and
+    bit is set. A (node, tile) costs ``items * b`` cycles (one if the row is empty), or the
+    requantization's ``groups`` if more (the walker holds on its last position), node and
     tile changes nothing: ``indptr`` is read in order ahead of the walker
     (:func:`~a2q.hw.in_order_reads.in_order_reads`).
 
     Pipeline, a register between steps (reads take ``READ_LATENCY`` = 2 cycles): walker
     (``indices`` read) -> the item's node -> its operand word's address -> operand and
     coefficient reads -> the operand's bit -> the signed, shifted term -> accumulate ->
-    presented -> the engine's shared requantization (:data:`requantization.DEPTH` stages) ->
-    one write per (node, tile). GCN:
+    presented -> the engine's shared requantization
+    (:func:`~a2q.hw.engine_core.serve_in_groups`) -> one write per (node, tile). GCN:
     ``T = rshift_round(G * norm[i], 15)``, ``U = T * out_m[c] + bias[c]``: the logits on the
     last layer, else ``clamp(rshift_round(U * next_m[i], next_sh[i]), 0, 2^next_bits[i] - 1)``
     to ``h``. GIN: ``clamp(rshift_round(S * op_m[c] * agg_m[i], agg_sh[i]), 0, 2^bits[i] - 1)``
     to ``h``.
 
     Cycle behaviour: ``start`` (one cycle) -> ``busy`` from the next; three cycles read
-    ``indptr[0]`` and ``indptr[1]``, then the walker's work, then 9 + ``DEPTH`` cycles to the
-    last write; ``busy`` falls in the cycle after it.
+    ``indptr[0]`` and ``indptr[1]``, then the walker's work, then 10 + ``groups`` + ``DEPTH``
+    cycles to the last write; ``busy`` falls in the cycle after it.
     """
 
     kind = "agg"
 
     def __init__(self, cfg: EngineConfig, layer: int, hub, **memories):
+        shape = cfg.layers[layer - 1]
         super().__init__(cfg, layer, hub, **memories,
-                         acc_width=aggregation_bound(cfg).bit_length() + 1)
-        self.width = self.shape.out_dim if cfg.gcn else self.shape.in_dim
+                         acc_width=aggregation_bound(cfg).bit_length() + 1,
+                         width=shape.out_dim if cfg.gcn else shape.in_dim)
         self.indptr = hub.read("indptr", f"{self.name}_indptr")
         self.indices = hub.read("indices", f"{self.name}_indices")
         if cfg.gcn:
@@ -96,19 +98,26 @@ class AggregationPhase(EnginePhase):
         enter = fsm.ongoing("READ_END")
         new_row = adv_i | enter  # begin, end = end, ptr
         empty = ~own & row_empty
-        stay = adv_k | adv_item | adv_t
+        next_walk = enter | (walk & ~finish)
+        # A (node, tile) of fewer than ``groups`` cycles waits at its last position until the
+        # requantization has taken the previous one (``hold``: stay).
+        then_at_last = Signal(name="then_at_last")
+        hold, then_hold = min_spacing(m, self.groups, restart=enter,
+                                      at_last_now=walk & last_k & ~more, then_walking=next_walk,
+                                      then_at_last=then_at_last)
+        stay = adv_k | adv_item | adv_t | hold  # the walker stays on the node
         # The next item's edge, among registers chosen by registers: e (the next plane),
         # begin (the row's first item again: GIN's own term done, or the next tile), e + 1
         # (the next item), end (the next row); 0 while the walker reads nothing.
         at_begin, at_e_next, at_end = (
             Signal(name=f"edge_from_{x}") for x in ("begin", "next", "end"))
-        next_e = one_hot([(adv_k, e), (at_begin, begin), (at_e_next, e_next), (at_end, end)])
-        next_own = Mux(adv_k, own, Mux(adv_item, 0, int(not gcn)))
+        next_e = one_hot([(adv_k | hold, e), (at_begin, begin), (at_e_next, e_next),
+                          (at_end, end)])
+        next_own = Mux(adv_k | hold, own, Mux(adv_item, 0, int(not gcn)))
         next_row_empty = Mux(new_row, end == ptr, row_empty)
-        next_walk = enter | (walk & ~finish)
         m.d.sync += [
-            k.eq(Mux(adv_k, k + 1, 0)),
-            t.eq(Mux(adv_k | adv_item, t, Mux(adv_t, t + 1, 0))),
+            k.eq(Mux(adv_k, k + 1, Mux(hold, k, 0))),
+            t.eq(Mux(adv_k | adv_item | hold, t, Mux(adv_t, t + 1, 0))),
             i.eq(Mux(stay, i, Mux(adv_i, i + 1, 0))),
             own.eq(next_own),
         ]
@@ -117,16 +126,18 @@ class AggregationPhase(EnginePhase):
         with m.If(new_row):
             m.d.sync += [begin.eq(end), end.eq(ptr)]
         # The flags of the position moved to, case by case.
-        then_last_k = (~next_own & next_row_empty) | Mux(adv_k, k + 2 >= ob, ob <= 1)
-        then_more = Mux(adv_k, more, Mux(
+        then_last_k = Mux(hold, last_k,
+                          (~next_own & next_row_empty) | Mux(adv_k, k + 2 >= ob, ob <= 1))
+        then_more = Mux(adv_k | hold, more, Mux(
             adv_item, ~row_empty & Mux(own, begin + 1 != end, e_next + 1 != end), Mux(
                 adv_t, ~row_empty & (begin + 1 != end) if gcn else ~row_empty, Mux(
                     new_row, (end != ptr) & (end + 1 != ptr) if gcn else end != ptr, 0))))
-        then_last_t = Mux(adv_k | adv_item, last_t, Mux(adv_t, t + 2 == T, T == 1))
+        then_last_t = Mux(adv_k | adv_item | hold, last_t, Mux(adv_t, t + 2 == T, T == 1))
         then_last_i = Mux(stay, last_i, Mux(adv_i, i + 2 == self.num_nodes,
                                             self.num_nodes == 1))
         adv_item_then = next_walk & then_last_k & then_more
-        row_done_then = next_walk & then_last_k & ~then_more
+        m.d.comb += then_at_last.eq(then_last_k & ~then_more)
+        row_done_then = next_walk & then_at_last & ~then_hold
         adv_t_then = row_done_then & ~then_last_t
         adv_i_then = row_done_then & then_last_t & ~then_last_i
         m.d.sync += [
@@ -148,7 +159,7 @@ class AggregationPhase(EnginePhase):
         # registered, then its operand word's address (j * stride + t); the word and the
         # coefficient are on the read ports two cycles after.
         first_item = own if not gcn else (e == begin)
-        c_w = delay(m, {"plane": k, "node": i, "tile": t, "valid": walk, "own": own,
+        c_w = delay(m, {"plane": k, "node": i, "tile": t, "valid": walk & ~hold, "own": own,
                         "empty": empty, "first": first_item & (k == 0), "last": last_k & ~more},
                     "w")
         item = delay(m, {"j": Mux(c_w["own"], c_w["node"], self.indices.data), "t": c_w["tile"]},

@@ -8,7 +8,7 @@ from operator import or_
 from amaranth import Module, Mux, Signal
 
 from .engine_layout import EngineConfig, combination_bound
-from .engine_phase import EnginePhase, delay, one_hot, tree_levels
+from .engine_phase import EnginePhase, delay, min_spacing, one_hot, tree_levels
 from .in_order_reads import in_order_reads
 from .memory_requests import READ_LATENCY
 
@@ -20,29 +20,32 @@ class CombinationPhase(EnginePhase):
     (``lanes`` inputs: one word of ``src`` and one of ``layer{l}_weight``) and bit plane
     k = 0 .. B_i - 1 of the chunk's codes, least significant first; B_i is node i's ``bits`` in
     ``layer{l}_node``. Every lane adds ``(sum_f bit_k(x_f) * w[f, c]) << k`` to its sum. A
-    (node, tile) therefore costs ``B_i * ceil(in_dim / lanes)`` cycles and node, tile and chunk
-    changes cost nothing: the read addresses always follow the walker's next position.
+    (node, tile) therefore costs ``B_i * ceil(in_dim / lanes)`` cycles, or the requantization's
+    ``groups`` if more (the walker holds on its last position, reading nothing new), and node,
+    tile and chunk changes cost nothing: the read addresses always follow the walker's next
+    position.
 
     Pipeline, a register between steps (reads take ``READ_LATENCY`` = 2 cycles): walker
     (memory reads) -> the words read -> weights gated by the plane's bits -> two stages of
     adder tree -> shifted by the plane -> accumulate -> presented -> the engine's shared
-    requantization (:data:`requantization.DEPTH` stages) -> one write of ``dst`` per (node,
-    tile). GCN: the operand
+    requantization (:func:`~a2q.hw.engine_core.serve_in_groups`) -> one write of ``dst`` per
+    (node, tile). GCN: the operand
     ``P = clamp(rshift_round(A * comb_m[i] * xw_m[c], comb_sh[i]), -Q, Q)``, written to ``op``.
     GIN: ``V = A * scale_m[i] * out_m[c] + (bias[c] << scale_sh[i])``; the logits on the last
     layer, else ``clamp(rshift_round(V, out_sh[i]), 0, 2^next_op_bits - 1)`` to ``op``.
 
     Cycle behaviour: ``start`` (one cycle) -> ``busy`` from the next cycle; two cycles read
     node 0's bits (the node fields are read in order ahead of the walker), then the walker's
-    work (``sum_i B_i * chunks * tiles`` cycles), then 6 + ``DEPTH`` cycles until the last
-    write; ``busy`` falls in the cycle after it.
+    work (``sum_i max(B_i * chunks, groups) * tiles`` cycles), then 7 + ``groups`` + ``DEPTH``
+    cycles until the last write; ``busy`` falls in the cycle after it.
     """
 
     kind = "comb"
 
     def __init__(self, cfg: EngineConfig, layer: int, hub, **memories):
         super().__init__(cfg, layer, hub, **memories,
-                         acc_width=combination_bound(cfg, layer).bit_length() + 1)
+                         acc_width=combination_bound(cfg, layer).bit_length() + 1,
+                         width=cfg.layers[layer - 1].out_dim)
         self.weight = hub.read(f"layer{layer}_weight", f"{self.name}_weight")
         self.node_bits = hub.read(f"layer{layer}_node", f"{self.name}_bits")
 
@@ -75,26 +78,36 @@ class CombinationPhase(EnginePhase):
         upcoming, _ = in_order_reads(m, self.node_bits, start=self.start,
                                      idle=~running & ~reduce(or_, starting),
                                      take=launch | adv_i, name="bits")
-        next_k = Mux(adv_k, k + 1, 0)
-        next_q = Mux(adv_k, q, Mux(adv_q, q + 1, 0))
-        next_t = Mux(adv_k | adv_q, t, Mux(adv_t, t + 1, 0))
-        next_i = Mux(adv_k | adv_q | adv_t, i, Mux(adv_i, i + 1, 0))
+        # A (node, tile) of fewer than ``groups`` cycles (Q * B_i < groups) waits at its last
+        # position until the requantization has taken the previous one (``hold``: stay).
+        next_running, then_at_last = Signal(name="next_running"), Signal(name="then_at_last")
+        hold, then_hold = min_spacing(
+            m, self.groups if Q < self.groups else 1, restart=launch,
+            at_last_now=running & last_k & last_q, then_walking=next_running,
+            then_at_last=then_at_last)
+        stay = adv_k | hold  # the walker stays on the chunk (and the node's words)
+        next_k = Mux(adv_k, k + 1, Mux(hold, k, 0))
+        next_q = Mux(stay, q, Mux(adv_q, q + 1, 0))
+        next_t = Mux(stay | adv_q, t, Mux(adv_t, t + 1, 0))
+        next_i = Mux(stay | adv_q | adv_t, i, Mux(adv_i, i + 1, 0))
         next_bits = Mux(launch | adv_i, upcoming.bits, bits)
-        next_running = Mux(running, ~finish, launch)
-        then_last_k = Mux(adv_k, k + 2 >= bits, next_bits <= 1)
-        then_last_q = Mux(adv_k, last_q, Mux(adv_q, q + 2 == Q, Q == 1))
-        then_last_t = Mux(adv_k | adv_q, last_t, Mux(adv_t, t + 2 == T, T == 1))
-        then_last_i = Mux(adv_k | adv_q | adv_t, last_i,
+        m.d.comb += next_running.eq(Mux(running, ~finish, launch))
+        then_last_k = Mux(hold, last_k, Mux(adv_k, k + 2 >= bits, next_bits <= 1))
+        then_last_q = Mux(stay, last_q, Mux(adv_q, q + 2 == Q, Q == 1))
+        then_last_t = Mux(stay | adv_q, last_t, Mux(adv_t, t + 2 == T, T == 1))
+        then_last_i = Mux(stay | adv_q | adv_t, last_i,
                           Mux(adv_i, i + 2 == self.num_nodes, self.num_nodes == 1))
+        m.d.comb += then_at_last.eq(then_last_k & then_last_q)
+        tile_done = next_running & then_at_last & ~then_hold
         m.d.sync += [
             k.eq(next_k), q.eq(next_q), t.eq(next_t), i.eq(next_i), bits.eq(next_bits),
             running.eq(next_running), last_k.eq(then_last_k), last_q.eq(then_last_q),
             last_t.eq(then_last_t), last_i.eq(then_last_i),
             adv_k.eq(next_running & ~then_last_k),
             adv_q.eq(next_running & then_last_k & ~then_last_q),
-            adv_t.eq(next_running & then_last_k & then_last_q & ~then_last_t),
-            adv_i.eq(next_running & then_last_k & then_last_q & then_last_t & ~then_last_i),
-            finish.eq(next_running & then_last_k & then_last_q & then_last_t & then_last_i),
+            adv_t.eq(tile_done & ~then_last_t),
+            adv_i.eq(tile_done & then_last_t & ~then_last_i),
+            finish.eq(tile_done & then_last_t & then_last_i),
         ]
 
         # The read addresses of the next position, chosen among registers that hold every
@@ -104,9 +117,9 @@ class CombinationPhase(EnginePhase):
         row, row_step = Signal(range(n * S + 1)), Signal(range(n * S + S + 1), init=S)
         w_now, w_step = Signal(range(Q * T + 1)), Signal(range(Q * T + T + 1), init=T)
         t_step = Signal(range(T + 2), init=1)
-        src_addr = one_hot([(adv_k, src_now), (adv_q, src_step), (adv_t, row),
+        src_addr = one_hot([(stay, src_now), (adv_q, src_step), (adv_t, row),
                             (adv_i, row_step)])
-        w_addr = one_hot([(adv_k, w_now), (adv_q, w_step), (adv_t, t_step)])
+        w_addr = one_hot([(stay, w_now), (adv_q, w_step), (adv_t, t_step)])
         new_row = Mux(adv_i, row_step, Mux(running & ~finish, row, 0))
         m.d.sync += [src_now.eq(src_addr), src_step.eq(src_addr + 1), row.eq(new_row),
                      row_step.eq(new_row + S), w_now.eq(w_addr), w_step.eq(w_addr + T),
@@ -118,7 +131,7 @@ class CombinationPhase(EnginePhase):
 
         # Stage 0: the walker's words are read (READ_LATENCY cycles). Stage 1: they are on the
         # read ports; each weight gated by its input's bit of plane k, registered.
-        ctl = [delay(m, {"plane": k, "node": i, "tile": t, "valid": running,
+        ctl = [delay(m, {"plane": k, "node": i, "tile": t, "valid": running & ~hold,
                          "first": (q == 0) & (k == 0), "last": last_k & last_q}, "0")]
         codes, w = self.src.data, self.weight.data
         field_bits = len(codes[0])

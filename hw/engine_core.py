@@ -9,6 +9,7 @@ port: the module a synthesis flow takes, the board supplying the memory behind t
 
 from __future__ import annotations
 
+import math
 from functools import reduce
 from operator import or_
 
@@ -209,20 +210,21 @@ class EngineCore(wiring.Component):
         # The one requantization datapath: each phase presents zeros while it has no result.
         def merged(get):
             return reduce(or_, (Value.cast(get(ph)) for ph in phases))
-        tag = merged(lambda ph: Mux(ph.result_valid, phases.index(ph), 0))
-        constants = data.View(constants_layout(cfg.lanes, cfg.bias_bits), merged(lambda ph: ph.constants))
-        valids, out = pipeline(
-            m, merged(lambda ph: ph.result_valid),
-            {"node": merged(lambda ph: ph.result_node), "tile": merged(lambda ph: ph.result_tile),
-             "phase": tag, **{f"a{c}": merged(lambda ph: ph.result_acc[c])
-                              for c in range(cfg.lanes)}},
-            requantization_stages(cfg.lanes, constants), name="rq")
-        requantizing = reduce(or_, valids)
+        result = {"node": merged(lambda ph: ph.result_node),
+                  "tile": merged(lambda ph: ph.result_tile),
+                  "phase": merged(lambda ph: Mux(ph.result_valid, phases.index(ph), 0)),
+                  "groups": merged(lambda ph: Mux(ph.result_valid, ph.groups - 1, 0))}
+        serving, y = serve_in_groups(
+            m, cfg, merged(lambda ph: ph.result_valid), result,
+            [merged(lambda ph: ph.result_acc[c]) for c in range(cfg.lanes)],
+            merged(lambda ph: ph.constants))
         for i, ph in enumerate(phases):  # the result's memory word
-            m.d.comb += [ph.requantizing.eq(requantizing),
-                         ph.dst.en.eq(valids[-1] & (out["phase"] == i)),
-                         ph.dst.addr.eq(out["node"] * ph.dst_stride + out["tile"])]
-            m.d.comb += [ph.dst.data[c].eq(out[f"y{c}"]) for c in range(cfg.lanes)]
+            m.d.comb += [ph.requantizing.eq(serving),
+                         ph.dst.en.eq(y["write"] & (y["phase"] == i)),
+                         ph.dst.addr.eq(y["node"] * ph.dst_stride + y["tile"])]
+            # lanes past the phase's groups hold no column: zero, as requantized zeros are
+            m.d.comb += [ph.dst.data[c].eq(y["word"][c] if c < ph.groups * cfg.requant_lanes
+                                           else 0) for c in range(cfg.lanes)]
 
         # Sequencer: launch each phase in turn and count the cycles of the run.
         num_nodes = Signal.like(self.num_nodes, name="run_nodes")
@@ -250,6 +252,76 @@ class EngineCore(wiring.Component):
         m.d.comb += [self.busy.eq(active), self.done.eq(done), self.cycles.eq(cycles),
                      self.phase.eq(index)]
         return m
+
+
+def serve_in_groups(m: Module, cfg: EngineConfig, valid, result: dict, acc: list,
+                    constants) -> tuple[Value, dict]:
+    """The requantization (:mod:`a2q.hw.requantization`) of the phases' results,
+    ``cfg.requant_lanes`` (R) lanes a cycle.
+
+    A result (``valid``; ``result``: its ``node``, ``tile``, ``phase`` and ``groups`` - 1;
+    ``acc``: one sum per lane) is registered with its ``constants`` (one cycle later); from
+    the next cycle its lanes enter the pipeline R at a time, ``groups`` cycles in all (the
+    walkers space results that far apart). Each group leaves the pipeline
+    :data:`~a2q.hw.requantization.DEPTH` cycles after it entered into a register of the
+    result's word, which is written the cycle after its last group arrives: a result presented
+    in cycle c is written in cycle ``c + groups + DEPTH + 1``.
+
+    Returns ``serving`` (a result is held, in the pipeline or about to be written) and the
+    write: ``write``, ``node``, ``tile``, ``phase`` and ``word`` (the lanes' codes)."""
+    R = cfg.requant_lanes
+    G = math.ceil(cfg.lanes / R)
+    layout = constants_layout(cfg.lanes, cfg.bias_bits)
+    held = {key: Signal(range(max(G, 2)) if key == "groups" else Value.cast(v).shape(),
+                        name=f"rq_held_{key}") for key, v in result.items()}
+    held_acc = [Signal.like(a, name=f"rq_held_acc_{c}") for c, a in enumerate(acc)]
+    held_constants = Signal(layout, name="rq_held_constants")
+    constants_due = Signal(name="rq_constants_due")
+    with m.If(valid):
+        m.d.sync += [held[key].eq(v) for key, v in result.items()]
+        m.d.sync += [h.eq(a) for h, a in zip(held_acc, acc)]
+    m.d.sync += constants_due.eq(valid)
+    with m.If(constants_due):
+        m.d.sync += held_constants.eq(constants)
+
+    # Group g of the held result enters the pipeline; its constants one cycle later.
+    entering = Signal(name="rq_entering")
+    group = Signal(range(max(G, 2)), name="rq_group")
+    last = group == held["groups"]
+    m.d.sync += entering.eq(valid | (entering & ~last))
+    m.d.sync += group.eq(Mux(entering & ~last, group + 1, 0))
+    lanes = [[c for c in range(g * R, (g + 1) * R)] for g in range(G)]
+    group_acc = [_select(group, [held_acc[c] if c < cfg.lanes else 0 for c in lanes_g])
+                 for lanes_g in zip(*lanes)]
+    entered_group = Signal.like(group, name="rq_entered_group")
+    m.d.sync += entered_group.eq(group)
+    group_constants = Signal(constants_layout(R, cfg.bias_bits), name="rq_constants")
+    for key, field in group_constants.shape():
+        if isinstance(field.shape, data.ArrayLayout):
+            m.d.comb += [group_constants[key][r].eq(_select(entered_group, [
+                held_constants[key][c] if c < cfg.lanes else 0 for c in lanes_r]))
+                for r, lanes_r in enumerate(zip(*lanes))]
+        else:
+            m.d.comb += group_constants[key].eq(held_constants[key])
+    valids, out = pipeline(
+        m, entering, {"node": held["node"], "tile": held["tile"], "phase": held["phase"],
+                      "group": group, "last": last,
+                      **{f"a{r}": a for r, a in enumerate(group_acc)}},
+        requantization_stages(R, group_constants), name="rq")
+
+    # Each group's codes into the word; the word written the cycle after its last group.
+    y = {key: Signal.like(out[key], name=f"rq_write_{key}") for key in ("node", "tile", "phase")}
+    y["write"] = Signal(name="rq_write")
+    y["word"] = [Signal.like(out[f"y{c % R}"], name=f"rq_word_{c}") for c in range(cfg.lanes)]
+    m.d.sync += y["write"].eq(valids[-1] & out["last"])
+    with m.If(valids[-1]):
+        m.d.sync += [y[key].eq(out[key]) for key in ("node", "tile", "phase")]
+        for g in range(G):
+            with m.If(out["group"] == g):
+                m.d.sync += [y["word"][c].eq(out[f"y{c - g * R}"]) for c in lanes[g]
+                             if c < cfg.lanes]
+    serving = reduce(or_, [valid, constants_due, entering, *valids, y["write"]])
+    return serving, y
 
 
 def _select(index: Value, values: list) -> Value:

@@ -1,8 +1,8 @@
 """The layer engine's parameters and memory map: what each on-chip memory holds, word by word.
 
 :class:`EngineConfig` fixes the hardware: the model's structure (GCN or GIN, each layer's
-input and output width and weight bits, the input's bits), the number of lanes and the memory
-depths. Everything that a trained model or a graph changes (the CSR lists, features, weights,
+input and output width and weight bits, the input's bits), the number of lanes, the lanes the
+requantization serves a cycle and the memory depths. Everything that a trained model or a graph changes (the CSR lists, features, weights,
 per-node bits and fixed-point constants, per-column scales, biases, the operand bits and GIN's
 ``1 + eps``) lives in memories, so the same engine runs an A²Q export and its uniform-bit
 re-exports, and a host can replace the graph through the load port.
@@ -55,6 +55,21 @@ SHIFT = unsigned(8)      # a combined shift: up to 15 + 62 + 62
 NODE_SHIFT = unsigned(6)  # one node's shift: 0 .. 62
 
 
+def default_requant_lanes(lanes: int) -> int:
+    """Lanes the requantization serves a cycle unless told: half the lanes, rounded up. Results
+    of a tile as narrow as a dataset's classes (up to half the lanes) then take one cycle, and
+    the engine's multipliers are half those of one requantization per lane."""
+    return math.ceil(lanes / 2)
+
+
+def requant_groups(width: int, lanes: int, requant_lanes: int) -> int:
+    """Groups of ``requant_lanes`` lanes, one a cycle, in which the requantization takes a
+    (node, tile) of a phase whose results are ``width`` columns wide (a tile holds
+    ``min(width, lanes)`` of them): every (node, tile) of that phase takes at least this many
+    cycles."""
+    return math.ceil(min(width, lanes) / requant_lanes)
+
+
 @dataclass(frozen=True)
 class LayerShape:
     in_dim: int
@@ -73,6 +88,8 @@ class EngineConfig:
     max_edges: int
     max_bits: int = 8    # widest per-node code and aggregation operand
     bias_bits: int = 48  # signed width of the fixed-point biases
+    #: lanes the shared requantization takes a cycle (0: :func:`default_requant_lanes`)
+    requant_lanes: int = 0
     memories: dict = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
@@ -88,6 +105,9 @@ class EngineConfig:
         need("input_bits", self.input_bits, 1, 8)
         need("max_bits", self.max_bits, 2, 8)
         need("bias_bits", self.bias_bits, 2, 64)
+        if self.requant_lanes == 0:
+            object.__setattr__(self, "requant_lanes", default_requant_lanes(self.lanes))
+        need("requant_lanes", self.requant_lanes, 1, self.lanes)
         if not self.layers:
             raise ValueError("engine parameter layers: at least one layer")
         object.__setattr__(self, "layers", tuple(
@@ -103,6 +123,11 @@ class EngineConfig:
 
     def tiles(self, width: int) -> int:
         return math.ceil(width / self.lanes)
+
+    def requant_groups(self, width: int) -> int:
+        """Cycles the requantization takes over one (node, tile) of a phase whose results are
+        ``width`` columns wide: :func:`requant_groups`."""
+        return requant_groups(width, self.lanes, self.requant_lanes)
 
     @property
     def gcn(self) -> bool:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from functools import reduce
 from operator import or_
 
-from amaranth import Elaboratable, Module, Mux, Signal, Value, signed
+from amaranth import Const, Elaboratable, Module, Mux, Signal, Value, signed
 from amaranth.lib import data
 
 from .engine_layout import EngineConfig
@@ -29,9 +29,13 @@ class EnginePhase(Elaboratable):
     kind = ""  # "comb" or "agg": names the signals and the layer's column memory
 
     def __init__(self, cfg: EngineConfig, layer: int, hub, *, src: str, src_stride: int,
-                 dst: str, dst_stride: int, acc_width: int):
+                 dst: str, dst_stride: int, acc_width: int, width: int):
         self.cfg, self.layer = cfg, layer
         self.shape = cfg.layers[layer - 1]
+        #: Columns of the phase's results; the requantization takes ``groups`` cycles over
+        #: each (node, tile), so the walker spends at least that many on each.
+        self.width = width
+        self.groups = cfg.requant_groups(width)
         self.last = layer == len(cfg.layers)
         self.src_stride, self.dst_stride = src_stride, dst_stride
         self.name = name = f"{self.kind}{layer}"
@@ -102,6 +106,28 @@ class EnginePhase(Elaboratable):
         ports (fields of :func:`~a2q.hw.requantization.constants_layout`; a per-lane field
         takes a list, or one value for every lane; fields left out are zero)."""
         raise NotImplementedError
+
+
+def min_spacing(m: Module, cycles: int, *, restart, at_last_now, then_walking,
+                then_at_last) -> tuple[Value, Value]:
+    """Keeps a walker's visits of the last positions of its (node, tile)s at least ``cycles``
+    cycles apart, so that each (node, tile) takes ``max(its work, cycles)`` cycles.
+
+    A walker whose position moved to (``then_walking``, ``then_at_last``: the flags it
+    registers for its next cycle) is a (node, tile)'s last one holds there, its visits invalid,
+    until ``cycles`` cycles have passed since the last valid visit of a last position
+    (``at_last_now``: this cycle's, given ``hold`` low) or since ``restart`` (the cycle before
+    the walker's first position). Returns ``hold`` (a register: this cycle's visit is invalid
+    and the walker stays) and ``then_hold`` (its next value, to keep the walker's moves from a
+    held position low). With ``cycles`` = 1 both are constant 0 and no logic is made."""
+    hold = Signal(name="spacing_hold")
+    if cycles <= 1:
+        return hold, Const(0)
+    since = Signal(range(cycles + 1), name="spacing_since", init=cycles)
+    then_since = Mux(restart | (at_last_now & ~hold), 1, Mux(since == cycles, cycles, since + 1))
+    then_hold = then_walking & then_at_last & (then_since < cycles)
+    m.d.sync += [since.eq(then_since), hold.eq(then_hold)]
+    return hold, then_hold
 
 
 def delay(m: Module, values: dict, name: str) -> dict:

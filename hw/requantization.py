@@ -3,7 +3,8 @@
 Every phase of :class:`a2q.hw.engine_core.EngineCore` ends the same way: a (node, tile) of
 ``lanes`` accumulated sums ``a`` is scaled by a node's and a column's constants, rounded and
 clamped, and one memory word is written. The phases run one at a time, so they share one
-datapath (the engine's multipliers are all here), in the generic form, per lane c,
+datapath (the engine's multipliers are all here), which takes ``requant_lanes`` of a result's
+lanes a cycle (:func:`a2q.hw.engine_core.serve_in_groups`), in the generic form, per lane c,
 
     p1 = a * m1[c]
     v1 = rshift_round(p1, 15) if round15 else p1

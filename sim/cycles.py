@@ -1,4 +1,5 @@
-"""Cycle model of the bit-serial units and of the layer engine (NumPy only).
+"""Cycle model of the bit-serial units and of the layer engine (NumPy, and the engine's
+parameters from :mod:`a2q.hw.engine_layout`).
 
 Bit-serial means a value of b bits takes b cycles. With ``lanes`` processing elements working
 on ``lanes`` output (or aggregated) columns at once, a tile is ``lanes`` columns and a chunk
@@ -11,6 +12,10 @@ on ``lanes`` output (or aggregated) columns at once, a tile is ``lanes`` columns
   ``items_i * b * ceil(D / lanes)`` cycles, items being the CSR row (GCN, self-loops
   included) or the row plus the node's own ``(1 + eps)`` term (GIN);
 - a (node, tile) of aggregation with no item still costs one cycle (it emits zeros);
+- in the engine, a (node, tile) costs at least ``groups`` cycles: its results go through the
+  shared requantization ``requant_lanes`` lanes a cycle, ``groups`` =
+  ``ceil(min(columns, lanes) / requant_lanes)`` cycles
+  (:func:`a2q.hw.engine_layout.requant_groups`), and the walker waits for it;
 - no other per-node cost: every unit takes a new node the cycle after the last one
   (:data:`NODE_OVERHEAD` is 0; the RTL tests check every case's cycles exactly). A run adds a
   constant latency: :func:`combination_cycles` and :func:`aggregation_cycles` count a
@@ -31,6 +36,8 @@ import math
 
 import numpy as np
 
+from a2q.hw.engine_layout import default_requant_lanes, requant_groups
+
 from .annotated_graph import AnnotatedGraph
 from .golden import neighbour_sum
 
@@ -42,18 +49,20 @@ COMBINATION_RUN_LATENCY = 1
 #: (``BitSerialAggregation.RUN_LATENCY``: two ``indptr`` reads, two pipeline stages, the last
 #: result, ``busy`` falling).
 AGGREGATION_RUN_LATENCY = 6
-#: Engine combination phase beyond its walker's work: the launch cycle, two cycles for node 0's
-#: bits (``memory_requests.READ_LATENCY``), the memory words read, the gated weights, two
-#: adder-tree stages, the shift and the accumulate stage, the result presented,
-#: ``requantization.DEPTH`` (17) stages to the write, and the sequencer's cycle seeing ``busy``
-#: low (``hw/combination_phase.py``).
-COMBINATION_PHASE_OVERHEAD = 27
-#: Engine aggregation phase beyond its walker's work: the launch cycle, three cycles reading
-#: ``indptr[0]`` and ``indptr[1]``, the ``indices`` word read, the item's node and its
-#: operand's address registered, the operand read (two cycles), its bit, the term and the
-#: accumulate stage, the result presented, ``requantization.DEPTH`` stages and the
-#: sequencer's cycle (``hw/aggregation_phase.py``).
-AGGREGATION_PHASE_OVERHEAD = 30
+#: Engine combination phase beyond its walker's work and its requantization ``groups``: the
+#: launch cycle, two cycles for node 0's bits (``memory_requests.READ_LATENCY``), the memory
+#: words read, the gated weights, two adder-tree stages, the shift and the accumulate stage,
+#: the result presented, the result held, ``requantization.DEPTH`` (17) stages and the word
+#: assembled (``engine_core.serve_in_groups``: the write ``groups + DEPTH + 1`` cycles after
+#: the result), and the sequencer's cycle seeing ``busy`` low (``hw/combination_phase.py``).
+COMBINATION_PHASE_OVERHEAD = 28
+#: Engine aggregation phase beyond its walker's work and its requantization ``groups``: the
+#: launch cycle, three cycles reading ``indptr[0]`` and ``indptr[1]``, the ``indices`` word
+#: read, the item's node and its operand's address registered, the operand read (two
+#: cycles), its bit, the term and the accumulate stage, the result presented, the result
+#: held, ``requantization.DEPTH`` stages, the word assembled and the sequencer's cycle
+#: (``hw/aggregation_phase.py``).
+AGGREGATION_PHASE_OVERHEAD = 31
 
 
 def _check_lanes(lanes: int) -> None:
@@ -89,10 +98,24 @@ def aggregation_cycles(indptr, indices, bits, *, columns: int, lanes: int) -> in
     return int(nodes.sum()) + AGGREGATION_RUN_LATENCY
 
 
-def per_node_cycles(g: AnnotatedGraph, *, lanes: int,
-                    uniform: int | None = None) -> dict[str, np.ndarray]:
-    """unit name ("layer1.combination", ...) -> cycles of each node (int64 [N])."""
+def phase_groups(g: AnnotatedGraph, *, lanes: int,
+                 requant_lanes: int | None = None) -> dict[str, int]:
+    """unit name -> the requantization's cycles per (node, tile) in the engine (``requant_lanes``
+    0 or None: :func:`~a2q.hw.engine_layout.default_requant_lanes`)."""
     _check_lanes(lanes)
+    r = requant_lanes or default_requant_lanes(lanes)
+    out = {}
+    for l, L in enumerate(g.layers, start=1):
+        agg_dim = L["out_dim"] if g.model == "gcn" else L["in_dim"]
+        out[f"layer{l}.combination"] = requant_groups(L["out_dim"], lanes, r)
+        out[f"layer{l}.aggregation"] = requant_groups(agg_dim, lanes, r)
+    return out
+
+
+def per_node_cycles(g: AnnotatedGraph, *, lanes: int, uniform: int | None = None,
+                    requant_lanes: int | None = None) -> dict[str, np.ndarray]:
+    """unit name ("layer1.combination", ...) -> the engine's cycles on each node (int64 [N])."""
+    groups = phase_groups(g, lanes=lanes, requant_lanes=requant_lanes)
     a, n = g.arrays, g.num_nodes
     deg = np.diff(a["indptr"])  # CSR rows: the neighbours (and self-loops) aggregated
     out = {}
@@ -109,19 +132,23 @@ def per_node_cycles(g: AnnotatedGraph, *, lanes: int,
             if L["operand_bits"]:
                 op_bits = uniform
         chunks = math.ceil(L["in_dim"] / lanes)
-        comb = (node_bits * chunks + NODE_OVERHEAD) * math.ceil(L["out_dim"] / lanes)
+        comb = (np.maximum(node_bits * chunks, groups[p + "combination"]) + NODE_OVERHEAD
+                ) * math.ceil(L["out_dim"] / lanes)
         agg_dim = L["out_dim"] if g.model == "gcn" else L["in_dim"]
         terms = deg + 1 if g.model == "gin" else deg  # GIN's own (1 + eps) term goes through too
-        agg = (np.maximum(terms * op_bits, 1) + NODE_OVERHEAD) * math.ceil(agg_dim / lanes)
+        agg = (np.maximum(terms * op_bits, groups[p + "aggregation"]) + NODE_OVERHEAD
+               ) * math.ceil(agg_dim / lanes)
         out[p + "combination"] = comb.astype(np.int64)
         out[p + "aggregation"] = agg.astype(np.int64)
     return out
 
 
-def engine_cycles(g: AnnotatedGraph, *, lanes: int, uniform: int | None = None) -> dict[str, int]:
+def engine_cycles(g: AnnotatedGraph, *, lanes: int, uniform: int | None = None,
+                  requant_lanes: int | None = None) -> dict[str, int]:
     """The layer engine's ``cycles`` for ``g``: phase name -> cycles (work plus the phase's
-    overhead) in the order the engine runs them, and ``total``."""
-    nodes = per_node_cycles(g, lanes=lanes, uniform=uniform)
+    overhead and requantization groups) in the order the engine runs them, and ``total``."""
+    nodes = per_node_cycles(g, lanes=lanes, uniform=uniform, requant_lanes=requant_lanes)
+    groups = phase_groups(g, lanes=lanes, requant_lanes=requant_lanes)
     out = {}
     for l in range(1, len(g.layers) + 1):
         order = ("combination", "aggregation") if g.model == "gcn" else ("aggregation",
@@ -129,7 +156,8 @@ def engine_cycles(g: AnnotatedGraph, *, lanes: int, uniform: int | None = None) 
         for unit in order:
             overhead = (COMBINATION_PHASE_OVERHEAD if unit == "combination"
                         else AGGREGATION_PHASE_OVERHEAD)
-            out[f"layer{l}.{unit}"] = int(nodes[f"layer{l}.{unit}"].sum()) + overhead
+            name = f"layer{l}.{unit}"
+            out[name] = int(nodes[name].sum()) + overhead + groups[name]
     out["total"] = sum(out.values())
     return out
 

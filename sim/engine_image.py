@@ -27,12 +27,13 @@ class EngineFitError(ValueError):
 
 
 def engine_config(g: AnnotatedGraph, *, lanes: int = 16, max_nodes: int | None = None,
-                  max_edges: int | None = None, input_bits: int | None = None) -> EngineConfig:
+                  max_edges: int | None = None, input_bits: int | None = None,
+                  requant_lanes: int = 0) -> EngineConfig:
     """The engine for ``g``'s model, its memories as deep as ``g`` needs and its input as wide
-    unless given."""
+    unless given (``requant_lanes`` 0: the default)."""
     man = g.manifest
     layers = tuple(LayerShape(L["in_dim"], L["out_dim"], L["weight_bits"]) for L in g.layers)
-    return EngineConfig(model=g.model, layers=layers, lanes=lanes,
+    return EngineConfig(model=g.model, layers=layers, lanes=lanes, requant_lanes=requant_lanes,
                         input_bits=man["input_bits"] if input_bits is None else input_bits,
                         max_nodes=max(g.num_nodes, 2) if max_nodes is None else max_nodes,
                         max_edges=max(man["num_edges"], 1) if max_edges is None else max_edges)

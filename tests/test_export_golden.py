@@ -68,12 +68,39 @@ def test_cycle_model_by_hand():
     e = engine_cycles(g, lanes=2)
     assert list(e) == ["layer1.combination", "layer1.aggregation", "layer2.combination",
                        "layer2.aggregation", "total"]
-    # the walker's work plus the pipeline: launch; node 0's bits; the words read; gated
-    # weights, two tree stages, shift, accumulate; presented; 17 requantization stages; busy
-    # seen low. Aggregation: launch, indptr[0] and [1], the indices word, the item's node and
-    # address registered, operand read, bit, term, accumulate, presented, 17 stages, busy seen
-    # low.
-    assert e["layer2.combination"] == 3 + 6 + 24 + 27 and e["layer2.aggregation"] == 24 + 30
+    # the walker's work plus the pipeline, 27 and 30 cycles when the requantization took a
+    # result in one cycle and wrote it 17 cycles (its stages) after it was presented
+    # (combination: launch; node 0's bits; the words read; gated weights, two tree stages,
+    # shift, accumulate; presented; 17 stages; busy seen low; aggregation: launch, indptr[0]
+    # and [1], the indices word, the item's node and address registered, operand read, bit,
+    # term, accumulate, presented, 17 stages, busy seen low). Now a result is held, enters in
+    # 2 groups (2 lanes, 1 a cycle by default) and is written after its word is assembled:
+    # 2 + 17 + 1 cycles after it was presented, 3 more.
+    assert e["layer2.combination"] == 3 + 6 + 24 + 27 + 3
+    assert e["layer2.aggregation"] == 24 + 30 + 3
+
+
+def test_cycle_model_waits_for_the_requantization():
+    """A (node, tile) of fewer cycles than the requantization takes over it costs those."""
+    man, arr = random_export(np.random.default_rng(0), "gcn", n=3, f0=4, hidden=2, classes=2)
+    arr["indptr"] = np.array([0, 0, 2, 5])  # node 0's row is empty
+    arr["indices"] = np.array([0, 1, 0, 1, 2])
+    man["num_edges"] = 5
+    arr["layer2.node_bits"] = np.array([1, 2, 8], dtype=np.uint8)
+    man["layers"][1]["operand_bits"] = 4
+    g = _roundtrip(man, arr)
+    # 2 lanes, 1 requantized a cycle: every phase's tile of 2 columns takes 2 cycles there.
+    # Layer 2's combination: B_i planes of 1 chunk; its aggregation: 4 bits per item, the empty
+    # row one cycle; each at least 2.
+    c = per_node_cycles(g, lanes=2, requant_lanes=1)
+    assert c["layer2.combination"].tolist() == [2, 2, 8]
+    assert c["layer2.aggregation"].tolist() == [2, 8, 12]
+    c = per_node_cycles(g, lanes=2, requant_lanes=2)  # one cycle: nothing waits
+    assert c["layer2.combination"].tolist() == [1, 2, 8]
+    assert c["layer2.aggregation"].tolist() == [1, 8, 12]
+    assert engine_cycles(g, lanes=2) == engine_cycles(g, lanes=2, requant_lanes=1)  # default
+    e = engine_cycles(g, lanes=2, requant_lanes=1)
+    assert e["layer2.combination"] == 12 + 28 + 2 and e["layer2.aggregation"] == 22 + 31 + 2
 
 
 # ----------------------------------------------------------------------- round trip, errors

@@ -8,7 +8,7 @@ from amaranth.sim import Simulator
 from a2q.hw.engine_layout import EngineConfig, LayerShape
 from a2q.hw.layer_engine import LayerEngine
 from a2q.sim import golden
-from a2q.sim.cycles import engine_cycles
+from a2q.sim.cycles import engine_cycles, per_node_cycles
 from a2q.sim.engine_image import EngineFitError, engine_config, memory_words
 from a2q.sim.uniform_export import uniform_variant
 
@@ -60,7 +60,8 @@ def run_engine(cfg, graphs, *, via_load_port=False):
 def check(cfg, graphs, **kw):
     for g, (y, cycles) in zip(graphs, run_engine(cfg, graphs, **kw)):
         np.testing.assert_array_equal(y, golden.run(g).logits)
-        assert cycles == engine_cycles(g, lanes=cfg.lanes)["total"]
+        assert cycles == engine_cycles(g, lanes=cfg.lanes,
+                                       requant_lanes=cfg.requant_lanes)["total"]
 
 
 @pytest.mark.parametrize("model", ["gcn", "gin"])
@@ -68,6 +69,27 @@ def check(cfg, graphs, **kw):
 def test_random_engines_equal_golden_and_cycle_model(model, seed):
     cfg, graphs = engine_suite(np.random.default_rng([seed, model == "gin"]), model, 3)
     check(cfg, graphs)
+
+
+@pytest.mark.parametrize("model", ["gcn", "gin"])
+def test_short_tiles_wait_for_the_requantization(model):
+    """1-bit nodes of one chunk and empty rows, requantized one lane a cycle: the walkers wait
+    (as the cycle model counts) and the results stay exact."""
+    man, arr = random_export(np.random.default_rng(5), model, n=6, f0=3, hidden=2, classes=3)
+    arr["indptr"] = np.array([0, 0, 1, 1, 3, 3, 6])  # empty rows, short rows
+    arr["indices"] = np.array([2, 0, 5, 1, 2, 3])
+    man["num_edges"] = 6
+    man["input_bits"], arr["x"] = 1, arr["x"] % 2  # GIN: layer 1 aggregates 1-bit items
+    for l in (1, 2):
+        if f"layer{l}.node_bits" in arr:
+            arr[f"layer{l}.node_bits"] = np.array([1, 1, 2, 1, 3, 1], dtype=np.uint8)
+    g = in_memory(man, arr)
+    check(engine_config(g, lanes=3, requant_lanes=1), [g])
+    waits = {unit: int((a - b).sum()) for (unit, a), b in zip(
+        per_node_cycles(g, lanes=3, requant_lanes=1).items(),
+        per_node_cycles(g, lanes=3, requant_lanes=3).values())}
+    aggregation = "layer2.aggregation" if model == "gcn" else "layer1.aggregation"
+    assert waits["layer2.combination"] > 0 and waits[aggregation] > 0  # it did wait
 
 
 @pytest.mark.parametrize("model", ["gcn", "gin"])
@@ -90,7 +112,8 @@ def test_uniform_re_exports_run_on_the_same_engine(model):
 @pytest.mark.parametrize("model", ["gcn", "gin"])
 def test_input_paid_at_four_bits_costs_four_planes_on_layer_one(model):
     """The uniform4 baseline stores the binary input at 4 bits: same logits, and layer 1's
-    input stage (GCN's combination, GIN's aggregation) takes 4 bit-planes where it took 1."""
+    input stage (GCN's combination, GIN's aggregation) takes 4 bit-planes where it took 1
+    (the requantization takes every lane at once: no (node, tile) waits for it)."""
     n, f0, hidden, lanes = 12, 9, 5, 4
     man, arr = random_export(np.random.default_rng(8), model, n=n, f0=f0, hidden=hidden,
                              classes=3)
@@ -98,11 +121,11 @@ def test_input_paid_at_four_bits_costs_four_planes_on_layer_one(model):
     g = in_memory(man, arr)
     exact, wide = uniform_variant(g, 4), uniform_variant(g, 4, input_bits=4)
     assert wide.manifest["input_bits"] == 4 and "input4" in wide.manifest["method"]
-    cfg = engine_config(g, lanes=lanes, input_bits=4)
+    cfg = engine_config(g, lanes=lanes, input_bits=4, requant_lanes=lanes)
     runs = run_engine(cfg, [exact, wide])
     np.testing.assert_array_equal(runs[0][0], runs[1][0])
     check(cfg, [wide])
-    c1, c4 = engine_cycles(exact, lanes=lanes), engine_cycles(wide, lanes=lanes)
+    c1, c4 = (engine_cycles(v, lanes=lanes, requant_lanes=lanes) for v in (exact, wide))
     if model == "gcn":  # every node: ceil(9/4) chunks x ceil(5/4) tiles per plane
         stage, extra = "layer1.combination", n * 3 * 3 * 2
     else:  # every item of every row (own term included), ceil(9/4) tiles, 3 more planes
