@@ -92,7 +92,7 @@ class EngineCore(wiring.Component):
     any on-chip memory (``name -> list[int]``) as initial contents. ``ram_template=True`` (for
     Verilog) builds each memory from instances of the ``a2q_ram`` module of
     :mod:`a2q.hw.block_ram`, one per width slice, filled from ``<memory>.<k>.hex`` instead of
-    ``init``.
+    ``init``, and each multiplier as an instance of ``a2q_mul`` (:mod:`a2q.hw.dsp_multiply`).
 
     The phases run one after the other: GCN layer l is a :class:`CombinationPhase` (``x`` or
     ``h`` -> ``op``) then an :class:`AggregationPhase` (``op`` -> ``h``, the last layer ->
@@ -217,7 +217,7 @@ class EngineCore(wiring.Component):
         serving, y = serve_in_groups(
             m, cfg, merged(lambda ph: ph.result_valid), result,
             [merged(lambda ph: ph.result_acc[c]) for c in range(cfg.lanes)],
-            merged(lambda ph: ph.constants))
+            merged(lambda ph: ph.constants), template=self.ram_template)
         for i, ph in enumerate(phases):  # the result's memory word
             m.d.comb += [ph.requantizing.eq(serving),
                          ph.dst.en.eq(y["write"] & (y["phase"] == i)),
@@ -255,7 +255,7 @@ class EngineCore(wiring.Component):
 
 
 def serve_in_groups(m: Module, cfg: EngineConfig, valid, result: dict, acc: list,
-                    constants) -> tuple[Value, dict]:
+                    constants, *, template: bool) -> tuple[Value, dict]:
     """The requantization (:mod:`a2q.hw.requantization`) of the phases' results,
     ``cfg.requant_lanes`` (R) lanes a cycle.
 
@@ -267,6 +267,7 @@ def serve_in_groups(m: Module, cfg: EngineConfig, valid, result: dict, acc: list
     result's word, which is written the cycle after its last group arrives: a result presented
     in cycle c is written in cycle ``c + groups + DEPTH + 1``.
 
+    ``template``: the multipliers are ``a2q_mul`` instances (:mod:`a2q.hw.dsp_multiply`).
     Returns ``serving`` (a result is held, in the pipeline or about to be written) and the
     write: ``write``, ``node``, ``tile``, ``phase`` and ``word`` (the lanes' codes)."""
     R = cfg.requant_lanes
@@ -307,7 +308,7 @@ def serve_in_groups(m: Module, cfg: EngineConfig, valid, result: dict, acc: list
         m, entering, {"node": held["node"], "tile": held["tile"], "phase": held["phase"],
                       "group": group, "last": last,
                       **{f"a{r}": a for r, a in enumerate(group_acc)}},
-        requantization_stages(R, group_constants), name="rq")
+        requantization_stages(R, group_constants), name="rq", template=template)
 
     # Each group's codes into the word; the word written the cycle after its last group.
     y = {key: Signal.like(out[key], name=f"rq_write_{key}") for key in ("node", "tile", "phase")}

@@ -21,24 +21,27 @@ least 2**15, the export's format guarantees it) applied last, or after the round
 15, every value that enters them is below 2**47 in magnitude (``docs/architecture.md``).
 
 Pipelined for the clock, one step a stage: the constants are registered as they leave block
-RAM; each multiplication is split into one 17-bit chunk of its wide operand per DSP (18 x 18),
-whose products are summed over two stages; a rounding shift is one addition
+RAM; each multiplication is split into one 17-bit chunk of its wide operand per DSP (18 x 18,
+:func:`~a2q.hw.dsp_multiply.registered_product`: two stages, the DSP's own input and output
+registers), whose products are summed over two stages; a rounding shift is one addition
 (:func:`round_shift_addend`) and an arithmetic shift over two stages.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from amaranth import Cat, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data
 
+from .dsp_multiply import registered_product
 from .engine_layout import MANTISSA, NODE_SHIFT, SHIFT
 
 #: Registered stages of the requantization pipeline: a result entering in cycle c is written
 #: to memory at the end of cycle ``c + DEPTH``. The node and column constants are read in the
 #: entry cycle and registered in stage 1.
-DEPTH = 17
+DEPTH = 20
 #: Width of the datapath, and of the operands of its second and third multiplications.
 WIDTH, NARROW = 64, 49
 #: Bits of the wide operand each DSP multiplies (unsigned below the top chunk: 17 x 17 fits
@@ -68,7 +71,17 @@ def wrap(v: Value, width: int) -> Value:
     return Value.cast(v)[:width].as_signed()
 
 
-def partial_products(a: Value, m: Value) -> list[Value]:
+@dataclass(frozen=True)
+class Product:
+    """``(a * b) << shift`` as a stage's value: :func:`pipeline` multiplies in a registered DSP
+    (:func:`~a2q.hw.dsp_multiply.registered_product`), and the product is a value of the stage
+    after the next (the stage in between holds the operands, in the DSP)."""
+    a: Value
+    b: Value
+    shift: int
+
+
+def partial_products(a: Value, m: Value) -> list[Product]:
     """``a * m`` (``a`` signed, ``m`` unsigned up to 17 bits) as the products of ``a``'s
     :data:`CHUNK`-bit chunks, each shifted into place: one DSP each; their sum is the
     product."""
@@ -78,7 +91,7 @@ def partial_products(a: Value, m: Value) -> list[Value]:
         part = a[lo:lo + CHUNK]
         if lo + CHUNK >= len(a):
             part = part.as_signed()
-        out.append((part * m) << lo)
+        out.append(Product(part, Value.cast(m), lo))
     return out
 
 
@@ -100,32 +113,45 @@ def constants_layout(lanes: int, bias_bits: int) -> data.StructLayout:
 
 
 def pipeline(m: Module, valid: Value, values: dict[str, Value],
-             stages: list[Callable[[dict], dict]], *, name: str) -> tuple[list[Signal], dict]:
+             stages: list[Callable[[dict], dict] | None], *, name: str,
+             template: bool = False) -> tuple[list[Signal], dict]:
     """Carry ``values`` through :data:`DEPTH` registered stages.
 
     ``stages[s]`` (for s = 1 .. len(stages) - 1; ``stages[0]`` must be ``None``: stage 0 only
-    registers the inputs while the memories are read) maps the values registered by stage s to
-    new or replaced values for stage s + 1 (``None`` drops one). Values no stage replaces are
-    carried unchanged.
+    registers the inputs while the memories are read; a ``None`` stage carries its values)
+    maps the values registered by stage s to new or replaced values for stage s + 1 (``None``
+    drops one). A :class:`Product` value is multiplied by a registered DSP (an ``a2q_mul``
+    instance with ``template``) and is a value of stage s + 2, so stage s + 1 must not use it.
+    Values no stage replaces are carried unchanged.
     Returns every stage's ``valid`` (the last one's marks the result) and the last values."""
     if len(stages) > DEPTH or (stages and stages[0] is not None):
         raise ValueError("a requantization pipeline has at most DEPTH stages, the first None")
-    cur_valid, cur, valids = valid, dict(values), []
+    cur_valid, cur, valids, due = valid, dict(values), [], {}
     for s in range(DEPTH):
         new = dict(cur)
-        if 0 < s < len(stages):
+        if 0 < s < len(stages) and stages[s] is not None:
             new.update(stages[s](cur))
             new = {k: v for k, v in new.items() if v is not None}  # None drops a value
-        regs = {}
+        regs = dict(due)  # the products the DSPs registered
+        due = {}
         with m.If(cur_valid):  # a stage holds its values until the next result reaches it
             for key, v in new.items():
+                if isinstance(v, Product):
+                    continue
                 v = Value.cast(v)
                 regs[key] = Signal(v.shape(), name=f"{name}_s{s + 1}_{key}")
                 m.d.sync += regs[key].eq(v)
+        for key, v in new.items():
+            if isinstance(v, Product):
+                p = registered_product(m, v.a, v.b, name=f"{name}_s{s + 1}_{key}_mul",
+                                       template=template)
+                due[key] = p << v.shift
         reg_valid = Signal(name=f"{name}_s{s + 1}_valid")
         m.d.sync += reg_valid.eq(cur_valid)
         cur_valid, cur = reg_valid, regs
         valids.append(reg_valid)
+    if due:
+        raise ValueError("a product made in the last stage of a requantization pipeline")
     return valids, cur
 
 
@@ -133,10 +159,10 @@ def requantization_stages(lanes: int, k) -> list:
     """The generic form's stages for :func:`pipeline`: ``a{c}`` in, ``y{c}`` out; ``k`` (a
     view of :func:`constants_layout`) holds the constants in stage 1.
 
-    Stage by stage (each registered): 1 the constants leave block RAM; 2-4 ``p1`` (products,
-    two sums; the bias shifted meanwhile); 5 ``v1``; 6-8 ``v2`` (products with the bias as one
-    more term, two sums); 9-11 ``p3``; 12 the rounding addend; 13-14 the arithmetic shift;
-    15-16 the clamp (comparisons, then the choice)."""
+    Stage by stage (each registered): 1 the constants leave block RAM; 2-5 ``p1`` (products
+    in the DSPs' two registers, two sums; the bias shifted meanwhile); 6 ``v1``; 7-10 ``v2``
+    (products with the bias as one more term, two sums); 11-14 ``p3``; 15 the rounding addend;
+    16-17 the arithmetic shift; 18-19 the clamp (comparisons, then the choice)."""
     P = range(lanes)
     per_node = {"m3": k.m3, "use_m3": k.use_m3, "round15": k.round15, "sh": k.sh,
                 "hi_bits": k.hi_bits, "symmetric": k.symmetric, "clamp": k.clamp,
@@ -233,5 +259,5 @@ def requantization_stages(lanes: int, k) -> list:
                                                                v[f"a{c}"])) for c in P},
                 **{f"{x}{c}": None for c in P for x in ("a", "below", "above")}}
 
-    return [None, s1, s2, s3, summed, s5, s6, lambda v: pairwise(v, "p"),
-            summed, s9, lambda v: pairwise(v, "p"), s11, s12, s13, s14, s15, s16]
+    return [None, s1, s2, None, s3, summed, s5, s6, None, lambda v: pairwise(v, "p"),
+            summed, s9, None, lambda v: pairwise(v, "p"), s11, s12, s13, s14, s15, s16]

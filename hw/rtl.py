@@ -11,7 +11,7 @@ from pathlib import Path
 import amaranth
 from amaranth.back import verilog
 
-from . import block_ram
+from . import block_ram, dsp_multiply
 from .engine_layout import OFF_CHIP
 from .bit_serial_aggregation import BitSerialAggregation
 from .bit_serial_combination import BitSerialCombination
@@ -116,7 +116,8 @@ def engine_verilog(engine: LayerEngine) -> str:
     """The engine's Verilog, built with the block RAM template: the module
     :data:`~a2q.hw.layer_engine.CORE_MODULE` (what synthesis takes), the module
     :data:`~a2q.hw.layer_engine.ENGINE_MODULE` (the core with its off-chip memories, what the
-    simulators run) and the RAM module. Each memory is split by width into instances of the
+    simulators run), the RAM module and the multiplier module (:mod:`~a2q.hw.dsp_multiply`).
+    Each memory is split by width into instances of the
     RAM module one block RAM deep (:func:`~a2q.hw.block_ram.slice_widths`); slice ``k`` of a
     loaded memory reads ``<memory>.<k>.hex`` with ``$readmemh`` from the simulator's (or
     synthesis tool's) working directory; the memories
@@ -125,7 +126,8 @@ def engine_verilog(engine: LayerEngine) -> str:
     if not engine.ram_template:
         raise ValueError("emit the engine built with ram_template=True")
     return "\n".join([verilog.convert(engine.core, name=CORE_MODULE),
-                      verilog.convert(engine, name=ENGINE_MODULE), block_ram.VERILOG])
+                      verilog.convert(engine, name=ENGINE_MODULE), block_ram.VERILOG,
+                      dsp_multiply.VERILOG])
 
 
 def describe_engine(engine: LayerEngine) -> dict:

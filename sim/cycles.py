@@ -52,17 +52,17 @@ AGGREGATION_RUN_LATENCY = 6
 #: Engine combination phase beyond its walker's work and its requantization ``groups``: the
 #: launch cycle, two cycles for node 0's bits (``memory_requests.READ_LATENCY``), the memory
 #: words read, the gated weights, two adder-tree stages, the shift and the accumulate stage,
-#: the result presented, the result held, ``requantization.DEPTH`` (17) stages and the word
+#: the result presented, the result held, ``requantization.DEPTH`` (20) stages and the word
 #: assembled (``engine_core.serve_in_groups``: the write ``groups + DEPTH + 1`` cycles after
 #: the result), and the sequencer's cycle seeing ``busy`` low (``hw/combination_phase.py``).
-COMBINATION_PHASE_OVERHEAD = 28
+COMBINATION_PHASE_OVERHEAD = 31
 #: Engine aggregation phase beyond its walker's work and its requantization ``groups``: the
 #: launch cycle, three cycles reading ``indptr[0]`` and ``indptr[1]``, the ``indices`` word
 #: read, the item's node and its operand's address registered, the operand read (two
 #: cycles), its bit, the term and the accumulate stage, the result presented, the result
 #: held, ``requantization.DEPTH`` stages, the word assembled and the sequencer's cycle
 #: (``hw/aggregation_phase.py``).
-AGGREGATION_PHASE_OVERHEAD = 31
+AGGREGATION_PHASE_OVERHEAD = 34
 
 
 def _check_lanes(lanes: int) -> None:

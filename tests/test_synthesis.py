@@ -33,6 +33,14 @@ def test_small_engine_synthesizes_and_places_on_ecp5(rtl, tmp_path):
     assert r["top"] == CORE_MODULE  # the engine without its off-chip memories
     assert r["luts"] == r["cells"]["LUT4"] > 0 and r["ffs"] == r["cells"]["TRELLIS_FF"] > 0
     assert r["dsps"] == r["cells"].get("MULT18X18D", 0)
+    # every multiplier of the template is one DSP holding its input and output registers
+    text = (rtl / "layer_engine.v").read_text()
+    assert r["dsps"] == text.count("\n  a2q_mul ") > 0
+    cells = next(iter(json.loads((out / "netlist.json").read_text())["modules"].values()))
+    for cell in cells["cells"].values():
+        if cell["type"] == "MULT18X18D":
+            assert {cell["parameters"][f"REG_{reg}_CLK"] for reg in (
+                "INPUTA", "INPUTB", "OUTPUT")} == {"CLK0"}, cell["parameters"]
     assert r["fmax_mhz"] > 0 and r["timing_met"] == (r["fmax_mhz"] >= 25)
     assert r["routed"] is True and r["fmax_placed_mhz"] > 0  # the estimate before routing
     assert r["router"] == "router1"  # nextpnr's default
