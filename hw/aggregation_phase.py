@@ -63,7 +63,11 @@ class AggregationPhase(EnginePhase):
         k = Signal(range(max(cfg.max_bits, cfg.input_bits)), name="plane")
         e = Signal(range(cfg.max_edges + 1), name="edge")
         e_next = Signal(range(cfg.max_edges + 2), name="edge_next")  # e + 1
+        e_next2 = Signal(range(cfg.max_edges + 3), name="edge_next2")  # e + 2
         begin = Signal(range(cfg.max_edges + 1), name="row_begin")
+        # begin + 1 and end + 1, registered, so that no flag waits on a carry chain
+        begin_next = Signal(range(cfg.max_edges + 2), name="row_begin_next")
+        end_next = Signal(range(cfg.max_edges + 2), name="row_end_next")
         end = Signal(range(cfg.max_edges + 1), name="row_end")
         own = Signal(name="own_term")  # GIN: the current item is the node's own term
         ob = Signal.like(self.scalars.data.op_bits, name="op_bits")
@@ -87,7 +91,7 @@ class AggregationPhase(EnginePhase):
             with m.State("WAIT"):
                 m.next = "READ_BEGIN"
             with m.State("READ_BEGIN"):  # ptr is indptr[0]
-                m.d.sync += [end.eq(ptr), ob.eq(self.scalars.data.op_bits)]
+                m.d.sync += [end.eq(ptr), end_next.eq(ptr + 1), ob.eq(self.scalars.data.op_bits)]
                 m.next = "READ_END"
             with m.State("READ_END"):  # ptr is indptr[1]: moves to node 0's row, as adv_i
                 m.next = "WALK"
@@ -122,16 +126,17 @@ class AggregationPhase(EnginePhase):
             own.eq(next_own),
         ]
         with m.If(walk | enter):  # in WALK, finish reads nothing and leaves e at 0
-            m.d.sync += [e.eq(next_e), e_next.eq(next_e + 1)]
+            m.d.sync += [e.eq(next_e), e_next.eq(next_e + 1), e_next2.eq(next_e + 2)]
         with m.If(new_row):
-            m.d.sync += [begin.eq(end), end.eq(ptr)]
+            m.d.sync += [begin.eq(end), begin_next.eq(end_next), end.eq(ptr),
+                         end_next.eq(ptr + 1)]
         # The flags of the position moved to, case by case.
         then_last_k = Mux(hold, last_k,
                           (~next_own & next_row_empty) | Mux(adv_k, k + 2 >= ob, ob <= 1))
         then_more = Mux(adv_k | hold, more, Mux(
-            adv_item, ~row_empty & Mux(own, begin + 1 != end, e_next + 1 != end), Mux(
-                adv_t, ~row_empty & (begin + 1 != end) if gcn else ~row_empty, Mux(
-                    new_row, (end != ptr) & (end + 1 != ptr) if gcn else end != ptr, 0))))
+            adv_item, ~row_empty & Mux(own, begin_next != end, e_next2 != end), Mux(
+                adv_t, ~row_empty & (begin_next != end) if gcn else ~row_empty, Mux(
+                    new_row, (end != ptr) & (end_next != ptr) if gcn else end != ptr, 0))))
         then_last_t = Mux(adv_k | adv_item | hold, last_t, Mux(adv_t, t + 2 == T, T == 1))
         then_last_i = Mux(stay, last_i, Mux(adv_i, i + 2 == self.num_nodes,
                                             self.num_nodes == 1))
