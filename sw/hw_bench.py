@@ -334,5 +334,6 @@ def _where_text(result: dict, per_node: list[dict]) -> str:
         "pays it at 4 or 8 bits) and the aggregations of 4-bit operands (GCN's XW, GIN's later "
         "layers), which A²Q leaves at 4 bits. On the per-node stages the engine's speedup over "
         f"uniform4 is {worst['fraction_of_ideal']:.1%} of the ideal at worst ({worst['dataset']} "
-        f"{worst['model'].upper()} {worst['stage']}): a phase costs its bit-serial work plus a "
-        f"fixed {COMBINATION_PHASE_OVERHEAD} cycles, no per-node bubble.")
+        f"{worst['model'].upper()} {worst['stage']}): a combination phase costs its bit-serial "
+        f"work, each (node, tile) at least the cycles the requantization takes over it (its "
+        f"groups of lanes), plus {COMBINATION_PHASE_OVERHEAD} cycles and those groups once.")
