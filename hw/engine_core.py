@@ -291,7 +291,7 @@ def serve_in_groups(m: Module, cfg: EngineConfig, valid, result: dict, acc: list
     last = group == held["groups"]
     m.d.sync += entering.eq(valid | (entering & ~last))
     m.d.sync += group.eq(Mux(entering & ~last, group + 1, 0))
-    lanes = [[c for c in range(g * R, (g + 1) * R)] for g in range(G)]
+    lanes = [list(range(g * R, (g + 1) * R)) for g in range(G)]  # group g's lanes
     group_acc = [_select(group, [held_acc[c] if c < cfg.lanes else 0 for c in lanes_g])
                  for lanes_g in zip(*lanes)]
     entered_group = Signal.like(group, name="rq_entered_group")
