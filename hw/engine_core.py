@@ -268,8 +268,10 @@ def serve_in_groups(m: Module, cfg: EngineConfig, valid, result: dict, acc: list
     in cycle c is written in cycle ``c + groups + DEPTH + 1``.
 
     ``template``: the multipliers are ``a2q_mul`` instances (:mod:`a2q.hw.dsp_multiply`).
-    Returns ``serving`` (a result is held, in the pipeline or about to be written) and the
-    write: ``write``, ``node``, ``tile``, ``phase`` and ``word`` (the lanes' codes)."""
+    Returns ``serving`` (from the cycle after ``valid`` until the write: an OR of registers
+    only, since a phase's walker counts itself busy while it presents a result, so that
+    ``busy`` does not wait on the phases' result merge) and the write: ``write``, ``node``,
+    ``tile``, ``phase`` and ``word`` (the lanes' codes)."""
     R = cfg.requant_lanes
     G = math.ceil(cfg.lanes / R)
     layout = constants_layout(cfg.lanes, cfg.bias_bits)
@@ -321,7 +323,7 @@ def serve_in_groups(m: Module, cfg: EngineConfig, valid, result: dict, acc: list
             with m.If(out["group"] == g):
                 m.d.sync += [y["word"][c].eq(out[f"y{c - g * R}"]) for c in lanes[g]
                              if c < cfg.lanes]
-    serving = reduce(or_, [valid, constants_due, entering, *valids, y["write"]])
+    serving = reduce(or_, [constants_due, entering, *valids, y["write"]])
     return serving, y
 
 

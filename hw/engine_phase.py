@@ -81,7 +81,8 @@ class EnginePhase(Elaboratable):
     def present(self, m: Module, emit, node, tile, acc: list, walker_busy) -> None:
         """Hand the accumulated ``acc`` of (``node``, ``tile``), finished while ``emit``, to
         the requantization, and its constants (on the read ports from the next cycle) the
-        cycle after. Drives ``busy`` from ``walker_busy`` and the datapath."""
+        cycle after. Drives ``busy`` from ``walker_busy`` (high while ``emit`` too: the
+        engine's ``requantizing`` starts the cycle after) and the datapath."""
         m.d.comb += [self.result_valid.eq(emit), self.result_node.eq(Mux(emit, node, 0)),
                      self.result_tile.eq(Mux(emit, tile, 0))]
         m.d.comb += [r.eq(Mux(emit, a, 0)) for r, a in zip(self.result_acc, acc)]
