@@ -4,8 +4,9 @@ script for Vivado / Quartus users.
 ``synthesize`` reads the folder that ``a2q rtl`` wrote (``params.json`` names the top module,
 ``filelist.f`` the sources, the ``.hex`` files initialise the memories), runs Yosys for the
 target and, for ECP5 and iCE40, nextpnr out of context (the engine's ports are not pins), and
-returns the report: cells by type, LUTs, flip-flops, block RAMs, DSPs, Fmax and utilisation,
-whether it fits (``fits``; ``limits`` lists the resources short, counted from Yosys's netlist
+returns the report: cells by type, LUTs, flip-flops, block RAMs, DSPs, Fmax, the device's
+utilisation (``fit_utilization`` by Yosys's cell counts, ``utilization`` nextpnr's after
+placement), whether it fits (``fits``; ``limits`` lists the resources short, counted from Yosys's netlist
 against :data:`CAPACITY` before place and route, or the one nextpnr ran out of), the critical
 path when timing fails, and a one-line ``verdict``.
 
@@ -86,20 +87,33 @@ def capacity(target: str, device: str) -> tuple[int, int, int, int] | None:
     return CAPACITY.get(target, {}).get(device.removeprefix("um-").removeprefix("um5g-"))
 
 
-def fit_limits(target: str, device: str, report: dict) -> list[dict] | None:
-    """The resources Yosys's netlist needs beyond ``device``'s capacity (``[]``: it fits as
-    far as counting tells; ``None``: the device is not in :data:`CAPACITY`). LUT slots count
-    an ECP5 carry twice and a 16 x 4 LUT RAM six times (it takes three slices of a PFU: two
-    hold the bits, one the write port); routing is left to place and route."""
+def fit_utilization(target: str, device: str, report: dict) -> dict | None:
+    """``device``'s utilisation by Yosys's cell counts: for each of LUT slots, flip-flops,
+    block RAMs and DSPs, ``used``, ``available`` and ``percent`` (``None``: the device is not
+    in :data:`CAPACITY`). LUT slots count an ECP5 carry twice and a 16 x 4 LUT RAM six times
+    (it takes three slices of a PFU: two hold the bits, one the write port); routing is left
+    to place and route."""
     cap = capacity(target, device)
     if cap is None:
         return None
     slots = report["luts"] + (2 * report["carries"] + 6 * (report.get("lutram") or 0)
                               if target == "ecp5" else 0)
-    need = {"lut_slots": slots, "ffs": report["ffs"], "brams": report["brams"],
+    used = {"lut_slots": slots, "ffs": report["ffs"], "brams": report["brams"],
             "dsps": report["dsps"]}
-    return [{"resource": r, "needed": need[r], "available": a}
-            for r, a in zip(("lut_slots", "ffs", "brams", "dsps"), cap) if need[r] > a]
+    return {r: {"used": used[r], "available": a,
+                "percent": round(100 * used[r] / a, 2) if a else None}
+            for r, a in zip(("lut_slots", "ffs", "brams", "dsps"), cap)}
+
+
+def fit_limits(target: str, device: str, report: dict) -> list[dict] | None:
+    """The resources Yosys's netlist needs beyond ``device``'s capacity (``[]``: it fits as
+    far as counting tells; ``None``: the device is not in :data:`CAPACITY`), counted as
+    :func:`fit_utilization` counts them."""
+    use = fit_utilization(target, device, report)
+    if use is None:
+        return None
+    return [{"resource": r, "needed": u["used"], "available": u["available"]}
+            for r, u in use.items() if u["used"] > u["available"]]
 
 
 def placement_limit(log: str) -> dict | None:
@@ -211,6 +225,7 @@ def synthesize(rtl: Path, target: str, work: Path, *, device: str | None = None,
     for resource, types in RESOURCES[target].items():  # ecp5, ice40
         report[resource] = sum(cells.get(c, 0) for c in types)
     report.update(fmax_mhz=None, timing_met=False, critical_path=None)
+    report["fit_utilization"] = fit_utilization(target, device, report)
     limits = fit_limits(target, device, report)
     report["fits"] = None if limits is None else not limits
     report["limits"] = limits or []
@@ -331,8 +346,16 @@ def markdown(r: dict) -> str:
         lines += [f"| {x['resource']} | {x['needed'] if x['needed'] is not None else 'n/a'} | "
                   f"{x['available'] if x['available'] is not None else 'n/a'} |"
                   for x in r["limits"]]
+    if r.get("fit_utilization"):
+        lines += ["", f"Utilisation of the {r['target']} {r['device']} by Yosys's cell counts "
+                  "(LUT slots: a carry counts twice, a LUT RAM six times):", "",
+                  "| resource | used | available | % |", "|---|---|---|---|"]
+        lines += [f"| {k} | {v['used']} | {v['available']} | "
+                  f"{'n/a' if v['percent'] is None else v['percent']} |"
+                  for k, v in r["fit_utilization"].items()]
     if r.get("utilization"):
-        lines += ["", "| resource | used | available | % |", "|---|---|---|---|"]
+        lines += ["", "Utilisation after placement (nextpnr):", "",
+                  "| resource | used | available | % |", "|---|---|---|---|"]
         lines += [f"| {k} | {v['used']} | {v['available']} | {v['percent']} |"
                   for k, v in r["utilization"].items()]
     return "\n".join(lines) + "\n"

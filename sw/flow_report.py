@@ -68,16 +68,12 @@ def plot_cycles(stages: dict[str, dict[str, int]], path: Path, title: str) -> Pa
 
 def plot_resources(synth: dict, path: Path) -> Path | None:
     """Each resource the netlist needs as a share of the device (100%: full)."""
-    from a2q.hw.synthesis import capacity
-
-    cap = capacity(synth["target"], synth["device"])
-    if cap is None or synth.get("luts") is None:
+    use = _utilization(synth)
+    if use is None:
         return None
     plt = _plt()
-    need = {"LUT slots": synth["luts"] + 2 * synth["carries"] + 6 * (synth.get("lutram") or 0),
-            "flip-flops": synth["ffs"],
-            "block RAMs": synth["brams"], "DSPs": synth["dsps"]}
-    share = [100 * v / c if c else 0 for v, c in zip(need.values(), cap)]
+    need = {_RESOURCE_NAMES[r]: u["used"] for r, u in use.items()}
+    share = [u["percent"] or 0 for u in use.values()]
     fig, ax = plt.subplots(figsize=(5.5, 3.4))
     ax.bar(list(need), share, color=["tab:red" if s > 100 else "tab:blue" for s in share])
     ax.axhline(100, color="black", linewidth=0.8, linestyle="--")
@@ -87,6 +83,19 @@ def plot_resources(synth: dict, path: Path) -> Path | None:
     ax.set_ylabel(f"% of {synth['target']} {synth['device']}")
     ax.set_title("resources (Yosys netlist)")
     return _save(fig, path)
+
+
+_RESOURCE_NAMES = {"lut_slots": "LUT slots", "ffs": "flip-flops", "brams": "block RAMs",
+                   "dsps": "DSPs"}
+
+
+def _utilization(synth: dict) -> dict | None:
+    """The synth stage's utilisation of its device by Yosys's cell counts, or None."""
+    from a2q.hw.synthesis import fit_utilization
+
+    if synth.get("luts") is None:
+        return None
+    return fit_utilization(synth["target"], synth["device"], synth)
 
 
 def _blocks(out: Path, state: dict, options, plots: dict[str, Path]) -> list[tuple]:
@@ -160,6 +169,12 @@ def _blocks(out: Path, state: dict, options, plots: dict[str, Path]) -> list[tup
                          "Fmax MHz"],
                [[str(synth[k]) if synth.get(k) is not None else "n/a" for k in
                  ("luts", "carries", "ffs", "brams", "dsps", "lutram", "fmax_mhz")]])]
+        use = _utilization(synth)
+        if use is not None:
+            b.append(("table", ["resource (Yosys's cell counts)", "used", "available", "%"],
+                      [[_RESOURCE_NAMES[r], str(u["used"]), str(u["available"]),
+                        "n/a" if u["percent"] is None else f"{u['percent']:.1f}"]
+                       for r, u in use.items()]))
         if synth.get("limits"):
             b.append(("table", ["limiting resource", "needed", "available"],
                       [[x["resource"], str(x["needed"]), str(x["available"])]

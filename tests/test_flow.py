@@ -123,3 +123,23 @@ def test_bad_options_are_refused_before_anything_is_written(tmp_path, capsys, ar
     assert main(["flow", "--out", str(out), *args]) == 1
     assert message in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_the_report_gives_the_synth_stage_s_utilisation(tmp_path):
+    from a2q.sw.flow_report import write_report
+
+    # a synth result as the stage records it (the report's fields), the device an ECP5-25F:
+    # 24288 LUT4 and as many flip-flops, 56 DP16KD, 28 MULT18X18D
+    synth = {"target": "ecp5", "device": "25k", "freq_target_mhz": 100.0, "luts": 12000,
+             "carries": 1000, "ffs": 6072, "brams": 70, "dsps": 7, "lutram": 2,
+             "fmax_mhz": None, "placed": False, "fits": False,
+             "limits": [{"resource": "brams", "needed": 70, "available": 56}],
+             "verdict": "does not fit"}
+    state = {"stages": {"synth": {"status": "done", "seconds": 1.0, "result": synth}}}
+    written = write_report(tmp_path, state, flow_module.FlowOptions())
+    assert tmp_path / "plots" / "resources.png" in written
+    report = (tmp_path / "report.md").read_text()
+    assert "| LUT slots | 14012 | 24288 | 57.7 |" in report  # 12000 + 2 * 1000 + 6 * 2
+    assert "| flip-flops | 6072 | 24288 | 25.0 |" in report
+    assert "| block RAMs | 70 | 56 | 125.0 |" in report and "| DSPs | 7 | 28 | 25.0 |" in report
+    assert "| brams | 70 | 56 |" in report  # the limiting resource

@@ -7,7 +7,8 @@ import pytest
 
 from a2q.hw.layer_engine import CORE_MODULE, LayerEngine
 from a2q.hw.rtl import write_engine_rtl
-from a2q.hw.synthesis import SynthesisError, fit_limits, placement_limit, synthesize, verdict
+from a2q.hw.synthesis import (SynthesisError, fit_limits, fit_utilization, placement_limit,
+                              synthesize, verdict)
 from a2q.sim.engine_image import engine_config, memory_words, write_init_files
 from a2q.sw.cli import main
 
@@ -77,6 +78,12 @@ def test_no_place_stops_after_the_fit_check(rtl, tmp_path, capsys):
     assert r["fits"] is True and r["placed"] is False and r["fmax_mhz"] is None
     assert r["luts"] > 0 and "not placed and routed" in r["verdict"]
     assert not (out / "nextpnr.log").exists()
+    # the device's utilisation by the cell counts, in both reports
+    use = r["fit_utilization"]
+    assert use["ffs"]["used"] == r["ffs"] and use["ffs"]["available"] == 24288
+    assert use["lut_slots"]["used"] == r["luts"] + 2 * r["carries"] + 6 * r["lutram"]
+    md = (out / "report.md").read_text()
+    assert "by Yosys's cell counts" in md and f"| ffs | {r['ffs']} | 24288 |" in md
 
 
 def test_no_route_stops_after_placement_with_its_estimate(rtl, tmp_path):
@@ -127,6 +134,14 @@ def test_fit_check_names_every_resource_short():
     assert fit_limits("ecp5", "25k", {**small, "lutram": 48}) == []
     assert fit_limits("ecp5", "25k", {**small, "lutram": 49}) == [
         {"resource": "lut_slots", "needed": 24294, "available": 24288}]
+    # the same counts as utilisation of the device (LFE5U-85F: 83640 LUT4 and as many
+    # flip-flops, 208 DP16KD, 156 MULT18X18D)
+    use = fit_utilization("ecp5", "85k", {**need, "lutram": 10})
+    assert use == {"lut_slots": {"used": 84060, "available": 83640, "percent": 100.5},
+                   "ffs": {"used": 30000, "available": 83640, "percent": 35.87},
+                   "brams": {"used": 504, "available": 208, "percent": 242.31},
+                   "dsps": {"used": 321, "available": 156, "percent": 205.77}}
+    assert fit_utilization("ice40", "lp384", {**need, "brams": 0})["brams"]["percent"] is None
     r = {"target": "ecp5", "device": "85k", "fits": False, "limits": limits}
     assert verdict(r).startswith("does not fit the ecp5 85k: lut_slots 84000 needed, 83640")
 
