@@ -136,8 +136,8 @@ def run_timing_bench(out: str | os.PathLike, *, dataset: str = "Cora", model: st
     By default its memories hold the trained export (the engine ``a2q flow`` builds);
     ``max_nodes`` / ``max_edges`` size them down instead (zero-filled), for a quicker look at
     the logic alone. ``route=False`` stops after placement: Fmax is then nextpnr's estimate
-    from the placement (routing the full 16-lane engine took about 50 minutes here, the run
-    64);
+    from the placement (routing the full 16-lane engine took 50 to 95 minutes here, beside
+    other jobs);
     ``router`` picks nextpnr's router.
     Writes ``timing.json`` and ``timing.md``; the latency column is the full graph's cycles
     (cycle model, equal to the RTL's in every test) at the routed Fmax, or the placed one."""
