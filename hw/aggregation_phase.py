@@ -6,7 +6,8 @@ from amaranth import Module, Mux, Signal
 
 from .engine_layout import FRAC, EngineConfig, aggregation_bound
 from .engine_phase import EnginePhase, delay, min_spacing, one_hot
-from .in_order_reads import in_order_reads
+from .in_order_reads import FIRST_WORD, in_order_reads
+from .memory_requests import READ_LATENCY
 
 
 class AggregationPhase(EnginePhase):
@@ -24,7 +25,7 @@ class AggregationPhase(EnginePhase):
     tile changes nothing: ``indptr`` is read in order ahead of the walker
     (:func:`~a2q.hw.in_order_reads.in_order_reads`).
 
-    Pipeline, a register between steps (reads take ``READ_LATENCY`` = 2 cycles): walker
+    Pipeline, a register between steps (reads take ``READ_LATENCY`` = 4 cycles): walker
     (``indices`` read) -> the item's node -> its operand word's address -> operand and
     coefficient reads -> the operand's bit -> the signed, shifted term -> accumulate ->
     presented -> the engine's shared requantization
@@ -34,9 +35,10 @@ class AggregationPhase(EnginePhase):
     to ``h``. GIN: ``clamp(rshift_round(S * op_m[c] * agg_m[i], agg_sh[i]), 0, 2^bits[i] - 1)``
     to ``h``.
 
-    Cycle behaviour: ``start`` (one cycle) -> ``busy`` from the next; three cycles read
-    ``indptr[0]`` and ``indptr[1]``, then the walker's work, then 10 + ``groups`` + ``DEPTH``
-    cycles to the last write; ``busy`` falls in the cycle after it.
+    Cycle behaviour: ``start`` (one cycle) -> ``busy`` from the next; ``READ_LATENCY`` + 2
+    cycles read ``indptr[0]`` and ``indptr[1]``, then the walker's work, then
+    2 * ``READ_LATENCY`` + 7 + ``groups`` + ``DEPTH`` cycles to the last write; ``busy``
+    falls in the cycle after it.
     """
 
     kind = "agg"
@@ -74,8 +76,11 @@ class AggregationPhase(EnginePhase):
         # indptr is read in order ahead of the walker, which takes the next word each time it
         # moves to a node, so no read address waits on the walker's decision.
         take, idle = Signal(name="indptr_take"), Signal(name="walker_idle")
-        ptr, _ = in_order_reads(m, self.indptr, start=self.start, idle=idle, take=take,
-                                name="indptr")
+        # ``ptr``: the next row's end; ``same``, ``one_more``: it equals the word taken before
+        # it (``end``, once the walker has taken that word) plus 0, plus 1.
+        ptr, _, step = in_order_reads(m, self.indptr, start=self.start, idle=idle, take=take,
+                                      name="indptr", steps=(0, 1))
+        same, one_more = step[0], step[1]
         # The position's flags and the move the walker makes this cycle are registers, each
         # computed the cycle before from the position moved to, so that the indices read
         # address is a choice among registers made by registers. ``row_empty``: begin == end;
@@ -84,12 +89,17 @@ class AggregationPhase(EnginePhase):
             Signal(name=x) for x in ("row_empty", "last_k", "more", "last_t", "last_i"))
         adv_k, adv_item, adv_t, adv_i, finish = (
             Signal(name=x) for x in ("adv_plane", "adv_item", "adv_tile", "adv_node", "finish"))
+        # start -> FIRST_WORD cycles until indptr[0] is the queue's head (READ_BEGIN).
+        waiting = [Signal(name=f"indptr_wait_{j}") for j in range(FIRST_WORD - 1)]
+        m.d.sync += [waiting[0].eq(self.start)]
+        m.d.sync += [b.eq(a) for a, b in zip(waiting, waiting[1:])]
         with m.FSM(name=f"agg{self.layer}_walker") as fsm:
             with m.State("IDLE"):  # start: indptr[0] is read
                 with m.If(self.start):
                     m.next = "WAIT"
             with m.State("WAIT"):
-                m.next = "READ_BEGIN"
+                with m.If(waiting[-1]):
+                    m.next = "READ_BEGIN"
             with m.State("READ_BEGIN"):  # ptr is indptr[0]
                 m.d.sync += [end.eq(ptr), end_next.eq(ptr + 1), ob.eq(self.scalars.data.op_bits)]
                 m.next = "READ_END"
@@ -118,7 +128,7 @@ class AggregationPhase(EnginePhase):
         next_e = one_hot([(adv_k | hold, e), (at_begin, begin), (at_e_next, e_next),
                           (at_end, end)])
         next_own = Mux(adv_k | hold, own, Mux(adv_item, 0, int(not gcn)))
-        next_row_empty = Mux(new_row, end == ptr, row_empty)
+        next_row_empty = Mux(new_row, same, row_empty)
         m.d.sync += [
             k.eq(Mux(adv_k, k + 1, Mux(hold, k, 0))),
             t.eq(Mux(adv_k | adv_item | hold, t, Mux(adv_t, t + 1, 0))),
@@ -136,7 +146,7 @@ class AggregationPhase(EnginePhase):
         then_more = Mux(adv_k | hold, more, Mux(
             adv_item, ~row_empty & Mux(own, begin_next != end, e_next2 != end), Mux(
                 adv_t, ~row_empty & (begin_next != end) if gcn else ~row_empty, Mux(
-                    new_row, (end != ptr) & (end_next != ptr) if gcn else end != ptr, 0))))
+                    new_row, ~same & ~one_more if gcn else ~same, 0))))
         then_last_t = Mux(adv_k | adv_item | hold, last_t, Mux(adv_t, t + 2 == T, T == 1))
         then_last_i = Mux(stay, last_i, Mux(adv_i, i + 2 == self.num_nodes,
                                             self.num_nodes == 1))
@@ -160,24 +170,29 @@ class AggregationPhase(EnginePhase):
         m.d.comb += [idle.eq(fsm.ongoing("IDLE")), take.eq(fsm.ongoing("READ_BEGIN") | new_row),
                      self.indices.addr.eq(next_e)]
 
-        # The item's node (indices[e], on the read port a cycle after the walker was at e) is
-        # registered, then its operand word's address (j * stride + t); the word and the
-        # coefficient are on the read ports two cycles after.
+        # The item's node (indices[e], on the read port READ_LATENCY - 1 cycles after the
+        # walker was at e: the address is the position moved to) is registered, then its
+        # operand word's address (j * stride + t); the word and the coefficient are on the
+        # read ports READ_LATENCY cycles after.
         first_item = own if not gcn else (e == begin)
-        c_w = delay(m, {"plane": k, "node": i, "tile": t, "valid": walk & ~hold, "own": own,
-                        "empty": empty, "first": first_item & (k == 0), "last": last_k & ~more},
-                    "w")
+        stages = [{"plane": k, "node": i, "tile": t, "valid": walk & ~hold, "own": own,
+                   "empty": empty, "first": first_item & (k == 0), "last": last_k & ~more}]
+        for j in range(READ_LATENCY - 1):
+            stages.append(delay(m, stages[-1], f"w{j}"))
+        c_w = stages[-1]
         item = delay(m, {"j": Mux(c_w["own"], c_w["node"], self.indices.data), "t": c_w["tile"]},
                      "a")
-        c_a = delay(m, c_w, "a")
+        stages.append(delay(m, c_w, "a"))
         addr = delay(m, {"address": item["j"] * self.src_stride + item["t"], "j": item["j"]},
                      "b")
-        c_b = delay(m, c_a, "b")
+        stages.append(delay(m, stages[-1], "b"))
+        c_b = stages[-1]
         m.d.comb += self.src.addr.eq(Mux(c_b["valid"], addr["address"], 0))
         if gcn:
             m.d.comb += self.norm_j.addr.eq(Mux(c_b["valid"], addr["j"], 0))
-        c_r = delay(m, c_b, "r")
-        c1 = delay(m, c_r, "1")
+        for j in range(READ_LATENCY):  # stage 1: the word and the coefficient are read
+            stages.append(delay(m, stages[-1], f"r{j}" if j + 1 < READ_LATENCY else "1"))
+        c1 = stages[-1]
         k1, node1, tile1, valid1 = c1["plane"], c1["node"], c1["tile"], c1["valid"]
         own1, empty1, first1, last1 = c1["own"], c1["empty"], c1["first"], c1["last"]
 
@@ -200,9 +215,12 @@ class AggregationPhase(EnginePhase):
             term = Mux(bit2[f"bit_{c}"], c2["coef"], 0) << c2["plane"]
             term = Mux(c2["negative"], -term, term)
             terms.append(delay(m, {f"term_{c}": Mux(c2["empty"], 0, term)}, "3")[f"term_{c}"])
-        c3 = delay(m, c2, "3")
-        self.accumulate(m, c3, terms, ~idle | c_w["valid"] | c_a["valid"] | c_b["valid"] |
-                        c_r["valid"] | valid1 | c2["valid"] | c3["valid"])
+        stages.append(c2)
+        stages.append(delay(m, c2, "3"))
+        in_flight = ~idle
+        for stage in stages[1:]:
+            in_flight = in_flight | stage["valid"]
+        self.accumulate(m, stages[1:], terms, in_flight)
         return m
 
     def constants_of(self):

@@ -9,7 +9,7 @@ from amaranth import Module, Mux, Signal
 
 from .engine_layout import EngineConfig, combination_bound
 from .engine_phase import EnginePhase, delay, min_spacing, one_hot, tree_levels
-from .in_order_reads import in_order_reads
+from .in_order_reads import FIRST_WORD, in_order_reads
 from .memory_requests import READ_LATENCY
 
 
@@ -25,7 +25,7 @@ class CombinationPhase(EnginePhase):
     tile and chunk changes cost nothing: the read addresses always follow the walker's next
     position.
 
-    Pipeline, a register between steps (reads take ``READ_LATENCY`` = 2 cycles): walker
+    Pipeline, a register between steps (reads take ``READ_LATENCY`` = 4 cycles): walker
     (memory reads) -> the words read -> weights gated by the plane's bits -> two stages of
     adder tree -> shifted by the plane -> accumulate -> presented -> the engine's shared
     requantization (:func:`~a2q.hw.engine_core.serve_in_groups`) -> one write of ``dst`` per
@@ -34,10 +34,11 @@ class CombinationPhase(EnginePhase):
     GIN: ``V = A * scale_m[i] * out_m[c] + (bias[c] << scale_sh[i])``; the logits on the last
     layer, else ``clamp(rshift_round(V, out_sh[i]), 0, 2^next_op_bits - 1)`` to ``op``.
 
-    Cycle behaviour: ``start`` (one cycle) -> ``busy`` from the next cycle; two cycles read
-    node 0's bits (the node fields are read in order ahead of the walker), then the walker's
-    work (``sum_i max(B_i * chunks, groups) * tiles`` cycles), then 7 + ``groups`` + ``DEPTH``
-    cycles until the last write; ``busy`` falls in the cycle after it.
+    Cycle behaviour: ``start`` (one cycle) -> ``busy`` from the next cycle; ``READ_LATENCY``
+    + 1 cycles read node 0's bits (the node fields are read in order ahead of the walker),
+    then the walker's work (``sum_i max(B_i * chunks, groups) * tiles`` cycles), then
+    ``READ_LATENCY`` + 6 + ``groups`` + ``DEPTH`` cycles until the last write; ``busy`` falls
+    in the cycle after it.
     """
 
     kind = "comb"
@@ -61,9 +62,9 @@ class CombinationPhase(EnginePhase):
         q = Signal(range(max(Q, 2)), name="chunk")
         k = Signal(range(cfg.max_bits), name="plane")
         running = Signal()
-        # start -> READ_LATENCY cycles for node 0's bits -> ``launch``: the walker runs from
-        # the next cycle.
-        starting = [Signal(name=f"starting_{j}") for j in range(READ_LATENCY)]
+        # start -> FIRST_WORD cycles for node 0's bits -> ``launch``: the walker runs from the
+        # next cycle.
+        starting = [Signal(name=f"starting_{j}") for j in range(FIRST_WORD)]
         m.d.sync += [starting[0].eq(self.start)]
         m.d.sync += [b.eq(a) for a, b in zip(starting, starting[1:])]
         launch = starting[-1]
@@ -75,9 +76,9 @@ class CombinationPhase(EnginePhase):
         last_k, last_q, last_t, last_i = (Signal(name=f"last_{x}") for x in "kqti")
         adv_k, adv_q, adv_t, adv_i, finish = (
             Signal(name=x) for x in ("adv_plane", "adv_chunk", "adv_tile", "adv_node", "finish"))
-        upcoming, _ = in_order_reads(m, self.node_bits, start=self.start,
-                                     idle=~running & ~reduce(or_, starting),
-                                     take=launch | adv_i, name="bits")
+        upcoming, _, _ = in_order_reads(m, self.node_bits, start=self.start,
+                                        idle=~running & ~reduce(or_, starting),
+                                        take=launch | adv_i, name="bits")
         # A (node, tile) of fewer than ``groups`` cycles (Q * B_i < groups) waits at its last
         # position until the requantization has taken the previous one (``hold``: stay).
         next_running, then_at_last = Signal(name="next_running"), Signal(name="then_at_last")
@@ -129,13 +130,16 @@ class CombinationPhase(EnginePhase):
             self.weight.addr.eq(w_addr),
         ]
 
-        # Stage 0: the walker's words are read (READ_LATENCY cycles). Stage 1: they are on the
+        # Stage 0: the walker's words are read (READ_LATENCY cycles from the address of the
+        # position moved to, so READ_LATENCY - 1 after the walker). Stage 1: they are on the
         # read ports; each weight gated by its input's bit of plane k, registered.
-        ctl = [delay(m, {"plane": k, "node": i, "tile": t, "valid": running & ~hold,
-                         "first": (q == 0) & (k == 0), "last": last_k & last_q}, "0")]
+        ctl = [{"plane": k, "node": i, "tile": t, "valid": running & ~hold,
+                "first": (q == 0) & (k == 0), "last": last_k & last_q}]
+        for j in range(READ_LATENCY - 1):
+            ctl.append(delay(m, ctl[-1], f"0_{j}"))
         codes, w = self.src.data, self.weight.data
         field_bits = len(codes[0])
-        plane = [codes[f] if field_bits == 1 else codes[f].bit_select(ctl[0]["plane"], 1)
+        plane = [codes[f] if field_bits == 1 else codes[f].bit_select(ctl[-1]["plane"], 1)
                  for f in range(P)]
         gated = [delay(m, {f"gated_{f}_{c}": Mux(plane[f], w[f][c], 0) for f in range(P)},
                        "1") for c in range(P)]
@@ -153,9 +157,9 @@ class CombinationPhase(EnginePhase):
                          "4")[f"shifted_{c}"] for c in range(P)]
         ctl.append(delay(m, ctl[-1], "4"))
         in_flight = running | reduce(or_, starting)
-        for stage in ctl[:-1]:
+        for stage in ctl[1:-1]:
             in_flight = in_flight | stage["valid"]
-        self.accumulate(m, ctl[-1], shifted, in_flight | ctl[-1]["valid"])
+        self.accumulate(m, ctl[1:], shifted, in_flight | ctl[-1]["valid"])
         return m
 
     def constants_of(self):

@@ -21,7 +21,8 @@ from .aggregation_phase import AggregationPhase
 from .block_ram import address_bits, ram
 from .combination_phase import CombinationPhase
 from .engine_layout import OFF_CHIP, EngineConfig
-from .memory_requests import ReadRequest, WriteRequest
+from .memory_requests import (ReadRequest, WriteRequest, registered_address, registered_data,
+                              registered_write)
 from .requantization import constants_layout, pipeline, requantization_stages
 
 #: Bits of the cycle counter.
@@ -114,7 +115,8 @@ class EngineCore(wiring.Component):
       becomes k is the number of cycles phases 0 .. k - 1 took.
     - ``x`` (a ``lib.memory`` read port, driven by the core): ``addr`` (and ``en``, always
       high) out, ``data`` in, the word at the address of the previous cycle: a synchronous
-      SRAM's latency. Node i's tile t is at ``i * ceil(F / lanes) + t``.
+      SRAM's latency (``addr`` comes from a register, and ``data`` is registered, as a block
+      RAM's, :mod:`~a2q.hw.memory_requests`). Node i's tile t is at ``i * ceil(F / lanes) + t``.
     - ``logits`` (a ``lib.memory`` write port, driven by the core): ``en``, ``addr``,
       ``data`` out; node i's tile t of the logits at ``i * ceil(C / lanes) + t``, each word
       written once per run.
@@ -180,12 +182,14 @@ class EngineCore(wiring.Component):
                 addr = Mux(req.en, req.addr, addr)
                 word = Mux(req.en, Value.cast(req.data), word)
                 en = en | req.en
+            if name != "x":
+                addr, word, en = registered_write(m, spec, addr, word, en, name)
             reads = {}
             for port in ("A", "B"):
                 address = 0
                 for req in hub.reads.get((name, port), []):  # idle requesters drive address 0
                     address = address | req.addr
-                reads[port] = address
+                reads[port] = registered_address(m, address, f"{name}_{port}")
             if name == "x":
                 m.d.comb += self.x.addr.eq(reads["A"])
                 read_data = [self.x.data]
@@ -199,9 +203,8 @@ class EngineCore(wiring.Component):
                            init_file=f"{name}.hex" if spec.loaded else "",
                            we=en, waddr=addr, wdata=word, raddr_a=reads["A"],
                            raddr_b=reads["B"])
-            for port, d in zip(("A", "B"), read_data):  # registered: READ_LATENCY
-                registered = Signal.like(d, name=f"{name}_read_{port}")
-                m.d.sync += registered.eq(d)
+            for port, d in zip(("A", "B"), read_data):  # READ_LATENCY after the request
+                registered = registered_data(m, d, f"{name}_{port}")
                 m.d.comb += [req.data.eq(registered) for req in hub.reads.get((name, port), [])]
 
         for i, ph in enumerate(phases):
@@ -218,8 +221,11 @@ class EngineCore(wiring.Component):
             m, cfg, merged(lambda ph: ph.result_valid), result,
             [merged(lambda ph: ph.result_acc[c]) for c in range(cfg.lanes)],
             merged(lambda ph: ph.constants), template=self.ram_template)
+        # The write's port registers (registered_write) hold it the cycle after ``y["write"]``.
+        writing = Signal(name="writing")
+        m.d.sync += writing.eq(y["write"])
         for i, ph in enumerate(phases):  # the result's memory word
-            m.d.comb += [ph.requantizing.eq(serving),
+            m.d.comb += [ph.requantizing.eq(serving | writing),
                          ph.dst.en.eq(y["write"] & (y["phase"] == i)),
                          ph.dst.addr.eq(y["node"] * ph.dst_stride + y["tile"])]
             # lanes past the phase's groups hold no column: zero, as requantized zeros are

@@ -10,6 +10,7 @@ from amaranth import Const, Elaboratable, Module, Mux, Signal, Value, signed
 from amaranth.lib import data
 
 from .engine_layout import EngineConfig
+from .memory_requests import READ_LATENCY
 from .requantization import constants_layout
 
 
@@ -59,11 +60,13 @@ class EnginePhase(Elaboratable):
         self.constants = Signal(constants_layout(cfg.lanes, cfg.bias_bits), name=f"{name}_constants")
         self.requantizing = Signal(name=f"{name}_requantizing")
 
-    def accumulate(self, m: Module, ctl: dict, terms: list, busy) -> None:
+    def accumulate(self, m: Module, stages: list, terms: list, busy) -> None:
         """Add ``terms`` (one per lane) to the lanes' sums while ``ctl["valid"]``, starting
         again at ``ctl["first"]``; a (node, tile) whose last term (``ctl["last"]``) is in is
-        presented the next cycle (:meth:`present`). ``busy``: the walker and the stages before
-        this one hold work."""
+        presented the next cycle (:meth:`present`). ``stages``: the controls of the pipeline's
+        stages in order, ``ctl`` the last (the terms' stage; at least ``READ_LATENCY`` - 1 of
+        them). ``busy``: the walker and the stages before this one hold work."""
+        ctl = stages[-1]
         acc = [Signal(signed(self.acc_width), name=f"acc_{c}") for c in range(len(terms))]
         emit = Signal(name="emit")
         node = Signal.like(ctl["node"], name="node_done")
@@ -72,10 +75,12 @@ class EnginePhase(Elaboratable):
             m.d.sync += [a.eq(Mux(ctl["first"], 0, a) + term) for a, term in zip(acc, terms)]
         finishing = ctl["valid"] & ctl["last"]
         m.d.sync += [emit.eq(finishing), node.eq(ctl["node"]), tile.eq(ctl["tile"])]
-        # The node's and the tile's constants are read as the last term comes in, two cycles
-        # (READ_LATENCY) before they are due.
-        m.d.comb += [req.addr.eq(Mux(finishing, ctl["node"], 0)) for req in self.node_requests]
-        m.d.comb += self.cols.addr.eq(Mux(finishing, ctl["tile"], 0))
+        # The node's and the tile's constants are read READ_LATENCY cycles before they are
+        # due (the cycle after the result is presented), by the stage that far ahead.
+        ahead = stages[-(READ_LATENCY - 1)]
+        reading = ahead["valid"] & ahead["last"]
+        m.d.comb += [req.addr.eq(Mux(reading, ahead["node"], 0)) for req in self.node_requests]
+        m.d.comb += self.cols.addr.eq(Mux(reading, ahead["tile"], 0))
         self.present(m, emit, node, tile, acc, busy | emit)
 
     def present(self, m: Module, emit, node, tile, acc: list, walker_busy) -> None:

@@ -44,18 +44,22 @@ from .engine_layout import MANTISSA, NODE_SHIFT, SHIFT
 DEPTH = 20
 #: Width of the datapath, and of the operands of its second and third multiplications.
 WIDTH, NARROW = 64, 49
+#: Bits of the clamp's comparisons: its bounds are below 2**15 in magnitude (``hi_bits`` is
+#: 4 bits wide), so ``a`` compares with them on its low 16 bits and the rest's sign.
+CLAMP_BITS = 16
 #: Bits of the wide operand each DSP multiplies (unsigned below the top chunk: 17 x 17 fits
 #: an 18 x 18 signed multiplier).
 CHUNK = 17
 
 
-def round_shift_addend(t: Value, s: Value, mask: Value) -> Value:
+def round_shift_addend(t: Value, rounds: Value, mask: Value) -> Value:
     """``t + mask + carry``, which an arithmetic right shift by ``s`` turns into
     ``round_half_away(t / 2**s)``: ``mask = 2**(s-1) - 1`` and ``carry = (t >= 0)`` for
-    s >= 1, both zero for s = 0. (For t < 0, ``floor((t + 2**(s-1) - 1) / 2**s)`` equals
-    ``-floor((|t| + 2**(s-1)) / 2**s)``.)"""
+    s >= 1, both zero for s = 0. ``rounds``: one bit, s >= 1 (a register in the pipeline: it
+    reaches every lane's carry input). (For t < 0, ``floor((t + 2**(s-1) - 1) / 2**s)``
+    equals ``-floor((|t| + 2**(s-1)) / 2**s)``.)"""
     t = Value.cast(t)
-    carry = (Value.cast(s) != 0) & (t >= 0)
+    carry = Value.cast(rounds) & (t >= 0)
     return t + mask + carry
 
 
@@ -69,6 +73,22 @@ def shift_mask(s: Value, width: int) -> Value:
 def wrap(v: Value, width: int) -> Value:
     """The low ``width`` bits of ``v`` as a signed value (exact while ``v`` fits them)."""
     return Value.cast(v)[:width].as_signed()
+
+
+def above(a: Value, hi: Value) -> Value:
+    """``a > hi`` for a signed ``a`` and ``0 <= hi < 2**(CLAMP_BITS - 1)``: a comparison of
+    :data:`CLAMP_BITS` bits and an OR of the bits above them, where ``a > hi`` at the
+    datapath's width is a carry chain of 64 bits."""
+    a = Value.cast(a)
+    return ~a[-1] & (a[CLAMP_BITS:].any() | (a[:CLAMP_BITS] > hi))
+
+
+def below(a: Value, lo: Value) -> Value:
+    """``a < lo`` for a signed ``a`` and ``-2**(CLAMP_BITS - 1) < lo <= 0``, as :func:`above`:
+    a negative ``a`` is below ``lo`` if its bits from ``CLAMP_BITS - 1`` up are not all ones
+    (``a < -2**(CLAMP_BITS - 1)``), or else if its low bits, signed, are."""
+    a = Value.cast(a)
+    return a[-1] & (~a[CLAMP_BITS - 1:].all() | (a[:CLAMP_BITS].as_signed() < lo))
 
 
 @dataclass(frozen=True)
@@ -189,7 +209,8 @@ def requantization_stages(lanes: int, k) -> list:
 
     def s2(v):  # a * m1, one DSP per chunk; the bias shifted (low bits), sh's mask made
         out = {f"m1_{c}": None for c in P}
-        out.update(mask=shift_mask(v["sh"], WIDTH + 1), big_shift=v["sh"] > WIDTH - 1)
+        out.update(mask=shift_mask(v["sh"], WIDTH + 1), rounds=v["sh"] != 0,
+                   big_shift=v["sh"] > WIDTH - 1)
         hi = (Value.cast(1) << v["hi_bits"]) - 1
         out.update(hi=hi, lo=Mux(v["symmetric"], -hi, 0), hi_bits=None, symmetric=None)
         for c in P:
@@ -236,8 +257,8 @@ def requantization_stages(lanes: int, k) -> list:
                 **{f"a{c}": Mux(v["use_m3"], out[f"a{c}"], v[f"a{c}"]) for c in P}}
 
     def s12(v):  # rshift_round(p3, sh): the addend ...
-        return {**{f"a{c}": round_shift_addend(v[f"a{c}"], v["sh"], v["mask"]) for c in P},
-                "mask": None}
+        return {**{f"a{c}": round_shift_addend(v[f"a{c}"], v["rounds"], v["mask"])
+                   for c in P}, "mask": None, "rounds": None}
 
     def s13(v):  # ... shifted by sh's low three bits ...
         return {f"a{c}": v[f"a{c}"] >> v["sh"][:3] for c in P}
@@ -247,11 +268,11 @@ def requantization_stages(lanes: int, k) -> list:
                                                          WIDTH)) for c in P},
                 "big_shift": None}
 
-    def s15(v):  # the clamp's comparisons ...
+    def s15(v):  # the clamp's comparisons, on the low CLAMP_BITS bits and ORs of the rest
         out = {}
         for c in P:
-            out[f"below{c}"] = v["clamp"] & (v[f"a{c}"] < v["lo"])
-            out[f"above{c}"] = v["clamp"] & (v[f"a{c}"] > v["hi"])
+            out[f"below{c}"] = v["clamp"] & below(v[f"a{c}"], v["lo"])
+            out[f"above{c}"] = v["clamp"] & above(v[f"a{c}"], v["hi"])
         return {**out, "clamp": None}
 
     def s16(v):  # ... and its choice

@@ -10,9 +10,11 @@ placement), whether it fits (``fits``; ``limits`` lists the resources short, cou
 against :data:`CAPACITY` before place and route, or the one nextpnr ran out of), the critical
 path when timing fails, and a one-line ``verdict``.
 
-ECP5 does not use ``synth_ecp5``'s ABC9 step: under YoWASP it ends Yosys without a message on
-designs of real size (docs/architecture.md); the script stops before the flip-flop mapping,
-maps the logic with ``abc -lut 4`` and runs that mapping's commands without ``simplemap``.
+Neither ECP5 nor iCE40 uses its ``synth_*`` script's ABC9 step: under YoWASP it ends Yosys
+without a message on designs of real size (docs/architecture.md; on iCE40 from session 10's
+1-lane test engine on). The ECP5 script stops before the flip-flop mapping, maps the logic with
+``abc -lut 4`` and runs that mapping's commands without ``simplemap``; the iCE40 one stops
+before the LUT mapping and maps with ``abc -lut 4`` as ``synth_ice40`` did before ABC9.
 """
 
 from __future__ import annotations
@@ -48,9 +50,19 @@ attrmvcp -copy -attr syn_useioff
 opt_clean
 synth_ecp5 -noiopad -top {top} -run map_cells: -json netlist.json
 """
+_ICE40_SCRIPT = """\
+synth_ice40 -top {top} -run begin:map_luts
+techmap -map +/ice40/latches_map.v
+abc -dress -lut 4
+ice40_wrapcarry -unwrap
+techmap -map +/ice40/ff_map.v
+clean
+opt_lut -tech ice40
+synth_ice40 -top {top} -run map_cells: -json netlist.json
+"""
 _SCRIPTS = {
     "ecp5": _ECP5_SCRIPT,
-    "ice40": "synth_ice40 -top {top} -json netlist.json\n",
+    "ice40": _ICE40_SCRIPT,
 }
 
 #: Cell types counted as each resource, per target.

@@ -37,6 +37,7 @@ import math
 import numpy as np
 
 from a2q.hw.engine_layout import default_requant_lanes, requant_groups
+from a2q.hw.memory_requests import READ_LATENCY
 
 from .annotated_graph import AnnotatedGraph
 from .golden import neighbour_sum
@@ -50,19 +51,23 @@ COMBINATION_RUN_LATENCY = 1
 #: result, ``busy`` falling).
 AGGREGATION_RUN_LATENCY = 6
 #: Engine combination phase beyond its walker's work and its requantization ``groups``: the
-#: launch cycle, two cycles for node 0's bits (``memory_requests.READ_LATENCY``), the memory
-#: words read, the gated weights, two adder-tree stages, the shift and the accumulate stage,
-#: the result presented, the result held, ``requantization.DEPTH`` (20) stages and the word
-#: assembled (``engine_core.serve_in_groups``: the write ``groups + DEPTH + 1`` cycles after
-#: the result), and the sequencer's cycle seeing ``busy`` low (``hw/combination_phase.py``).
-COMBINATION_PHASE_OVERHEAD = 31
+#: launch cycle, ``READ_LATENCY`` (4) + 1 cycles for node 0's bits (``in_order_reads``),
+#: the memory words read (``READ_LATENCY`` - 1 cycles after the walker), the gated weights,
+#: two adder-tree stages, the shift and the accumulate stage, the result presented, the result
+#: held,
+#: ``requantization.DEPTH`` (20) stages and the word assembled
+#: (``engine_core.serve_in_groups``: the write ``groups + DEPTH + 1`` cycles after the
+#: result), the write's port register, and the sequencer's cycle seeing ``busy`` low
+#: (``hw/combination_phase.py``).
+COMBINATION_PHASE_OVERHEAD = 29 + 2 * READ_LATENCY
 #: Engine aggregation phase beyond its walker's work and its requantization ``groups``: the
-#: launch cycle, three cycles reading ``indptr[0]`` and ``indptr[1]``, the ``indices`` word
-#: read, the item's node and its operand's address registered, the operand read (two
-#: cycles), its bit, the term and the accumulate stage, the result presented, the result
-#: held, ``requantization.DEPTH`` stages, the word assembled and the sequencer's cycle
-#: (``hw/aggregation_phase.py``).
-AGGREGATION_PHASE_OVERHEAD = 34
+#: launch cycle, ``READ_LATENCY`` + 2 cycles reading ``indptr[0]`` and ``indptr[1]``, the
+#: ``indices`` word read (``READ_LATENCY`` - 1 cycles after the walker), the item's node and
+#: its operand's address registered, the operand read (``READ_LATENCY`` cycles), its bit, the
+#: term and the accumulate stage, the result presented, the result held,
+#: ``requantization.DEPTH`` stages, the word assembled, the write's port register and the
+#: sequencer's cycle (``hw/aggregation_phase.py``).
+AGGREGATION_PHASE_OVERHEAD = 30 + 3 * READ_LATENCY
 
 
 def _check_lanes(lanes: int) -> None:

@@ -7,40 +7,44 @@ from amaranth.lib import memory
 from amaranth.sim import Simulator
 
 from a2q.hw.engine_layout import MemorySpec
-from a2q.hw.in_order_reads import in_order_reads
-from a2q.hw.memory_requests import READ_LATENCY, ReadRequest
+from a2q.hw.in_order_reads import FIRST_WORD, in_order_reads
+from a2q.hw.memory_requests import ReadRequest, registered_address, registered_data
 
 
 class Reader(Elaboratable):
-    """A memory of ``words`` read as the engine reads it (block RAM, then a register)."""
+    """A memory of ``words`` read as the engine reads it (address registers, block RAM, data
+    registers)."""
 
     def __init__(self, words):
         self.words = words
         self.req = ReadRequest(MemorySpec("m", len(words), 16), "m")
         self.start, self.idle, self.take = Signal(), Signal(init=1), Signal()
-        self.head, self.valid = Signal(16), Signal()
+        self.head, self.valid, self.same, self.one_more = Signal(16), Signal(), Signal(), Signal()
 
     def elaborate(self, platform):
         m = Module()
         m.submodules.mem = mem = memory.Memory(shape=16, depth=len(self.words),
                                                init=self.words)
         port = mem.read_port()
-        registered = Signal(16)
-        m.d.comb += port.addr.eq(self.req.addr)
-        m.d.sync += registered.eq(port.data)
-        m.d.comb += self.req.data.eq(registered)
-        head, valid = in_order_reads(m, self.req, start=self.start, idle=self.idle,
-                                     take=self.take, name="r")
-        m.d.comb += [self.head.eq(head), self.valid.eq(valid)]
+        m.d.comb += port.addr.eq(registered_address(m, self.req.addr, "m"))
+        m.d.comb += self.req.data.eq(registered_data(m, port.data, "m"))
+        head, valid, step = in_order_reads(m, self.req, start=self.start, idle=self.idle,
+                                           take=self.take, name="r", steps=(0, 1))
+        m.d.comb += [self.head.eq(head), self.valid.eq(valid), self.same.eq(step[0]),
+                     self.one_more.eq(step[1])]
         return m
 
 
 @pytest.mark.parametrize("p_take", [1.0, 0.7, 0.3])
 def test_a_consumer_gets_every_word_in_order(p_take):
+    """Every word once, in order, from FIRST_WORD cycles after start, with its step flags
+    (words that repeat or go up by one, as in a CSR row pointer, among random ones)."""
     rng = np.random.default_rng(int(p_take * 10))
     words = [int(w) for w in rng.integers(0, 1 << 16, size=23)]
+    for j in rng.choice(range(1, len(words)), size=10, replace=False):
+        words[j] = (words[j - 1] + int(rng.integers(0, 2))) % (1 << 16)
     dut = Reader(words)
-    got = []
+    got, flags = [], []
 
     async def bench(ctx):
         for run in range(2):  # a second run starts again at word 0
@@ -48,7 +52,7 @@ def test_a_consumer_gets_every_word_in_order(p_take):
             await ctx.tick()
             ctx.set(dut.start, 0)
             ctx.set(dut.idle, 0)
-            for _ in range(READ_LATENCY - 1):
+            for _ in range(FIRST_WORD - 1):
                 await ctx.tick()
             taken = []
             while len(taken) < len(words):
@@ -56,6 +60,8 @@ def test_a_consumer_gets_every_word_in_order(p_take):
                 if take:
                     assert ctx.get(dut.valid), f"empty at word {len(taken)}"
                     taken.append(ctx.get(dut.head))
+                    if len(taken) > 1:
+                        flags.append((ctx.get(dut.same), ctx.get(dut.one_more)))
                 ctx.set(dut.take, take)
                 await ctx.tick()
             ctx.set(dut.take, 0)
@@ -68,3 +74,5 @@ def test_a_consumer_gets_every_word_in_order(p_take):
     sim.add_testbench(bench)
     sim.run()
     assert got == [words, words]
+    steps = [(int(b == a), int(b == (a + 1) % (1 << 16))) for a, b in zip(words, words[1:])]
+    assert flags == steps + steps
