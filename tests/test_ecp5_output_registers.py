@@ -1,0 +1,136 @@
+"""The flip-flops after an ECP5 block RAM's read port move into its output register: through
+Yosys and nextpnr for the engine's memory template and data registers, and the rules on
+hand-made netlists."""
+
+import copy
+import json
+
+import pytest
+from amaranth import Module, Signal
+from amaranth.back import verilog
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from a2q.hw import block_ram
+from a2q.hw.ecp5_output_registers import absorb_output_registers
+from a2q.hw.memory_requests import registered_data
+from a2q.hw.synthesis import synthesize
+
+
+class TwoReads(wiring.Component):
+    """A 36 x 600 memory of the engine's template: port A read through the engine's data
+    registers, port B into a register with a reset."""
+
+    def __init__(self):
+        super().__init__({"we": In(1), "waddr": In(10), "wdata": In(36), "ra": In(10),
+                          "rb": In(10), "qa": Out(36), "qb": Out(36)})
+
+    def elaborate(self, platform):
+        m = Module()
+        a, b = block_ram.ram(m, "mem", width=36, depth=600, template=True, we=self.we,
+                             waddr=self.waddr, wdata=self.wdata, raddr_a=self.ra,
+                             raddr_b=self.rb)
+        m.d.comb += self.qa.eq(registered_data(m, a, "mem_A"))
+        held = Signal(36, name="held")
+        m.d.sync += held.eq(b)
+        m.d.comb += self.qb.eq(held)
+        return m
+
+
+def test_the_first_data_register_goes_into_each_block_ram(tmp_path):
+    rtl = tmp_path / "rtl"
+    rtl.mkdir()
+    (rtl / "two_reads.v").write_text(verilog.convert(TwoReads(), name="two_reads")
+                                     + block_ram.VERILOG)
+    (rtl / "filelist.f").write_text("two_reads.v\n")
+    (rtl / "params.json").write_text(json.dumps({"module": "two_reads"}))
+    r = synthesize(rtl, "ecp5", tmp_path / "synth", device="25k", package="CABGA256",
+                   freq_mhz=25)
+    # 600 deep: two slices of 18 bits, each a block RAM per read port
+    assert r["brams"] == r["cells"]["DP16KD"] == 4
+    assert r["bram_output_registers"] == 2  # port A of each slice; B's register has a reset
+    assert r["ffs"] == 72  # the second data register and the held one stay, 36 bits each
+    cells = json.loads((tmp_path / "synth" / "netlist.json").read_text())["modules"][
+        "two_reads"]["cells"]
+    readers = {}
+    for name, cell in cells.items():
+        for bit in cell["connections"].get("DI", []):
+            readers[bit] = name
+    modes = []
+    for cell in cells.values():
+        if cell["type"] == "DP16KD":
+            for port in "AB":
+                bits = [b[0] for pin, b in cell["connections"].items()
+                        if pin.startswith(f"DO{port}") and b[0] in readers]
+                if bits:
+                    reader = {readers[b].split("_TRELLIS_FF")[0] for b in bits}
+                    modes.append((cell["parameters"][f"REGMODE_{port}"], *reader))
+    # Yosys names each remaining register by the output it drives: qa the second data
+    # register, qb the one with a reset
+    assert sorted(modes) == [("NOREG", "qb")] * 2 + [("OUTREG", "qa")] * 2
+    assert r["routed"] and r["fmax_mhz"] > 0  # nextpnr takes the block RAMs so set
+    assert "output register" in (tmp_path / "synth" / "report.md").read_text()
+
+
+def _ff(d, q, clock=1, **params):
+    return {"type": "TRELLIS_FF",
+            "parameters": {"CEMUX": "1 ", "CLKMUX": "CLK", "GSR": "DISABLED",
+                           "REGSET": "RESET", **params},
+            "port_directions": {"CLK": "input", "DI": "input", "LSR": "input", "Q": "output"},
+            "connections": {"CLK": [clock], "DI": [d], "LSR": ["0"], "Q": [q]}}
+
+
+def _netlist():
+    """A PDPW16KD reading 2 bits (nets 10, 11) into flip-flops driving nets 20, 21, and a
+    LUT reading those."""
+    ram = {"type": "PDPW16KD", "parameters": {"GSR": "DISABLED", "REGMODE": "NOREG"},
+           "port_directions": {"CLKR": "input", "OCER": "input", "RST": "input",
+                               "DO0": "output", "DO1": "output", "DO2": "output"},
+           "connections": {"CLKR": [1], "OCER": ["1"], "RST": ["0"], "DO0": [10], "DO1": [11],
+                           "DO2": [12]}}
+    lut = {"type": "LUT4", "parameters": {}, "port_directions": {"A": "input", "B": "input",
+                                                                 "Z": "output"},
+           "connections": {"A": [20], "B": [21], "Z": [30]}}
+    return {"modules": {"top": {"ports": {"z": {"direction": "output", "bits": [30]}},
+                                "cells": {"ram": ram, "ff0": _ff(10, 20), "ff1": _ff(11, 21),
+                                          "lut": lut}}}}
+
+
+def test_a_plain_register_per_used_output_moves_in():
+    n = _netlist()
+    assert absorb_output_registers(n, "top") == 1
+    cells = n["modules"]["top"]["cells"]
+    assert set(cells) == {"ram", "lut"}
+    ram = cells["ram"]
+    assert ram["parameters"]["REGMODE"] == "OUTREG"
+    # the outputs drive what the flip-flops drove; the unused one stays as it was
+    assert (ram["connections"]["DO0"], ram["connections"]["DO1"]) == ([20], [21])
+    assert ram["connections"]["DO2"] == [12]
+
+
+@pytest.mark.parametrize("change", [
+    lambda c: c["ff1"]["connections"].update(CLK=[2]),  # another clock
+    lambda c: c["ff1"]["connections"].update(LSR=[3]),  # a reset
+    lambda c: c["ff1"]["parameters"].update(CEMUX="CE"),  # a clock enable
+    lambda c: c["ff1"]["parameters"].update(CLKMUX="INV"),  # the falling edge
+    lambda c: c["ff1"]["parameters"].update(REGSET="SET"),  # powers up at 1
+    lambda c: c["ff1"]["parameters"].update(GSR="ENABLED"),  # the global set/reset
+    lambda c: c["lut"]["connections"].update(A=[11]),  # the output has another reader
+    lambda c: c["ram"]["connections"].update(OCER=[4]),  # an output enable in use
+    lambda c: c["ram"]["connections"].update(RST=[4]),  # a reset in use
+    lambda c: c["ram"]["parameters"].update(REGMODE="OUTREG"),  # already registered
+    lambda c: c.update(lut2={"type": "LUT4", "parameters": {},
+                             "port_directions": {"A": "input"}, "connections": {"A": [10]}}),
+])
+def test_a_port_whose_register_is_not_plain_stays(change):
+    n = _netlist()
+    change(n["modules"]["top"]["cells"])
+    before = copy.deepcopy(n)
+    assert absorb_output_registers(n, "top") == 0
+    assert n == before
+
+
+def test_an_output_read_by_a_module_port_stays():
+    n = _netlist()
+    n["modules"]["top"]["ports"]["raw"] = {"direction": "output", "bits": [10]}
+    assert absorb_output_registers(n, "top") == 0
