@@ -147,9 +147,14 @@ class AggregationPhase(EnginePhase):
             adv_item, ~row_empty & Mux(own, begin_next != end, e_next2 != end), Mux(
                 adv_t, ~row_empty & (begin_next != end) if gcn else ~row_empty, Mux(
                     new_row, ~same & ~one_more if gcn else ~same, 0))))
-        then_last_t = Mux(adv_k | adv_item | hold, last_t, Mux(adv_t, t + 2 == T, T == 1))
-        then_last_i = Mux(stay, last_i, Mux(adv_i, i + 2 == self.num_nodes,
-                                            self.num_nodes == 1))
+        then_last_t = Mux(adv_k | adv_item | hold, last_t, Mux(adv_t, t == T - 2, T == 1))
+        # ``penult_i``: i + 2 == num_nodes, a register made the cycle before from ``i + 3``
+        # (a register beside i), so that no adder and comparison lie before ``last_i``.
+        i_plus3, penult_i = Signal(range(n + 3), name="node_plus3"), Signal(name="penult_node")
+        m.d.sync += [i_plus3.eq(Mux(stay, i_plus3, Mux(adv_i, i_plus3 + 1, 3))),
+                     penult_i.eq(Mux(stay, penult_i, Mux(adv_i, i_plus3 == self.num_nodes,
+                                                         self.num_nodes == 2)))]
+        then_last_i = Mux(stay, last_i, Mux(adv_i, penult_i, self.num_nodes == 1))
         adv_item_then = next_walk & then_last_k & then_more
         m.d.comb += then_at_last.eq(then_last_k & ~then_more)
         row_done_then = next_walk & then_at_last & ~then_hold
