@@ -1,8 +1,9 @@
 """ECP5 block RAMs with their output register: the flip-flops after a block RAM, moved in.
 
 An ECP5 block RAM (``DP16KD``, ``PDPW16KD``) reads synchronously; its data leaves the block
-about 5.8 ns after the clock (nextpnr's timing model of the LFE5U-85F, speed grade 6), so the
-wire from it to the first register is the engine's critical path whatever the placer does.
+about 5.8 ns after the clock (nextpnr's timing model of the LFE5U-85F, speed grade 6), so a
+wire of a few ns from it to the first register takes a 100 MHz cycle (the engine's critical
+path in session 10).
 Each read port also has an output register of its own (``REGMODE = "OUTREG"``): the word read
 arrives one cycle later, from a register about 1 ns after the clock. Yosys's ECP5 block RAM
 mapping never sets it, so :func:`absorb_output_registers` does, on Yosys's JSON netlist before
@@ -86,9 +87,9 @@ def absorb_output_registers(netlist: dict, top: str) -> int:
                     or _param(cell, rp.clock_mux, rp.clock) != rp.clock
                     or _param(cell, "GSR", "ENABLED") != "DISABLED"):
                 continue
-            outputs = {f"{rp.data}{i}": conn[f"{rp.data}{i}"][0] for i in range(rp.width)
-                       if isinstance(conn.get(f"{rp.data}{i}", [None])[0], int)}
-            used = {pin: bit for pin, bit in outputs.items() if sinks[bit]}
+            pins = (f"{rp.data}{i}" for i in range(rp.width))
+            used = {pin: conn[pin][0] for pin in pins
+                    if isinstance(conn.get(pin, [None])[0], int) and sinks.get(conn[pin][0])}
             registers = {}
             for pin, bit in used.items():
                 if len(sinks[bit]) != 1:

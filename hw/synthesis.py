@@ -4,19 +4,21 @@ script for Vivado / Quartus users.
 ``synthesize`` reads the folder that ``a2q rtl`` wrote (``params.json`` names the top module,
 ``filelist.f`` the sources, the ``.hex`` files initialise the memories), runs Yosys for the
 target and, for ECP5 and iCE40, nextpnr out of context (the engine's ports are not pins), and
-returns the report: cells by type (of the netlist nextpnr reads), LUTs, flip-flops, block RAMs, DSPs, Fmax, the device's
-utilisation (``fit_utilization`` by Yosys's cell counts, ``utilization`` nextpnr's after
-placement), whether it fits (``fits``; ``limits`` lists the resources short, counted from Yosys's netlist
-against :data:`CAPACITY` before place and route, or the one nextpnr ran out of), the critical
-path when timing fails, and a one-line ``verdict``.
+returns the report: cells by type (of the netlist nextpnr reads), LUTs, flip-flops, block
+RAMs, DSPs, Fmax, the device's utilisation (``fit_utilization`` by Yosys's cell counts,
+``utilization`` nextpnr's after placement), whether it fits (``fits``; ``limits`` lists the
+resources short, counted from Yosys's netlist against :data:`CAPACITY` before place and route,
+or the one nextpnr ran out of), the critical path when timing fails, and a one-line
+``verdict``.
 
 Neither ECP5 nor iCE40 uses its ``synth_*`` script's ABC9 step: under YoWASP it ends Yosys
 without a message on designs of real size (docs/architecture.md; on iCE40 from session 10's
 1-lane test engine on). The ECP5 script stops before the flip-flop mapping, maps the logic with
 ``abc -lut 4`` and runs that mapping's commands without ``simplemap``; the iCE40 one stops
-before the LUT mapping and maps with ``abc -lut 4`` as ``synth_ice40`` did before ABC9. For ECP5, the flip-flops right after a block
-RAM's read port go into the block RAM as its output register before nextpnr runs
-(:mod:`~a2q.hw.ecp5_output_registers`; ``bram_output_registers`` counts the read ports).
+before the LUT mapping and maps with ``abc -lut 4`` as ``synth_ice40`` did before ABC9. For
+ECP5, the flip-flops right after a block RAM's read port go into the block RAM as its output
+register before nextpnr runs (:mod:`~a2q.hw.ecp5_output_registers`; ``bram_output_registers``
+counts the read ports changed).
 """
 
 from __future__ import annotations
