@@ -74,7 +74,9 @@ class AggregationPhase(EnginePhase):
         own = Signal(name="own_term")  # GIN: the current item is the node's own term
         ob = Signal.like(self.scalars.data.op_bits, name="op_bits")
         # indptr is read in order ahead of the walker, which takes the next word each time it
-        # moves to a node, so no read address waits on the walker's decision.
+        # moves to a node, so no read address waits on the walker's decision. ``take`` is a
+        # register, set the cycle before the walker reads indptr[0] (READ_BEGIN), indptr[1]
+        # (READ_END) or moves to the next node (adv_node).
         take, idle = Signal(name="indptr_take"), Signal(name="walker_idle")
         # ``ptr``: the next row's end; ``same``, ``one_more``: it equals the word taken before
         # it (``end``, once the walker has taken that word) plus 0, plus 1.
@@ -172,8 +174,9 @@ class AggregationPhase(EnginePhase):
             at_e_next.eq(adv_item_then & ~next_own),
             at_end.eq(fsm.ongoing("READ_BEGIN") | adv_i_then),
         ]
-        m.d.comb += [idle.eq(fsm.ongoing("IDLE")), take.eq(fsm.ongoing("READ_BEGIN") | new_row),
-                     self.indices.addr.eq(next_e)]
+        m.d.sync += take.eq((fsm.ongoing("WAIT") & waiting[-1]) | fsm.ongoing("READ_BEGIN")
+                            | adv_i_then)
+        m.d.comb += [idle.eq(fsm.ongoing("IDLE")), self.indices.addr.eq(next_e)]
 
         # The item's node (indices[e], on the read port READ_LATENCY - 1 cycles after the
         # walker was at e: the address is the position moved to) is registered, then its
