@@ -21,8 +21,8 @@ from .aggregation_phase import AggregationPhase
 from .block_ram import address_bits, ram
 from .combination_phase import CombinationPhase
 from .engine_layout import OFF_CHIP, EngineConfig
-from .memory_requests import (ReadRequest, WriteRequest, registered_address, registered_data,
-                              registered_write)
+from .memory_requests import (ReadRequest, WriteRequest, read_registers, registered_address,
+                              registered_data, registered_write)
 from .requantization import constants_layout, pipeline, requantization_stages
 
 #: Bits of the cycle counter.
@@ -185,11 +185,12 @@ class EngineCore(wiring.Component):
             if name != "x":
                 addr, word, en = registered_write(m, spec, addr, word, en, name)
             reads = {}
+            before, after = read_registers(spec)
             for port in ("A", "B"):
                 address = 0
                 for req in hub.reads.get((name, port), []):  # idle requesters drive address 0
                     address = address | req.addr
-                reads[port] = registered_address(m, address, f"{name}_{port}")
+                reads[port] = registered_address(m, address, f"{name}_{port}", before)
             if name == "x":
                 m.d.comb += self.x.addr.eq(reads["A"])
                 read_data = [self.x.data]
@@ -204,7 +205,7 @@ class EngineCore(wiring.Component):
                            we=en, waddr=addr, wdata=word, raddr_a=reads["A"],
                            raddr_b=reads["B"])
             for port, d in zip(("A", "B"), read_data):  # READ_LATENCY after the request
-                registered = registered_data(m, d, f"{name}_{port}")
+                registered = registered_data(m, d, f"{name}_{port}", after)
                 m.d.comb += [req.data.eq(registered) for req in hub.reads.get((name, port), [])]
 
         for i, ph in enumerate(phases):

@@ -13,6 +13,13 @@ placer a register to put next to each block RAM. The data registers have no rese
 data, never control), so that ECP5 synthesis can move the first into the block RAM itself, as
 its output register (:mod:`~a2q.hw.ecp5_output_registers`): its output then arrives 1 ns after
 the clock, in the same cycle.
+
+A shallow memory the engine only reads (:func:`read_registers`: at most :data:`SHALLOW_WORDS`
+words, filled by the host: a layer's column constants, its scalars, a one-tile weight block)
+is a LUT RAM, not a block RAM, and often hundreds of bits wide: its read registers all go on
+the address side, a few bits each, and the memory's own read register is the last before
+the logic. The latency is the same, so no cycle changes; a read that the registers move to a
+later cycle cannot meet a write, as no phase writes such a memory.
 """
 
 from __future__ import annotations
@@ -28,6 +35,18 @@ DATA_REGISTERS = 2
 #: Cycles from a read request's address to its ``data``: the address registers, the block
 #: RAM's synchronous read and the data registers.
 READ_LATENCY = ADDRESS_REGISTERS + 1 + DATA_REGISTERS
+#: Words of the deepest memory :func:`read_registers` counts as shallow: one LUT RAM deep on
+#: the ECP5 (TRELLIS_DPR16X4).
+SHALLOW_WORDS = 16
+
+
+def read_registers(spec: MemorySpec) -> tuple[int, int]:
+    """The registers before and after the memory on each read port of ``spec``'s memory,
+    ``READ_LATENCY - 1`` in all: all before it for a shallow memory the host fills (the
+    engine never writes it), else :data:`ADDRESS_REGISTERS` and :data:`DATA_REGISTERS`."""
+    if spec.loaded and spec.depth <= SHALLOW_WORDS:
+        return READ_LATENCY - 1, 0
+    return ADDRESS_REGISTERS, DATA_REGISTERS
 
 
 class ReadRequest:
@@ -54,14 +73,14 @@ def _registered(m: Module, value, times: int, name: str, reset_less: bool = Fals
     return value
 
 
-def registered_address(m: Module, address, name: str) -> Value:
-    """A read port's merged ``address`` through :data:`ADDRESS_REGISTERS` registers."""
-    return _registered(m, address, ADDRESS_REGISTERS, f"{name}_raddr")
+def registered_address(m: Module, address, name: str, times: int = ADDRESS_REGISTERS) -> Value:
+    """A read port's merged ``address`` through ``times`` registers."""
+    return _registered(m, address, times, f"{name}_raddr")
 
 
-def registered_data(m: Module, data, name: str) -> Value:
-    """A read port's block RAM output through :data:`DATA_REGISTERS` registers without reset."""
-    return _registered(m, data, DATA_REGISTERS, f"{name}_rdata", reset_less=True)
+def registered_data(m: Module, data, name: str, times: int = DATA_REGISTERS) -> Value:
+    """A read port's block RAM output through ``times`` registers without reset."""
+    return _registered(m, data, times, f"{name}_rdata", reset_less=True)
 
 
 def registered_write(m: Module, spec: MemorySpec, addr, data, en, name: str):
