@@ -5,7 +5,7 @@ from __future__ import annotations
 from amaranth import Module, Mux, Signal
 
 from .engine_layout import FRAC, EngineConfig, aggregation_bound
-from .engine_phase import EnginePhase, delay, min_spacing, one_hot
+from .engine_phase import EnginePhase, delay, min_spacing, one_hot, then_last_node
 from .in_order_reads import FIRST_WORD, in_order_reads
 from .memory_requests import READ_LATENCY
 
@@ -150,13 +150,8 @@ class AggregationPhase(EnginePhase):
                 adv_t, ~row_empty & (begin_next != end) if gcn else ~row_empty, Mux(
                     new_row, ~same & ~one_more if gcn else ~same, 0))))
         then_last_t = Mux(adv_k | adv_item | hold, last_t, Mux(adv_t, t == T - 2, T == 1))
-        # ``penult_i``: i + 2 == num_nodes, a register made the cycle before from ``i + 3``
-        # (a register beside i), so that no adder and comparison lie before ``last_i``.
-        i_plus3, penult_i = Signal(range(n + 3), name="node_plus3"), Signal(name="penult_node")
-        m.d.sync += [i_plus3.eq(Mux(stay, i_plus3, Mux(adv_i, i_plus3 + 1, 3))),
-                     penult_i.eq(Mux(stay, penult_i, Mux(adv_i, i_plus3 == self.num_nodes,
-                                                         self.num_nodes == 2)))]
-        then_last_i = Mux(stay, last_i, Mux(adv_i, penult_i, self.num_nodes == 1))
+        then_last_i = then_last_node(m, n, self.num_nodes, keep=stay, advance=adv_i,
+                                     last=last_i)
         adv_item_then = next_walk & then_last_k & then_more
         m.d.comb += then_at_last.eq(then_last_k & ~then_more)
         row_done_then = next_walk & then_at_last & ~then_hold

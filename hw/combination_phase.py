@@ -8,7 +8,7 @@ from operator import or_
 from amaranth import Module, Mux, Signal
 
 from .engine_layout import EngineConfig, combination_bound
-from .engine_phase import EnginePhase, delay, min_spacing, one_hot, tree_levels
+from .engine_phase import EnginePhase, delay, min_spacing, one_hot, then_last_node, tree_levels
 from .in_order_reads import FIRST_WORD, in_order_reads
 from .memory_requests import READ_LATENCY
 
@@ -94,10 +94,11 @@ class CombinationPhase(EnginePhase):
         next_bits = Mux(launch | adv_i, upcoming.bits, bits)
         m.d.comb += next_running.eq(Mux(running, ~finish, launch))
         then_last_k = Mux(hold, last_k, Mux(adv_k, k + 2 >= bits, next_bits <= 1))
-        then_last_q = Mux(stay, last_q, Mux(adv_q, q + 2 == Q, Q == 1))
-        then_last_t = Mux(stay | adv_q, last_t, Mux(adv_t, t + 2 == T, T == 1))
-        then_last_i = Mux(stay | adv_q | adv_t, last_i,
-                          Mux(adv_i, i + 2 == self.num_nodes, self.num_nodes == 1))
+        # q + 2 == Q and t + 2 == T compare with constants; i + 2 == num_nodes is a register
+        then_last_q = Mux(stay, last_q, Mux(adv_q, q == Q - 2, Q == 1))
+        then_last_t = Mux(stay | adv_q, last_t, Mux(adv_t, t == T - 2, T == 1))
+        then_last_i = then_last_node(m, n, self.num_nodes, keep=stay | adv_q | adv_t,
+                                     advance=adv_i, last=last_i)
         m.d.comb += then_at_last.eq(then_last_k & then_last_q)
         tile_done = next_running & then_at_last & ~then_hold
         m.d.sync += [

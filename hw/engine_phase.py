@@ -136,6 +136,19 @@ def min_spacing(m: Module, cycles: int, *, restart, at_last_now, then_walking,
     return hold, then_hold
 
 
+def then_last_node(m: Module, n: int, num_nodes, *, keep, advance, last) -> Value:
+    """A walker's ``last`` flag for the node it moves to (node ``num_nodes - 1``): ``last``
+    while it ``keep``s its node, ``i + 2 == num_nodes`` when it ``advance``s from node i, and
+    ``num_nodes == 1`` when it goes back to node 0. ``i + 2 == num_nodes`` is a register
+    (``penult_node``) made the cycle before from ``node_plus3`` (i + 3, kept beside the
+    walker's node, ``n`` nodes at most), so that no adder and comparison lie before the
+    walker's next move."""
+    plus3, penult = Signal(range(n + 3), name="node_plus3"), Signal(name="penult_node")
+    m.d.sync += [plus3.eq(Mux(keep, plus3, Mux(advance, plus3 + 1, 3))),
+                 penult.eq(Mux(keep, penult, Mux(advance, plus3 == num_nodes, num_nodes == 2)))]
+    return Mux(keep, last, Mux(advance, penult, num_nodes == 1))
+
+
 def delay(m: Module, values: dict, name: str) -> dict:
     """``values`` registered once (free running: a stage's controls travel with its data)."""
     out = {}
