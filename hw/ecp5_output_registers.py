@@ -25,26 +25,51 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class ReadPort:
-    """One read port of a block RAM primitive: its data output pins ``<data><i>``, its clock
-    pin and that pin's inversion parameter, its output register's clock enable and reset pins,
-    and the parameter that selects the output register."""
+    """One read port of a block RAM primitive: its data output pins; its clock pins with the
+    parameters that may invert them (each must carry the flip-flops' clock, not inverted);
+    its output register's clock enable pins (the first, the read port's own, must be tied
+    high; all are once the register is in use) and reset pins (all tied low); and the
+    parameters that select the output register."""
 
-    data: str
-    width: int
-    clock: str
-    clock_mux: str
-    output_enable: str
-    reset: str
-    regmode: str
+    data: tuple[str, ...]
+    clocks: tuple[tuple[str, str], ...]
+    output_enables: tuple[str, ...]
+    resets: tuple[str, ...]
+    regmodes: tuple[str, ...]
 
 
-#: The read ports of each ECP5 block RAM primitive (Lattice's library: DP16KD is true dual
-#: port, PDPW16KD the 36-bit-wide pseudo dual port).
-READ_PORTS = {
-    "DP16KD": (ReadPort("DOA", 18, "CLKA", "CLKAMUX", "OCEA", "RSTA", "REGMODE_A"),
-               ReadPort("DOB", 18, "CLKB", "CLKBMUX", "OCEB", "RSTB", "REGMODE_B")),
-    "PDPW16KD": (ReadPort("DO", 36, "CLKR", "CLKRMUX", "OCER", "RST", "REGMODE"),),
-}
+def _pins(prefix: str, count: int) -> tuple[str, ...]:
+    return tuple(f"{prefix}{i}" for i in range(count))
+
+
+#: DP16KD, true dual port: ports A and B read 18 bits at most, each with its own register.
+DP16KD_PORTS = (
+    ReadPort(_pins("DOA", 18), (("CLKA", "CLKAMUX"),), ("OCEA",), ("RSTA",), ("REGMODE_A",)),
+    ReadPort(_pins("DOB", 18), (("CLKB", "CLKBMUX"),), ("OCEB",), ("RSTB",), ("REGMODE_B",)))
+#: A DP16KD whose port A is 36 bits wide is in pseudo dual port mode, as Yosys maps a 36-bit
+#: memory (and nextpnr converts a PDPW16KD): port A writes, port B reads 36 bits on DOA and
+#: DOB. Its output register is set through both REGMODE parameters, as nextpnr's conversion
+#: does, and both ports' clocks, enables and resets qualify or are tied alike, so the word
+#: is registered whole whichever port's controls the block applies to the DOA half.
+DP16KD_PSEUDO_DUAL_PORT = ReadPort(
+    _pins("DOA", 18) + _pins("DOB", 18), (("CLKB", "CLKBMUX"), ("CLKA", "CLKAMUX")),
+    ("OCEB", "OCEA"), ("RSTB", "RSTA"), ("REGMODE_B", "REGMODE_A"))
+#: PDPW16KD, Lattice's 36-bit pseudo dual port primitive.
+PDPW16KD_PORT = ReadPort(_pins("DO", 36), (("CLKR", "CLKRMUX"),), ("OCER",), ("RST",),
+                         ("REGMODE",))
+
+
+def read_ports(cell: dict) -> tuple[ReadPort, ...]:
+    """The read ports of a netlist cell (none unless it is an ECP5 block RAM)."""
+    if cell["type"] == "PDPW16KD":
+        return (PDPW16KD_PORT,)
+    if cell["type"] != "DP16KD":
+        return ()
+    width = _param(cell, "DATA_WIDTH_A", "18")
+    # Yosys writes integer parameters as 32-digit binary strings
+    if int(width, 2 if len(width) == 32 else 10) == 36:
+        return (DP16KD_PSEUDO_DUAL_PORT,)
+    return DP16KD_PORTS
 
 
 def _param(cell: dict, name: str, default: str) -> str:
@@ -79,16 +104,17 @@ def absorb_output_registers(netlist: dict, top: str) -> int:
                 sinks[bit].append((None, None))
     changed = 0
     for cell in list(cells.values()):
-        for rp in READ_PORTS.get(cell["type"], ()):
+        for rp in read_ports(cell):
             conn = cell["connections"]
-            if (_param(cell, rp.regmode, "NOREG") != "NOREG"
-                    or conn.get(rp.output_enable, ["1"]) != ["1"]
-                    or conn.get(rp.reset, ["0"]) != ["0"]
-                    or _param(cell, rp.clock_mux, rp.clock) != rp.clock
+            clock = conn.get(rp.clocks[0][0])
+            if (any(_param(cell, regmode, "NOREG") != "NOREG" for regmode in rp.regmodes)
+                    or conn.get(rp.output_enables[0], ["1"]) != ["1"]
+                    or any(conn.get(pin, ["0"]) != ["0"] for pin in rp.resets)
+                    or any(conn.get(pin) != clock or _param(cell, mux, pin) != pin
+                           for pin, mux in rp.clocks)
                     or _param(cell, "GSR", "ENABLED") != "DISABLED"):
                 continue
-            pins = (f"{rp.data}{i}" for i in range(rp.width))
-            used = {pin: conn[pin][0] for pin in pins
+            used = {pin: conn[pin][0] for pin in rp.data
                     if isinstance(conn.get(pin, [None])[0], int) and sinks.get(conn[pin][0])}
             registers = {}
             for pin, bit in used.items():
@@ -97,7 +123,7 @@ def absorb_output_registers(netlist: dict, top: str) -> int:
                 ff_name, ff_port = sinks[bit][0]
                 ff = cells.get(ff_name) if ff_name is not None else None
                 if (ff is None or ff["type"] != "TRELLIS_FF" or ff_port != "DI"
-                        or not _plain_register(ff, conn.get(rp.clock))):
+                        or not _plain_register(ff, clock)):
                     break
                 registers[pin] = ff_name
             else:
@@ -105,7 +131,9 @@ def absorb_output_registers(netlist: dict, top: str) -> int:
                     continue
                 for pin, ff_name in registers.items():
                     conn[pin] = cells.pop(ff_name)["connections"]["Q"]
-                cell["parameters"][rp.regmode] = "OUTREG"
-                conn[rp.output_enable], conn[rp.reset] = ["1"], ["0"]
+                for regmode in rp.regmodes:
+                    cell["parameters"][regmode] = "OUTREG"
+                conn.update({pin: ["1"] for pin in rp.output_enables})
+                conn.update({pin: ["0"] for pin in rp.resets})
                 changed += 1
     return changed

@@ -37,21 +37,55 @@ class TwoReads(wiring.Component):
         return m
 
 
-def test_the_first_data_register_goes_into_each_block_ram(tmp_path):
+class OneWideRead(wiring.Component):
+    """A 36 x 300 memory of the engine's template read on one port through the engine's data
+    registers: Yosys maps it to one DP16KD in pseudo dual port mode (36 bits on DOA and DOB)."""
+
+    def __init__(self):
+        super().__init__({"we": In(1), "waddr": In(9), "wdata": In(36), "ra": In(9),
+                          "qa": Out(36)})
+
+    def elaborate(self, platform):
+        m = Module()
+        a, _ = block_ram.ram(m, "mem", width=36, depth=300, template=True, we=self.we,
+                             waddr=self.waddr, wdata=self.wdata, raddr_a=self.ra)
+        m.d.comb += self.qa.eq(registered_data(m, a, "mem_A"))
+        return m
+
+
+def _synthesize(tmp_path, component, name):
     rtl = tmp_path / "rtl"
     rtl.mkdir()
-    (rtl / "two_reads.v").write_text(verilog.convert(TwoReads(), name="two_reads")
-                                     + block_ram.VERILOG)
-    (rtl / "filelist.f").write_text("two_reads.v\n")
-    (rtl / "params.json").write_text(json.dumps({"module": "two_reads"}))
+    (rtl / f"{name}.v").write_text(verilog.convert(component, name=name) + block_ram.VERILOG)
+    (rtl / "filelist.f").write_text(f"{name}.v\n")
+    (rtl / "params.json").write_text(json.dumps({"module": name}))
     r = synthesize(rtl, "ecp5", tmp_path / "synth", device="25k", package="CABGA256",
                    freq_mhz=25)
+    cells = json.loads((tmp_path / "synth" / "netlist.json").read_text())["modules"][name][
+        "cells"]
+    return r, cells
+
+
+def test_a_36_bit_read_takes_its_register_whole(tmp_path):
+    """Pseudo dual port mode: the 36 flip-flops after DOA and DOB all move in, and both REGMODE
+    parameters select the output register (nextpnr's own PDPW16KD conversion sets both)."""
+    r, cells = _synthesize(tmp_path, OneWideRead(), "one_wide_read")
+    rams = [c for c in cells.values() if c["type"] == "DP16KD"]
+    assert len(rams) == 1 and int(rams[0]["parameters"]["DATA_WIDTH_A"], 2) == 36
+    assert r["bram_output_registers"] == 1
+    assert (rams[0]["parameters"]["REGMODE_A"], rams[0]["parameters"]["REGMODE_B"]) == (
+        "OUTREG", "OUTREG")
+    assert rams[0]["connections"]["OCEA"] == rams[0]["connections"]["OCEB"] == ["1"]
+    assert r["ffs"] == 36  # the second data register only
+    assert r["routed"] and r["fmax_mhz"] > 0
+
+
+def test_the_first_data_register_goes_into_each_block_ram(tmp_path):
+    r, cells = _synthesize(tmp_path, TwoReads(), "two_reads")
     # 600 deep: two slices of 18 bits, each a block RAM per read port
     assert r["brams"] == r["cells"]["DP16KD"] == 4
     assert r["bram_output_registers"] == 2  # port A of each slice; B's register has a reset
     assert r["ffs"] == 72  # the second data register and the held one stay, 36 bits each
-    cells = json.loads((tmp_path / "synth" / "netlist.json").read_text())["modules"][
-        "two_reads"]["cells"]
     readers = {}
     for name, cell in cells.items():
         for bit in cell["connections"].get("DI", []):
@@ -134,3 +168,45 @@ def test_an_output_read_by_a_module_port_stays():
     n = _netlist()
     n["modules"]["top"]["ports"]["raw"] = {"direction": "output", "bits": [10]}
     assert absorb_output_registers(n, "top") == 0
+
+
+def _pseudo_dual_port_netlist():
+    """A DP16KD in pseudo dual port mode reading 2 bits, one on each half (DOA0: net 10,
+    DOB0: net 11), into flip-flops driving nets 20, 21, as Yosys maps a 36-bit memory."""
+    n = _netlist()
+    n["modules"]["top"]["cells"]["ram"] = {
+        "type": "DP16KD",
+        "parameters": {"GSR": "DISABLED", "REGMODE_A": "NOREG", "REGMODE_B": "NOREG",
+                       "DATA_WIDTH_A": f"{36:032b}", "DATA_WIDTH_B": f"{36:032b}",
+                       "CLKAMUX": "CLKA", "CLKBMUX": "CLKB"},
+        "port_directions": {p: "input" for p in ("CLKA", "CLKB", "OCEA", "OCEB", "RSTA", "RSTB")}
+        | {"DOA0": "output", "DOB0": "output"},
+        "connections": {"CLKA": [1], "CLKB": [1], "OCEA": ["0"], "OCEB": ["1"], "RSTA": ["0"],
+                        "RSTB": ["0"], "DOA0": [10], "DOB0": [11]}}
+    return n
+
+
+def test_a_pseudo_dual_port_read_moves_in_whole():
+    n = _pseudo_dual_port_netlist()
+    assert absorb_output_registers(n, "top") == 1
+    cells = n["modules"]["top"]["cells"]
+    assert set(cells) == {"ram", "lut"}
+    ram = cells["ram"]
+    assert (ram["parameters"]["REGMODE_A"], ram["parameters"]["REGMODE_B"]) == ("OUTREG",
+                                                                                "OUTREG")
+    assert (ram["connections"]["DOA0"], ram["connections"]["DOB0"]) == ([20], [21])
+    assert ram["connections"]["OCEA"] == ram["connections"]["OCEB"] == ["1"]
+
+
+@pytest.mark.parametrize("change", [
+    lambda c: c["ff0"]["connections"].update(LSR=[3]),  # the DOA half's register has a reset
+    lambda c: c["ram"]["connections"].update(CLKA=[2]),  # the write port on another clock
+    lambda c: c["ram"]["connections"].update(RSTA=[4]),  # port A's reset in use
+    lambda c: c["ram"]["parameters"].update(REGMODE_A="OUTREG"),  # half registered already
+])
+def test_a_pseudo_dual_port_read_that_cannot_move_whole_stays(change):
+    n = _pseudo_dual_port_netlist()
+    change(n["modules"]["top"]["cells"])
+    before = copy.deepcopy(n)
+    assert absorb_output_registers(n, "top") == 0
+    assert n == before
