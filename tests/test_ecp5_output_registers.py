@@ -130,34 +130,67 @@ def _netlist():
                                           "lut": lut}}}}
 
 
-def test_a_plain_register_per_used_output_moves_in():
+def _pseudo_dual_port_netlist():
+    """As :func:`_netlist`, the block RAM a DP16KD in pseudo dual port mode (as Yosys maps a
+    36-bit memory) reading a bit on each half (DOA0: net 10, DOB0: net 11; DOB1 unused)."""
     n = _netlist()
+    n["modules"]["top"]["cells"]["ram"] = {
+        "type": "DP16KD",
+        "parameters": {"GSR": "DISABLED", "REGMODE_A": "NOREG", "REGMODE_B": "NOREG",
+                       "DATA_WIDTH_A": f"{36:032b}", "DATA_WIDTH_B": f"{36:032b}",
+                       "CLKAMUX": "CLKA", "CLKBMUX": "CLKB"},
+        "port_directions": {p: "input" for p in ("CLKA", "CLKB", "OCEA", "OCEB", "RSTA", "RSTB")}
+        | {"DOA0": "output", "DOB0": "output", "DOB1": "output"},
+        "connections": {"CLKA": [1], "CLKB": [1], "OCEA": ["0"], "OCEB": ["1"], "RSTA": ["0"],
+                        "RSTB": ["0"], "DOA0": [10], "DOB0": [11], "DOB1": [12]}}
+    return n
+
+
+RAMS = {  # netlist, its read outputs (two registered, one unused), REGMODEs, OCEs
+    "pdpw16kd": (_netlist, ("DO0", "DO1", "DO2"), ("REGMODE",), ("OCER",)),
+    "dp16kd_pseudo_dual_port": (_pseudo_dual_port_netlist, ("DOA0", "DOB0", "DOB1"),
+                                ("REGMODE_A", "REGMODE_B"), ("OCEA", "OCEB")),
+}
+
+
+@pytest.mark.parametrize("ram", RAMS)
+def test_a_plain_register_per_used_output_moves_in(ram):
+    """A pseudo dual port DP16KD moves in whole: both halves, both REGMODEs (nextpnr's own
+    PDPW16KD conversion sets both), both output enables."""
+    netlist, outputs, regmodes, enables = RAMS[ram]
+    n = netlist()
     assert absorb_output_registers(n, "top") == 1
     cells = n["modules"]["top"]["cells"]
     assert set(cells) == {"ram", "lut"}
-    ram = cells["ram"]
-    assert ram["parameters"]["REGMODE"] == "OUTREG"
+    params, conn = cells["ram"]["parameters"], cells["ram"]["connections"]
+    assert [params[p] for p in regmodes] == ["OUTREG"] * len(regmodes)
+    assert [conn[p] for p in enables] == [["1"]] * len(enables)
     # the outputs drive what the flip-flops drove; the unused one stays as it was
-    assert (ram["connections"]["DO0"], ram["connections"]["DO1"]) == ([20], [21])
-    assert ram["connections"]["DO2"] == [12]
+    assert [conn[p] for p in outputs] == [[20], [21], [12]]
 
 
-@pytest.mark.parametrize("change", [
-    lambda c: c["ff1"]["connections"].update(CLK=[2]),  # another clock
-    lambda c: c["ff1"]["connections"].update(LSR=[3]),  # a reset
-    lambda c: c["ff1"]["parameters"].update(CEMUX="CE"),  # a clock enable
-    lambda c: c["ff1"]["parameters"].update(CLKMUX="INV"),  # the falling edge
-    lambda c: c["ff1"]["parameters"].update(REGSET="SET"),  # powers up at 1
-    lambda c: c["ff1"]["parameters"].update(GSR="ENABLED"),  # the global set/reset
-    lambda c: c["lut"]["connections"].update(A=[11]),  # the output has another reader
-    lambda c: c["ram"]["connections"].update(OCER=[4]),  # an output enable in use
-    lambda c: c["ram"]["connections"].update(RST=[4]),  # a reset in use
-    lambda c: c["ram"]["parameters"].update(REGMODE="OUTREG"),  # already registered
-    lambda c: c.update(lut2={"type": "LUT4", "parameters": {},
-                             "port_directions": {"A": "input"}, "connections": {"A": [10]}}),
+@pytest.mark.parametrize("ram, change", [
+    ("pdpw16kd", lambda c: c["ff1"]["connections"].update(CLK=[2])),  # another clock
+    ("pdpw16kd", lambda c: c["ff1"]["connections"].update(LSR=[3])),  # a reset
+    ("pdpw16kd", lambda c: c["ff1"]["parameters"].update(CEMUX="CE")),  # a clock enable
+    ("pdpw16kd", lambda c: c["ff1"]["parameters"].update(CLKMUX="INV")),  # the falling edge
+    ("pdpw16kd", lambda c: c["ff1"]["parameters"].update(REGSET="SET")),  # powers up at 1
+    ("pdpw16kd", lambda c: c["ff1"]["parameters"].update(GSR="ENABLED")),  # global set/reset
+    ("pdpw16kd", lambda c: c["lut"]["connections"].update(A=[11])),  # another reader
+    ("pdpw16kd", lambda c: c["ram"]["connections"].update(OCER=[4])),  # output enable in use
+    ("pdpw16kd", lambda c: c["ram"]["connections"].update(RST=[4])),  # a reset in use
+    ("pdpw16kd", lambda c: c["ram"]["parameters"].update(REGMODE="OUTREG")),  # registered
+    ("pdpw16kd", lambda c: c.update(lut2={"type": "LUT4", "parameters": {},
+                                          "port_directions": {"A": "input"},
+                                          "connections": {"A": [10]}})),
+    # pseudo dual port: the whole word or nothing
+    ("dp16kd_pseudo_dual_port", lambda c: c["ff0"]["connections"].update(LSR=[3])),
+    ("dp16kd_pseudo_dual_port", lambda c: c["ram"]["connections"].update(CLKA=[2])),
+    ("dp16kd_pseudo_dual_port", lambda c: c["ram"]["connections"].update(RSTA=[4])),
+    ("dp16kd_pseudo_dual_port", lambda c: c["ram"]["parameters"].update(REGMODE_A="OUTREG")),
 ])
-def test_a_port_whose_register_is_not_plain_stays(change):
-    n = _netlist()
+def test_a_port_whose_register_is_not_plain_stays(ram, change):
+    n = RAMS[ram][0]()
     change(n["modules"]["top"]["cells"])
     before = copy.deepcopy(n)
     assert absorb_output_registers(n, "top") == 0
@@ -168,45 +201,3 @@ def test_an_output_read_by_a_module_port_stays():
     n = _netlist()
     n["modules"]["top"]["ports"]["raw"] = {"direction": "output", "bits": [10]}
     assert absorb_output_registers(n, "top") == 0
-
-
-def _pseudo_dual_port_netlist():
-    """A DP16KD in pseudo dual port mode reading 2 bits, one on each half (DOA0: net 10,
-    DOB0: net 11), into flip-flops driving nets 20, 21, as Yosys maps a 36-bit memory."""
-    n = _netlist()
-    n["modules"]["top"]["cells"]["ram"] = {
-        "type": "DP16KD",
-        "parameters": {"GSR": "DISABLED", "REGMODE_A": "NOREG", "REGMODE_B": "NOREG",
-                       "DATA_WIDTH_A": f"{36:032b}", "DATA_WIDTH_B": f"{36:032b}",
-                       "CLKAMUX": "CLKA", "CLKBMUX": "CLKB"},
-        "port_directions": {p: "input" for p in ("CLKA", "CLKB", "OCEA", "OCEB", "RSTA", "RSTB")}
-        | {"DOA0": "output", "DOB0": "output"},
-        "connections": {"CLKA": [1], "CLKB": [1], "OCEA": ["0"], "OCEB": ["1"], "RSTA": ["0"],
-                        "RSTB": ["0"], "DOA0": [10], "DOB0": [11]}}
-    return n
-
-
-def test_a_pseudo_dual_port_read_moves_in_whole():
-    n = _pseudo_dual_port_netlist()
-    assert absorb_output_registers(n, "top") == 1
-    cells = n["modules"]["top"]["cells"]
-    assert set(cells) == {"ram", "lut"}
-    ram = cells["ram"]
-    assert (ram["parameters"]["REGMODE_A"], ram["parameters"]["REGMODE_B"]) == ("OUTREG",
-                                                                                "OUTREG")
-    assert (ram["connections"]["DOA0"], ram["connections"]["DOB0"]) == ([20], [21])
-    assert ram["connections"]["OCEA"] == ram["connections"]["OCEB"] == ["1"]
-
-
-@pytest.mark.parametrize("change", [
-    lambda c: c["ff0"]["connections"].update(LSR=[3]),  # the DOA half's register has a reset
-    lambda c: c["ram"]["connections"].update(CLKA=[2]),  # the write port on another clock
-    lambda c: c["ram"]["connections"].update(RSTA=[4]),  # port A's reset in use
-    lambda c: c["ram"]["parameters"].update(REGMODE_A="OUTREG"),  # half registered already
-])
-def test_a_pseudo_dual_port_read_that_cannot_move_whole_stays(change):
-    n = _pseudo_dual_port_netlist()
-    change(n["modules"]["top"]["cells"])
-    before = copy.deepcopy(n)
-    assert absorb_output_registers(n, "top") == 0
-    assert n == before
