@@ -47,6 +47,8 @@ WIDTH, NARROW = 64, 49
 #: Bits of the clamp's comparisons: its bounds are below 2**15 in magnitude (``hi_bits`` is
 #: 4 bits wide), so ``a`` compares with them on its low 16 bits and the rest's sign.
 CLAMP_BITS = 16
+#: The parts of the clamp's comparisons (:func:`clamp_terms`).
+TERMS = ("neg", "ones", "any", "lt", "gt")
 #: Bits of the wide operand each DSP multiplies (unsigned below the top chunk: 17 x 17 fits
 #: an 18 x 18 signed multiplier).
 CHUNK = 17
@@ -75,20 +77,31 @@ def wrap(v: Value, width: int) -> Value:
     return Value.cast(v)[:width].as_signed()
 
 
-def above(a: Value, hi: Value) -> Value:
-    """``a > hi`` for a signed ``a`` and ``0 <= hi < 2**(CLAMP_BITS - 1)``: a comparison of
-    :data:`CLAMP_BITS` bits and an OR of the bits above them, where ``a > hi`` at the
-    datapath's width is a carry chain of 64 bits."""
+def clamp_terms(a: Value, lo: Value, hi: Value) -> dict:
+    """The parts of the clamp's comparisons of a signed ``a`` with ``-2**(CLAMP_BITS - 1) <
+    lo <= 0 <= hi < 2**(CLAMP_BITS - 1)``, each a shallow cone that a stage registers on its
+    own: ``neg`` (a's sign), ``ones`` (a's bits from ``CLAMP_BITS - 1`` up all ones), ``any``
+    (a's bits from ``CLAMP_BITS`` up not all zero), ``lt`` and ``gt`` (a's low
+    :data:`CLAMP_BITS` bits, signed, below ``lo``; unsigned, above ``hi``). :func:`below` and
+    :func:`above` join them in the next stage; at the datapath's width ``a > hi`` is a carry
+    chain of 64 bits, and a chain with the ORs of the bits above it after it is 4 LUTs
+    deeper than either alone."""
     a = Value.cast(a)
-    return ~a[-1] & (a[CLAMP_BITS:].any() | (a[:CLAMP_BITS] > hi))
+    return {"neg": a[-1], "ones": a[CLAMP_BITS - 1:].all(), "any": a[CLAMP_BITS:].any(),
+            "lt": a[:CLAMP_BITS].as_signed() < lo, "gt": a[:CLAMP_BITS] > hi}
 
 
-def below(a: Value, lo: Value) -> Value:
-    """``a < lo`` for a signed ``a`` and ``-2**(CLAMP_BITS - 1) < lo <= 0``, as :func:`above`:
-    a negative ``a`` is below ``lo`` if its bits from ``CLAMP_BITS - 1`` up are not all ones
-    (``a < -2**(CLAMP_BITS - 1)``), or else if its low bits, signed, are."""
-    a = Value.cast(a)
-    return a[-1] & (~a[CLAMP_BITS - 1:].all() | (a[:CLAMP_BITS].as_signed() < lo))
+def below(t: dict) -> Value:
+    """``a < lo`` from :func:`clamp_terms`: a negative ``a`` is below ``lo`` if its bits from
+    ``CLAMP_BITS - 1`` up are not all ones (``a < -2**(CLAMP_BITS - 1)``), or else if its
+    low bits, signed, are."""
+    return t["neg"] & (~t["ones"] | t["lt"])
+
+
+def above(t: dict) -> Value:
+    """``a > hi`` from :func:`clamp_terms`: a non-negative ``a`` is above ``hi`` if any of its
+    bits from ``CLAMP_BITS`` up is set, or else if its low bits are."""
+    return ~t["neg"] & (t["any"] | t["gt"])
 
 
 @dataclass(frozen=True)
@@ -182,7 +195,8 @@ def requantization_stages(lanes: int, k) -> list:
     Stage by stage (each registered): 1 the constants leave block RAM; 2-5 ``p1`` (products
     in the DSPs' two registers, two sums; the bias shifted meanwhile); 6 ``v1``; 7-10 ``v2``
     (products with the bias as one more term, two sums); 11-14 ``p3``; 15 the rounding addend;
-    16-17 the arithmetic shift; 18-19 the clamp (comparisons, then the choice)."""
+    16-17 the arithmetic shift; 18-19 the clamp (its comparisons in parts, then
+    joined and the choice)."""
     P = range(lanes)
     per_node = {"m3": k.m3, "use_m3": k.use_m3, "round15": k.round15, "sh": k.sh,
                 "hi_bits": k.hi_bits, "symmetric": k.symmetric, "clamp": k.clamp,
@@ -268,17 +282,21 @@ def requantization_stages(lanes: int, k) -> list:
                                                          WIDTH)) for c in P},
                 "big_shift": None}
 
-    def s15(v):  # the clamp's comparisons, on the low CLAMP_BITS bits and ORs of the rest
+    def s15(v):  # the clamp's comparisons, in parts (clamp_terms)
         out = {}
         for c in P:
-            out[f"below{c}"] = v["clamp"] & below(v[f"a{c}"], v["lo"])
-            out[f"above{c}"] = v["clamp"] & above(v[f"a{c}"], v["hi"])
-        return {**out, "clamp": None}
+            out.update({f"{key}{c}": t for key, t in
+                        clamp_terms(v[f"a{c}"], v["lo"], v["hi"]).items()})
+        return out
 
-    def s16(v):  # ... and its choice
-        return {**{f"y{c}": Mux(v[f"below{c}"], v["lo"], Mux(v[f"above{c}"], v["hi"],
-                                                               v[f"a{c}"])) for c in P},
-                **{f"{x}{c}": None for c in P for x in ("a", "below", "above")}}
+    def s16(v):  # ... joined, and the clamp's choice
+        out = {}
+        for c in P:
+            t = {key: v[f"{key}{c}"] for key in TERMS}
+            out[f"y{c}"] = Mux(v["clamp"] & below(t), v["lo"],
+                               Mux(v["clamp"] & above(t), v["hi"], v[f"a{c}"]))
+            out.update({f"{x}{c}": None for x in ("a", *TERMS)})
+        return {**out, "clamp": None}
 
     return [None, s1, s2, None, s3, summed, s5, s6, None, lambda v: pairwise(v, "p"),
             summed, s9, None, lambda v: pairwise(v, "p"), s11, s12, s13, s14, s15, s16]
