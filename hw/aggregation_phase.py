@@ -27,7 +27,8 @@ class AggregationPhase(EnginePhase):
 
     Pipeline, a register between steps (reads take ``READ_LATENCY`` = 4 cycles): walker
     (``indices`` read) -> the item's node -> its operand word's address -> operand and
-    coefficient reads -> the operand's bit -> the signed, shifted term -> accumulate ->
+    coefficient reads -> each lane's operand bit, and the coefficient shifted by the bit's
+    place and signed (once for all lanes) -> each lane's term -> accumulate ->
     presented -> the engine's shared requantization
     (:func:`~a2q.hw.engine_core.serve_in_groups`) -> one write per (node, tile). GCN:
     ``T = rshift_round(G * norm[i], 15)``, ``U = T * out_m[c] + bias[c]``: the logits on the
@@ -57,7 +58,7 @@ class AggregationPhase(EnginePhase):
 
     def elaborate(self, platform):
         m = Module()
-        cfg, P, gcn = self.cfg, self.cfg.lanes, self.cfg.gcn
+        cfg, gcn = self.cfg, self.cfg.gcn
         T, n = cfg.tiles(self.width), cfg.max_nodes
 
         i = Signal(range(n), name="node")
@@ -199,25 +200,24 @@ class AggregationPhase(EnginePhase):
         k1, node1, tile1, valid1 = c1["plane"], c1["node"], c1["tile"], c1["valid"]
         own1, empty1, first1, last1 = c1["own"], c1["empty"], c1["first"], c1["last"]
 
-        # Stage 2: the item's operand bit of every lane and its coefficient, registered.
+        # Stage 2: the item's operand bit of every lane, and its coefficient shifted into
+        # place and signed (one for all lanes; zero for an empty row), registered.
         if gcn:
             coef = self.norm_j.data
         else:
             coef = Mux(own1, self.scalars.data.self_coef, 1 << FRAC)
-        codes = self.src.data
+        codes, L = self.src.data, self.used_lanes
         field_bits = len(codes[0])
         bit2 = delay(m, {f"bit_{c}": codes[c] if field_bits == 1 else codes[c].bit_select(k1, 1)
-                         for c in range(P)}, "2")
-        c2 = delay(m, {"plane": k1, "node": node1, "tile": tile1, "valid": valid1,
-                       "empty": empty1, "first": first1, "last": last1, "coef": coef,
-                       # two's complement (GCN): the top bit weighs -2^(b-1)
-                       "negative": (k1 + 1 == ob) if gcn else 0}, "2")
-        # Stage 3: each lane's term, shifted into place and signed.
-        terms = []
-        for c in range(P):
-            term = Mux(bit2[f"bit_{c}"], c2["coef"], 0) << c2["plane"]
-            term = Mux(c2["negative"], -term, term)
-            terms.append(delay(m, {f"term_{c}": Mux(c2["empty"], 0, term)}, "3")[f"term_{c}"])
+                         for c in range(L)}, "2")
+        shifted = coef << k1
+        if gcn:  # two's complement: the top bit weighs -2^(b-1)
+            shifted = Mux(k1 + 1 == ob, -shifted, shifted)
+        c2 = delay(m, {"node": node1, "tile": tile1, "valid": valid1, "first": first1,
+                       "last": last1, "term": Mux(empty1, 0, shifted)}, "2")
+        # Stage 3: each lane's term: the coefficient where the lane's bit is set.
+        terms = [delay(m, {f"term_{c}": Mux(bit2[f"bit_{c}"], c2["term"], 0)},
+                       "3")[f"term_{c}"] for c in range(L)]
         stages.append(c2)
         stages.append(delay(m, c2, "3"))
         in_flight = ~idle

@@ -139,23 +139,24 @@ class CombinationPhase(EnginePhase):
         for j in range(READ_LATENCY - 1):
             ctl.append(delay(m, ctl[-1], f"0_{j}"))
         codes, w = self.src.data, self.weight.data
+        F, L = min(self.shape.in_dim, P), self.used_lanes  # inputs and columns that exist
         field_bits = len(codes[0])
         plane = [codes[f] if field_bits == 1 else codes[f].bit_select(ctl[-1]["plane"], 1)
-                 for f in range(P)]
-        gated = [delay(m, {f"gated_{f}_{c}": Mux(plane[f], w[f][c], 0) for f in range(P)},
-                       "1") for c in range(P)]
+                 for f in range(F)]
+        gated = [delay(m, {f"gated_{f}_{c}": Mux(plane[f], w[f][c], 0) for f in range(F)},
+                       "1") for c in range(L)]
         ctl.append(delay(m, ctl[-1], "1"))
         # Stages 2 and 3: each lane's adder tree, half its levels a stage.
-        levels = (P - 1).bit_length()
+        levels = (F - 1).bit_length()
         half = [delay(m, {f"tree_{c}_{j}": v for j, v in enumerate(
-            tree_levels(gated[c].values(), (levels + 1) // 2))}, "2") for c in range(P)]
+            tree_levels(gated[c].values(), (levels + 1) // 2))}, "2") for c in range(L)]
         sums = [delay(m, {f"plane_sum_{c}": tree_levels(half[c].values(), levels)[0]}, "3")
-                for c in range(P)]
+                for c in range(L)]
         ctl.append(delay(m, ctl[-1], "2"))
         ctl.append(delay(m, ctl[-1], "3"))
         # Stage 4: shifted into place by its plane.
         shifted = [delay(m, {f"shifted_{c}": sums[c][f"plane_sum_{c}"] << ctl[-1]["plane"]},
-                         "4")[f"shifted_{c}"] for c in range(P)]
+                         "4")[f"shifted_{c}"] for c in range(L)]
         ctl.append(delay(m, ctl[-1], "4"))
         in_flight = running | reduce(or_, starting)
         for stage in ctl[1:-1]:

@@ -229,9 +229,9 @@ class EngineCore(wiring.Component):
             m.d.comb += [ph.requantizing.eq(serving | writing),
                          ph.dst.en.eq(y["write"] & (y["phase"] == i)),
                          ph.dst.addr.eq(y["node"] * ph.dst_stride + y["tile"])]
-            # lanes past the phase's groups hold no column: zero, as requantized zeros are
-            m.d.comb += [ph.dst.data[c].eq(y["word"][c] if c < ph.groups * cfg.requant_lanes
-                                           else 0) for c in range(cfg.lanes)]
+            # lanes past the phase's columns hold none: zero
+            m.d.comb += [ph.dst.data[c].eq(y["word"][c] if c < ph.used_lanes else 0)
+                         for c in range(cfg.lanes)]
 
         # Sequencer: launch each phase in turn and count the cycles of the run.
         num_nodes = Signal.like(self.num_nodes, name="run_nodes")

@@ -36,6 +36,9 @@ class EnginePhase(Elaboratable):
         #: Columns of the phase's results; the requantization takes ``groups`` cycles over
         #: each (node, tile), so the walker spends at least that many on each.
         self.width = width
+        #: Lanes the phase builds: a result of fewer columns than the engine's lanes leaves the
+        #: others out (their sums, constants and codes are zero).
+        self.used_lanes = min(width, cfg.lanes)
         self.groups = cfg.requant_groups(width)
         self.last = layer == len(cfg.layers)
         self.src_stride, self.dst_stride = src_stride, dst_stride
@@ -91,6 +94,7 @@ class EnginePhase(Elaboratable):
         m.d.comb += [self.result_valid.eq(emit), self.result_node.eq(Mux(emit, node, 0)),
                      self.result_tile.eq(Mux(emit, tile, 0))]
         m.d.comb += [r.eq(Mux(emit, a, 0)) for r, a in zip(self.result_acc, acc)]
+        m.d.comb += [r.eq(0) for r in self.result_acc[len(acc):]]
         constants_due = Signal(name=f"{self.name}_constants_due")
         m.d.sync += constants_due.eq(emit)
         # Every field driven, unconditionally: a field left to a default inside an ``If``
@@ -101,7 +105,8 @@ class EnginePhase(Elaboratable):
             value, field = mapped.get(key, 0), words[key]
             if isinstance(field_layout.shape, data.ArrayLayout):
                 value = value if isinstance(value, list) else [value] * self.cfg.lanes
-                m.d.comb += [field[c].eq(v) for c, v in enumerate(value)]
+                m.d.comb += [field[c].eq(v if c < self.used_lanes else 0)
+                             for c, v in enumerate(value)]
             else:
                 m.d.comb += field.eq(value)
         m.d.comb += self.constants.eq(Mux(constants_due, words, 0))

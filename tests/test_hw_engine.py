@@ -16,10 +16,11 @@ from .engine_cases import engine_suite, in_memory
 from .sim_exports import random_export
 
 
-def run_engine(cfg, graphs, *, via_load_port=False):
-    """Each graph's (logits, cycles) on one engine: the first from init contents (unless
-    ``via_load_port``), the others loaded through the load port."""
-    words = [memory_words(cfg, g) for g in graphs]
+def run_engine(cfg, graphs, *, via_load_port=False, images=None):
+    """Each graph's (logits, every lane of them, cycles) on one engine: the first from init
+    contents (unless ``via_load_port``), the others loaded through the load port; ``images``:
+    the memory words instead of the graphs' own."""
+    words = images or [memory_words(cfg, g) for g in graphs]
     dut = LayerEngine(cfg, init=None if via_load_port else words[0])
     names = list(cfg.memories)
     out = []
@@ -47,8 +48,7 @@ def run_engine(cfg, graphs, *, via_load_port=False):
                 ctx.set(dut.logits_addr, addr)
                 await ctx.tick()
                 rows.append([int(v) for v in ctx.get(dut.logits_data)])
-            y = np.array(rows, dtype=np.int64).reshape(g.num_nodes, tiles * cfg.lanes)
-            out.append((y[:, :cfg.layers[-1].out_dim], cycles))
+            out.append((np.array(rows, dtype=np.int64).reshape(g.num_nodes, -1), cycles))
 
     sim = Simulator(dut)
     sim.add_clock(1e-8)
@@ -59,7 +59,7 @@ def run_engine(cfg, graphs, *, via_load_port=False):
 
 def check(cfg, graphs, **kw):
     for g, (y, cycles) in zip(graphs, run_engine(cfg, graphs, **kw)):
-        np.testing.assert_array_equal(y, golden.run(g).logits)
+        np.testing.assert_array_equal(y[:, :cfg.layers[-1].out_dim], golden.run(g).logits)
         assert cycles == engine_cycles(g, lanes=cfg.lanes,
                                        requant_lanes=cfg.requant_lanes)["total"]
 
@@ -90,6 +90,34 @@ def test_short_tiles_wait_for_the_requantization(model):
         per_node_cycles(g, lanes=3, requant_lanes=3).values())}
     aggregation = "layer2.aggregation" if model == "gcn" else "layer1.aggregation"
     assert waits["layer2.combination"] > 0 and waits[aggregation] > 0  # it did wait
+
+
+@pytest.mark.parametrize("model", ["gcn", "gin"])
+def test_columns_past_a_layers_width_are_left_out(model):
+    """Memory words hold ``lanes`` columns; a phase whose results are narrower builds only its
+    own: whatever the weights and column constants hold past them, the logits equal the
+    golden model's and their lanes past the classes are zero (3 columns of 4 lanes, 2 lanes
+    requantized a cycle: the second group holds one column and one lane left out)."""
+    g = in_memory(*random_export(np.random.default_rng(9), model, n=10, f0=11, hidden=3,
+                                 classes=3))
+    cfg = engine_config(g, lanes=4, requant_lanes=2)
+    P, words = cfg.lanes, memory_words(cfg, g)
+
+    def fill(name, width, elem_bits, rows=1):  # every bit of the lanes past ``width``
+        mask = sum(((1 << elem_bits) - 1) << ((r * P + c) * elem_bits)
+                   for r in range(rows) for c in range(width, P))
+        words[name] = [w | mask for w in words[name]]
+
+    for l, L in enumerate(cfg.layers, start=1):
+        fill(f"layer{l}_weight", L.out_dim, L.weight_bits, rows=P)
+        for kind in ("comb", "agg"):
+            width = L.in_dim if kind == "agg" and model == "gin" else L.out_dim
+            if width < P:  # one tile: every word's lanes past the width are left out
+                fill(f"layer{l}_{kind}_cols", width,
+                     cfg.memories[f"layer{l}_{kind}_cols"].layout.elem_shape.size)
+    (y, _), = run_engine(cfg, [g], images=[words])
+    np.testing.assert_array_equal(y[:, :3], golden.run(g).logits)
+    assert not y[:, 3:].any()
 
 
 @pytest.mark.parametrize("model", ["gcn", "gin"])
