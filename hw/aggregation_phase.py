@@ -227,16 +227,13 @@ class AggregationPhase(EnginePhase):
         return m
 
     def constants_of(self):
-        P, node, cols = self.cfg.lanes, self.node.data, self.cols.data
+        node = self.node.data
         if self.cfg.gcn:  # T = rshift_round(G * norm[i], 15); T * out_m[c] + bias[c]: the
             # logits, or times next_m[i], rounded by next_sh[i], clamped to next_bits[i]
-            out = {"m1": self.norm_i.data, "round15": 1,
-                   "m2": [cols[c].out_m for c in range(P)],
-                   "bias": [cols[c].bias for c in range(P)]}
+            out = {"m_node": self.norm_i.data, "node_first": 1, "round15": 1}
             if not self.last:
                 out.update(m3=node.next_m, use_m3=1, sh=node.next_sh, hi_bits=node.next_bits,
                            clamp=1)
             return out
         # S * op_m[c] * agg_m[i], rounded by agg_sh[i], clamped to bits[i]
-        return {"m1": [cols[c].op_m for c in range(P)], "m2": node.agg_m, "sh": node.agg_sh,
-                "hi_bits": node.bits, "clamp": 1}
+        return {"m_node": node.agg_m, "sh": node.agg_sh, "hi_bits": node.bits, "clamp": 1}

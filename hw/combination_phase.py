@@ -165,13 +165,12 @@ class CombinationPhase(EnginePhase):
         return m
 
     def constants_of(self):
-        P, node, cols, sc = self.cfg.lanes, self.node.data, self.cols.data, self.scalars.data
+        node, sc = self.node.data, self.scalars.data
         if self.cfg.gcn:  # A * xw_m[c] * comb_m[i], rounded by comb_sh[i], clamped to +-Q
-            return {"m1": [cols[c].xw_m for c in range(P)], "m2": node.comb_m,
-                    "sh": node.comb_sh, "hi_bits": sc.op_bits - 1, "symmetric": 1, "clamp": 1}
+            return {"m_node": node.comb_m, "sh": node.comb_sh, "hi_bits": sc.op_bits - 1,
+                    "symmetric": 1, "clamp": 1}
         # A * out_m[c] * scale_m[i] + (bias[c] << scale_sh[i]): the logits, or rounded by
         # out_sh[i] and clamped to the next operand's codes
-        return {"m1": [cols[c].out_m for c in range(P)], "m2": node.scale_m,
-                "bias": [cols[c].bias for c in range(P)], "bias_sh": node.scale_sh,
+        return {"m_node": node.scale_m, "bias_sh": node.scale_sh,
                 "sh": 0 if self.last else node.out_sh, "hi_bits": sc.next_op_bits,
                 "clamp": int(not self.last)}

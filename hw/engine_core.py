@@ -221,7 +221,8 @@ class EngineCore(wiring.Component):
         serving, y = serve_in_groups(
             m, cfg, merged(lambda ph: ph.result_valid), result,
             [merged(lambda ph: ph.result_acc[c]) for c in range(cfg.lanes)],
-            merged(lambda ph: ph.constants), template=self.ram_template)
+            merged(lambda ph: ph.constants), phases[0].cols.data,  # every phase's cols word
+            template=self.ram_template)
         # The write's port registers (registered_write) hold it the cycle after ``y["write"]``.
         writing = Signal(name="writing")
         m.d.sync += writing.eq(y["write"])
@@ -262,12 +263,13 @@ class EngineCore(wiring.Component):
 
 
 def serve_in_groups(m: Module, cfg: EngineConfig, valid, result: dict, acc: list,
-                    constants, *, template: bool) -> tuple[Value, dict]:
+                    constants, cols, *, template: bool) -> tuple[Value, dict]:
     """The requantization (:mod:`a2q.hw.requantization`) of the phases' results,
     ``cfg.requant_lanes`` (R) lanes a cycle.
 
     A result (``valid``; ``result``: its ``node``, ``tile``, ``phase`` and ``groups`` - 1;
-    ``acc``: one sum per lane) is registered with its ``constants`` (one cycle later); from
+    ``acc``: one sum per lane) is registered with its ``constants`` (node constants) and
+    its tile's word of the ``cols`` memory (``cols``) one cycle later; from
     the next cycle its lanes enter the pipeline R at a time, ``groups`` cycles in all (the
     walkers space results that far apart). Each group leaves the pipeline
     :data:`~a2q.hw.requantization.DEPTH` cycles after it entered into a register of the
@@ -292,7 +294,7 @@ def serve_in_groups(m: Module, cfg: EngineConfig, valid, result: dict, acc: list
         m.d.sync += [h.eq(a) for h, a in zip(held_acc, acc)]
     m.d.sync += constants_due.eq(valid)
     with m.If(constants_due):
-        m.d.sync += held_constants.eq(constants)
+        m.d.sync += [held_constants.node.eq(constants), held_constants.cols.eq(cols)]
 
     # Group g of the held result enters the pipeline; its constants one cycle later.
     entering = Signal(name="rq_entering")
@@ -306,13 +308,10 @@ def serve_in_groups(m: Module, cfg: EngineConfig, valid, result: dict, acc: list
     entered_group = Signal.like(group, name="rq_entered_group")
     m.d.sync += entered_group.eq(group)
     group_constants = Signal(constants_layout(R, cfg.bias_bits), name="rq_constants")
-    for key, field in group_constants.shape():
-        if isinstance(field.shape, data.ArrayLayout):
-            m.d.comb += [group_constants[key][r].eq(_select(entered_group, [
-                held_constants[key][c] if c < cfg.lanes else 0 for c in lanes_r]))
-                for r, lanes_r in enumerate(zip(*lanes))]
-        else:
-            m.d.comb += group_constants[key].eq(held_constants[key])
+    m.d.comb += group_constants.node.eq(held_constants.node)
+    m.d.comb += [group_constants.cols[r].eq(_select(entered_group, [
+        held_constants.cols[c] if c < cfg.lanes else 0 for c in lanes_r]))
+        for r, lanes_r in enumerate(zip(*lanes))]
     valids, out = pipeline(
         m, entering, {"node": held["node"], "tile": held["tile"], "phase": held["phase"],
                       "group": group, "last": last,

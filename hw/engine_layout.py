@@ -23,10 +23,9 @@ memory                 depth                   word
 ``logits``             max_nodes * T(C)        P signed logits (written by the engine)
 ``norm`` (GCN)         max_nodes               ``gcn_norm``
 ``layer{l}_node``      max_nodes               per-node fields (:func:`node_fields`)
-``layer{l}_comb_cols`` T(out_dim)              P per-column fields of the combination's
-                                               requantization
-``layer{l}_agg_cols``  T(aggregated width)     P per-column fields of the aggregation's
-                                               requantization
+``cols``               sum of the phases'      P per-column fields of the requantization
+                       T(width)                (:func:`column_fields`), each phase's tiles
+                                               from :meth:`EngineConfig.column_base`
 ``layer{l}_weight``    T(in_dim) * T(out_dim)  P x P weights: chunk q (inputs qP..qP+P-1),
                                                tile t at ``q * T(out_dim) + t``
 ``layer{l}_scalars``   2 (word 0 used)         the layer's operand bits, next operand bits,
@@ -124,6 +123,25 @@ class EngineConfig:
     def tiles(self, width: int) -> int:
         return math.ceil(width / self.lanes)
 
+    def phase_widths(self) -> list[tuple[int, str, int]]:
+        """``(layer, kind, width)`` of each phase in the order they run: ``kind`` "comb" or
+        "agg", ``width`` its results' columns (GCN aggregates a layer's outputs, GIN its
+        inputs)."""
+        out = []
+        for l, L in enumerate(self.layers, start=1):
+            comb, agg = (l, "comb", L.out_dim), (l, "agg", L.out_dim if self.gcn else L.in_dim)
+            out += [comb, agg] if self.gcn else [agg, comb]
+        return out
+
+    def column_base(self, layer: int, kind: str) -> int:
+        """The address in ``cols`` of the phase's first tile (tile t at base + t)."""
+        base = 0
+        for l, k, width in self.phase_widths():
+            if (l, k) == (layer, kind):
+                return base
+            base += self.tiles(width)
+        raise ValueError(f"no {kind} phase in layer {layer}")
+
     def requant_groups(self, width: int) -> int:
         """Cycles the requantization takes over one (node, tile) of a phase whose results are
         ``width`` columns wide: :func:`requant_groups`."""
@@ -182,14 +200,10 @@ def node_fields(cfg: EngineConfig, layer: int) -> data.StructLayout:
                               "scale_m": MANTISSA, "scale_sh": NODE_SHIFT, "out_sh": SHIFT})
 
 
-def column_fields(cfg: EngineConfig, stage: str) -> data.StructLayout:
-    """Per-column fields of a layer's ``comb`` or ``agg`` requantization."""
-    bias = signed(cfg.bias_bits)
-    if cfg.gcn:
-        return data.StructLayout({"xw_m": MANTISSA} if stage == "comb" else
-                                 {"out_m": MANTISSA, "bias": bias})
-    return data.StructLayout({"op_m": MANTISSA} if stage == "agg" else
-                             {"out_m": MANTISSA, "bias": bias})
+def column_fields(bias_bits: int) -> data.StructLayout:
+    """A column's constants, one layout for every phase (:mod:`a2q.hw.requantization`): its
+    mantissa ``m`` and its fixed-point ``bias`` (zero in the phases that add none)."""
+    return data.StructLayout({"m": MANTISSA, "bias": signed(bias_bits)})
 
 
 SCALARS = data.StructLayout({"op_bits": range(9), "next_op_bits": range(9),
@@ -243,14 +257,11 @@ def _memories(cfg: EngineConfig) -> dict[str, MemorySpec]:
     ]
     if cfg.gcn:
         mems.append(MemorySpec("norm", n, range(2 ** FRAC + 1)))
+    columns = sum(cfg.tiles(width) for *_, width in cfg.phase_widths())
+    mems.append(MemorySpec("cols", max(columns, 2), data.ArrayLayout(column_fields(cfg.bias_bits), P)))
     for l, L in enumerate(cfg.layers, start=1):
-        agg_width = L.out_dim if cfg.gcn else L.in_dim
         mems += [
             MemorySpec(f"layer{l}_node", n, node_fields(cfg, l)),
-            MemorySpec(f"layer{l}_comb_cols", max(cfg.tiles(L.out_dim), 2),
-                       data.ArrayLayout(column_fields(cfg, "comb"), P)),
-            MemorySpec(f"layer{l}_agg_cols", max(cfg.tiles(agg_width), 2),
-                       data.ArrayLayout(column_fields(cfg, "agg"), P)),
             MemorySpec(f"layer{l}_weight", max(cfg.tiles(L.in_dim) * cfg.tiles(L.out_dim), 2),
                        weight_layout(cfg, l)),
             MemorySpec(f"layer{l}_scalars", 2, SCALARS),

@@ -7,27 +7,27 @@ from functools import reduce
 from operator import or_
 
 from amaranth import Const, Elaboratable, Module, Mux, Signal, Value, signed
-from amaranth.lib import data
 
 from .engine_layout import EngineConfig
 from .memory_requests import READ_LATENCY
-from .requantization import constants_layout
+from .requantization import NODE_CONSTANTS
 
 
 class EnginePhase(Elaboratable):
     """Base of :class:`CombinationPhase` and :class:`AggregationPhase`: ``start`` / ``busy`` /
-    ``num_nodes``, the reads of ``src``, the layer's node fields (port B), its ``{kind}_cols``
-    and scalars, and the write of ``dst``. Subclasses build the walker and the terms of each
-    step and call :meth:`accumulate`.
+    ``num_nodes``, the reads of ``src``, the layer's node fields (port B), its tiles of
+    ``cols`` and its scalars, and the write of ``dst``. Subclasses build the walker and the
+    terms of each step and call :meth:`accumulate`.
 
     Towards the engine's one requantization datapath (zero while the phase presents nothing,
     so the engine ORs the phases together): ``result_valid``, ``result_node``,
     ``result_tile`` and ``result_acc`` (one signed sum per lane) in the cycle a (node, tile)
-    is finished, and ``constants`` (:func:`~a2q.hw.requantization.constants_layout`, read
-    from memory meanwhile) in the next cycle. The engine drives ``requantizing`` (its
-    datapath holds a result) and the write request ``dst``."""
+    is finished, and ``constants`` (:data:`~a2q.hw.requantization.NODE_CONSTANTS`, read
+    from memory meanwhile) in the next cycle, when the tile's word of ``cols`` is on its read
+    port (the engine takes it from there). The engine drives ``requantizing`` (its datapath
+    holds a result) and the write request ``dst``."""
 
-    kind = ""  # "comb" or "agg": names the signals and the layer's column memory
+    kind = ""  # "comb" or "agg": names the signals and the phase's tiles of ``cols``
 
     def __init__(self, cfg: EngineConfig, layer: int, hub, *, src: str, src_stride: int,
                  dst: str, dst_stride: int, acc_width: int, width: int):
@@ -48,7 +48,7 @@ class EnginePhase(Elaboratable):
         self.num_nodes = Signal(range(cfg.max_nodes + 1), name=f"{name}_num_nodes")
         self.src = hub.read(src, f"{name}_src")
         self.node = hub.read(f"layer{layer}_node", f"{name}_node", port="B")
-        self.cols = hub.read(f"layer{layer}_{self.kind}_cols", f"{name}_cols")
+        self.cols = hub.read("cols", f"{name}_cols")
         self.scalars = hub.read(f"layer{layer}_scalars", f"{name}_scalars")
         self.dst = hub.write(dst, f"{name}_dst")
         self.node_requests = [self.node]  # read at the node of the result entering the pipeline
@@ -60,7 +60,7 @@ class EnginePhase(Elaboratable):
                                   name=f"{name}_result_tile")
         self.result_acc = [Signal(signed(acc_width), name=f"{name}_result_acc_{c}")
                            for c in range(cfg.lanes)]
-        self.constants = Signal(constants_layout(cfg.lanes, cfg.bias_bits), name=f"{name}_constants")
+        self.constants = Signal(NODE_CONSTANTS, name=f"{name}_constants")
         self.requantizing = Signal(name=f"{name}_requantizing")
 
     def accumulate(self, m: Module, stages: list, terms: list, busy) -> None:
@@ -83,7 +83,8 @@ class EnginePhase(Elaboratable):
         ahead = stages[-(READ_LATENCY - 1)]
         reading = ahead["valid"] & ahead["last"]
         m.d.comb += [req.addr.eq(Mux(reading, ahead["node"], 0)) for req in self.node_requests]
-        m.d.comb += self.cols.addr.eq(Mux(reading, ahead["tile"], 0))
+        base = self.cfg.column_base(self.layer, self.kind)
+        m.d.comb += self.cols.addr.eq(Mux(reading, ahead["tile"] + base, 0))
         self.present(m, emit, node, tile, acc, busy | emit)
 
     def present(self, m: Module, emit, node, tile, acc: list, walker_busy) -> None:
@@ -101,21 +102,14 @@ class EnginePhase(Elaboratable):
         # becomes an ``always @*`` block with nothing to wake it in Icarus.
         mapped = self.constants_of()
         words = Signal.like(self.constants, name=f"{self.name}_constants_read")
-        for key, field_layout in self.constants.shape():
-            value, field = mapped.get(key, 0), words[key]
-            if isinstance(field_layout.shape, data.ArrayLayout):
-                value = value if isinstance(value, list) else [value] * self.cfg.lanes
-                m.d.comb += [field[c].eq(v if c < self.used_lanes else 0)
-                             for c, v in enumerate(value)]
-            else:
-                m.d.comb += field.eq(value)
+        m.d.comb += [words[key].eq(mapped.get(key, 0)) for key, _ in self.constants.shape()]
         m.d.comb += self.constants.eq(Mux(constants_due, words, 0))
         m.d.comb += self.busy.eq(walker_busy | self.requantizing)
 
     def constants_of(self) -> dict:
-        """The generic form's constants of the (node, tile) whose memory words are on the read
-        ports (fields of :func:`~a2q.hw.requantization.constants_layout`; a per-lane field
-        takes a list, or one value for every lane; fields left out are zero)."""
+        """The generic form's node constants of the (node, tile) whose memory words are on the
+        read ports (fields of :data:`~a2q.hw.requantization.NODE_CONSTANTS`; fields left out
+        are zero); the columns' come from ``cols`` straight to the requantization."""
         raise NotImplementedError
 
 

@@ -4,11 +4,13 @@ Every phase of :class:`a2q.hw.engine_core.EngineCore` ends the same way: a (node
 ``lanes`` accumulated sums ``a`` is scaled by a node's and a column's constants, rounded and
 clamped, and one memory word is written. The phases run one at a time, so they share one
 datapath (the engine's multipliers are all here), which takes ``requant_lanes`` of a result's
-lanes a cycle (:func:`a2q.hw.engine_core.serve_in_groups`), in the generic form, per lane c,
+lanes a cycle (:func:`a2q.hw.engine_core.serve_in_groups`), in the generic form, per lane c
+(column c of the tile: mantissa ``m[c]`` and ``bias[c]``; the node's mantissa ``m_node``),
 
-    p1 = a * m1[c]
+    m1, m2 = (m_node, m[c]) if node_first else (m[c], m_node)
+    p1 = a * m1
     v1 = rshift_round(p1, 15) if round15 else p1
-    v2 = v1 * m2[c] + (bias[c] << bias_sh)
+    v2 = v1 * m2 + (bias[c] << bias_sh)
     p3 = v2 * m3 if use_m3 else v2
     y  = clamp(rshift_round(p3, sh), -hi if symmetric else 0, hi) if clamp else p3,
          hi = 2^hi_bits - 1
@@ -32,11 +34,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from amaranth import Cat, Module, Mux, Signal, Value, signed, unsigned
+from amaranth import Cat, Module, Mux, Signal, Value, unsigned
 from amaranth.lib import data
 
 from .dsp_multiply import registered_product
-from .engine_layout import MANTISSA, NODE_SHIFT, SHIFT
+from .engine_layout import MANTISSA, NODE_SHIFT, SHIFT, column_fields
 
 #: Registered stages of the requantization pipeline: a result entering in cycle c is written
 #: to memory at the end of cycle ``c + DEPTH``. The node and column constants are read in the
@@ -128,20 +130,28 @@ def partial_products(a: Value, m: Value) -> list[Product]:
     return out
 
 
+#: A (node, tile)'s constants other than its columns', which the phase running hands over.
+NODE_CONSTANTS = data.StructLayout({
+    "m_node": MANTISSA,
+    "node_first": 1,
+    "bias_sh": NODE_SHIFT,
+    "m3": MANTISSA,
+    "use_m3": 1,
+    "round15": 1,
+    "sh": SHIFT,
+    "hi_bits": unsigned(4),
+    "symmetric": 1,
+    "clamp": 1,
+})
+
+
 def constants_layout(lanes: int, bias_bits: int) -> data.StructLayout:
-    """The constants a phase hands the datapath for one (node, tile), one cycle after it."""
+    """The constants of one (node, tile), one cycle after it: ``node``
+    (:data:`NODE_CONSTANTS`) and each lane's column's ``cols`` (a word of the ``cols``
+    memory, :func:`~a2q.hw.engine_layout.column_fields`)."""
     return data.StructLayout({
-        "m1": data.ArrayLayout(MANTISSA, lanes),
-        "m2": data.ArrayLayout(MANTISSA, lanes),
-        "bias": data.ArrayLayout(signed(bias_bits), lanes),
-        "bias_sh": NODE_SHIFT,
-        "m3": MANTISSA,
-        "use_m3": 1,
-        "round15": 1,
-        "sh": SHIFT,
-        "hi_bits": unsigned(4),
-        "symmetric": 1,
-        "clamp": 1,
+        "node": NODE_CONSTANTS,
+        "cols": data.ArrayLayout(column_fields(bias_bits), lanes),
     })
 
 
@@ -197,10 +207,9 @@ def requantization_stages(lanes: int, k) -> list:
     (products with the bias as one more term, two sums); 11-14 ``p3``; 15 the rounding addend;
     16-17 the arithmetic shift; 18-19 the clamp (its comparisons in parts, then
     joined and the choice)."""
-    P = range(lanes)
-    per_node = {"m3": k.m3, "use_m3": k.use_m3, "round15": k.round15, "sh": k.sh,
-                "hi_bits": k.hi_bits, "symmetric": k.symmetric, "clamp": k.clamp,
-                "bias_sh": k.bias_sh}
+    P, nk = range(lanes), k.node
+    per_node = {key: nk[key] for key in ("m3", "use_m3", "round15", "sh", "hi_bits",
+                                         "symmetric", "clamp", "bias_sh")}
 
     def terms(prefix, values):
         return {f"{prefix}_{j}": v for j, v in enumerate(values)}
@@ -217,9 +226,11 @@ def requantization_stages(lanes: int, k) -> list:
                 out[f"{prefix}{c}_{j // 2}"] = wrap(sum(pair[1:], pair[0]), WIDTH + 2)
         return out
 
-    def s1(v):  # registered straight out of block RAM
-        return {**per_node, **{f"m1_{c}": k.m1[c] for c in P},
-                **{f"m2_{c}": k.m2[c] for c in P}, **{f"b{c}": k.bias[c] for c in P}}
+    def s1(v):  # registered out of memory: m1, m2 the node's and the column's mantissas
+        m1 = [Mux(nk.node_first, nk.m_node, k.cols[c].m) for c in P]
+        m2 = [Mux(nk.node_first, k.cols[c].m, nk.m_node) for c in P]
+        return {**per_node, **{f"m1_{c}": m1[c] for c in P}, **{f"m2_{c}": m2[c] for c in P},
+                **{f"b{c}": k.cols[c].bias for c in P}}
 
     def s2(v):  # a * m1, one DSP per chunk; the bias shifted (low bits), sh's mask made
         out = {f"m1_{c}": None for c in P}

@@ -136,6 +136,7 @@ def memory_words(cfg: EngineConfig, g: AnnotatedGraph) -> dict[str, list[int]]:
         words["norm"] = pack(mems["norm"].layout, "norm", a["gcn_norm"], n)
     in_m = np.full(n, 1 << FRAC, dtype=np.int64)  # the golden model's layer-1 input scale
     in_sh = np.full(n, FRAC, dtype=np.int64)
+    columns = {}  # (layer, kind) -> per-column arrays
     for l, L in enumerate(g.layers, start=1):
         p, last = f"layer{l}.", l == len(g.layers)
         nxt = g.layers[l] if not last else None
@@ -152,17 +153,16 @@ def memory_words(cfg: EngineConfig, g: AnnotatedGraph) -> dict[str, list[int]]:
                 node.update(next_bits=a[q + "node_bits"].astype(np.int64),
                             next_m=a[q + "node_inv_m"],
                             next_sh=FRAC + L["out_scale_sh"] + a[q + "node_inv_sh"])
-            comb = {"xw_m": a[p + "xw_scale_m"]}
-            agg = {"out_m": a[p + "out_scale_m"], "bias": a[p + "bias_fx"]}
-            agg_width, op_bits, next_op, coef = L["out_dim"], L["operand_bits"], 0, 0
+            columns[l, "comb"] = {"m": a[p + "xw_scale_m"]}
+            columns[l, "agg"] = {"m": a[p + "out_scale_m"], "bias": a[p + "bias_fx"]}
+            op_bits, next_op, coef = L["operand_bits"], 0, 0
         else:
             node = {"bits": a[p + "node_bits"].astype(np.int64), "agg_m": a[p + "node_inv_m"],
                     "agg_sh": FRAC + L["op_scale_sh"] + a[p + "node_inv_sh"],
                     "scale_m": a[p + "node_scale_m"], "scale_sh": a[p + "node_scale_sh"],
                     "out_sh": a[p + "node_scale_sh"] + L["out_scale_sh"]}
-            comb = {"out_m": a[p + "out_scale_m"], "bias": a[p + "bias_fx"]}
-            agg = {"op_m": a[p + "op_scale_m"]}
-            agg_width = L["in_dim"]
+            columns[l, "comb"] = {"m": a[p + "out_scale_m"], "bias": a[p + "bias_fx"]}
+            columns[l, "agg"] = {"m": a[p + "op_scale_m"]}
             op_bits = L["operand_bits"] or man["input_bits"]
             next_op, coef = (nxt["operand_bits"] if nxt else 0), L["eps_fx"]
         _fit(int(np.max(node["bits"], initial=1)) <= cfg.max_bits,
@@ -171,21 +171,23 @@ def memory_words(cfg: EngineConfig, g: AnnotatedGraph) -> dict[str, list[int]]:
         _fit(max(op_bits, next_op) <= cfg.max_bits,
              f"memory op: layer {l}'s operand has {max(op_bits, next_op)} bits, the engine "
              f"holds {cfg.max_bits}")
-        tin, tout, tagg = cfg.tiles(L["in_dim"]), cfg.tiles(L["out_dim"]), cfg.tiles(agg_width)
+        tin, tout = cfg.tiles(L["in_dim"]), cfg.tiles(L["out_dim"])
         w = np.zeros((tin * P, tout * P), dtype=np.int64)
         w[:L["in_dim"], :L["out_dim"]] = a[p + "weight"]
         blocks = w.reshape(tin, P, tout, P).transpose(0, 2, 1, 3).reshape(tin * tout, P, P)
         name = f"layer{l}_"
         words[name + "node"] = pack(mems[name + "node"].layout, name + "node", node, n)
-        words[name + "comb_cols"] = pack(mems[name + "comb_cols"].layout, name + "comb_cols",
-                                         _columns(comb, P, tout), tout)
-        words[name + "agg_cols"] = pack(mems[name + "agg_cols"].layout, name + "agg_cols",
-                                        _columns(agg, P, tagg), tagg)
         words[name + "weight"] = pack(mems[name + "weight"].layout, name + "weight",
                                       blocks, tin * tout)
         words[name + "scalars"] = pack(
             mems[name + "scalars"].layout, name + "scalars",
             {"op_bits": [op_bits, 0], "next_op_bits": [next_op, 0], "self_coef": [coef, 0]}, 2)
+    # each phase's tiles of column constants, in the order the phases run
+    blocks = [_columns(columns[l, kind], P, cfg.tiles(width))
+              for l, kind, width in cfg.phase_widths()]
+    cols = {key: np.concatenate([b.get(key, np.zeros_like(b["m"])) for b in blocks])
+            for key in ("m", "bias")}
+    words["cols"] = pack(mems["cols"].layout, "cols", cols, len(cols["m"]))
     return words
 
 

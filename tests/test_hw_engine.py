@@ -95,7 +95,7 @@ def test_short_tiles_wait_for_the_requantization(model):
 @pytest.mark.parametrize("model", ["gcn", "gin"])
 def test_columns_past_a_layers_width_are_left_out(model):
     """Memory words hold ``lanes`` columns; a phase whose results are narrower builds only its
-    own: whatever the weights and column constants hold past them, the logits equal the
+    own: whatever the weights and the column constants hold past them, the logits equal the
     golden model's and their lanes past the classes are zero (3 columns of 4 lanes, 2 lanes
     requantized a cycle: the second group holds one column and one lane left out)."""
     g = in_memory(*random_export(np.random.default_rng(9), model, n=10, f0=11, hidden=3,
@@ -103,18 +103,18 @@ def test_columns_past_a_layers_width_are_left_out(model):
     cfg = engine_config(g, lanes=4, requant_lanes=2)
     P, words = cfg.lanes, memory_words(cfg, g)
 
-    def fill(name, width, elem_bits, rows=1):  # every bit of the lanes past ``width``
-        mask = sum(((1 << elem_bits) - 1) << ((r * P + c) * elem_bits)
-                   for r in range(rows) for c in range(width, P))
-        words[name] = [w | mask for w in words[name]]
+    def fill(name, address, width, elem_bits, rows=1):  # every bit of the lanes past width
+        words[name][address] |= sum(((1 << elem_bits) - 1) << ((r * P + c) * elem_bits)
+                                    for r in range(rows) for c in range(width, P))
 
     for l, L in enumerate(cfg.layers, start=1):
-        fill(f"layer{l}_weight", L.out_dim, L.weight_bits, rows=P)
-        for kind in ("comb", "agg"):
-            width = L.in_dim if kind == "agg" and model == "gin" else L.out_dim
-            if width < P:  # one tile: every word's lanes past the width are left out
-                fill(f"layer{l}_{kind}_cols", width,
-                     cfg.memories[f"layer{l}_{kind}_cols"].layout.elem_shape.size)
+        if L.out_dim < P:  # one tile of columns: every word
+            for a in range(len(words[f"layer{l}_weight"])):
+                fill(f"layer{l}_weight", a, L.out_dim, L.weight_bits, rows=P)
+    for l, kind, width in cfg.phase_widths():
+        if width < P:
+            fill("cols", cfg.column_base(l, kind), width,
+                 cfg.memories["cols"].layout.elem_shape.size)
     (y, _), = run_engine(cfg, [g], images=[words])
     np.testing.assert_array_equal(y[:, :3], golden.run(g).logits)
     assert not y[:, 3:].any()

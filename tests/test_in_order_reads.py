@@ -92,7 +92,7 @@ def test_read_registers_go_on_the_narrow_side_of_shallow_loaded_memories():
     got = {name: read_registers(spec) for name, spec in cfg.memories.items()}
     assert all(a + d == READ_LATENCY - 1 for a, d in got.values())
     shallow = (READ_LATENCY - 1, 0)
-    assert got["layer1_agg_cols"] == got["layer2_comb_cols"] == got["layer1_scalars"] == shallow
+    assert got["cols"] == got["layer1_scalars"] == shallow
     assert got["layer1_node"] == shallow  # 5 words
     assert cfg.memories["h"].depth <= 16 and got["h"] == (ADDRESS_REGISTERS, DATA_REGISTERS)
     assert cfg.memories["indices"].depth > 16 and got["indices"] == (ADDRESS_REGISTERS, DATA_REGISTERS)
