@@ -165,7 +165,10 @@ def pipeline(m: Module, valid: Value, values: dict[str, Value],
     maps the values registered by stage s to new or replaced values for stage s + 1 (``None``
     drops one). A :class:`Product` value is multiplied by a registered DSP (an ``a2q_mul``
     instance with ``template``) and is a value of stage s + 2, so stage s + 1 must not use it.
-    Values no stage replaces are carried unchanged.
+    Values no stage replaces are carried unchanged. Every register loads every cycle (a
+    stage's values are those of a result in the cycles its ``valid`` is high): an enable would
+    be a net reaching each of a stage's flip-flops, up to a thousand at 16 lanes, in every
+    stage (session 13: those nets were among the most congested of the 16-lane engine).
     Returns every stage's ``valid`` (the last one's marks the result) and the last values."""
     if len(stages) > DEPTH or (stages and stages[0] is not None):
         raise ValueError("a requantization pipeline has at most DEPTH stages, the first None")
@@ -177,13 +180,12 @@ def pipeline(m: Module, valid: Value, values: dict[str, Value],
             new = {k: v for k, v in new.items() if v is not None}  # None drops a value
         regs = dict(due)  # the products the DSPs registered
         due = {}
-        with m.If(cur_valid):  # a stage holds its values until the next result reaches it
-            for key, v in new.items():
-                if isinstance(v, Product):
-                    continue
-                v = Value.cast(v)
-                regs[key] = Signal(v.shape(), name=f"{name}_s{s + 1}_{key}")
-                m.d.sync += regs[key].eq(v)
+        for key, v in new.items():  # free running, as the DSPs' registers are
+            if isinstance(v, Product):
+                continue
+            v = Value.cast(v)
+            regs[key] = Signal(v.shape(), name=f"{name}_s{s + 1}_{key}")
+            m.d.sync += regs[key].eq(v)
         for key, v in new.items():
             if isinstance(v, Product):
                 p = registered_product(m, v.a, v.b, name=f"{name}_s{s + 1}_{key}_mul",

@@ -35,6 +35,8 @@ from .ecp5_output_registers import absorb_output_registers
 
 #: nextpnr's routers (``--router``).
 ROUTERS = ("router1", "router2")
+#: nextpnr's default highest placement density (``--placer-heap-beta``).
+DEFAULT_DENSITY = 0.9
 
 #: target -> default device, package and nextpnr tool (None: Yosys only).
 TARGETS = {
@@ -191,7 +193,7 @@ def quartus_tcl(top: str, sources: list[str]) -> str:
 def synthesize(rtl: Path, target: str, work: Path, *, device: str | None = None,
                package: str | None = None, freq_mhz: float = 100.0,
                place_and_route: bool = True, route: bool = True,
-               router: str | None = None) -> dict:
+               router: str | None = None, density: float | None = None) -> dict:
     """Run the flow for ``target`` on the RTL folder ``rtl`` in the folder ``work`` (created;
     each stage's log stays there, also when the stage fails); returns the report, written
     last as ``report.json`` and ``report.md`` (a failed run leaves none).
@@ -199,11 +201,16 @@ def synthesize(rtl: Path, target: str, work: Path, *, device: str | None = None,
     ``route=False`` after placement (``routed: false``): ``fmax_placed_mhz``, nextpnr's
     estimate from the placement, is then the only frequency (routing the full engine can take
     over an hour on a small machine; the estimate comes in minutes). ``router`` picks
-    nextpnr's router (``router1``, its default, or ``router2``, built for congested designs)."""
+    nextpnr's router (``router1``, its default, or ``router2``, built for congested designs);
+    ``density`` the placer's highest cell density (``--placer-heap-beta``, 0.9 unless given):
+    a design using half the die is packed into about half of it, and a lower density spreads
+    it over more routing."""
     if target not in TARGETS:
         raise SynthesisError(f"unknown target {target!r}: expected one of {', '.join(TARGETS)}")
     if router not in (None, *ROUTERS):
         raise SynthesisError(f"unknown router {router!r}: expected one of {', '.join(ROUTERS)}")
+    if density is not None and not 0 < density <= 1:
+        raise SynthesisError(f"placement density {density!r}: expected a number in (0, 1]")
     rtl, work = Path(rtl).resolve(), Path(work).resolve()
     info_file = rtl / "params.json"
     if not info_file.exists():
@@ -254,16 +261,20 @@ def synthesize(rtl: Path, target: str, work: Path, *, device: str | None = None,
     report.update(placed=False, routed=False, fmax_placed_mhz=None)
     if t["pnr"] and not limits and place_and_route:
         report.update(placed=True, routed=route,
-                      router=(router or "router1") if route else None)
+                      router=(router or "router1") if route else None,
+                      placement_density=density or DEFAULT_DENSITY)
         # Not quiet: the log shows the placer's and the router's progress as they go.
         cmd = [_tool(t["pnr"]), f"--{device}", "--package", package, "--json", "netlist.json",
                "--freq", str(freq_mhz), "--report", "pnr.json", "--timing-allow-fail"]
         if target == "ecp5":
             cmd.append("--out-of-context")
+        if density is not None:
+            cmd += ["--placer-heap-beta", str(density)]
         if not route:
             cmd.append("--no-route")
         elif router:
             cmd += ["--router", router]
+        report["nextpnr_args"] = cmd[1:]  # how to rerun it by hand, in ``work``
         log = work / "nextpnr.log"
         try:
             _run("nextpnr place and route", cmd, work, log)

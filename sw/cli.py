@@ -251,7 +251,7 @@ def _cmd_synth(args) -> int:
         r = synthesize(args.rtl, args.target, args.out, device=args.device,
                        package=args.package, freq_mhz=args.freq,
                        place_and_route=not args.no_place, route=not args.no_route,
-                       router=args.router)
+                       router=args.router, density=args.density)
     except SynthesisError as exc:
         raise A2QError(f"synth: {exc}") from None
     fmax = "n/a" if r["fmax_mhz"] is None else f"{r['fmax_mhz']} MHz"
@@ -317,7 +317,7 @@ def _cmd_bench_timing(args) -> int:
     run_timing_bench(args.out, dataset=args.dataset, model=args.model, seed=args.seed,
                      lanes=args.lanes, max_nodes=args.max_nodes, max_edges=args.max_edges,
                      device=args.device, freq_mhz=args.freq, route=not args.no_route,
-                     router=args.router,
+                     router=args.router, density=args.density,
                      data_root=args.data_root, progress=lambda s: print(s, flush=True))
     return 0
 
@@ -423,6 +423,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--router", choices=ROUTERS,
                    help="nextpnr's router (default: nextpnr's, router1; router2 is built for "
                         "large, congested designs)")
+    p.add_argument("--density", type=float,
+                   help="nextpnr's highest placement density, 0..1 (--placer-heap-beta; default "
+                        "0.9): lower spreads a congested design over more of the die")
     p.add_argument("--out", required=True,
                    help="folder for the logs and report.json/md (exit 1 when the design does "
                         "not fit the device; the report says what limits it)")
@@ -526,6 +529,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="stop after placement: Fmax is nextpnr's estimate from the placement")
     b.add_argument("--router", choices=ROUTERS,
                    help="nextpnr's router (default: nextpnr's, router1)")
+    b.add_argument("--density", type=float,
+                   help="nextpnr's highest placement density (as a2q synth --density)")
     b.add_argument("--data-root")
     b.set_defaults(func=_cmd_bench_timing)
     return parser

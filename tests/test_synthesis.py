@@ -44,7 +44,8 @@ def test_small_engine_synthesizes_and_places_on_ecp5(rtl, tmp_path):
                 "INPUTA", "INPUTB", "OUTPUT")} == {"CLK0"}, cell["parameters"]
     assert r["fmax_mhz"] > 0 and r["timing_met"] == (r["fmax_mhz"] >= 25)
     assert r["routed"] is True and r["fmax_placed_mhz"] > 0  # the estimate before routing
-    assert r["router"] == "router1"  # nextpnr's default
+    assert r["router"] == "router1" and r["placement_density"] == 0.9  # nextpnr's defaults
+    assert "--placer-heap-beta" not in r["nextpnr_args"]
     assert r["fits"] is True and r["limits"] == [] and "25k" in r["verdict"]
     cp = r["critical_path"]  # the slowest path, step by step, adds up to its delay
     assert cp["steps"][0]["type"] == "clk-to-q" and cp["steps"][-1]["type"] == "setup"
@@ -100,6 +101,21 @@ def test_router2_routes_the_small_engine(rtl, tmp_path):
                    freq_mhz=25, router="router2")
     assert r["routed"] is True and r["router"] == "router2" and r["fmax_mhz"] > 0
     assert "Running router2" in (tmp_path / "s" / "nextpnr.log").read_text()
+
+
+def test_placement_density_reaches_the_placer(rtl, tmp_path):
+    r = synthesize(rtl, "ecp5", tmp_path / "s", device="25k", package="CABGA256",
+                   freq_mhz=25, route=False, density=0.5)
+    assert r["placed"] is True and r["placement_density"] == 0.5
+    args = r["nextpnr_args"]
+    assert args[args.index("--placer-heap-beta") + 1] == "0.5"
+
+
+@pytest.mark.parametrize("density", [0, 1.5, -0.2])
+def test_placement_density_outside_0_1_is_refused_before_any_stage(rtl, tmp_path, density):
+    with pytest.raises(SynthesisError, match=f"placement density {density!r}"):
+        synthesize(rtl, "ecp5", tmp_path / "s", density=density)
+    assert not (tmp_path / "s").exists()
 
 
 def test_unknown_router_is_refused_before_any_stage(rtl, tmp_path):
