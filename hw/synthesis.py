@@ -202,9 +202,8 @@ def synthesize(rtl: Path, target: str, work: Path, *, device: str | None = None,
     estimate from the placement, is then the only frequency (routing the full engine can take
     over an hour on a small machine; the estimate comes in minutes). ``router`` picks
     nextpnr's router (``router1``, its default, or ``router2``, built for congested designs);
-    ``density`` the placer's highest cell density (``--placer-heap-beta``, 0.9 unless given):
-    a design using half the die is packed into about half of it, and a lower density spreads
-    it over more routing."""
+    ``density`` the HeAP placer's highest cell density (``--placer-heap-beta``, 0.9 unless
+    given; session 13: 0.6 left the 16-lane engine's placement exactly as 0.9 did)."""
     if target not in TARGETS:
         raise SynthesisError(f"unknown target {target!r}: expected one of {', '.join(TARGETS)}")
     if router not in (None, *ROUTERS):

@@ -425,7 +425,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "large, congested designs)")
     p.add_argument("--density", type=float,
                    help="nextpnr's highest placement density, 0..1 (--placer-heap-beta; default "
-                        "0.9): lower spreads a congested design over more of the die")
+                        "0.9)")
     p.add_argument("--out", required=True,
                    help="folder for the logs and report.json/md (exit 1 when the design does "
                         "not fit the device; the report says what limits it)")
