@@ -258,7 +258,8 @@ def _memories(cfg: EngineConfig) -> dict[str, MemorySpec]:
     if cfg.gcn:
         mems.append(MemorySpec("norm", n, range(2 ** FRAC + 1)))
     columns = sum(cfg.tiles(width) for *_, width in cfg.phase_widths())
-    mems.append(MemorySpec("cols", max(columns, 2), data.ArrayLayout(column_fields(cfg.bias_bits), P)))
+    mems.append(MemorySpec("cols", max(columns, 2),
+                           data.ArrayLayout(column_fields(cfg.bias_bits), P)))
     for l, L in enumerate(cfg.layers, start=1):
         mems += [
             MemorySpec(f"layer{l}_node", n, node_fields(cfg, l)),
