@@ -302,14 +302,21 @@ def serve_in_groups(m: Module, cfg: EngineConfig, valid, result: dict, acc: list
     last = group == held["groups"]
     m.d.sync += entering.eq(valid | (entering & ~last))
     m.d.sync += group.eq(Mux(entering & ~last, group + 1, 0))
+    # Each lane selects its sum and its column's constants with its own copies of ``group``
+    # and of ``entered_group`` (the group a cycle later), kept apart in synthesis (as
+    # requantization.Kept): one register would reach R lanes of sums and constants.
+    kept = {"keep": 1} if G > 1 else {}  # one group: nothing to select
+    lane_group = [Signal.like(group, name=f"rq_group_{r}", attrs=kept) for r in range(R)]
+    entered_group = [Signal.like(group, name=f"rq_entered_group_{r}", attrs=kept)
+                     for r in range(R)]
+    m.d.sync += [g.eq(Mux(entering & ~last, group + 1, 0)) for g in lane_group]
+    m.d.sync += [e.eq(g) for e, g in zip(entered_group, lane_group)]
     lanes = [list(range(g * R, (g + 1) * R)) for g in range(G)]  # group g's lanes
-    group_acc = [_select(group, [held_acc[c] if c < cfg.lanes else 0 for c in lanes_g])
-                 for lanes_g in zip(*lanes)]
-    entered_group = Signal.like(group, name="rq_entered_group")
-    m.d.sync += entered_group.eq(group)
+    group_acc = [_select(lane_group[r], [held_acc[c] if c < cfg.lanes else 0 for c in lanes_r])
+                 for r, lanes_r in enumerate(zip(*lanes))]
     group_constants = Signal(constants_layout(R, cfg.bias_bits), name="rq_constants")
     m.d.comb += group_constants.node.eq(held_constants.node)
-    m.d.comb += [group_constants.cols[r].eq(_select(entered_group, [
+    m.d.comb += [group_constants.cols[r].eq(_select(entered_group[r], [
         held_constants.cols[c] if c < cfg.lanes else 0 for c in lanes_r]))
         for r, lanes_r in enumerate(zip(*lanes))]
     valids, out = pipeline(

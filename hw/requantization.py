@@ -107,6 +107,23 @@ def above(t: dict) -> Value:
 
 
 @dataclass(frozen=True)
+class Kept:
+    """A stage's value that :func:`pipeline` registers with the ``keep`` attribute (which
+    ``a2q synth`` extends to the flip-flops) as long as later stages carry it: a lane's own
+    copy of a value that every lane uses (:func:`lane_copies`), which synthesis would
+    otherwise merge back into one register driving every lane's logic."""
+    value: Value
+
+
+def lane_copies(v: dict, key: str, lanes) -> dict:
+    """``v[key]`` as one :class:`Kept` copy per lane c, ``{key}_{c}``, the shared value
+    dropped: the copies' fan-out is one lane's logic each (session 13: the shift amounts and
+    ``big_shift`` each reached 8 lanes x 64 bits and led the 16-lane engine's congestion;
+    session 14: ``m3``, an operand of 24 DSPs across the die, was its routed critical path)."""
+    return {key: None, **{f"{key}_{c}": Kept(v[key]) for c in lanes}}
+
+
+@dataclass(frozen=True)
 class Product:
     """``(a * b) << shift`` as a stage's value: :func:`pipeline` multiplies in a registered DSP
     (:func:`~a2q.hw.dsp_multiply.registered_product`), and the product is a value of the stage
@@ -163,7 +180,8 @@ def pipeline(m: Module, valid: Value, values: dict[str, Value],
     ``stages[s]`` (for s = 1 .. len(stages) - 1; ``stages[0]`` must be ``None``: stage 0 only
     registers the inputs while the memories are read; a ``None`` stage carries its values)
     maps the values registered by stage s to new or replaced values for stage s + 1 (``None``
-    drops one). A :class:`Product` value is multiplied by a registered DSP (an ``a2q_mul``
+    drops one; a :class:`Kept` one is registered with the ``keep`` attribute until a stage
+    replaces it). A :class:`Product` value is multiplied by a registered DSP (an ``a2q_mul``
     instance with ``template``) and is a value of stage s + 2, so stage s + 1 must not use it.
     Values no stage replaces are carried unchanged. Every register loads every cycle (a
     stage's values are those of a result in the cycles its ``valid`` is high): an enable would
@@ -172,11 +190,13 @@ def pipeline(m: Module, valid: Value, values: dict[str, Value],
     Returns every stage's ``valid`` (the last one's marks the result) and the last values."""
     if len(stages) > DEPTH or (stages and stages[0] is not None):
         raise ValueError("a requantization pipeline has at most DEPTH stages, the first None")
-    cur_valid, cur, valids, due = valid, dict(values), [], {}
+    cur_valid, cur, valids, due, kept = valid, dict(values), [], {}, set()
     for s in range(DEPTH):
         new = dict(cur)
         if 0 < s < len(stages) and stages[s] is not None:
-            new.update(stages[s](cur))
+            update = stages[s](cur)
+            kept = (kept - set(update)) | {k for k, v in update.items() if isinstance(v, Kept)}
+            new.update({k: v.value if isinstance(v, Kept) else v for k, v in update.items()})
             new = {k: v for k, v in new.items() if v is not None}  # None drops a value
         regs = dict(due)  # the products the DSPs registered
         due = {}
@@ -184,7 +204,8 @@ def pipeline(m: Module, valid: Value, values: dict[str, Value],
             if isinstance(v, Product):
                 continue
             v = Value.cast(v)
-            regs[key] = Signal(v.shape(), name=f"{name}_s{s + 1}_{key}")
+            regs[key] = Signal(v.shape(), name=f"{name}_s{s + 1}_{key}",
+                               attrs={"keep": 1} if key in kept else {})
             m.d.sync += regs[key].eq(v)
         for key, v in new.items():
             if isinstance(v, Product):
@@ -208,10 +229,12 @@ def requantization_stages(lanes: int, k) -> list:
     in the DSPs' two registers, two sums; the bias shifted meanwhile); 6 ``v1``; 7-10 ``v2``
     (products with the bias as one more term, two sums); 11-14 ``p3``; 15 the rounding addend;
     16-17 the arithmetic shift; 18-19 the clamp (its comparisons in parts, then
-    joined and the choice)."""
+    joined and the choice). The node's values that every lane's wide logic or DSPs use
+    (``bias_sh``, ``round15``, ``m3``, ``use_m3``, ``sh``, ``big_shift``) reach it as each
+    lane's own copy (:func:`lane_copies`), made a stage or more before."""
     P, nk = range(lanes), k.node
     per_node = {key: nk[key] for key in ("m3", "use_m3", "round15", "sh", "hi_bits",
-                                         "symmetric", "clamp", "bias_sh")}
+                                         "symmetric", "clamp")}
 
     def terms(prefix, values):
         return {f"{prefix}_{j}": v for j, v in enumerate(values)}
@@ -232,7 +255,8 @@ def requantization_stages(lanes: int, k) -> list:
         m1 = [Mux(nk.node_first, nk.m_node, k.cols[c].m) for c in P]
         m2 = [Mux(nk.node_first, k.cols[c].m, nk.m_node) for c in P]
         return {**per_node, **{f"m1_{c}": m1[c] for c in P}, **{f"m2_{c}": m2[c] for c in P},
-                **{f"b{c}": k.cols[c].bias for c in P}}
+                **{f"b{c}": k.cols[c].bias for c in P},
+                **lane_copies({"bias_sh": nk.bias_sh}, "bias_sh", P)}
 
     def s2(v):  # a * m1, one DSP per chunk; the bias shifted (low bits), sh's mask made
         out = {f"m1_{c}": None for c in P}
@@ -247,12 +271,13 @@ def requantization_stages(lanes: int, k) -> list:
                                  f"multiplies at most {4 * CHUNK}")
             out.update(terms(f"p{c}", products))
             out[f"a{c}"] = None
-            out[f"b{c}"] = wrap(v[f"b{c}"] << v["bias_sh"][:3], WIDTH)
+            out[f"b{c}"] = wrap(v[f"b{c}"] << v[f"bias_sh_{c}"][:3], WIDTH)
         return out
 
     def s3(v):  # the first level of p1's sums; the bias shifted (high bits)
-        return {**pairwise(v, "p"), "bias_sh": None,
-                **{f"b{c}": wrap(v[f"b{c}"] << (v["bias_sh"][3:] << 3), WIDTH) for c in P}}
+        return {**pairwise(v, "p"), **{f"bias_sh_{c}": None for c in P},
+                **{f"b{c}": wrap(v[f"b{c}"] << (v[f"bias_sh_{c}"][3:] << 3), WIDTH)
+                   for c in P}}
 
     def summed(v):  # the second level of the sums; each lane's one term becomes a{c}
         out = pairwise(v, "p")
@@ -260,9 +285,13 @@ def requantization_stages(lanes: int, k) -> list:
                 **{f"a{c}": wrap(out[f"p{c}_0"], WIDTH) for c in P}}
 
     def s5(v):  # v1
-        r15 = v["round15"]
-        return {f"a{c}": wrap(Mux(r15, round_shift_addend(v[f"a{c}"], r15, (1 << 14) - 1) >> 15,
-                                  v[f"a{c}"]), NARROW) for c in P} | {"round15": None}
+        out = {}
+        for c in P:
+            r15 = v[f"round15_{c}"]
+            out[f"a{c}"] = wrap(Mux(r15, round_shift_addend(v[f"a{c}"], r15, (1 << 14) - 1) >> 15,
+                                    v[f"a{c}"]), NARROW)
+            out[f"round15_{c}"] = None
+        return out
 
     def s6(v):  # v1 * m2 + bias: the products and the bias, four terms
         out = {}
@@ -272,28 +301,35 @@ def requantization_stages(lanes: int, k) -> list:
             out.update({f"a{c}": None, f"m2_{c}": None, f"b{c}": None})
         return out
 
+    def s8(v):  # the second level of v2's sums; m3 copied for each lane's DSPs
+        return {**summed(v), **lane_copies(v, "m3", P)}
+
     def s9(v):  # v2 * m3, and v2 kept for when m3 is not used
         out = {}
         for c in P:
-            out.update(terms(f"p{c}", partial_products(wrap(v[f"a{c}"], NARROW), v["m3"])))
-        return {**out, "m3": None}
+            out.update(terms(f"p{c}", partial_products(wrap(v[f"a{c}"], NARROW),
+                                                       v[f"m3_{c}"])))
+            out[f"m3_{c}"] = None
+        return {**out, **lane_copies(v, "use_m3", P)}
 
     def s11(v):  # p3: the product, or v2 (kept in a{c}) when m3 is not used
         out = summed(v)
-        return {**out, "use_m3": None,
-                **{f"a{c}": Mux(v["use_m3"], out[f"a{c}"], v[f"a{c}"]) for c in P}}
+        return {**out, **{f"use_m3_{c}": None for c in P},
+                **{f"a{c}": Mux(v[f"use_m3_{c}"], out[f"a{c}"], v[f"a{c}"]) for c in P}}
 
     def s12(v):  # rshift_round(p3, sh): the addend ...
         return {**{f"a{c}": round_shift_addend(v[f"a{c}"], v["rounds"], v["mask"])
-                   for c in P}, "mask": None, "rounds": None}
+                   for c in P}, "mask": None, "rounds": None,
+                **lane_copies(v, "sh", P), **lane_copies(v, "big_shift", P)}
 
     def s13(v):  # ... shifted by sh's low three bits ...
-        return {f"a{c}": v[f"a{c}"] >> v["sh"][:3] for c in P}
+        return {f"a{c}": v[f"a{c}"] >> v[f"sh_{c}"][:3] for c in P}
 
     def s14(v):  # ... and by the rest (a shift past the datapath rounds |p3| < 2**63 to 0)
-        return {**{f"a{c}": Mux(v["big_shift"], 0, wrap(v[f"a{c}"] >> (v["sh"][3:6] << 3),
-                                                         WIDTH)) for c in P},
-                "big_shift": None}
+        return {**{f"a{c}": Mux(v[f"big_shift_{c}"], 0,
+                                wrap(v[f"a{c}"] >> (v[f"sh_{c}"][3:6] << 3), WIDTH))
+                   for c in P},
+                **{f"{key}_{c}": None for key in ("sh", "big_shift") for c in P}}
 
     def s15(v):  # the clamp's comparisons, in parts (clamp_terms)
         out = {}
@@ -311,5 +347,8 @@ def requantization_stages(lanes: int, k) -> list:
             out.update({f"{x}{c}": None for x in ("a", *TERMS)})
         return {**out, "clamp": None}
 
-    return [None, s1, s2, None, s3, summed, s5, s6, None, lambda v: pairwise(v, "p"),
-            summed, s9, None, lambda v: pairwise(v, "p"), s11, s12, s13, s14, s15, s16]
+    def s4(v):  # the second level of p1's sums; round15 copied for each lane
+        return {**summed(v), **lane_copies(v, "round15", P)}
+
+    return [None, s1, s2, None, s3, s4, s5, s6, None, lambda v: pairwise(v, "p"),
+            s8, s9, None, lambda v: pairwise(v, "p"), s11, s12, s13, s14, s15, s16]

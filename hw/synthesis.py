@@ -35,6 +35,9 @@ from .ecp5_output_registers import absorb_output_registers
 
 #: nextpnr's routers (``--router``).
 ROUTERS = ("router1", "router2")
+#: nextpnr's placers (``--placer``): HeAP (its default), the electrostatic ``static``
+#: placer, simulated annealing.
+PLACERS = ("heap", "static", "sa")
 #: nextpnr's default highest placement density (``--placer-heap-beta``).
 DEFAULT_DENSITY = 0.9
 
@@ -45,7 +48,16 @@ TARGETS = {
     "xilinx": {"device": "xc7a100tcsg324-1", "package": None, "pnr": None},
 }
 
-_ECP5_SCRIPT = """\
+#: Registers the design marks ``keep`` (a lane's own copy of a value every lane uses,
+#: :class:`~a2q.hw.requantization.Kept`) stay apart: Yosys keeps the wire under that attribute
+#: but would still merge its flip-flops with their twins (``opt_merge``), unless the
+#: flip-flop cells carry it too.
+_KEEP_FLIP_FLOPS = """\
+hierarchy -top {top}
+proc
+setattr -set keep 1 w:* a:keep %i %ci1 c:* %i
+"""
+_ECP5_SCRIPT = _KEEP_FLIP_FLOPS + """\
 synth_ecp5 -noiopad -top {top} -run begin:map_ffs
 abc -lut 4
 clean
@@ -59,7 +71,7 @@ attrmvcp -copy -attr syn_useioff
 opt_clean
 synth_ecp5 -noiopad -top {top} -run map_cells: -json netlist.json
 """
-_ICE40_SCRIPT = """\
+_ICE40_SCRIPT = _KEEP_FLIP_FLOPS + """\
 synth_ice40 -top {top} -run begin:map_luts
 techmap -map +/ice40/latches_map.v
 abc -dress -lut 4
@@ -193,7 +205,8 @@ def quartus_tcl(top: str, sources: list[str]) -> str:
 def synthesize(rtl: Path, target: str, work: Path, *, device: str | None = None,
                package: str | None = None, freq_mhz: float = 100.0,
                place_and_route: bool = True, route: bool = True,
-               router: str | None = None, density: float | None = None) -> dict:
+               router: str | None = None, density: float | None = None,
+               placer: str | None = None) -> dict:
     """Run the flow for ``target`` on the RTL folder ``rtl`` in the folder ``work`` (created;
     each stage's log stays there, also when the stage fails); returns the report, written
     last as ``report.json`` and ``report.md`` (a failed run leaves none).
@@ -202,14 +215,20 @@ def synthesize(rtl: Path, target: str, work: Path, *, device: str | None = None,
     estimate from the placement, is then the only frequency (routing the full engine can take
     over an hour on a small machine; the estimate comes in minutes). ``router`` picks
     nextpnr's router (``router1``, its default, or ``router2``, built for congested designs);
-    ``density`` the HeAP placer's highest cell density (``--placer-heap-beta``, 0.9 unless
-    given; session 13: 0.6 left the 16-lane engine's placement exactly as 0.9 did)."""
+    ``placer`` its placer (:data:`PLACERS`; ``heap`` unless given); ``density`` the HeAP
+    placer's highest cell density (``--placer-heap-beta``, 0.9 unless given; session 13: 0.6
+    left the 16-lane engine's placement exactly as 0.9 did)."""
     if target not in TARGETS:
         raise SynthesisError(f"unknown target {target!r}: expected one of {', '.join(TARGETS)}")
     if router not in (None, *ROUTERS):
         raise SynthesisError(f"unknown router {router!r}: expected one of {', '.join(ROUTERS)}")
+    if placer not in (None, *PLACERS):
+        raise SynthesisError(f"unknown placer {placer!r}: expected one of {', '.join(PLACERS)}")
     if density is not None and not 0 < density <= 1:
         raise SynthesisError(f"placement density {density!r}: expected a number in (0, 1]")
+    if density is not None and placer not in (None, "heap"):
+        raise SynthesisError(f"placement density is the heap placer's; placer {placer!r} has "
+                             "none")
     rtl, work = Path(rtl).resolve(), Path(work).resolve()
     info_file = rtl / "params.json"
     if not info_file.exists():
@@ -261,12 +280,16 @@ def synthesize(rtl: Path, target: str, work: Path, *, device: str | None = None,
     if t["pnr"] and not limits and place_and_route:
         report.update(placed=True, routed=route,
                       router=(router or "router1") if route else None,
-                      placement_density=density or DEFAULT_DENSITY)
+                      placer=placer or "heap",
+                      placement_density=(density or DEFAULT_DENSITY) if placer in (None, "heap")
+                      else None)
         # Not quiet: the log shows the placer's and the router's progress as they go.
         cmd = [_tool(t["pnr"]), f"--{device}", "--package", package, "--json", "netlist.json",
                "--freq", str(freq_mhz), "--report", "pnr.json", "--timing-allow-fail"]
         if target == "ecp5":
             cmd.append("--out-of-context")
+        if placer:
+            cmd += ["--placer", placer]
         if density is not None:
             cmd += ["--placer-heap-beta", str(density)]
         if not route:

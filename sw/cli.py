@@ -8,7 +8,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from a2q.hw.synthesis import ROUTERS
+from a2q.hw.synthesis import PLACERS, ROUTERS
 
 from .errors import A2QError
 
@@ -251,7 +251,7 @@ def _cmd_synth(args) -> int:
         r = synthesize(args.rtl, args.target, args.out, device=args.device,
                        package=args.package, freq_mhz=args.freq,
                        place_and_route=not args.no_place, route=not args.no_route,
-                       router=args.router, density=args.density)
+                       router=args.router, density=args.density, placer=args.placer)
     except SynthesisError as exc:
         raise A2QError(f"synth: {exc}") from None
     fmax = "n/a" if r["fmax_mhz"] is None else f"{r['fmax_mhz']} MHz"
@@ -317,7 +317,7 @@ def _cmd_bench_timing(args) -> int:
     run_timing_bench(args.out, dataset=args.dataset, model=args.model, seed=args.seed,
                      lanes=args.lanes, max_nodes=args.max_nodes, max_edges=args.max_edges,
                      device=args.device, freq_mhz=args.freq, route=not args.no_route,
-                     router=args.router, density=args.density,
+                     router=args.router, density=args.density, placer=args.placer,
                      data_root=args.data_root, progress=lambda s: print(s, flush=True))
     return 0
 
@@ -423,6 +423,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--router", choices=ROUTERS,
                    help="nextpnr's router (default: nextpnr's, router1; router2 is built for "
                         "large, congested designs)")
+    p.add_argument("--placer", choices=PLACERS,
+                   help="nextpnr's placer (default: nextpnr's, heap; static spreads the cells "
+                        "by an electrostatic model)")
     p.add_argument("--density", type=float,
                    help="nextpnr's highest placement density, 0..1 (--placer-heap-beta; default "
                         "0.9)")
@@ -529,6 +532,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="stop after placement: Fmax is nextpnr's estimate from the placement")
     b.add_argument("--router", choices=ROUTERS,
                    help="nextpnr's router (default: nextpnr's, router1)")
+    b.add_argument("--placer", choices=PLACERS, help="nextpnr's placer (as a2q synth --placer)")
     b.add_argument("--density", type=float,
                    help="nextpnr's highest placement density (as a2q synth --density)")
     b.add_argument("--data-root")

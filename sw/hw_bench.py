@@ -33,7 +33,8 @@ def _engine_runs(graph: Path, work: Path, *, lanes: int, baselines, progress) ->
 
 def _synthesize(cfg, words: dict, work: Path, *, device: str, freq: float,
                 place_and_route: bool = True, route: bool = True,
-                router: str | None = None, density: float | None = None) -> dict:
+                router: str | None = None, density: float | None = None,
+                placer: str | None = None) -> dict:
     """The engine of ``cfg`` (memories filled from ``words``, the rest zero) through
     ``a2q synth``'s ECP5 flow in ``work``; the report with the seconds it took."""
     from a2q.hw.layer_engine import LayerEngine
@@ -47,7 +48,7 @@ def _synthesize(cfg, words: dict, work: Path, *, device: str, freq: float,
     t0 = time.perf_counter()
     r = synthesize(rtl, "ecp5", work / f"synth-{cfg.lanes}", device=device, freq_mhz=freq,
                    place_and_route=place_and_route, route=route, router=router,
-                   density=density)
+                   density=density, placer=placer)
     r["seconds"] = round(time.perf_counter() - t0, 1)
     return r
 
@@ -132,14 +133,16 @@ def run_timing_bench(out: str | os.PathLike, *, dataset: str = "Cora", model: st
                      seed: int = 0, lanes=(16,), max_nodes: int | None = None,
                      max_edges: int | None = None, device: str = "85k",
                      freq_mhz: float = 100.0, route: bool = True, router: str | None = None,
-                     density: float | None = None, data_root=None, progress=print) -> dict:
+                     density: float | None = None, placer: str | None = None, data_root=None,
+                     progress=print) -> dict:
     """The engine for ``dataset``/``model`` through Yosys and nextpnr: Fmax, critical path.
     By default its memories hold the trained export (the engine ``a2q flow`` builds);
     ``max_nodes`` / ``max_edges`` size them down instead (zero-filled), for a quicker look at
     the logic alone. ``route=False`` stops after placement: Fmax is then nextpnr's estimate
     from the placement (routing the full 16-lane engine took 50 to 95 minutes here, beside
     other jobs);
-    ``router`` picks nextpnr's router, ``density`` the placer's highest density
+    ``router`` picks nextpnr's router, ``placer`` its placer, ``density`` the HeAP placer's
+    highest density
     (:func:`~a2q.hw.synthesis.synthesize`).
     Writes ``timing.json`` and ``timing.md``; the latency column is the full graph's cycles
     (cycle model, equal to the RTL's in every test) at the routed Fmax, or the placed one."""
@@ -161,7 +164,8 @@ def run_timing_bench(out: str | os.PathLike, *, dataset: str = "Cora", model: st
                 "" if not full else " (with the export's memories: about 10 minutes at 4 lanes, "
                 + ("over an hour at 16)" if route else "about 20 minutes at 16)")))
             r = _synthesize(cfg, memory_words(cfg, g) if full else {}, tmp, device=device,
-                            freq=freq_mhz, route=route, router=router, density=density)
+                            freq=freq_mhz, route=route, router=router, density=density,
+                            placer=placer)
             cycles = engine_cycles(g, lanes=n)["total"]
             fmax = r["fmax_mhz"] or r["fmax_placed_mhz"]
             rows.append({"lanes": n, "max_nodes": max_nodes, "max_edges": max_edges,
@@ -183,6 +187,7 @@ def run_timing_bench(out: str | os.PathLike, *, dataset: str = "Cora", model: st
                         *([f"--max-edges {max_edges}"] if max_edges else []),
                         *([] if route else ["--no-route"]),
                         *([f"--router {router}"] if router and route else []),
+                        *([f"--placer {placer}"] if placer else []),
                         *([f"--density {density}"] if density else [])])
     result["command"] = command
     lines = [

@@ -1,11 +1,19 @@
 """The requantization's clamp compares a 64-bit value with its bounds on its low bits only,
-in parts that a stage registers apart (clamp_terms) and the next joins (above, below)."""
+in parts that a stage registers apart (clamp_terms) and the next joins (above, below); each
+lane's copy of a shared value (lane_copies) stays its own register through synthesis."""
+
+import json
 
 import numpy as np
 from amaranth import Module, Signal, signed
+from amaranth.back import verilog
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
 
-from a2q.hw.requantization import CLAMP_BITS, WIDTH, above, below, clamp_terms
+from a2q.hw.requantization import (CLAMP_BITS, WIDTH, above, below, clamp_terms, lane_copies,
+                                   pipeline)
+from a2q.hw.synthesis import synthesize
 
 
 def test_clamp_comparisons_equal_full_width_ones():
@@ -40,3 +48,46 @@ def test_clamp_comparisons_equal_full_width_ones():
     sim.add_testbench(bench)
     sim.run()
     assert got == [(int(va > vhi), int(va < vlo)) for va, vhi, vlo in cases]
+
+
+class SharedShift(wiring.Component):
+    """Four lanes shift their own 64-bit value by one shared amount through a two-stage
+    :func:`pipeline`: ``s`` as each lane's kept copy (``s_{c}``), and as plain per-lane
+    values (``t{c}``) for comparison."""
+    LANES = 4
+
+    def __init__(self):
+        super().__init__({"s": In(6), **{f"d{c}": In(64) for c in range(self.LANES)},
+                          **{f"o{c}": Out(64) for c in range(self.LANES)}})
+
+    def elaborate(self, platform):
+        m = Module()
+        P = range(self.LANES)
+
+        def copy(v):
+            return {**lane_copies(v, "s", P), **{f"t{c}": v["s"] for c in P}}
+
+        def shift(v):
+            return {f"y{c}": (v[f"d{c}"] >> v[f"s_{c}"]) ^ (v[f"d{c}"] >> v[f"t{c}"])
+                    for c in P}
+        _, out = pipeline(m, 1, {"s": self.s, **{f"d{c}": getattr(self, f"d{c}") for c in P}},
+                          [None, copy, shift], name="t")
+        m.d.comb += [getattr(self, f"o{c}").eq(out[f"y{c}"]) for c in P]
+        return m
+
+
+def test_lane_copies_stay_apart_through_synthesis(tmp_path):
+    """``a2q synth``'s Yosys script (ECP5) keeps each lane's copy a register of its own (four
+    distinct nets), where the same copies not marked are merged into one."""
+    rtl = tmp_path / "rtl"
+    rtl.mkdir()
+    (rtl / "shared.v").write_text(verilog.convert(SharedShift(), name="shared"))
+    (rtl / "filelist.f").write_text("shared.v\n")
+    (rtl / "params.json").write_text(json.dumps({"module": "shared"}))
+    synthesize(rtl, "ecp5", tmp_path / "synth", device="25k", place_and_route=False)
+    nets = json.loads((tmp_path / "synth" / "netlist.json").read_text())["modules"]["shared"][
+        "netnames"]
+    lanes = range(SharedShift.LANES)
+    kept = {tuple(nets[f"t_s2_s_{c}"]["bits"]) for c in lanes}
+    plain = {tuple(nets[f"t_s2_t{c}"]["bits"]) for c in lanes}
+    assert len(kept) == SharedShift.LANES and len(plain) == 1

@@ -44,7 +44,8 @@ def test_small_engine_synthesizes_and_places_on_ecp5(rtl, tmp_path):
                 "INPUTA", "INPUTB", "OUTPUT")} == {"CLK0"}, cell["parameters"]
     assert r["fmax_mhz"] > 0 and r["timing_met"] == (r["fmax_mhz"] >= 25)
     assert r["routed"] is True and r["fmax_placed_mhz"] > 0  # the estimate before routing
-    assert r["router"] == "router1" and r["placement_density"] == 0.9  # nextpnr's defaults
+    assert r["router"] == "router1" and r["placer"] == "heap"  # nextpnr's defaults
+    assert r["placement_density"] == 0.9
     assert "--placer-heap-beta" not in r["nextpnr_args"]
     assert r["fits"] is True and r["limits"] == [] and "25k" in r["verdict"]
     cp = r["critical_path"]  # the slowest path, step by step, adds up to its delay
@@ -109,6 +110,25 @@ def test_placement_density_reaches_the_placer(rtl, tmp_path):
     assert r["placed"] is True and r["placement_density"] == 0.5
     args = r["nextpnr_args"]
     assert args[args.index("--placer-heap-beta") + 1] == "0.5"
+
+
+def test_static_placer_places_the_small_engine(rtl, tmp_path):
+    r = synthesize(rtl, "ecp5", tmp_path / "s", device="25k", package="CABGA256",
+                   freq_mhz=25, route=False, placer="static")
+    assert r["placed"] is True and r["placer"] == "static" and r["placement_density"] is None
+    args = r["nextpnr_args"]
+    assert args[args.index("--placer") + 1] == "static" and "--placer-heap-beta" not in args
+    assert "Running Static placer" in (tmp_path / "s" / "nextpnr.log").read_text()
+    assert r["fmax_placed_mhz"] > 0
+
+
+@pytest.mark.parametrize("placer, density, message", [
+    ("annealing", None, "unknown placer 'annealing'"),
+    ("static", 0.6, "placement density is the heap placer's; placer 'static' has none")])
+def test_a_bad_placer_is_refused_before_any_stage(rtl, tmp_path, placer, density, message):
+    with pytest.raises(SynthesisError, match=message):
+        synthesize(rtl, "ecp5", tmp_path / "s", placer=placer, density=density)
+    assert not (tmp_path / "s").exists()
 
 
 @pytest.mark.parametrize("density", [0, 1.5, -0.2])
