@@ -271,7 +271,8 @@ def serve_in_groups(m: Module, cfg: EngineConfig, valid, result: dict, acc: list
     ``acc``: one sum per lane) is registered with its ``constants`` (node constants) and
     its tile's word of the ``cols`` memory (``cols``) one cycle later; from
     the next cycle its lanes enter the pipeline R at a time, ``groups`` cycles in all (the
-    walkers space results that far apart). Each group leaves the pipeline
+    walkers space results that far apart; the sums and the columns' constants of group g's
+    lanes wait g + 1 cycles in free-running registers, the node's fields under an enable). Each group leaves the pipeline
     :data:`~a2q.hw.requantization.DEPTH` cycles after it entered into a register of the
     result's word, which is written the cycle after its last group arrives: a result presented
     in cycle c is written in cycle ``c + groups + DEPTH + 1``.
@@ -286,15 +287,23 @@ def serve_in_groups(m: Module, cfg: EngineConfig, valid, result: dict, acc: list
     layout = constants_layout(cfg.lanes, cfg.bias_bits)
     held = {key: Signal(range(max(G, 2)) if key == "groups" else Value.cast(v).shape(),
                         name=f"rq_held_{key}") for key, v in result.items()}
-    held_acc = [Signal.like(a, name=f"rq_held_acc_{c}") for c, a in enumerate(acc)]
-    held_constants = Signal(layout, name="rq_held_constants")
+    held_node = Signal(layout.members["node"], name="rq_held_node")
     constants_due = Signal(name="rq_constants_due")
     with m.If(valid):
         m.d.sync += [held[key].eq(v) for key, v in result.items()]
-        m.d.sync += [h.eq(a) for h, a in zip(held_acc, acc)]
     m.d.sync += constants_due.eq(valid)
     with m.If(constants_due):
-        m.d.sync += [held_constants.node.eq(constants), held_constants.cols.eq(cols)]
+        m.d.sync += held_node.eq(constants)
+    # The lanes' sums and their columns' constants (hundreds of bits each) wait in free-running
+    # registers, group g's lanes g + 1 deep: each is there in the cycle its group needs it,
+    # and no enable reaches them all (session 14: the enable of the sums that were held here
+    # was the 16-lane engine's routed critical path).
+    cols_layout = layout.members["cols"]
+    lane_delays = [c // R + 1 for c in range(cfg.lanes)]
+    held_acc = [_delayed(m, a, lane_delays[c], f"rq_held_acc_{c}") for c, a in enumerate(acc)]
+    held_cols = [_delayed(m, Value.cast(cols)[c * cols_layout.elem_shape.size:][
+                              :cols_layout.elem_shape.size], lane_delays[c], f"rq_held_cols_{c}")
+                 for c in range(cfg.lanes)]
 
     # Group g of the held result enters the pipeline; its constants one cycle later.
     entering = Signal(name="rq_entering")
@@ -315,9 +324,9 @@ def serve_in_groups(m: Module, cfg: EngineConfig, valid, result: dict, acc: list
     group_acc = [_select(lane_group[r], [held_acc[c] if c < cfg.lanes else 0 for c in lanes_r])
                  for r, lanes_r in enumerate(zip(*lanes))]
     group_constants = Signal(constants_layout(R, cfg.bias_bits), name="rq_constants")
-    m.d.comb += group_constants.node.eq(held_constants.node)
+    m.d.comb += group_constants.node.eq(held_node)
     m.d.comb += [group_constants.cols[r].eq(_select(entered_group[r], [
-        held_constants.cols[c] if c < cfg.lanes else 0 for c in lanes_r]))
+        held_cols[c] if c < cfg.lanes else 0 for c in lanes_r]))
         for r, lanes_r in enumerate(zip(*lanes))]
     valids, out = pipeline(
         m, entering, {"node": held["node"], "tile": held["tile"], "phase": held["phase"],
@@ -338,6 +347,15 @@ def serve_in_groups(m: Module, cfg: EngineConfig, valid, result: dict, acc: list
                              if c < cfg.lanes]
     serving = reduce(or_, [constants_due, entering, *valids, y["write"]])
     return serving, y
+
+
+def _delayed(m: Module, value, depth: int, name: str) -> Value:
+    """``value`` ``depth`` cycles ago, through a chain of free-running registers."""
+    for k in range(depth):
+        reg = Signal.like(Value.cast(value), name=f"{name}_d{k + 1}" if depth > 1 else name)
+        m.d.sync += reg.eq(value)
+        value = reg
+    return value
 
 
 def _select(index: Value, values: list) -> Value:
