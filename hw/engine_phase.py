@@ -68,14 +68,24 @@ class EnginePhase(Elaboratable):
         again at ``ctl["first"]``; a (node, tile) whose last term (``ctl["last"]``) is in is
         presented the next cycle (:meth:`present`). ``stages``: the controls of the pipeline's
         stages in order, ``ctl`` the last (the terms' stage; at least ``READ_LATENCY`` - 1 of
-        them). ``busy``: the walker and the stages before this one hold work."""
-        ctl = stages[-1]
+        them), which registers the one before. ``busy``: the walker and the stages before this
+        one hold work.
+
+        Each lane takes ``valid`` and ``first`` from its own copies of ``ctl``'s, registered
+        from the stage before and kept apart in synthesis (as requantization.Kept): one
+        register would reach every lane's sum, up to 16 x 50 flip-flops (session 14: such a
+        ``first`` was a routed critical path of the 16-lane engine)."""
+        ctl, before = stages[-1], stages[-2]
         acc = [Signal(signed(self.acc_width), name=f"acc_{c}") for c in range(len(terms))]
         emit = Signal(name="emit")
         node = Signal.like(ctl["node"], name="node_done")
         tile = Signal.like(ctl["tile"], name="tile_done")
-        with m.If(ctl["valid"]):
-            m.d.sync += [a.eq(Mux(ctl["first"], 0, a) + term) for a, term in zip(acc, terms)]
+        for c, (a, term) in enumerate(zip(acc, terms)):
+            valid = Signal(name=f"acc_valid_{c}", attrs={"keep": 1})
+            first = Signal(name=f"acc_first_{c}", attrs={"keep": 1})
+            m.d.sync += [valid.eq(before["valid"]), first.eq(before["first"])]
+            with m.If(valid):
+                m.d.sync += a.eq(Mux(first, 0, a) + term)
         finishing = ctl["valid"] & ctl["last"]
         m.d.sync += [emit.eq(finishing), node.eq(ctl["node"]), tile.eq(ctl["tile"])]
         # The node's and the tile's constants are read READ_LATENCY cycles before they are
