@@ -272,9 +272,9 @@ def serve_in_groups(m: Module, cfg: EngineConfig, valid, result: dict, acc: list
     its tile's word of the ``cols`` memory (``cols``) one cycle later; from
     the next cycle its lanes enter the pipeline R at a time, ``groups`` cycles in all (the
     walkers space results that far apart; the sums and the columns' constants of group g's
-    lanes wait g + 1 cycles in free-running registers, the node's fields under an enable). Each group leaves the pipeline
-    :data:`~a2q.hw.requantization.DEPTH` cycles after it entered into a register of the
-    result's word, which is written the cycle after its last group arrives: a result presented
+    lanes wait g + 1 cycles in free-running registers, the node's fields under an enable).
+    Each group leaves the pipeline :data:`~a2q.hw.requantization.DEPTH` cycles after it
+    entered into a register of the result's word, which is written the cycle after its last group arrives: a result presented
     in cycle c is written in cycle ``c + groups + DEPTH + 1``.
 
     ``template``: the multipliers are ``a2q_mul`` instances (:mod:`a2q.hw.dsp_multiply`).
@@ -298,19 +298,17 @@ def serve_in_groups(m: Module, cfg: EngineConfig, valid, result: dict, acc: list
     # registers, group g's lanes g + 1 deep: each is there in the cycle its group needs it,
     # and no enable reaches them all (session 14: the enable of the sums that were held here
     # was the 16-lane engine's routed critical path).
-    cols_layout = layout.members["cols"]
-    lane_delays = [c // R + 1 for c in range(cfg.lanes)]
-    held_acc = [_delayed(m, a, lane_delays[c], f"rq_held_acc_{c}") for c, a in enumerate(acc)]
-    held_cols = [_delayed(m, Value.cast(cols)[c * cols_layout.elem_shape.size:][
-                              :cols_layout.elem_shape.size], lane_delays[c], f"rq_held_cols_{c}")
-                 for c in range(cfg.lanes)]
+    cols = data.View(layout.members["cols"], Value.cast(cols))
+    held_acc = [_delayed(m, a, c // R + 1, f"rq_held_acc_{c}") for c, a in enumerate(acc)]
+    held_cols = [_delayed(m, cols[c], c // R + 1, f"rq_held_cols_{c}") for c in range(cfg.lanes)]
 
     # Group g of the held result enters the pipeline; its constants one cycle later.
     entering = Signal(name="rq_entering")
     group = Signal(range(max(G, 2)), name="rq_group")
     last = group == held["groups"]
     m.d.sync += entering.eq(valid | (entering & ~last))
-    m.d.sync += group.eq(Mux(entering & ~last, group + 1, 0))
+    next_group = Mux(entering & ~last, group + 1, 0)
+    m.d.sync += group.eq(next_group)
     # Each lane selects its sum and its column's constants with its own copies of ``group``
     # and of ``entered_group`` (the group a cycle later), kept apart in synthesis (as
     # requantization.Kept): one register would reach R lanes of sums and constants.
@@ -318,7 +316,7 @@ def serve_in_groups(m: Module, cfg: EngineConfig, valid, result: dict, acc: list
     lane_group = [Signal.like(group, name=f"rq_group_{r}", attrs=kept) for r in range(R)]
     entered_group = [Signal.like(group, name=f"rq_entered_group_{r}", attrs=kept)
                      for r in range(R)]
-    m.d.sync += [g.eq(Mux(entering & ~last, group + 1, 0)) for g in lane_group]
+    m.d.sync += [g.eq(next_group) for g in lane_group]
     m.d.sync += [e.eq(g) for e, g in zip(entered_group, lane_group)]
     lanes = [list(range(g * R, (g + 1) * R)) for g in range(G)]  # group g's lanes
     group_acc = [_select(lane_group[r], [held_acc[c] if c < cfg.lanes else 0 for c in lanes_r])

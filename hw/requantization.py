@@ -284,6 +284,9 @@ def requantization_stages(lanes: int, k) -> list:
         return {**out, **{f"p{c}_0": None for c in P},
                 **{f"a{c}": wrap(out[f"p{c}_0"], WIDTH) for c in P}}
 
+    def s4(v):  # the second level of p1's sums; round15 copied for each lane
+        return {**summed(v), **lane_copies(v, "round15", P)}
+
     def s5(v):  # v1
         out = {}
         for c in P:
@@ -346,9 +349,6 @@ def requantization_stages(lanes: int, k) -> list:
                                Mux(v["clamp"] & above(t), v["hi"], v[f"a{c}"]))
             out.update({f"{x}{c}": None for x in ("a", *TERMS)})
         return {**out, "clamp": None}
-
-    def s4(v):  # the second level of p1's sums; round15 copied for each lane
-        return {**summed(v), **lane_copies(v, "round15", P)}
 
     return [None, s1, s2, None, s3, s4, s5, s6, None, lambda v: pairwise(v, "p"),
             s8, s9, None, lambda v: pairwise(v, "p"), s11, s12, s13, s14, s15, s16]
