@@ -21,6 +21,7 @@ from .aggregation_phase import AggregationPhase
 from .block_ram import address_bits, ram
 from .combination_phase import CombinationPhase
 from .engine_layout import OFF_CHIP, EngineConfig
+from .engine_phase import delay
 from .memory_requests import (ReadRequest, WriteRequest, read_registers, registered_address,
                               registered_data, registered_write)
 from .requantization import constants_layout, pipeline, requantization_stages
@@ -274,8 +275,9 @@ def serve_in_groups(m: Module, cfg: EngineConfig, valid, result: dict, acc: list
     walkers space results that far apart; the sums and the columns' constants of group g's
     lanes wait g + 1 cycles in free-running registers, the node's fields under an enable).
     Each group leaves the pipeline :data:`~a2q.hw.requantization.DEPTH` cycles after it
-    entered into a register of the result's word, which is written the cycle after its last group arrives: a result presented
-    in cycle c is written in cycle ``c + groups + DEPTH + 1``.
+    entered into a register of the result's word, which is written the cycle after its last
+    group arrives: a result presented in cycle c is written in cycle
+    ``c + groups + DEPTH + 1``.
 
     ``template``: the multipliers are ``a2q_mul`` instances (:mod:`a2q.hw.dsp_multiply`).
     Returns ``serving`` (from the cycle after ``valid`` until the write: an OR of registers
@@ -350,9 +352,7 @@ def serve_in_groups(m: Module, cfg: EngineConfig, valid, result: dict, acc: list
 def _delayed(m: Module, value, depth: int, name: str) -> Value:
     """``value`` ``depth`` cycles ago, through a chain of free-running registers."""
     for k in range(depth):
-        reg = Signal.like(Value.cast(value), name=f"{name}_d{k + 1}" if depth > 1 else name)
-        m.d.sync += reg.eq(value)
-        value = reg
+        value = delay(m, {name: value}, f"d{k + 1}")[name]
     return value
 
 
