@@ -107,15 +107,22 @@ def ram(m: Module, name: str, *, width: int, depth: int, template: bool, init=()
         init_file: str = "", we, waddr, wdata, raddr_a, raddr_b=0) -> tuple[Value, Value]:
     """One memory of the engine with one write and two read ports, added to ``m`` as ``name``:
     a ``lib.memory`` memory holding ``init`` (Amaranth's simulator), or with ``template`` an
-    instance of :data:`MODULE` reading ``init_file``. Returns the two ports' read data."""
+    instance of :data:`MODULE` reading ``init_file``. ``we``, ``waddr``, ``raddr_a`` and
+    ``raddr_b`` are each a value, or a list of one value for every slice or of one per slice
+    (:func:`slice_bits`, the template's instances). Returns the two ports' read data."""
+    def per_slice(v, k):
+        v = v if isinstance(v, list) else [v]
+        return Value.cast(v[k if len(v) > 1 else 0])
+
     if template:
         abits = address_bits(depth)
         out_a, out_b = [], []
         for k, (lo, w) in enumerate(slice_bits(width, depth)):
             inst, data_a, data_b = block_ram(
                 width=w, depth=depth, init_file=slice_file(init_file, k) if init_file else "",
-                we=we, waddr=Value.cast(waddr)[:abits], wdata=Value.cast(wdata)[lo:lo + w],
-                raddr_a=Value.cast(raddr_a)[:abits], raddr_b=Value.cast(raddr_b)[:abits])
+                we=per_slice(we, k), waddr=per_slice(waddr, k)[:abits],
+                wdata=Value.cast(wdata)[lo:lo + w], raddr_a=per_slice(raddr_a, k)[:abits],
+                raddr_b=per_slice(raddr_b, k)[:abits])
             m.submodules[f"{name}_{k}"] = inst
             out_a.append(data_a)
             out_b.append(data_b)
@@ -123,10 +130,10 @@ def ram(m: Module, name: str, *, width: int, depth: int, template: bool, init=()
     mem = memory.Memory(shape=width, depth=depth, init=list(init))
     m.submodules[name] = mem
     wp = mem.write_port()
-    m.d.comb += [wp.addr.eq(waddr), wp.data.eq(wdata), wp.en.eq(we)]
+    m.d.comb += [wp.addr.eq(per_slice(waddr, 0)), wp.data.eq(wdata), wp.en.eq(per_slice(we, 0))]
     out = []
     for addr in (raddr_a, raddr_b):
         rp = mem.read_port()
-        m.d.comb += rp.addr.eq(addr)
+        m.d.comb += rp.addr.eq(per_slice(addr, 0))
         out.append(rp.data)
     return out[0], out[1]

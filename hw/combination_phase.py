@@ -46,7 +46,7 @@ class CombinationPhase(EnginePhase):
     def __init__(self, cfg: EngineConfig, layer: int, hub, **memories):
         super().__init__(cfg, layer, hub, **memories,
                          acc_width=combination_bound(cfg, layer).bit_length() + 1,
-                         width=cfg.layers[layer - 1].out_dim)
+                         width=cfg.layers[layer - 1].out_dim, src_copies=True)
         self.weight = hub.read(f"layer{layer}_weight", f"{self.name}_weight")
         self.node_bits = hub.read(f"layer{layer}_node", f"{self.name}_bits")
 
@@ -138,12 +138,20 @@ class CombinationPhase(EnginePhase):
                 "first": (q == 0) & (k == 0), "last": last_k & last_q}]
         for j in range(READ_LATENCY - 1):
             ctl.append(delay(m, ctl[-1], f"0_{j}"))
-        codes, w = self.src.data, self.weight.data
+        # Each lane takes the plane's bits from its own copy of the word read and of the plane
+        # (kept apart in synthesis, as requantization.Kept): one would reach every lane's
+        # gates, 16 x 4 flip-flops a bit (session 15: 460 endpoints past 10 ns at 16 lanes).
+        w = self.weight.data
         F, L = min(self.shape.in_dim, P), self.used_lanes  # inputs and columns that exist
-        field_bits = len(codes[0])
-        plane = [codes[f] if field_bits == 1 else codes[f].bit_select(ctl[-1]["plane"], 1)
-                 for f in range(F)]
-        gated = [delay(m, {f"gated_{f}_{c}": Mux(plane[f], w[f][c], 0) for f in range(F)},
+        words = self.src.data_copies or [self.src.data]
+        field_bits = len(words[0][0])
+        lane_plane = [Signal.like(k, name=f"plane_0_2_{c}", attrs={"keep": 1}) for c in range(L)]
+        m.d.sync += [p.eq(ctl[-2]["plane"]) for p in lane_plane]
+
+        def bit(c, f):  # lane c's copy of input f's bit of the plane
+            code = words[c % len(words)][f]
+            return code if field_bits == 1 else code.bit_select(lane_plane[c], 1)
+        gated = [delay(m, {f"gated_{f}_{c}": Mux(bit(c, f), w[f][c], 0) for f in range(F)},
                        "1") for c in range(L)]
         ctl.append(delay(m, ctl[-1], "1"))
         # Stages 2 and 3: each lane's adder tree, half its levels a stage.
@@ -154,8 +162,11 @@ class CombinationPhase(EnginePhase):
                 for c in range(L)]
         ctl.append(delay(m, ctl[-1], "2"))
         ctl.append(delay(m, ctl[-1], "3"))
-        # Stage 4: shifted into place by its plane.
-        shifted = [delay(m, {f"shifted_{c}": sums[c][f"plane_sum_{c}"] << ctl[-1]["plane"]},
+        # Stage 4: shifted into place by its plane, each lane by its own copy of the plane
+        # (kept apart in synthesis, as requantization.Kept: one reached 16 lanes' shifters).
+        planes = [Signal.like(k, name=f"plane_3_{c}", attrs={"keep": 1}) for c in range(L)]
+        m.d.sync += [p.eq(ctl[-2]["plane"]) for p in planes]
+        shifted = [delay(m, {f"shifted_{c}": sums[c][f"plane_sum_{c}"] << planes[c]},
                          "4")[f"shifted_{c}"] for c in range(L)]
         ctl.append(delay(m, ctl[-1], "4"))
         in_flight = running | reduce(or_, starting)

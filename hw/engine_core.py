@@ -18,36 +18,31 @@ from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .aggregation_phase import AggregationPhase
-from .block_ram import address_bits, ram
+from .block_ram import address_bits, ram, slice_bits
 from .combination_phase import CombinationPhase
 from .engine_layout import OFF_CHIP, EngineConfig
 from .engine_phase import delay
-from .memory_requests import (ReadRequest, WriteRequest, read_registers, registered_address,
-                              registered_data, registered_write)
-from .requantization import constants_layout, pipeline, requantization_stages
+from .memory_requests import (ReadRequest, read_registers, registered_address,
+                              registered_data_copies, registered_write)
+from .requantization import (NODE_CONSTANTS, Kept, constants_layout, pipeline,
+                              requantization_stages)
 
 #: Bits of the cycle counter.
 CYCLE_BITS = 48
 
 
 class MemoryHub:
-    """Collects the phases' requests on each memory's read ports (``A``, ``B``) and write port."""
+    """Collects the phases' requests on each memory's read ports (``A``, ``B``)."""
 
     def __init__(self, cfg: EngineConfig):
         self.cfg = cfg
         self.reads: dict[tuple[str, str], list[ReadRequest]] = {}
-        self.writes: dict[str, list[WriteRequest]] = {}
 
-    def read(self, memory: str, name: str, port: str = "A") -> ReadRequest:
+    def read(self, memory: str, name: str, port: str = "A", copies: int = 1) -> ReadRequest:
         if memory in OFF_CHIP and port != "A":
             raise ValueError(f"the off-chip memory {memory} has one read port")
-        req = ReadRequest(self.cfg.memories[memory], name)
+        req = ReadRequest(self.cfg.memories[memory], name, copies)
         self.reads.setdefault((memory, port), []).append(req)
-        return req
-
-    def write(self, memory: str, name: str) -> WriteRequest:
-        req = WriteRequest(self.cfg.memories[memory], name)
-        self.writes.setdefault(memory, []).append(req)
         return req
 
 
@@ -172,32 +167,85 @@ class EngineCore(wiring.Component):
         cfg = self.cfg
         hub = MemoryHub(cfg)
         phases = self.phases(hub)
+        for i, ph in enumerate(phases):
+            m.submodules[f"phase{i}_{type(ph).__name__}"] = ph
+
+        # The sequencer's state: ``index`` the running phase, ``active`` while a run is on.
+        index = Signal(range(max(len(phases), 2)), name="phase_index")
+        active = Signal(name="active")
+        # Each on-chip memory a phase writes takes its write from the requantization while a
+        # run is on and from ``load`` while idle: the choice is the memory's own copy of
+        # ``active`` (kept apart in synthesis, as requantization.Kept), not the write's phase,
+        # which would reach every bit of every such memory's word.
+        writers = {ph.dst: [] for ph in phases}
+        for i, ph in enumerate(phases):
+            writers[ph.dst].append(i)
+        write_from_rq = {name: Signal(name=f"{name}_write_from_rq", attrs={"keep": 1})
+                         for name in writers if name not in OFF_CHIP}
+
+        # The one requantization datapath. A phase's valid, node and tile are zero while it
+        # presents nothing, so the phases are ORed together; its sums are not (``emit`` would
+        # reach every bit of them): each lane takes the running phase's by its own copy of
+        # ``index``, a cycle late (a phase's first result comes tens of cycles after it starts).
+        def merged(get):
+            return reduce(or_, (Value.cast(get(ph)) for ph in phases))
+        result = {"node": merged(lambda ph: ph.result_node),
+                  "tile": merged(lambda ph: ph.result_tile),
+                  "phase": merged(lambda ph: Mux(ph.result_valid, phases.index(ph), 0)),
+                  "groups": merged(lambda ph: Mux(ph.result_valid, ph.groups - 1, 0))}
+        lane_phase = [Signal.like(index, name=f"acc_phase_{c}", attrs={"keep": 1})
+                      for c in range(cfg.lanes)]
+        m.d.sync += [p.eq(index) for p in lane_phase]
+        serving, y = serve_in_groups(
+            m, cfg, merged(lambda ph: ph.result_valid), result,
+            [_select(lane_phase[c], [ph.result_acc[c] for ph in phases])
+             for c in range(cfg.lanes)],
+            merged(lambda ph: ph.constants), phases[0].cols.data,  # every phase's cols word
+            [ph.used_lanes for ph in phases], template=self.ram_template)
+        # The write's port registers (registered_write) hold it the cycle after ``y["write"]``.
+        writing = Signal(name="writing")
+        m.d.sync += writing.eq(y["write"])
+        m.d.comb += [ph.requantizing.eq(serving | writing) for ph in phases]
 
         m.d.comb += self.load.ready.eq(1)
-        for index, (name, spec) in enumerate(cfg.memories.items()):
-            load = self.load.valid & (self.load.p.memory == index)
+        for number, (name, spec) in enumerate(cfg.memories.items()):
+            load = self.load.valid & (self.load.p.memory == number)
             addr, word, en = self.load.p.addr, self.load.p.data, load
             if name in OFF_CHIP:
                 addr, word, en = 0, 0, 0
-            for req in hub.writes.get(name, []):  # one phase writes at a time
-                addr = Mux(req.en, req.addr, addr)
-                word = Mux(req.en, Value.cast(req.data), word)
-                en = en | req.en
-            if name != "x":
-                addr, word, en = registered_write(m, spec, addr, word, en, name)
-            reads = {}
+            if name in writers:  # the result's word: node * stride + tile
+                strides = {phases[i].dst_stride for i in writers[name]}
+                assert len(strides) == 1, f"the phases writing {name} disagree on its stride"
+                rq_word = Signal(spec.layout, name=f"{name}_rq_word")
+                m.d.comb += [rq_word[c].eq(y["word"][c]) for c in range(cfg.lanes)]
+                rq = (y["node"] * strides.pop() + y["tile"], rq_word,
+                      y["write"] & reduce(or_, (y["phase"] == i for i in writers[name])))
+                if name in OFF_CHIP:  # no load: no choice (a choice with 0 would be a reset)
+                    addr, word, en = rq
+                else:
+                    select = write_from_rq[name]
+                    addr, word, en = (Mux(select, r, v) for r, v in zip(rq, (addr, word, en)))
+            # The template's slices of a shallow memory (its read address registered more than
+            # once) take their own last address registers: copies of a register, where a
+            # block RAM's copies would each be a long wire from the address logic (session 15:
+            # 450 endpoints of the 16-lane engine past 10 ns).
             before, after = read_registers(spec)
+            slices = (len(slice_bits(spec.width, spec.depth))
+                      if self.ram_template and before > 1 else 1)
+            if name != "x":
+                addr, word, en = registered_write(m, spec, addr, word, en, name, slices)
+            reads = {}
             for port in ("A", "B"):
                 address = 0
                 for req in hub.reads.get((name, port), []):  # idle requesters drive address 0
                     address = address | req.addr
-                reads[port] = registered_address(m, address, f"{name}_{port}", before)
+                reads[port] = registered_address(m, address, f"{name}_{port}", before, slices)
             if name == "x":
-                m.d.comb += self.x.addr.eq(reads["A"])
+                m.d.comb += self.x.addr.eq(reads["A"][0])
                 read_data = [self.x.data]
             elif name == "logits":
-                m.d.comb += [self.logits.addr.eq(addr), self.logits.data.eq(word),
-                             self.logits.en.eq(en)]
+                m.d.comb += [self.logits.addr.eq(addr[0]), self.logits.data.eq(word),
+                             self.logits.en.eq(en[0])]
                 read_data = []
             else:
                 read_data = ram(m, name, width=spec.width, depth=spec.depth,
@@ -206,56 +254,36 @@ class EngineCore(wiring.Component):
                            we=en, waddr=addr, wdata=word, raddr_a=reads["A"],
                            raddr_b=reads["B"])
             for port, d in zip(("A", "B"), read_data):  # READ_LATENCY after the request
-                registered = registered_data(m, d, f"{name}_{port}", after)
-                m.d.comb += [req.data.eq(registered) for req in hub.reads.get((name, port), [])]
-
-        for i, ph in enumerate(phases):
-            m.submodules[f"phase{i}_{type(ph).__name__}"] = ph
-
-        # The one requantization datapath: each phase presents zeros while it has no result.
-        def merged(get):
-            return reduce(or_, (Value.cast(get(ph)) for ph in phases))
-        result = {"node": merged(lambda ph: ph.result_node),
-                  "tile": merged(lambda ph: ph.result_tile),
-                  "phase": merged(lambda ph: Mux(ph.result_valid, phases.index(ph), 0)),
-                  "groups": merged(lambda ph: Mux(ph.result_valid, ph.groups - 1, 0))}
-        serving, y = serve_in_groups(
-            m, cfg, merged(lambda ph: ph.result_valid), result,
-            [merged(lambda ph: ph.result_acc[c]) for c in range(cfg.lanes)],
-            merged(lambda ph: ph.constants), phases[0].cols.data,  # every phase's cols word
-            template=self.ram_template)
-        # The write's port registers (registered_write) hold it the cycle after ``y["write"]``.
-        writing = Signal(name="writing")
-        m.d.sync += writing.eq(y["write"])
-        for i, ph in enumerate(phases):  # the result's memory word
-            m.d.comb += [ph.requantizing.eq(serving | writing),
-                         ph.dst.en.eq(y["write"] & (y["phase"] == i)),
-                         ph.dst.addr.eq(y["node"] * ph.dst_stride + y["tile"])]
-            # lanes past the phase's columns hold none: zero
-            m.d.comb += [ph.dst.data[c].eq(y["word"][c] if c < ph.used_lanes else 0)
-                         for c in range(cfg.lanes)]
+                reqs = hub.reads.get((name, port), [])
+                registered = registered_data_copies(
+                    m, d, f"{name}_{port}", after,
+                    max((len(req.data_copies) for req in reqs), default=0) or 1)
+                for req in reqs:
+                    m.d.comb += req.data.eq(registered[0])
+                    m.d.comb += [c.eq(registered[k % len(registered)])
+                                 for k, c in enumerate(req.data_copies)]
 
         # Sequencer: launch each phase in turn and count the cycles of the run.
         num_nodes = Signal.like(self.num_nodes, name="run_nodes")
-        index = Signal(range(max(len(phases), 2)), name="phase_index")
-        active, launch, done = Signal(), Signal(), Signal()
+        launch, done = Signal(), Signal()
         cycles = Signal(CYCLE_BITS)
         current_busy = Signal()
         m.d.comb += current_busy.eq(_select(index, [ph.busy for ph in phases]))
         for i, ph in enumerate(phases):
             m.d.comb += [ph.num_nodes.eq(num_nodes), ph.start.eq(launch & (index == i))]
         m.d.sync += launch.eq(0)
+        running = [active, *write_from_rq.values()]
         with m.If(~active & self.start):
             m.d.sync += [num_nodes.eq(self.num_nodes), cycles.eq(0), index.eq(0)]
             with m.If(self.num_nodes == 0):
                 m.d.sync += done.eq(1)
             with m.Else():
-                m.d.sync += [active.eq(1), launch.eq(1), done.eq(0)]
+                m.d.sync += [*(r.eq(1) for r in running), launch.eq(1), done.eq(0)]
         with m.If(active):
             m.d.sync += cycles.eq(cycles + 1)
             with m.If(~launch & ~current_busy):
                 with m.If(index == len(phases) - 1):
-                    m.d.sync += [active.eq(0), done.eq(1)]
+                    m.d.sync += [*(r.eq(0) for r in running), done.eq(1)]
                 with m.Else():
                     m.d.sync += [index.eq(index + 1), launch.eq(1)]
         m.d.comb += [self.busy.eq(active), self.done.eq(done), self.cycles.eq(cycles),
@@ -264,20 +292,23 @@ class EngineCore(wiring.Component):
 
 
 def serve_in_groups(m: Module, cfg: EngineConfig, valid, result: dict, acc: list,
-                    constants, cols, *, template: bool) -> tuple[Value, dict]:
+                    constants, cols, used_lanes: list[int], *,
+                    template: bool) -> tuple[Value, dict]:
     """The requantization (:mod:`a2q.hw.requantization`) of the phases' results,
     ``cfg.requant_lanes`` (R) lanes a cycle.
 
     A result (``valid``; ``result``: its ``node``, ``tile``, ``phase`` and ``groups`` - 1;
-    ``acc``: one sum per lane) is registered with its ``constants`` (node constants) and
-    its tile's word of the ``cols`` memory (``cols``) one cycle later; from
+    ``acc``: one sum per lane, read in that cycle only) is registered with its
+    ``constants`` (node constants) and its tile's word of the ``cols`` memory (``cols``) one
+    cycle later; from
     the next cycle its lanes enter the pipeline R at a time, ``groups`` cycles in all (the
     walkers space results that far apart; the sums and the columns' constants of group g's
     lanes wait g + 1 cycles in free-running registers, the node's fields under an enable).
     Each group leaves the pipeline :data:`~a2q.hw.requantization.DEPTH` cycles after it
     entered into a register of the result's word, which is written the cycle after its last
     group arrives: a result presented in cycle c is written in cycle
-    ``c + groups + DEPTH + 1``.
+    ``c + groups + DEPTH + 1``. Lanes past the columns of the phase's results
+    (``used_lanes[phase]``) write 0.
 
     ``template``: the multipliers are ``a2q_mul`` instances (:mod:`a2q.hw.dsp_multiply`).
     Returns ``serving`` (from the cycle after ``valid`` until the write: an OR of registers
@@ -294,8 +325,12 @@ def serve_in_groups(m: Module, cfg: EngineConfig, valid, result: dict, acc: list
     with m.If(valid):
         m.d.sync += [held[key].eq(v) for key, v in result.items()]
     m.d.sync += constants_due.eq(valid)
+    # Each lane's copy of node_first (requantization_stages): one would reach 2 x 17 bits of
+    # every lane (session 15: 273 LUT inputs at 16 lanes).
+    node_first = [Signal(name=f"rq_node_first_{r}", attrs={"keep": 1}) for r in range(R)]
     with m.If(constants_due):
         m.d.sync += held_node.eq(constants)
+        m.d.sync += [f.eq(data.View(NODE_CONSTANTS, constants).node_first) for f in node_first]
     # The lanes' sums and their columns' constants (hundreds of bits each) wait in free-running
     # registers, group g's lanes g + 1 deep: each is there in the cycle its group needs it,
     # and no enable reaches them all (session 14: the enable of the sums that were held here
@@ -328,11 +363,19 @@ def serve_in_groups(m: Module, cfg: EngineConfig, valid, result: dict, acc: list
     m.d.comb += [group_constants.cols[r].eq(_select(entered_group[r], [
         held_cols[c] if c < cfg.lanes else 0 for c in lanes_r]))
         for r, lanes_r in enumerate(zip(*lanes))]
+    # Lane r of the group entering holds a column of the phase's result: group * R + r below
+    # the phase's used lanes. Each lane's flag is its own register (the lanes' flags are often
+    # equal, and one would reach every lane's codes).
+    used = [reduce(or_, [(held["phase"] == p) & (group * R + r < n)
+                         for p, n in enumerate(used_lanes)]) for r in range(R)]
+    # The group travels with the lanes as each lane's own copy (requantization.Kept): at the
+    # end it enables the lane's registers of the word, R x G x 16 bits for one register.
     valids, out = pipeline(
         m, entering, {"node": held["node"], "tile": held["tile"], "phase": held["phase"],
-                      "group": group, "last": last,
-                      **{f"a{r}": a for r, a in enumerate(group_acc)}},
-        requantization_stages(R, group_constants), name="rq", template=template)
+                      "last": last, **{f"group_{r}": Kept(group) if G > 1 else group for r in range(R)},
+                      **{f"a{r}": a for r, a in enumerate(group_acc)},
+                      **{f"u{r}": Kept(u) for r, u in enumerate(used)}},
+        requantization_stages(R, group_constants, node_first), name="rq", template=template)
 
     # Each group's codes into the word; the word written the cycle after its last group.
     y = {key: Signal.like(out[key], name=f"rq_write_{key}") for key in ("node", "tile", "phase")}
@@ -341,10 +384,9 @@ def serve_in_groups(m: Module, cfg: EngineConfig, valid, result: dict, acc: list
     m.d.sync += y["write"].eq(valids[-1] & out["last"])
     with m.If(valids[-1]):
         m.d.sync += [y[key].eq(out[key]) for key in ("node", "tile", "phase")]
-        for g in range(G):
-            with m.If(out["group"] == g):
-                m.d.sync += [y["word"][c].eq(out[f"y{c - g * R}"]) for c in lanes[g]
-                             if c < cfg.lanes]
+    for c in range(cfg.lanes):
+        with m.If(valids[-1] & (out[f"group_{c % R}"] == c // R)):
+            m.d.sync += y["word"][c].eq(out[f"y{c % R}"])
     serving = reduce(or_, [constants_due, entering, *valids, y["write"]])
     return serving, y
 

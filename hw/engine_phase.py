@@ -19,18 +19,21 @@ class EnginePhase(Elaboratable):
     ``cols`` and its scalars, and the write of ``dst``. Subclasses build the walker and the
     terms of each step and call :meth:`accumulate`.
 
-    Towards the engine's one requantization datapath (zero while the phase presents nothing,
-    so the engine ORs the phases together): ``result_valid``, ``result_node``,
-    ``result_tile`` and ``result_acc`` (one signed sum per lane) in the cycle a (node, tile)
-    is finished, and ``constants`` (:data:`~a2q.hw.requantization.NODE_CONSTANTS`, read
-    from memory meanwhile) in the next cycle, when the tile's word of ``cols`` is on its read
-    port (the engine takes it from there). The engine drives ``requantizing`` (its datapath
-    holds a result) and the write request ``dst``."""
+    Towards the engine's one requantization datapath: ``result_valid``, ``result_node`` and
+    ``result_tile`` (zero while the phase presents nothing, so the engine ORs the phases
+    together) in the cycle a (node, tile) is finished, with ``result_acc`` (the lanes' signed
+    sums, which hold other values in other cycles: the engine takes the running phase's), and
+    ``constants`` (:data:`~a2q.hw.requantization.NODE_CONSTANTS`, read from memory
+    meanwhile; zero in other cycles) in the next cycle, when the tile's word of ``cols`` is on
+    its read port (the engine takes it from there). The engine drives ``requantizing`` (its
+    datapath holds a result) and writes the result to ``dst``, the word at
+    ``node * dst_stride + tile``."""
 
     kind = ""  # "comb" or "agg": names the signals and the phase's tiles of ``cols``
 
     def __init__(self, cfg: EngineConfig, layer: int, hub, *, src: str, src_stride: int,
-                 dst: str, dst_stride: int, acc_width: int, width: int):
+                 dst: str, dst_stride: int, acc_width: int, width: int,
+                 src_copies: bool = False):
         self.cfg, self.layer = cfg, layer
         self.shape = cfg.layers[layer - 1]
         #: Columns of the phase's results; the requantization takes ``groups`` cycles over
@@ -46,11 +49,12 @@ class EnginePhase(Elaboratable):
         self.start = Signal(name=f"{name}_start")
         self.busy = Signal(name=f"{name}_busy")
         self.num_nodes = Signal(range(cfg.max_nodes + 1), name=f"{name}_num_nodes")
-        self.src = hub.read(src, f"{name}_src")
+        # ``src_copies``: each lane reads the whole word (a combination) from its own copy
+        self.src = hub.read(src, f"{name}_src", copies=self.used_lanes if src_copies else 1)
         self.node = hub.read(f"layer{layer}_node", f"{name}_node", port="B")
         self.cols = hub.read("cols", f"{name}_cols")
         self.scalars = hub.read(f"layer{layer}_scalars", f"{name}_scalars")
-        self.dst = hub.write(dst, f"{name}_dst")
+        self.dst = dst
         self.node_requests = [self.node]  # read at the node of the result entering the pipeline
         self.acc_width = acc_width
         self.result_valid = Signal(name=f"{name}_result_valid")
@@ -104,7 +108,9 @@ class EnginePhase(Elaboratable):
         engine's ``requantizing`` starts the cycle after) and the datapath."""
         m.d.comb += [self.result_valid.eq(emit), self.result_node.eq(Mux(emit, node, 0)),
                      self.result_tile.eq(Mux(emit, tile, 0))]
-        m.d.comb += [r.eq(Mux(emit, a, 0)) for r, a in zip(self.result_acc, acc)]
+        # The sums ungated: ``emit`` would reach every lane's sum, up to 16 x 50 bits (session
+        # 15: the 16-lane engine's widest fan-out, 609 LUT inputs).
+        m.d.comb += [r.eq(a) for r, a in zip(self.result_acc, acc)]
         m.d.comb += [r.eq(0) for r in self.result_acc[len(acc):]]
         constants_due = Signal(name=f"{self.name}_constants_due")
         m.d.sync += constants_due.eq(emit)

@@ -1,9 +1,9 @@
 """Read and write requests on the layer engine's shared memory ports.
 
 The engine's phases run one at a time, so they share each memory's ports: a phase drives its
-request's address (and write enable) to zero while it is idle, and the engine ORs the requests
-of every phase into the port. A write reaches the memory from registers, a cycle after the
-request (:func:`registered_write`). A read takes :data:`READ_LATENCY` cycles: the merged address is
+read request's address to zero while it is idle, and the engine ORs the requests of every
+phase into the port. A write (the host's load, or the requantization's word) reaches the
+memory from registers, a cycle after it is chosen (:func:`registered_write`). A read takes :data:`READ_LATENCY` cycles: the merged address is
 registered (:func:`registered_address`) before it reaches the block RAM, whose own register
 holds the word read, and the word is registered :data:`DATA_REGISTERS` times more
 (:func:`registered_data`) before any logic sees it. On the ECP5 a block RAM's output arrives
@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from amaranth import Module, Signal, Value
 
+from .block_ram import address_bits
 from .engine_layout import MemorySpec
 
 #: Registers between the merged read address and the block RAM's address inputs.
@@ -50,18 +51,16 @@ def read_registers(spec: MemorySpec) -> tuple[int, int]:
 
 
 class ReadRequest:
-    def __init__(self, spec: MemorySpec, name: str):
+    """A reader's address and the word read, ``data``; ``copies`` > 1 asks for that many
+    registers of it (``data_copies``; as few as one where the memory has no data register),
+    one for each lane that uses the whole word."""
+
+    def __init__(self, spec: MemorySpec, name: str, copies: int = 1):
         self.spec = spec
         self.addr = Signal(range(spec.depth), name=f"{name}_addr")
         self.data = Signal(spec.layout, name=f"{name}_data")
-
-
-class WriteRequest:
-    def __init__(self, spec: MemorySpec, name: str):
-        self.spec = spec
-        self.addr = Signal(range(spec.depth), name=f"{name}_addr")
-        self.data = Signal(spec.layout, name=f"{name}_data")
-        self.en = Signal(name=f"{name}_en")
+        self.data_copies = [Signal(spec.layout, name=f"{name}_data_{k}")
+                            for k in range(copies)] if copies > 1 else []
 
 
 def _registered(m: Module, value, times: int, name: str, reset_less: bool = False) -> Value:
@@ -73,9 +72,25 @@ def _registered(m: Module, value, times: int, name: str, reset_less: bool = Fals
     return value
 
 
-def registered_address(m: Module, address, name: str, times: int = ADDRESS_REGISTERS) -> Value:
-    """A read port's merged ``address`` through ``times`` registers."""
-    return _registered(m, address, times, f"{name}_raddr")
+def copies(m: Module, value, count: int, name: str, reset_less: bool = False) -> list[Value]:
+    """``count`` registers of ``value``, kept apart in synthesis (the ``keep`` attribute,
+    which ``a2q synth`` extends to the flip-flops), one for each slice of a memory
+    (:func:`~a2q.hw.block_ram.slice_bits`): one register would reach every slice (session
+    15: the column constants' read address reached 260 LUT RAMs). Worth it where ``value``
+    is itself a register: copies of logic's output move the long wires before them."""
+    value = Value.cast(value)
+    regs = [Signal(value.shape(), name=f"{name}_{k}", attrs={"keep": 1} if count > 1 else {},
+                   reset_less=reset_less) for k in range(count)]
+    m.d.sync += [r.eq(value) for r in regs]
+    return regs
+
+
+def registered_address(m: Module, address, name: str, times: int = ADDRESS_REGISTERS,
+                       slices: int = 1) -> list[Value]:
+    """A read port's merged ``address`` through ``times`` registers (at least one), the last
+    one a copy per slice of the memory (:func:`copies`)."""
+    return copies(m, _registered(m, address, times - 1, f"{name}_raddr"), slices,
+                  f"{name}_raddr_{times - 1}")
 
 
 def registered_data(m: Module, data, name: str, times: int = DATA_REGISTERS) -> Value:
@@ -83,11 +98,22 @@ def registered_data(m: Module, data, name: str, times: int = DATA_REGISTERS) -> 
     return _registered(m, data, times, f"{name}_rdata", reset_less=True)
 
 
-def registered_write(m: Module, spec: MemorySpec, addr, data, en, name: str):
-    """A write port's merged request (``addr``, ``data``, ``en``) registered once: the
-    choice among the phases' requests and their address arithmetic stay off the wire to the
-    block RAMs. Returns the registers, in that order."""
-    regs = (Signal(range(spec.depth), name=f"{name}_waddr"),
-            Signal(spec.width, name=f"{name}_wdata"), Signal(name=f"{name}_we"))
-    m.d.sync += [r.eq(v) for r, v in zip(regs, (addr, data, en))]
-    return regs
+def registered_data_copies(m: Module, data, name: str, times: int, count: int) -> list[Value]:
+    """:func:`registered_data`, the last register as ``count`` :func:`copies` (one where
+    ``times`` is 0: no register to copy), for a reader whose lanes each use the whole word."""
+    if times == 0 or count == 1:
+        return [registered_data(m, data, name, times)]
+    return copies(m, registered_data(m, data, name, times - 1), count,
+                  f"{name}_rdata_{times - 1}", reset_less=True)
+
+
+def registered_write(m: Module, spec: MemorySpec, addr, data, en, name: str,
+                     slices: int = 1) -> tuple[list[Value], Value, list[Value]]:
+    """A write port's request (``addr``, ``data``, ``en``) registered once: the choice
+    between the host's load and the engine's write and the address arithmetic stay off the
+    wire to the block RAMs. Returns the registers, in that order: the address and the
+    enable as a copy per slice of the memory (:func:`copies`)."""
+    wdata = Signal(spec.width, name=f"{name}_wdata")
+    m.d.sync += wdata.eq(data)
+    return (copies(m, Value.cast(addr)[:address_bits(spec.depth)], slices, f"{name}_waddr"),
+            wdata, copies(m, en, slices, f"{name}_we"))

@@ -26,7 +26,8 @@ Pipelined for the clock, one step a stage: the constants are registered as they 
 RAM; each multiplication is split into one 17-bit chunk of its wide operand per DSP (18 x 18,
 :func:`~a2q.hw.dsp_multiply.registered_product`: two stages, the DSP's own input and output
 registers), whose products are summed over two stages; a rounding shift is one addition
-(:func:`round_shift_addend`) and an arithmetic shift over two stages.
+(:func:`round_shift_addend`) and an arithmetic shift over two stages, or, for the fixed
+shift of ``round15``, terms made beside the sum and a choice (:func:`round15_terms`).
 """
 
 from __future__ import annotations
@@ -65,6 +66,33 @@ def round_shift_addend(t: Value, rounds: Value, mask: Value) -> Value:
     t = Value.cast(t)
     carry = Value.cast(rounds) & (t >= 0)
     return t + mask + carry
+
+
+#: The fixed rounding shift of the generic form's ``round15`` step.
+ROUND15 = 15
+
+
+def round15_terms(x: Value, y: Value) -> dict:
+    """What ``round_half_away((x + y) / 2**ROUND15)`` needs beyond ``a = x + y``, made beside
+    that sum in the same stage, so that the next stage (:func:`round15`) has no carry chain:
+    ``up``, bits ``ROUND15`` up of ``x + y + 2**ROUND15`` (floor of the quotient, plus one;
+    carry-save: one LUT level before a carry chain as long as the sum's), and ``gt`` /
+    ``eq``, the sum's low ``ROUND15`` bits above / equal to half, from their own short
+    addition. (Rounding the registered sum takes a second 64-bit carry chain: sessions 14 and
+    15, the 8- and 16-lane engines' slowest stage.)"""
+    x, y, k = Value.cast(x), Value.cast(y), 1 << ROUND15
+    up = (x ^ y ^ k) + (((x & y) | ((x | y) & k)) << 1)
+    low = (x[:ROUND15] + y[:ROUND15])[:ROUND15]
+    half = 1 << (ROUND15 - 1)
+    return {"up": wrap(up, WIDTH)[ROUND15:], "gt": low > half, "eq": low == half}
+
+
+def round15(a: Value, t: dict) -> Value:
+    """``round_half_away(a / 2**ROUND15)`` (``rshift_round``) of the sum ``a`` from
+    :func:`round15_terms` ``t``: the floor of the quotient (``a``'s bits from ``ROUND15``
+    up), or one more (``up``) where the remainder is above half, or half and ``a`` >= 0."""
+    a = Value.cast(a)
+    return Mux(t["gt"] | (t["eq"] & ~a[-1]), t["up"].as_signed(), a[ROUND15:].as_signed())
 
 
 def shift_mask(s: Value, width: int) -> Value:
@@ -180,9 +208,10 @@ def pipeline(m: Module, valid: Value, values: dict[str, Value],
     ``stages[s]`` (for s = 1 .. len(stages) - 1; ``stages[0]`` must be ``None``: stage 0 only
     registers the inputs while the memories are read; a ``None`` stage carries its values)
     maps the values registered by stage s to new or replaced values for stage s + 1 (``None``
-    drops one; a :class:`Kept` one is registered with the ``keep`` attribute until a stage
-    replaces it). A :class:`Product` value is multiplied by a registered DSP (an ``a2q_mul``
-    instance with ``template``) and is a value of stage s + 2, so stage s + 1 must not use it.
+    drops one; a :class:`Kept` one, here or in ``values``, is registered with the ``keep``
+    attribute until a stage replaces it). A :class:`Product` value is multiplied by a
+    registered DSP (an ``a2q_mul`` instance with ``template``) and is a value of stage s + 2,
+    so stage s + 1 must not use it.
     Values no stage replaces are carried unchanged. Every register loads every cycle (a
     stage's values are those of a result in the cycles its ``valid`` is high): an enable would
     be a net reaching each of a stage's flip-flops, up to a thousand at 16 lanes, in every
@@ -190,7 +219,9 @@ def pipeline(m: Module, valid: Value, values: dict[str, Value],
     Returns every stage's ``valid`` (the last one's marks the result) and the last values."""
     if len(stages) > DEPTH or (stages and stages[0] is not None):
         raise ValueError("a requantization pipeline has at most DEPTH stages, the first None")
-    cur_valid, cur, valids, due, kept = valid, dict(values), [], {}, set()
+    kept = {k for k, v in values.items() if isinstance(v, Kept)}
+    cur = {k: v.value if isinstance(v, Kept) else v for k, v in values.items()}
+    cur_valid, valids, due = valid, [], {}
     for s in range(DEPTH):
         new = dict(cur)
         if 0 < s < len(stages) and stages[s] is not None:
@@ -221,9 +252,12 @@ def pipeline(m: Module, valid: Value, values: dict[str, Value],
     return valids, cur
 
 
-def requantization_stages(lanes: int, k) -> list:
-    """The generic form's stages for :func:`pipeline`: ``a{c}`` in, ``y{c}`` out; ``k`` (a
-    view of :func:`constants_layout`) holds the constants in stage 1.
+def requantization_stages(lanes: int, k, node_first: list) -> list:
+    """The generic form's stages for :func:`pipeline`: ``a{c}`` and ``u{c}`` in (lane c holds
+    a column of the result; if not, ``y{c}`` is 0), ``y{c}`` out; ``k`` (a view of
+    :func:`constants_layout`) holds the constants in stage 1, and ``node_first[c]`` lane c's
+    own copy of ``k.node.node_first`` (a register kept apart in synthesis, as :class:`Kept`:
+    the choice of ``m1`` and ``m2`` reaches 2 x 17 bits of each lane).
 
     Stage by stage (each registered): 1 the constants leave block RAM; 2-5 ``p1`` (products
     in the DSPs' two registers, two sums; the bias shifted meanwhile); 6 ``v1``; 7-10 ``v2``
@@ -252,8 +286,8 @@ def requantization_stages(lanes: int, k) -> list:
         return out
 
     def s1(v):  # registered out of memory: m1, m2 the node's and the column's mantissas
-        m1 = [Mux(nk.node_first, nk.m_node, k.cols[c].m) for c in P]
-        m2 = [Mux(nk.node_first, k.cols[c].m, nk.m_node) for c in P]
+        m1 = [Mux(node_first[c], nk.m_node, k.cols[c].m) for c in P]
+        m2 = [Mux(node_first[c], k.cols[c].m, nk.m_node) for c in P]
         return {**per_node, **{f"m1_{c}": m1[c] for c in P}, **{f"m2_{c}": m2[c] for c in P},
                 **{f"b{c}": k.cols[c].bias for c in P},
                 **lane_copies({"bias_sh": nk.bias_sh}, "bias_sh", P)}
@@ -284,16 +318,20 @@ def requantization_stages(lanes: int, k) -> list:
         return {**out, **{f"p{c}_0": None for c in P},
                 **{f"a{c}": wrap(out[f"p{c}_0"], WIDTH) for c in P}}
 
-    def s4(v):  # the second level of p1's sums; round15 copied for each lane
-        return {**summed(v), **lane_copies(v, "round15", P)}
+    def s4(v):  # the second level of p1's sums, and round15's terms; round15 for each lane
+        out = summed(v)
+        for c in P:
+            x, *y = (v[n] for n in sorted(n for n in v if n.startswith(f"p{c}_")))
+            out.update({f"{key}{c}": t for key, t in round15_terms(x, y[0] if y else 0).items()})
+        return {**out, **lane_copies(v, "round15", P)}
 
     def s5(v):  # v1
         out = {}
         for c in P:
-            r15 = v[f"round15_{c}"]
-            out[f"a{c}"] = wrap(Mux(r15, round_shift_addend(v[f"a{c}"], r15, (1 << 14) - 1) >> 15,
-                                    v[f"a{c}"]), NARROW)
-            out[f"round15_{c}"] = None
+            t = {key: v[f"{key}{c}"] for key in ("up", "gt", "eq")}
+            out[f"a{c}"] = wrap(Mux(v[f"round15_{c}"], round15(v[f"a{c}"], t), v[f"a{c}"]),
+                                NARROW)
+            out.update({f"{key}{c}": None for key in ("round15_", "up", "gt", "eq")})
         return out
 
     def s6(v):  # v1 * m2 + bias: the products and the bias, four terms
@@ -341,13 +379,14 @@ def requantization_stages(lanes: int, k) -> list:
                         clamp_terms(v[f"a{c}"], v["lo"], v["hi"]).items()})
         return out
 
-    def s16(v):  # ... joined, and the clamp's choice
+    def s16(v):  # ... joined, and the clamp's choice (0 in a lane without a column)
         out = {}
         for c in P:
             t = {key: v[f"{key}{c}"] for key in TERMS}
-            out[f"y{c}"] = Mux(v["clamp"] & below(t), v["lo"],
-                               Mux(v["clamp"] & above(t), v["hi"], v[f"a{c}"]))
-            out.update({f"{x}{c}": None for x in ("a", *TERMS)})
+            out[f"y{c}"] = Mux(v[f"u{c}"], Mux(v["clamp"] & below(t), v["lo"],
+                                               Mux(v["clamp"] & above(t), v["hi"], v[f"a{c}"])),
+                               0)
+            out.update({f"{x}{c}": None for x in ("a", "u", *TERMS)})
         return {**out, "clamp": None}
 
     return [None, s1, s2, None, s3, s4, s5, s6, None, lambda v: pairwise(v, "p"),

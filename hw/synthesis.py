@@ -8,8 +8,9 @@ returns the report: cells by type (of the netlist nextpnr reads), LUTs, flip-flo
 RAMs, DSPs, Fmax, the device's utilisation (``fit_utilization`` by Yosys's cell counts,
 ``utilization`` nextpnr's after placement), whether it fits (``fits``; ``limits`` lists the
 resources short, counted from Yosys's netlist against :data:`CAPACITY` before place and route,
-or the one nextpnr ran out of), the critical path when timing fails, and a one-line
-``verdict``.
+or the one nextpnr ran out of), the critical path when timing fails with every register input
+that misses the period (``late_endpoints``), the nets of the widest fan-out
+(``widest_fanout``, :mod:`~a2q.hw.netlist_fanout`) and a one-line ``verdict``.
 
 Neither ECP5 nor iCE40 uses its ``synth_*`` script's ABC9 step: under YoWASP it ends Yosys
 without a message on designs of real size (docs/architecture.md; on iCE40 from session 10's
@@ -32,6 +33,7 @@ from collections import Counter
 from pathlib import Path
 
 from .ecp5_output_registers import absorb_output_registers
+from .netlist_fanout import widest_fanout
 
 #: nextpnr's routers (``--router``).
 ROUTERS = ("router1", "router2")
@@ -269,6 +271,7 @@ def synthesize(rtl: Path, target: str, work: Path, *, device: str | None = None,
     cells = dict(sorted(Counter(c["type"] for c in netlist["modules"][top]["cells"].values())
                         .items()))
     report["cells"] = cells
+    report["widest_fanout"] = widest_fanout(netlist, top)
     for resource, types in RESOURCES[target].items():  # ecp5, ice40
         report[resource] = sum(cells.get(c, 0) for c in types)
     report.update(fmax_mhz=None, timing_met=False, critical_path=None)
@@ -285,7 +288,8 @@ def synthesize(rtl: Path, target: str, work: Path, *, device: str | None = None,
                       else None)
         # Not quiet: the log shows the placer's and the router's progress as they go.
         cmd = [_tool(t["pnr"]), f"--{device}", "--package", package, "--json", "netlist.json",
-               "--freq", str(freq_mhz), "--report", "pnr.json", "--timing-allow-fail"]
+               "--freq", str(freq_mhz), "--report", "pnr.json", "--detailed-timing-report",
+               "--timing-allow-fail"]
         if target == "ecp5":
             cmd.append("--out-of-context")
         if placer:
@@ -317,6 +321,7 @@ def synthesize(rtl: Path, target: str, work: Path, *, device: str | None = None,
             report["timing_met"] = (route and report["fmax_mhz"] is not None
                                     and report["fmax_mhz"] >= freq_mhz)
             report["critical_path"] = critical_path(pnr)
+            report["late_endpoints"] = late_endpoints(pnr, 1000.0 / freq_mhz)
     report["verdict"] = verdict(report)
     _write_report(work, report)
     return report
@@ -348,6 +353,40 @@ def critical_path(pnr: dict) -> dict | None:
                        "to": "{cell}.{port}".format(**{"cell": None, "port": None,
                                                        **step.get("to", {})})}
                       for step in worst]}
+
+
+def late_endpoints(pnr: dict, period_ns: float, count: int = 12) -> dict:
+    """The register inputs whose data arrives more than ``period_ns`` after the clock edge in
+    nextpnr's detailed timing report (its latest arrival; the setup time comes on top, so
+    these miss the target and a few more may), grouped by cell name with every number
+    replaced by ``#`` (a family of registers: ``rq_s#_a#_TRELLIS_FF_Q_#``) and port, most
+    first: ``{"count", "period_ns", "by_cells": [{"cells", "port", "count",
+    "latest_ns"}]}``. Where the critical path is one path, this is every path that misses,
+    which is what a design change has to cover."""
+    groups: dict[tuple[str, str], list[float]] = {}
+    for net in pnr.get("detailed_net_timings", []):
+        for end in net.get("endpoints", []):
+            arrival = max(end.get("delay", [0]))
+            if arrival > period_ns:
+                key = (re.sub(r"\d+", "#", end.get("cell", "?")), end.get("port", "?"))
+                groups.setdefault(key, []).append(arrival)
+    rows = sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0]))
+    return {"count": sum(len(v) for v in groups.values()), "period_ns": round(period_ns, 3),
+            "by_cells": [{"cells": cells, "port": port, "count": len(v),
+                          "latest_ns": round(max(v), 3)} for (cells, port), v in rows[:count]]}
+
+
+def late_endpoints_markdown(late: dict | None, who: str = "") -> list[str]:
+    """:func:`late_endpoints` as Markdown lines (a sentence, then the families' table; none
+    when nothing is late), the sentence starting with ``who``."""
+    if not late or not late["count"]:
+        return []
+    return ["", f"{who}{late['count']} register inputs get their data more than "
+            f"{late['period_ns']} ns after the clock (nextpnr's detailed timing report), the "
+            "families with most:", "",
+            "| registers | port | inputs | latest ns |", "|---|---|---|---|",
+            *(f"| `{x['cells']}` | {x['port']} | {x['count']} | {x['latest_ns']} |"
+              for x in late["by_cells"])]
 
 
 def verdict(r: dict) -> str:
@@ -420,4 +459,10 @@ def markdown(r: dict) -> str:
                   "| resource | used | available | % |", "|---|---|---|---|"]
         lines += [f"| {k} | {v['used']} | {v['available']} | {v['percent']} |"
                   for k, v in r["utilization"].items()]
+    lines += late_endpoints_markdown(r.get("late_endpoints"))
+    if r.get("widest_fanout"):
+        lines += ["", "The nets that reach the most cell inputs (Yosys's netlist; a wide one is "
+                  "routed long):", "", "| net | cell inputs | driven by |", "|---|---|---|"]
+        lines += [f"| `{x['net']}` | {x['fanout']} | {x['driver']} |"
+                  for x in r["widest_fanout"]]
     return "\n".join(lines) + "\n"

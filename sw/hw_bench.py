@@ -147,6 +147,7 @@ def run_timing_bench(out: str | os.PathLike, *, dataset: str = "Cora", model: st
     (:func:`~a2q.hw.synthesis.synthesize`).
     Writes ``timing.json`` and ``timing.md``; the latency column is the full graph's cycles
     (cycle model, equal to the RTL's in every test) at the routed Fmax, or the placed one."""
+    from a2q.hw.synthesis import late_endpoints_markdown
     from a2q.sim.annotated_graph import read_graph
     from a2q.sim.cycles import engine_cycles
     from a2q.sim.engine_image import engine_config, memory_words
@@ -177,7 +178,8 @@ def run_timing_bench(out: str | os.PathLike, *, dataset: str = "Cora", model: st
                          **{k: r.get(k) for k in ("luts", "carries", "ffs", "brams", "dsps",
                                                  "lutram", "fits", "limits", "routed",
                                                  "fmax_placed_mhz", "fmax_mhz", "timing_met",
-                                                 "critical_path", "verdict")}})
+                                                 "critical_path", "late_endpoints",
+                                                 "widest_fanout", "verdict")}})
             progress(f"{n} lanes: {r['verdict']}")
     result = {"command": "a2q bench timing", "dataset": dataset, "model": model, "seed": seed,
               "device": f"ecp5 {device}", "freq_target_mhz": freq_mhz, "rows": rows}
@@ -214,6 +216,8 @@ def run_timing_bench(out: str | os.PathLike, *, dataset: str = "Cora", model: st
                      f"| {r['timing_met']} | {r['cycles']} | "
                      f"{_f(r['latency_us'])} | {path} | {r['seconds']} |")
     lines += [""] + [f"- {r['lanes']} lanes: {r['verdict']}." for r in rows]
+    for r in rows:  # beyond the critical path: every register input that misses the period
+        lines += late_endpoints_markdown(r.get("late_endpoints"), f"{r['lanes']} lanes: ")
     _write_files(Path(out), {"timing.json": json.dumps(result, indent=2) + "\n",
                              "timing.md": "\n".join(lines) + "\n"})
     progress("\n".join(lines))

@@ -28,7 +28,7 @@ class Reader(Elaboratable):
                                                init=self.words)
         port = mem.read_port()
         before, after = self.registers
-        m.d.comb += port.addr.eq(registered_address(m, self.req.addr, "m", before))
+        m.d.comb += port.addr.eq(registered_address(m, self.req.addr, "m", before)[0])
         m.d.comb += self.req.data.eq(registered_data(m, port.data, "m", after))
         head, valid, step = in_order_reads(m, self.req, start=self.start, idle=self.idle,
                                            take=self.take, name="r", steps=(0, 1))

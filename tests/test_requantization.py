@@ -1,6 +1,7 @@
 """The requantization's clamp compares a 64-bit value with its bounds on its low bits only,
-in parts that a stage registers apart (clamp_terms) and the next joins (above, below); each
-lane's copy of a shared value (lane_copies) stays its own register through synthesis."""
+in parts that a stage registers apart (clamp_terms) and the next joins (above, below); its
+round15 step rounds a sum from terms made beside it (round15_terms, round15); each lane's
+copy of a shared value (lane_copies) stays its own register through synthesis."""
 
 import json
 
@@ -11,9 +12,11 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
 
-from a2q.hw.requantization import (CLAMP_BITS, WIDTH, above, below, clamp_terms, lane_copies,
-                                   pipeline)
+from a2q.hw.requantization import (CLAMP_BITS, NARROW, ROUND15, WIDTH, above, below,
+                                   clamp_terms, lane_copies, pipeline, round15, round15_terms,
+                                   wrap)
 from a2q.hw.synthesis import synthesize
+from a2q.sim.fixed_point import rshift_round
 
 
 def test_clamp_comparisons_equal_full_width_ones():
@@ -48,6 +51,40 @@ def test_clamp_comparisons_equal_full_width_ones():
     sim.add_testbench(bench)
     sim.run()
     assert got == [(int(va > vhi), int(va < vlo)) for va, vhi, vlo in cases]
+
+
+def test_round15_from_its_terms_equals_rshift_round():
+    """Sums of two addends (as the adder tree's last level has them) at and around the
+    rounding's ties, signs and the datapath's range, against the golden model's
+    rshift_round of the whole sum."""
+    rng = np.random.default_rng(1)
+    half, one, big = 1 << (ROUND15 - 1), 1 << ROUND15, 1 << 61
+    sums = [0, 1, -1, half, -half, half - 1, -half + 1, half + 1, -half - 1, one, -one,
+            one + half, -one - half, 5 * one + half, -5 * one - half, 5 * one + half - 1,
+            big, -big, big + half, -big - half, *rng.integers(-big, big, 40).tolist(),
+            *(k * one + half + d for k in rng.integers(-1000, 1000, 10).tolist()
+              for d in (-1, 0, 1))]
+    cases = []
+    for total in sums:
+        for x in (0, total, int(rng.integers(-big, big)), -big, big):
+            cases.append((int(x), int(total) - int(x)))
+    x, y = Signal(signed(WIDTH + 2)), Signal(signed(WIDTH + 2))
+    out = Signal(signed(NARROW))
+    m = Module()
+    m.d.comb += out.eq(round15(wrap(x + y, WIDTH), round15_terms(x, y)))
+    got = []
+
+    async def bench(ctx):
+        for vx, vy in cases:
+            ctx.set(x, vx)
+            ctx.set(y, vy)
+            got.append(ctx.get(out))
+
+    sim = Simulator(m)
+    sim.add_testbench(bench)
+    sim.run()
+    want = [int(rshift_round(vx + vy, ROUND15)) for vx, vy in cases]
+    assert got == want
 
 
 class SharedShift(wiring.Component):

@@ -7,8 +7,8 @@ import pytest
 
 from a2q.hw.layer_engine import CORE_MODULE, LayerEngine
 from a2q.hw.rtl import write_engine_rtl
-from a2q.hw.synthesis import (SynthesisError, fit_limits, fit_utilization, placement_limit,
-                              synthesize, verdict)
+from a2q.hw.synthesis import (SynthesisError, fit_limits, fit_utilization, late_endpoints,
+                              placement_limit, synthesize, verdict)
 from a2q.sim.engine_image import engine_config, memory_words, write_init_files
 from a2q.sw.cli import main
 
@@ -58,6 +58,15 @@ def test_small_engine_synthesizes_and_places_on_ecp5(rtl, tmp_path):
     tcl = (out / "vivado.tcl").read_text()
     assert "add_files layer_engine.v" in tcl and "add_files x.hex" in tcl
     assert "| LUTs |" in (out / "report.md").read_text()
+    assert r["late_endpoints"]["period_ns"] == 40.0 and "--detailed-timing-report" in r[
+        "nextpnr_args"]
+    if r["timing_met"]:  # nothing arrives after the period
+        assert r["late_endpoints"] == {"count": 0, "period_ns": 40.0, "by_cells": []}
+    widest = r["widest_fanout"]  # the netlist's widest nets, widest first, in both reports
+    assert len(widest) == 10 and widest[0]["fanout"] > 1
+    assert [x["fanout"] for x in widest] == sorted((x["fanout"] for x in widest), reverse=True)
+    assert {x["driver"] for x in widest} <= set(r["cells"])
+    assert f"| `{widest[0]['net']}` | {widest[0]['fanout']} |" in (out / "report.md").read_text()
 
 
 def test_a_failing_stage_names_itself_and_its_log(rtl, tmp_path):
@@ -200,3 +209,23 @@ def test_too_big_for_the_device_gives_a_report_and_exit_1(rtl, tmp_path, capsys)
     assert any(x["resource"] == "lut_slots" and x["needed"] > 384 for x in r["limits"])
     assert "does not fit" in (out / "report.md").read_text()
     assert "does not fit the ice40 lp384" in capsys.readouterr().out
+
+
+def test_late_endpoints_are_grouped_by_register_family():
+    """Register inputs whose latest arrival is past the period, grouped by cell name with its
+    numbers as ``#`` and by port, most first; earlier arrivals are left out."""
+    def net(*ends):
+        return {"net": "n", "endpoints": [{"cell": c, "port": p, "delay": [d - 1, d]}
+                                          for c, p, d in ends]}
+    pnr = {"detailed_net_timings": [
+        net(("rq_s7_a0_TRELLIS_FF_Q_3", "DI", 11.5), ("rq_s7_a1_TRELLIS_FF_Q", "DI", 10.2),
+            ("rq_s7_a2_TRELLIS_FF_Q_1", "DI", 9.9)),
+        net(("acc_first_3_TRELLIS_FF_Q", "M", 12.25), ("acc_first_3_TRELLIS_FF_Q", "LSR", 10.5)),
+        net(("rq_s12_a4_TRELLIS_FF_Q_12", "DI", 10.01))]}
+    late = late_endpoints(pnr, 10.0)
+    assert late == {"count": 5, "period_ns": 10.0, "by_cells": [
+        {"cells": "rq_s#_a#_TRELLIS_FF_Q_#", "port": "DI", "count": 2, "latest_ns": 11.5},
+        {"cells": "acc_first_#_TRELLIS_FF_Q", "port": "LSR", "count": 1, "latest_ns": 10.5},
+        {"cells": "acc_first_#_TRELLIS_FF_Q", "port": "M", "count": 1, "latest_ns": 12.25},
+        {"cells": "rq_s#_a#_TRELLIS_FF_Q", "port": "DI", "count": 1, "latest_ns": 10.2}]}
+    assert late_endpoints(pnr, 20.0) == {"count": 0, "period_ns": 20.0, "by_cells": []}
