@@ -300,8 +300,8 @@ def serve_in_groups(m: Module, cfg: EngineConfig, valid, result: dict, acc: list
     A result (``valid``; ``result``: its ``node``, ``tile``, ``phase`` and ``groups`` - 1;
     ``acc``: one sum per lane, read in that cycle only) is registered with its
     ``constants`` (node constants) and its tile's word of the ``cols`` memory (``cols``) one
-    cycle later; from
-    the next cycle its lanes enter the pipeline R at a time, ``groups`` cycles in all (the
+    cycle later; from the next cycle its lanes enter the pipeline R at a time, ``groups``
+    cycles in all (the
     walkers space results that far apart; the sums and the columns' constants of group g's
     lanes wait g + 1 cycles in free-running registers, the node's fields under an enable).
     Each group leaves the pipeline :data:`~a2q.hw.requantization.DEPTH` cycles after it
@@ -372,7 +372,8 @@ def serve_in_groups(m: Module, cfg: EngineConfig, valid, result: dict, acc: list
     # end it enables the lane's registers of the word, R x G x 16 bits for one register.
     valids, out = pipeline(
         m, entering, {"node": held["node"], "tile": held["tile"], "phase": held["phase"],
-                      "last": last, **{f"group_{r}": Kept(group) if G > 1 else group for r in range(R)},
+                      "last": last,
+                      **{f"group_{r}": Kept(group) if G > 1 else group for r in range(R)},
                       **{f"a{r}": a for r, a in enumerate(group_acc)},
                       **{f"u{r}": Kept(u) for r, u in enumerate(used)}},
         requantization_stages(R, group_constants, node_first), name="rq", template=template)

@@ -3,7 +3,8 @@
 The engine's phases run one at a time, so they share each memory's ports: a phase drives its
 read request's address to zero while it is idle, and the engine ORs the requests of every
 phase into the port. A write (the host's load, or the requantization's word) reaches the
-memory from registers, a cycle after it is chosen (:func:`registered_write`). A read takes :data:`READ_LATENCY` cycles: the merged address is
+memory from registers, a cycle after it is chosen (:func:`registered_write`). A read takes
+:data:`READ_LATENCY` cycles: the merged address is
 registered (:func:`registered_address`) before it reaches the block RAM, whose own register
 holds the word read, and the word is registered :data:`DATA_REGISTERS` times more
 (:func:`registered_data`) before any logic sees it. On the ECP5 a block RAM's output arrives
