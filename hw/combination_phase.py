@@ -10,7 +10,7 @@ from amaranth import Module, Mux, Signal
 from .engine_layout import EngineConfig, combination_bound
 from .engine_phase import EnginePhase, delay, min_spacing, one_hot, then_last_node, tree_levels
 from .in_order_reads import FIRST_WORD, in_order_reads
-from .memory_requests import READ_LATENCY
+from .memory_requests import READ_LATENCY, copies
 
 
 class CombinationPhase(EnginePhase):
@@ -145,8 +145,7 @@ class CombinationPhase(EnginePhase):
         F, L = min(self.shape.in_dim, P), self.used_lanes  # inputs and columns that exist
         words = self.src.data_copies or [self.src.data]
         field_bits = len(words[0][0])
-        lane_plane = [Signal.like(k, name=f"plane_0_2_{c}", attrs={"keep": 1}) for c in range(L)]
-        m.d.sync += [p.eq(ctl[-2]["plane"]) for p in lane_plane]
+        lane_plane = copies(m, ctl[-2]["plane"], L, "plane_0_2")
 
         def bit(c, f):  # lane c's copy of input f's bit of the plane
             code = words[c % len(words)][f]
@@ -164,8 +163,7 @@ class CombinationPhase(EnginePhase):
         ctl.append(delay(m, ctl[-1], "3"))
         # Stage 4: shifted into place by its plane, each lane by its own copy of the plane
         # (kept apart in synthesis, as requantization.Kept: one reached 16 lanes' shifters).
-        planes = [Signal.like(k, name=f"plane_3_{c}", attrs={"keep": 1}) for c in range(L)]
-        m.d.sync += [p.eq(ctl[-2]["plane"]) for p in planes]
+        planes = copies(m, ctl[-2]["plane"], L, "plane_3")
         shifted = [delay(m, {f"shifted_{c}": sums[c][f"plane_sum_{c}"] << planes[c]},
                          "4")[f"shifted_{c}"] for c in range(L)]
         ctl.append(delay(m, ctl[-1], "4"))

@@ -22,7 +22,7 @@ from .block_ram import address_bits, ram, slice_bits
 from .combination_phase import CombinationPhase
 from .engine_layout import OFF_CHIP, EngineConfig
 from .engine_phase import delay
-from .memory_requests import (ReadRequest, read_registers, registered_address,
+from .memory_requests import (ReadRequest, copies, read_registers, registered_address,
                               registered_data_copies, registered_write)
 from .requantization import (NODE_CONSTANTS, Kept, constants_layout, pipeline,
                               requantization_stages)
@@ -193,9 +193,7 @@ class EngineCore(wiring.Component):
                   "tile": merged(lambda ph: ph.result_tile),
                   "phase": merged(lambda ph: Mux(ph.result_valid, phases.index(ph), 0)),
                   "groups": merged(lambda ph: Mux(ph.result_valid, ph.groups - 1, 0))}
-        lane_phase = [Signal.like(index, name=f"acc_phase_{c}", attrs={"keep": 1})
-                      for c in range(cfg.lanes)]
-        m.d.sync += [p.eq(index) for p in lane_phase]
+        lane_phase = copies(m, index, cfg.lanes, "acc_phase")
         serving, y = serve_in_groups(
             m, cfg, merged(lambda ph: ph.result_valid), result,
             [_select(lane_phase[c], [ph.result_acc[c] for ph in phases])

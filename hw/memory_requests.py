@@ -74,11 +74,12 @@ def _registered(m: Module, value, times: int, name: str, reset_less: bool = Fals
 
 
 def copies(m: Module, value, count: int, name: str, reset_less: bool = False) -> list[Value]:
-    """``count`` registers of ``value``, kept apart in synthesis (the ``keep`` attribute,
-    which ``a2q synth`` extends to the flip-flops), one for each slice of a memory
-    (:func:`~a2q.hw.block_ram.slice_bits`): one register would reach every slice (session
-    15: the column constants' read address reached 260 LUT RAMs). Worth it where ``value``
-    is itself a register: copies of logic's output move the long wires before them."""
+    """``count`` registers of ``value`` (``{name}_{k}``), kept apart in synthesis (the
+    ``keep`` attribute, which ``a2q synth`` extends to the flip-flops), one for each slice of
+    a memory (:func:`~a2q.hw.block_ram.slice_bits`) or each lane that uses it: one register
+    would reach every slice or lane (session 15: the column constants' read address reached
+    260 LUT RAMs). Worth it where ``value`` is itself a register: copies of logic's output
+    move the long wires before them."""
     value = Value.cast(value)
     regs = [Signal(value.shape(), name=f"{name}_{k}", attrs={"keep": 1} if count > 1 else {},
                    reset_less=reset_less) for k in range(count)]
