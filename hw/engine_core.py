@@ -375,12 +375,14 @@ def serve_in_groups(m: Module, cfg: EngineConfig, valid, result: dict, acc: list
     # equal, and one would reach every lane's codes).
     used = [reduce(or_, [(held["phase"] == p) & (group * R + r < n)
                          for p, n in enumerate(used_lanes)]) for r in range(R)]
-    # The group travels with the lanes as each lane's own copy (requantization.Kept): at the
-    # end it enables the lane's registers of the word, R x G x 16 bits for one register.
+    # The group and the valid travel with the lanes as each lane's own copies
+    # (requantization.Kept): at the end they enable the lane's registers of the word, R x G x
+    # 16 bits for one register.
     valids, out = pipeline(
         m, entering, {"node": held["node"], "tile": held["tile"], "phase": held["phase"],
                       "last": last,
                       **{f"group_{r}": Kept(group) if G > 1 else group for r in range(R)},
+                      **{f"v{r}": Kept(entering) for r in range(R)},
                       **{f"a{r}": a for r, a in enumerate(group_acc)},
                       **{f"u{r}": Kept(u) for r, u in enumerate(used)}},
         requantization_stages(R, group_constants, node_first), name="rq", template=template)
@@ -395,7 +397,7 @@ def serve_in_groups(m: Module, cfg: EngineConfig, valid, result: dict, acc: list
     with m.If(valids[-1]):
         m.d.sync += [y["phase"].eq(out["phase"]), y["addr"].eq(address)]
     for c in range(cfg.lanes):
-        with m.If(valids[-1] & (out[f"group_{c % R}"] == c // R)):
+        with m.If(out[f"v{c % R}"] & (out[f"group_{c % R}"] == c // R)):
             m.d.sync += y["word"][c].eq(out[f"y{c % R}"])
     serving = reduce(or_, [constants_due, entering, *valids, y["write"]])
     return serving, y

@@ -94,10 +94,11 @@ def copies(m: Module, value, count: int, name: str, reset_less: bool = False) ->
 
 def grouped_copies(m: Module, value, count: int, name: str, group: int = 4) -> list[Value]:
     """``value`` two cycles later as ``count`` :func:`copies` (``{name}_{g}_{k}``, k-th of
-    group g), made from one copy per ``group`` of them (``{name}_g_{g}``): no register reaches more than ``group``
-    others. Where the copies serve lanes spread over the die (one per lane of the 16-lane
-    engine), one register copied ``count`` times is itself a net across the die (session 15:
-    an aggregation's ``first`` reaching 16 lanes' copies, 12 ns of routing)."""
+    group g), made from one copy per ``group`` of them (``{name}_g_{g}``): no register
+    reaches more than ``group`` others. Where the copies serve lanes spread over the die
+    (one per lane of the 16-lane engine), one register copied ``count`` times is itself a net
+    across the die (session 15: an aggregation's ``first`` reaching 16 lanes' copies, 12 ns
+    of routing)."""
     groups = copies(m, value, -(-count // group), f"{name}_g")
     return [reg for g, source in enumerate(groups)
             for reg in copies(m, source, min(group, count - g * group), f"{name}_{g}")]
