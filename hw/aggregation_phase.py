@@ -7,7 +7,7 @@ from amaranth import Module, Mux, Signal
 from .engine_layout import FRAC, EngineConfig, aggregation_bound
 from .engine_phase import EnginePhase, delay, min_spacing, one_hot, then_last_node
 from .in_order_reads import FIRST_WORD, in_order_reads
-from .memory_requests import READ_LATENCY, copies
+from .memory_requests import READ_LATENCY
 
 
 class AggregationPhase(EnginePhase):
@@ -214,12 +214,9 @@ class AggregationPhase(EnginePhase):
         if gcn:  # two's complement: the top bit weighs -2^(b-1)
             shifted = Mux(k1 + 1 == ob, -shifted, shifted)
         c2 = delay(m, {"node": node1, "tile": tile1, "valid": valid1, "first": first1,
-                       "last": last1}, "2")
-        # ... one register per group of 4 lanes (memory_requests.copies): one would reach
-        # every lane's term (session 15: 11 ns at 16 lanes).
-        group_terms = copies(m, Mux(empty1, 0, shifted), -(-L // 4), "term_2_g")
+                       "last": last1, "term": Mux(empty1, 0, shifted)}, "2")
         # Stage 3: each lane's term: the coefficient where the lane's bit is set.
-        terms = [delay(m, {f"term_{c}": Mux(bit2[f"bit_{c}"], group_terms[c // 4], 0)},
+        terms = [delay(m, {f"term_{c}": Mux(bit2[f"bit_{c}"], c2["term"], 0)},
                        "3")[f"term_{c}"] for c in range(L)]
         stages.append(c2)
         stages.append(delay(m, c2, "3"))

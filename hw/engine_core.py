@@ -238,7 +238,9 @@ class EngineCore(wiring.Component):
             # of routing), and copies of the address logic would move that wire in front of
             # them (session 15: 450 endpoints of the 16-lane engine past 10 ns).
             before, after = read_registers(spec)
-            slices = len(slice_bits(spec.width, spec.depth)) if self.ram_template else 1
+            # (An off-chip memory is one port of the core: one register each.)
+            on_chip = self.ram_template and name not in OFF_CHIP
+            slices = len(slice_bits(spec.width, spec.depth)) if on_chip else 1
             if name != "x":
                 addr, word, en = registered_write(m, spec, addr, word, en, name, slices)
             reads = {}

@@ -264,9 +264,8 @@ def requantization_stages(lanes: int, k, node_first: list) -> list:
     (products with the bias as one more term, two sums); 11-14 ``p3``; 15 the rounding addend;
     16-17 the arithmetic shift; 18-19 the clamp (its comparisons in parts, then
     joined and the choice). The node's values that every lane's wide logic or DSPs use
-    (``bias_sh``, ``round15``, ``m3``, ``use_m3``, ``sh``, ``big_shift``, the clamp's ``lo``,
-    ``hi`` and ``clamp``) reach it as each lane's own copy (:func:`lane_copies`), made a stage
-    or more before."""
+    (``bias_sh``, ``round15``, ``m3``, ``use_m3``, ``sh``, ``big_shift``) reach it as each
+    lane's own copy (:func:`lane_copies`), made a stage or more before."""
     P, nk = range(lanes), k.node
     per_node = {key: nk[key] for key in ("m3", "use_m3", "round15", "sh", "hi_bits",
                                          "symmetric", "clamp")}
@@ -367,32 +366,28 @@ def requantization_stages(lanes: int, k, node_first: list) -> list:
     def s13(v):  # ... shifted by sh's low three bits ...
         return {f"a{c}": v[f"a{c}"] >> v[f"sh_{c}"][:3] for c in P}
 
-    def s14(v):  # ... and by the rest (a shift past the datapath rounds |p3| < 2**63 to 0);
-        # the clamp's bounds and flag copied for each lane
+    def s14(v):  # ... and by the rest (a shift past the datapath rounds |p3| < 2**63 to 0)
         return {**{f"a{c}": Mux(v[f"big_shift_{c}"], 0,
                                 wrap(v[f"a{c}"] >> (v[f"sh_{c}"][3:6] << 3), WIDTH))
                    for c in P},
-                **{f"{key}_{c}": None for key in ("sh", "big_shift") for c in P},
-                **lane_copies(v, "lo", P), **lane_copies(v, "hi", P),
-                **lane_copies(v, "clamp", P)}
+                **{f"{key}_{c}": None for key in ("sh", "big_shift") for c in P}}
 
     def s15(v):  # the clamp's comparisons, in parts (clamp_terms)
         out = {}
         for c in P:
             out.update({f"{key}{c}": t for key, t in
-                        clamp_terms(v[f"a{c}"], v[f"lo_{c}"], v[f"hi_{c}"]).items()})
+                        clamp_terms(v[f"a{c}"], v["lo"], v["hi"]).items()})
         return out
 
     def s16(v):  # ... joined, and the clamp's choice (0 in a lane without a column)
         out = {}
         for c in P:
             t = {key: v[f"{key}{c}"] for key in TERMS}
-            lo, hi, clamp = (v[f"{key}_{c}"] for key in ("lo", "hi", "clamp"))
-            out[f"y{c}"] = Mux(v[f"u{c}"], Mux(clamp & below(t), lo,
-                                               Mux(clamp & above(t), hi, v[f"a{c}"])), 0)
+            out[f"y{c}"] = Mux(v[f"u{c}"], Mux(v["clamp"] & below(t), v["lo"],
+                                               Mux(v["clamp"] & above(t), v["hi"], v[f"a{c}"])),
+                               0)
             out.update({f"{x}{c}": None for x in ("a", "u", *TERMS)})
-            out.update({f"{key}_{c}": None for key in ("lo", "hi", "clamp")})
-        return out
+        return {**out, "clamp": None}
 
     return [None, s1, s2, None, s3, s4, s5, s6, None, lambda v: pairwise(v, "p"),
             s8, s9, None, lambda v: pairwise(v, "p"), s11, s12, s13, s14, s15, s16]
