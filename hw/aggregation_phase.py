@@ -25,7 +25,7 @@ class AggregationPhase(EnginePhase):
     tile changes nothing: ``indptr`` is read in order ahead of the walker
     (:func:`~a2q.hw.in_order_reads.in_order_reads`).
 
-    Pipeline, a register between steps (reads take ``READ_LATENCY`` = 5 cycles): walker
+    Pipeline, a register between steps (reads take ``READ_LATENCY`` = 4 cycles): walker
     (``indices`` read) -> the item's node -> its operand word's address -> operand and
     coefficient reads -> each lane's operand bit, and the coefficient shifted by the bit's
     place and signed (once for all lanes) -> each lane's term -> accumulate ->

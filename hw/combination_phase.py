@@ -10,7 +10,7 @@ from amaranth import Module, Mux, Signal
 from .engine_layout import EngineConfig, combination_bound
 from .engine_phase import EnginePhase, delay, min_spacing, one_hot, then_last_node, tree_levels
 from .in_order_reads import FIRST_WORD, in_order_reads
-from .memory_requests import READ_LATENCY, grouped_copies
+from .memory_requests import READ_LATENCY, copies
 
 
 class CombinationPhase(EnginePhase):
@@ -25,7 +25,7 @@ class CombinationPhase(EnginePhase):
     tile and chunk changes cost nothing: the read addresses always follow the walker's next
     position.
 
-    Pipeline, a register between steps (reads take ``READ_LATENCY`` = 5 cycles): walker
+    Pipeline, a register between steps (reads take ``READ_LATENCY`` = 4 cycles): walker
     (memory reads) -> the words read -> weights gated by the plane's bits -> two stages of
     adder tree -> shifted by the plane -> accumulate -> presented -> the engine's shared
     requantization (:func:`~a2q.hw.engine_core.serve_in_groups`) -> one write of ``dst`` per
@@ -139,13 +139,13 @@ class CombinationPhase(EnginePhase):
         for j in range(READ_LATENCY - 1):
             ctl.append(delay(m, ctl[-1], f"0_{j}"))
         # Each lane takes the plane's bits from its own copy of the word read and of the plane
-        # (ReadRequest.data_copies, grouped_copies): one would reach every lane's gates,
-        # 16 x 4 flip-flops a bit (session 15: 460 endpoints past 10 ns at 16 lanes).
+        # (kept apart in synthesis, as requantization.Kept): one would reach every lane's
+        # gates, 16 x 4 flip-flops a bit (session 15: 460 endpoints past 10 ns at 16 lanes).
         w = self.weight.data
         F, L = min(self.shape.in_dim, P), self.used_lanes  # inputs and columns that exist
         words = self.src.data_copies or [self.src.data]
         field_bits = len(words[0][0])
-        lane_plane = grouped_copies(m, ctl[-3]["plane"], L, "plane_0_2")
+        lane_plane = copies(m, ctl[-2]["plane"], L, "plane_0_2")
 
         def bit(c, f):  # lane c's copy of input f's bit of the plane
             code = words[c % len(words)][f]
@@ -162,8 +162,8 @@ class CombinationPhase(EnginePhase):
         ctl.append(delay(m, ctl[-1], "2"))
         ctl.append(delay(m, ctl[-1], "3"))
         # Stage 4: shifted into place by its plane, each lane by its own copy of the plane
-        # (grouped_copies: one reached 16 lanes' shifters).
-        planes = grouped_copies(m, ctl[-3]["plane"], L, "plane_3")
+        # (kept apart in synthesis, as requantization.Kept: one reached 16 lanes' shifters).
+        planes = copies(m, ctl[-2]["plane"], L, "plane_3")
         shifted = [delay(m, {f"shifted_{c}": sums[c][f"plane_sum_{c}"] << planes[c]},
                          "4")[f"shifted_{c}"] for c in range(L)]
         ctl.append(delay(m, ctl[-1], "4"))

@@ -22,8 +22,8 @@ from .block_ram import address_bits, ram, slice_bits
 from .combination_phase import CombinationPhase
 from .engine_layout import OFF_CHIP, EngineConfig
 from .engine_phase import delay
-from .memory_requests import (ReadRequest, grouped_copies, read_registers,
-                              registered_address, registered_data_copies, registered_write)
+from .memory_requests import (ReadRequest, copies, read_registers, registered_address,
+                              registered_data_copies, registered_write)
 from .requantization import (NODE_CONSTANTS, Kept, constants_layout, pipeline,
                               requantization_stages)
 
@@ -99,8 +99,8 @@ class EngineCore(wiring.Component):
     Ports:
 
     - ``load`` (stream in, always ready): ``{memory, addr, data}`` writes one word of an
-      on-chip memory per cycle (words for ``x`` and ``logits`` are ignored), two cycles after
-      it is taken (registered, then the write port's registers). Load only while idle.
+      on-chip memory per cycle (words for ``x`` and ``logits`` are ignored). Load only while
+      idle.
     - ``start`` (in): a one-cycle pulse while idle runs nodes ``0 .. num_nodes - 1``
       (``num_nodes``, at most ``max_nodes``, is sampled with it).
     - ``busy`` (out): high from the cycle after ``start`` until the run ends.
@@ -186,61 +186,50 @@ class EngineCore(wiring.Component):
         # The one requantization datapath. A phase's valid, node and tile are zero while it
         # presents nothing, so the phases are ORed together; its sums are not (``emit`` would
         # reach every bit of them): each lane takes the running phase's by its own copy of
-        # ``index`` (grouped_copies), two cycles late (a phase's first result comes tens of
-        # cycles after it starts).
+        # ``index``, a cycle late (a phase's first result comes tens of cycles after it starts).
         def merged(get):
             return reduce(or_, (Value.cast(get(ph)) for ph in phases))
         result = {"node": merged(lambda ph: ph.result_node),
                   "tile": merged(lambda ph: ph.result_tile),
                   "phase": merged(lambda ph: Mux(ph.result_valid, phases.index(ph), 0)),
                   "groups": merged(lambda ph: Mux(ph.result_valid, ph.groups - 1, 0))}
-        lane_phase = grouped_copies(m, index, cfg.lanes, "acc_phase")
-        for name, numbers in writers.items():
-            strides = {phases[i].dst_stride for i in numbers}
-            assert len(strides) == 1, f"the phases writing {name} disagree on its stride"
+        lane_phase = copies(m, index, cfg.lanes, "acc_phase")
         serving, y = serve_in_groups(
             m, cfg, merged(lambda ph: ph.result_valid), result,
             [_select(lane_phase[c], [ph.result_acc[c] for ph in phases])
              for c in range(cfg.lanes)],
             merged(lambda ph: ph.constants), phases[0].cols.data,  # every phase's cols word
-            [ph.used_lanes for ph in phases], [ph.dst_stride for ph in phases],
-            template=self.ram_template)
+            [ph.used_lanes for ph in phases], template=self.ram_template)
         # The write's port registers (registered_write) hold it the cycle after ``y["write"]``.
         writing = Signal(name="writing")
         m.d.sync += writing.eq(y["write"])
         m.d.comb += [ph.requantizing.eq(serving | writing) for ph in phases]
 
-        # The host's load, registered once (each memory decodes its own enable): the write
-        # port's registers then choose between registers only.
         m.d.comb += self.load.ready.eq(1)
-        load_addr = Signal.like(self.load.p.addr, name="load_addr", reset_less=True)
-        load_data = Signal.like(self.load.p.data, name="load_data", reset_less=True)
-        m.d.sync += [load_addr.eq(self.load.p.addr), load_data.eq(self.load.p.data)]
         for number, (name, spec) in enumerate(cfg.memories.items()):
-            load = Signal(name=f"{name}_load")
-            m.d.sync += load.eq(self.load.valid & (self.load.p.memory == number))
-            addr, word, en = load_addr, load_data, load
+            load = self.load.valid & (self.load.p.memory == number)
+            addr, word, en = self.load.p.addr, self.load.p.data, load
             if name in OFF_CHIP:
                 addr, word, en = 0, 0, 0
-            if name in writers:  # the result's word, at y["addr"] (its phase's stride)
+            if name in writers:  # the result's word: node * stride + tile
+                strides = {phases[i].dst_stride for i in writers[name]}
+                assert len(strides) == 1, f"the phases writing {name} disagree on its stride"
                 rq_word = Signal(spec.layout, name=f"{name}_rq_word")
                 m.d.comb += [rq_word[c].eq(y["word"][c]) for c in range(cfg.lanes)]
-                rq = (y["addr"], rq_word,
+                rq = (y["node"] * strides.pop() + y["tile"], rq_word,
                       y["write"] & reduce(or_, (y["phase"] == i for i in writers[name])))
                 if name in OFF_CHIP:  # no load: no choice (a choice with 0 would be a reset)
                     addr, word, en = rq
                 else:
                     select = write_from_rq[name]
                     addr, word, en = (Mux(select, r, v) for r, v in zip(rq, (addr, word, en)))
-            # The template's slices take their own last address registers (and write address
-            # and enable registers), copies of a register, or of one choice between registers:
-            # one register would reach up to 32 block RAMs across the die (session 15: 12 ns
-            # of routing), and copies of the address logic would move that wire in front of
-            # them (session 15: 450 endpoints of the 16-lane engine past 10 ns).
+            # The template's slices of a shallow memory (its read address registered more than
+            # once) take their own last address registers: copies of a register, where a
+            # block RAM's copies would each be a long wire from the address logic (session 15:
+            # 450 endpoints of the 16-lane engine past 10 ns).
             before, after = read_registers(spec)
-            # (An off-chip memory is one port of the core: one register each.)
-            on_chip = self.ram_template and name not in OFF_CHIP
-            slices = len(slice_bits(spec.width, spec.depth)) if on_chip else 1
+            slices = (len(slice_bits(spec.width, spec.depth))
+                      if self.ram_template and before > 1 else 1)
             if name != "x":
                 addr, word, en = registered_write(m, spec, addr, word, en, name, slices)
             reads = {}
@@ -301,7 +290,7 @@ class EngineCore(wiring.Component):
 
 
 def serve_in_groups(m: Module, cfg: EngineConfig, valid, result: dict, acc: list,
-                    constants, cols, used_lanes: list[int], strides: list[int], *,
+                    constants, cols, used_lanes: list[int], *,
                     template: bool) -> tuple[Value, dict]:
     """The requantization (:mod:`a2q.hw.requantization`) of the phases' results,
     ``cfg.requant_lanes`` (R) lanes a cycle.
@@ -316,14 +305,14 @@ def serve_in_groups(m: Module, cfg: EngineConfig, valid, result: dict, acc: list
     Each group leaves the pipeline :data:`~a2q.hw.requantization.DEPTH` cycles after it
     entered into a register of the result's word, which is written the cycle after its last
     group arrives: a result presented in cycle c is written in cycle
-    ``c + groups + DEPTH + 1``, at ``node * strides[phase] + tile``. Lanes past the columns of
-    the phase's results (``used_lanes[phase]``) write 0.
+    ``c + groups + DEPTH + 1``. Lanes past the columns of the phase's results
+    (``used_lanes[phase]``) write 0.
 
     ``template``: the multipliers are ``a2q_mul`` instances (:mod:`a2q.hw.dsp_multiply`).
     Returns ``serving`` (from the cycle after ``valid`` until the write: an OR of registers
     only, since a phase's walker counts itself busy while it presents a result, so that
-    ``busy`` does not wait on the phases' result merge) and the write: ``write``, ``addr``,
-    ``phase`` and ``word`` (the lanes' codes), all registers."""
+    ``busy`` does not wait on the phases' result merge) and the write: ``write``, ``node``,
+    ``tile``, ``phase`` and ``word`` (the lanes' codes)."""
     R = cfg.requant_lanes
     G = math.ceil(cfg.lanes / R)
     layout = constants_layout(cfg.lanes, cfg.bias_bits)
@@ -377,29 +366,25 @@ def serve_in_groups(m: Module, cfg: EngineConfig, valid, result: dict, acc: list
     # equal, and one would reach every lane's codes).
     used = [reduce(or_, [(held["phase"] == p) & (group * R + r < n)
                          for p, n in enumerate(used_lanes)]) for r in range(R)]
-    # The group and the valid travel with the lanes as each lane's own copies
-    # (requantization.Kept): at the end they enable the lane's registers of the word, R x G x
-    # 16 bits for one register.
+    # The group travels with the lanes as each lane's own copy (requantization.Kept): at the
+    # end it enables the lane's registers of the word, R x G x 16 bits for one register.
     valids, out = pipeline(
         m, entering, {"node": held["node"], "tile": held["tile"], "phase": held["phase"],
                       "last": last,
                       **{f"group_{r}": Kept(group) if G > 1 else group for r in range(R)},
-                      **{f"v{r}": Kept(entering) for r in range(R)},
                       **{f"a{r}": a for r, a in enumerate(group_acc)},
                       **{f"u{r}": Kept(u) for r, u in enumerate(used)}},
         requantization_stages(R, group_constants, node_first), name="rq", template=template)
 
     # Each group's codes into the word; the word written the cycle after its last group.
-    address = _select(out["phase"], [out["node"] * s for s in strides]) + out["tile"]
-    y = {"phase": Signal.like(out["phase"], name="rq_write_phase"),
-         "addr": Signal(address.shape(), name="rq_write_addr"),
-         "write": Signal(name="rq_write"),
-         "word": [Signal.like(out[f"y{c % R}"], name=f"rq_word_{c}") for c in range(cfg.lanes)]}
+    y = {key: Signal.like(out[key], name=f"rq_write_{key}") for key in ("node", "tile", "phase")}
+    y["write"] = Signal(name="rq_write")
+    y["word"] = [Signal.like(out[f"y{c % R}"], name=f"rq_word_{c}") for c in range(cfg.lanes)]
     m.d.sync += y["write"].eq(valids[-1] & out["last"])
     with m.If(valids[-1]):
-        m.d.sync += [y["phase"].eq(out["phase"]), y["addr"].eq(address)]
+        m.d.sync += [y[key].eq(out[key]) for key in ("node", "tile", "phase")]
     for c in range(cfg.lanes):
-        with m.If(out[f"v{c % R}"] & (out[f"group_{c % R}"] == c // R)):
+        with m.If(valids[-1] & (out[f"group_{c % R}"] == c // R)):
             m.d.sync += y["word"][c].eq(out[f"y{c % R}"])
     serving = reduce(or_, [constants_due, entering, *valids, y["write"]])
     return serving, y

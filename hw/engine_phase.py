@@ -9,7 +9,7 @@ from operator import or_
 from amaranth import Const, Elaboratable, Module, Mux, Signal, Value, signed
 
 from .engine_layout import EngineConfig
-from .memory_requests import READ_LATENCY, grouped_copies
+from .memory_requests import READ_LATENCY
 from .requantization import NODE_CONSTANTS
 
 
@@ -75,18 +75,19 @@ class EnginePhase(Elaboratable):
         them), which registers the one before. ``busy``: the walker and the stages before this
         one hold work.
 
-        Each lane takes ``valid`` and ``first`` from its own copies of ``ctl``'s, made from the
-        stage two before (:func:`~a2q.hw.memory_requests.grouped_copies`): one register would
-        reach every lane's sum, up to 16 x 50 flip-flops (session 14: such a ``first`` was a
-        routed critical path of the 16-lane engine)."""
-        ctl, before = stages[-1], stages[-3]
+        Each lane takes ``valid`` and ``first`` from its own copies of ``ctl``'s, registered
+        from the stage before and kept apart in synthesis (as requantization.Kept): one
+        register would reach every lane's sum, up to 16 x 50 flip-flops (session 14: such a
+        ``first`` was a routed critical path of the 16-lane engine)."""
+        ctl, before = stages[-1], stages[-2]
         acc = [Signal(signed(self.acc_width), name=f"acc_{c}") for c in range(len(terms))]
         emit = Signal(name="emit")
         node = Signal.like(ctl["node"], name="node_done")
         tile = Signal.like(ctl["tile"], name="tile_done")
-        valids = grouped_copies(m, before["valid"], len(terms), "acc_valid")
-        firsts = grouped_copies(m, before["first"], len(terms), "acc_first")
-        for a, term, valid, first in zip(acc, terms, valids, firsts):
+        for c, (a, term) in enumerate(zip(acc, terms)):
+            valid = Signal(name=f"acc_valid_{c}", attrs={"keep": 1})
+            first = Signal(name=f"acc_first_{c}", attrs={"keep": 1})
+            m.d.sync += [valid.eq(before["valid"]), first.eq(before["first"])]
             with m.If(valid):
                 m.d.sync += a.eq(Mux(first, 0, a) + term)
         finishing = ctl["valid"] & ctl["last"]

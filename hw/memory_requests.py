@@ -2,18 +2,15 @@
 
 The engine's phases run one at a time, so they share each memory's ports: a phase drives its
 read request's address to zero while it is idle, and the engine ORs the requests of every
-phase into the port. A write (the host's load, registered once, or the requantization's word)
-reaches the memory from registers, a cycle after it is chosen (:func:`registered_write`). A
-read takes :data:`READ_LATENCY` cycles: the merged address is registered
-:data:`ADDRESS_REGISTERS` times (:func:`registered_address`) before it reaches the block RAM,
-whose own register holds the word read, and the word is registered :data:`DATA_REGISTERS`
-times more (:func:`registered_data`) before any logic sees it. On the ECP5 a block RAM's
-output arrives about 5.8 ns after the clock, and the engine's block RAMs are spread over the
-die: the registers on both sides leave each path to or from a block RAM nothing but wire, and
-give the placer a register to put next to each block RAM. A memory built of several block
-RAMs (its slices, :func:`~a2q.hw.block_ram.slice_bits`) gives each slice its own last
-address register, write address and write enable (:func:`copies`): one register would reach
-all of them, up to 32 block RAMs across the die. The data registers have no reset (they hold
+phase into the port. A write (the host's load, or the requantization's word) reaches the
+memory from registers, a cycle after it is chosen (:func:`registered_write`). A read takes
+:data:`READ_LATENCY` cycles: the merged address is
+registered (:func:`registered_address`) before it reaches the block RAM, whose own register
+holds the word read, and the word is registered :data:`DATA_REGISTERS` times more
+(:func:`registered_data`) before any logic sees it. On the ECP5 a block RAM's output arrives
+about 5.8 ns after the clock, and the engine's block RAMs are spread over the die: the
+registers on both sides leave each path to or from a block RAM nothing but wire, and give the
+placer a register to put next to each block RAM. The data registers have no reset (they hold
 data, never control), so that ECP5 synthesis can move the first into the block RAM itself, as
 its output register (:mod:`~a2q.hw.ecp5_output_registers`): its output then arrives 1 ns after
 the clock, in the same cycle.
@@ -22,8 +19,8 @@ A shallow memory the engine only reads (:func:`read_registers`: at most :data:`S
 words, filled by the host: a layer's column constants, its scalars, a one-tile weight block)
 is a LUT RAM, not a block RAM, and often hundreds of bits wide: its read registers all go on
 the address side, a few bits each, and the memory's own read register is the last before
-the logic. The latency is the same; a read that the registers move to a later cycle cannot
-meet a write, as no phase writes such a memory.
+the logic. The latency is the same, so no cycle changes; a read that the registers move to a
+later cycle cannot meet a write, as no phase writes such a memory.
 """
 
 from __future__ import annotations
@@ -33,10 +30,8 @@ from amaranth import Module, Signal, Value
 from .block_ram import address_bits
 from .engine_layout import MemorySpec
 
-#: Registers between the merged read address and the block RAM's address inputs, the last one
-#: copied for each slice of the memory (session 16: one register reaching the 32 block RAMs of
-#: the 16-lane engine's ``h`` was 12 ns of routing).
-ADDRESS_REGISTERS = 2
+#: Registers between the merged read address and the block RAM's address inputs.
+ADDRESS_REGISTERS = 1
 #: Registers after the block RAM's output.
 DATA_REGISTERS = 2
 #: Cycles from a read request's address to its ``data``: the address registers, the block
@@ -92,28 +87,10 @@ def copies(m: Module, value, count: int, name: str, reset_less: bool = False) ->
     return regs
 
 
-def grouped_copies(m: Module, value, count: int, name: str, group: int = 4) -> list[Value]:
-    """``value`` two cycles later as ``count`` :func:`copies` (``{name}_{g}_{k}``, k-th of
-    group g), made from one copy per ``group`` of them (``{name}_g_{g}``): no register
-    reaches more than ``group`` others. Where the copies serve lanes spread over the die
-    (one per lane of the 16-lane engine), one register copied ``count`` times is itself a net
-    across the die (session 15: an aggregation's ``first`` reaching 16 lanes' copies, 12 ns
-    of routing)."""
-    groups = copies(m, value, -(-count // group), f"{name}_g")
-    return [reg for g, source in enumerate(groups)
-            for reg in copies(m, source, min(group, count - g * group), f"{name}_{g}")]
-
-
 def registered_address(m: Module, address, name: str, times: int = ADDRESS_REGISTERS,
-                       slices: int = 1, group: int = 4) -> list[Value]:
+                       slices: int = 1) -> list[Value]:
     """A read port's merged ``address`` through ``times`` registers (at least one), the last
-    one a copy per slice of the memory (:func:`copies`); with two or more registers and more
-    than ``group`` slices, the one before it a copy per ``group`` slices
-    (:func:`grouped_copies`): one register reaching every slice's copy is a net across the
-    die (session 17: the 16-lane engine's layer-1 weights, 29 copies, 16 ns of wire)."""
-    if times >= 2 and slices > group:
-        return grouped_copies(m, _registered(m, address, times - 2, f"{name}_raddr"), slices,
-                              f"{name}_raddr_{times - 2}", group)
+    one a copy per slice of the memory (:func:`copies`)."""
     return copies(m, _registered(m, address, times - 1, f"{name}_raddr"), slices,
                   f"{name}_raddr_{times - 1}")
 

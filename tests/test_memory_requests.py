@@ -3,11 +3,10 @@
 import json
 
 import pytest
-from amaranth import Module, Signal
+from amaranth import Module
 from amaranth.back import verilog
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
-from amaranth.sim import Simulator
 
 from a2q.hw.block_ram import VERILOG, ram, slice_bits
 from a2q.hw.engine_layout import MemorySpec
@@ -66,27 +65,3 @@ def test_each_slice_gets_its_own_address_registers(tmp_path, slices):
         assert shared == nets[0]
     else:
         assert all(not (a & b) for i, a in enumerate(nets) for b in nets[i + 1:])
-
-
-@pytest.mark.parametrize("times,slices", [(1, 9), (2, 4), (2, 9), (4, 9)])
-def test_every_slice_copy_is_the_address_times_cycles_later(times, slices):
-    """Copied per slice, or per group of slices first (more than four slices and two or more
-    registers), each slice's address is the port's address ``times`` cycles later."""
-    m = Module()
-    address = Signal(8)
-    out = registered_address(m, address, "mem", times, slices)
-    assert len(out) == slices
-    seen = []
-    sim = Simulator(m)
-    sim.add_clock(1e-6)
-
-    async def bench(ctx):
-        for cycle in range(12):
-            ctx.set(address, (37 * cycle + 5) % 256)
-            await ctx.tick()
-            seen.append([ctx.get(o) for o in out])
-
-    sim.add_testbench(bench)
-    sim.run()
-    for cycle in range(times - 1, 12):  # seen[c] is after tick c + 1
-        assert seen[cycle] == [(37 * (cycle + 1 - times) + 5) % 256] * slices
