@@ -208,7 +208,7 @@ def synthesize(rtl: Path, target: str, work: Path, *, device: str | None = None,
                package: str | None = None, freq_mhz: float = 100.0,
                place_and_route: bool = True, route: bool = True,
                router: str | None = None, density: float | None = None,
-               placer: str | None = None) -> dict:
+               placer: str | None = None, seed: int | None = None) -> dict:
     """Run the flow for ``target`` on the RTL folder ``rtl`` in the folder ``work`` (created;
     each stage's log stays there, also when the stage fails); returns the report, written
     last as ``report.json`` and ``report.md`` (a failed run leaves none).
@@ -219,7 +219,9 @@ def synthesize(rtl: Path, target: str, work: Path, *, device: str | None = None,
     nextpnr's router (``router1``, its default, or ``router2``, built for congested designs);
     ``placer`` its placer (:data:`PLACERS`; ``heap`` unless given); ``density`` the HeAP
     placer's highest cell density (``--placer-heap-beta``, 0.9 unless given; session 13: 0.6
-    left the 16-lane engine's placement exactly as 0.9 did)."""
+    left the 16-lane engine's placement exactly as 0.9 did); ``seed`` nextpnr's random seed
+    (``--seed``; nextpnr's own default unless given; the same seed places and routes the same
+    netlist the same way, another one differently: a seed sweep)."""
     if target not in TARGETS:
         raise SynthesisError(f"unknown target {target!r}: expected one of {', '.join(TARGETS)}")
     if router not in (None, *ROUTERS):
@@ -285,7 +287,7 @@ def synthesize(rtl: Path, target: str, work: Path, *, device: str | None = None,
                       router=(router or "router1") if route else None,
                       placer=placer or "heap",
                       placement_density=(density or DEFAULT_DENSITY) if placer in (None, "heap")
-                      else None)
+                      else None, pnr_seed=seed)
         # Not quiet: the log shows the placer's and the router's progress as they go.
         cmd = [_tool(t["pnr"]), f"--{device}", "--package", package, "--json", "netlist.json",
                "--freq", str(freq_mhz), "--report", "pnr.json", "--detailed-timing-report",
@@ -296,6 +298,8 @@ def synthesize(rtl: Path, target: str, work: Path, *, device: str | None = None,
             cmd += ["--placer", placer]
         if density is not None:
             cmd += ["--placer-heap-beta", str(density)]
+        if seed is not None:
+            cmd += ["--seed", str(seed)]
         if not route:
             cmd.append("--no-route")
         elif router:

@@ -251,7 +251,8 @@ def _cmd_synth(args) -> int:
         r = synthesize(args.rtl, args.target, args.out, device=args.device,
                        package=args.package, freq_mhz=args.freq,
                        place_and_route=not args.no_place, route=not args.no_route,
-                       router=args.router, density=args.density, placer=args.placer)
+                       router=args.router, density=args.density, placer=args.placer,
+                       seed=args.seed)
     except SynthesisError as exc:
         raise A2QError(f"synth: {exc}") from None
     fmax = "n/a" if r["fmax_mhz"] is None else f"{r['fmax_mhz']} MHz"
@@ -318,7 +319,7 @@ def _cmd_bench_timing(args) -> int:
                      lanes=args.lanes, max_nodes=args.max_nodes, max_edges=args.max_edges,
                      device=args.device, freq_mhz=args.freq, route=not args.no_route,
                      router=args.router, density=args.density, placer=args.placer,
-                     data_root=args.data_root, progress=lambda s: print(s, flush=True))
+                     pnr_seed=args.pnr_seed, data_root=args.data_root, progress=lambda s: print(s, flush=True))
     return 0
 
 
@@ -429,6 +430,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--density", type=float,
                    help="nextpnr's highest placement density, 0..1 (--placer-heap-beta; default "
                         "0.9)")
+    p.add_argument("--seed", type=int,
+                   help="nextpnr's random seed (default: nextpnr's own; another seed places "
+                        "and routes differently)")
     p.add_argument("--out", required=True,
                    help="folder for the logs and report.json/md (exit 1 when the design does "
                         "not fit the device; the report says what limits it)")
@@ -535,6 +539,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--placer", choices=PLACERS, help="nextpnr's placer (as a2q synth --placer)")
     b.add_argument("--density", type=float,
                    help="nextpnr's highest placement density (as a2q synth --density)")
+    b.add_argument("--pnr-seed", type=int, help="nextpnr's random seed (as a2q synth --seed)")
     b.add_argument("--data-root")
     b.set_defaults(func=_cmd_bench_timing)
     return parser

@@ -34,7 +34,7 @@ def _engine_runs(graph: Path, work: Path, *, lanes: int, baselines, progress) ->
 def _synthesize(cfg, words: dict, work: Path, *, device: str, freq: float,
                 place_and_route: bool = True, route: bool = True,
                 router: str | None = None, density: float | None = None,
-                placer: str | None = None) -> dict:
+                placer: str | None = None, pnr_seed: int | None = None) -> dict:
     """The engine of ``cfg`` (memories filled from ``words``, the rest zero) through
     ``a2q synth``'s ECP5 flow in ``work``; the report with the seconds it took."""
     from a2q.hw.layer_engine import LayerEngine
@@ -48,7 +48,7 @@ def _synthesize(cfg, words: dict, work: Path, *, device: str, freq: float,
     t0 = time.perf_counter()
     r = synthesize(rtl, "ecp5", work / f"synth-{cfg.lanes}", device=device, freq_mhz=freq,
                    place_and_route=place_and_route, route=route, router=router,
-                   density=density, placer=placer)
+                   density=density, placer=placer, seed=pnr_seed)
     r["seconds"] = round(time.perf_counter() - t0, 1)
     return r
 
@@ -133,8 +133,8 @@ def run_timing_bench(out: str | os.PathLike, *, dataset: str = "Cora", model: st
                      seed: int = 0, lanes=(16,), max_nodes: int | None = None,
                      max_edges: int | None = None, device: str = "85k",
                      freq_mhz: float = 100.0, route: bool = True, router: str | None = None,
-                     density: float | None = None, placer: str | None = None, data_root=None,
-                     progress=print) -> dict:
+                     density: float | None = None, placer: str | None = None,
+                     pnr_seed: int | None = None, data_root=None, progress=print) -> dict:
     """The engine for ``dataset``/``model`` through Yosys and nextpnr: Fmax, critical path.
     By default its memories hold the trained export (the engine ``a2q flow`` builds);
     ``max_nodes`` / ``max_edges`` size them down instead (zero-filled), for a quicker look at
@@ -143,8 +143,7 @@ def run_timing_bench(out: str | os.PathLike, *, dataset: str = "Cora", model: st
     nextpnr's default placer and router1, when it finished; 12 minutes with the static placer
     and router2, session 14);
     ``router`` picks nextpnr's router, ``placer`` its placer, ``density`` the HeAP placer's
-    highest density
-    (:func:`~a2q.hw.synthesis.synthesize`).
+    highest density, ``pnr_seed`` its random seed (:func:`~a2q.hw.synthesis.synthesize`).
     Writes ``timing.json`` and ``timing.md``; the latency column is the full graph's cycles
     (cycle model, equal to the RTL's in every test) at the routed Fmax, or the placed one."""
     from a2q.hw.synthesis import late_endpoints_markdown
@@ -169,7 +168,7 @@ def run_timing_bench(out: str | os.PathLike, *, dataset: str = "Cora", model: st
                    else "about 20 minutes at 16)")))
             r = _synthesize(cfg, memory_words(cfg, g) if full else {}, tmp, device=device,
                             freq=freq_mhz, route=route, router=router, density=density,
-                            placer=placer)
+                            placer=placer, pnr_seed=pnr_seed)
             cycles = engine_cycles(g, lanes=n)["total"]
             fmax = r["fmax_mhz"] or r["fmax_placed_mhz"]
             rows.append({"lanes": n, "max_nodes": max_nodes, "max_edges": max_edges,
@@ -193,7 +192,8 @@ def run_timing_bench(out: str | os.PathLike, *, dataset: str = "Cora", model: st
                         *([] if route else ["--no-route"]),
                         *([f"--router {router}"] if router and route else []),
                         *([f"--placer {placer}"] if placer else []),
-                        *([f"--density {density}"] if density else [])])
+                        *([f"--density {density}"] if density else []),
+                        *([f"--pnr-seed {pnr_seed}"] if pnr_seed is not None else [])])
     result["command"] = command
     lines = [
         "# The engine on an FPGA: Fmax and the critical path", "",

@@ -47,6 +47,7 @@ def test_small_engine_synthesizes_and_places_on_ecp5(rtl, tmp_path):
     assert r["router"] == "router1" and r["placer"] == "heap"  # nextpnr's defaults
     assert r["placement_density"] == 0.9
     assert "--placer-heap-beta" not in r["nextpnr_args"]
+    assert r["pnr_seed"] is None and "--seed" not in r["nextpnr_args"]  # nextpnr's own
     assert r["fits"] is True and r["limits"] == [] and "25k" in r["verdict"]
     cp = r["critical_path"]  # the slowest path, step by step, adds up to its delay
     assert cp["steps"][0]["type"] == "clk-to-q" and cp["steps"][-1]["type"] == "setup"
@@ -129,6 +130,20 @@ def test_static_placer_places_the_small_engine(rtl, tmp_path):
     assert args[args.index("--placer") + 1] == "static" and "--placer-heap-beta" not in args
     assert "Running Static placer" in (tmp_path / "s" / "nextpnr.log").read_text()
     assert r["fmax_placed_mhz"] > 0
+
+
+def test_seed_reaches_nextpnr_and_another_seed_places_differently(rtl, tmp_path):
+    placements = {}
+    for seed in (1, 2, 1):
+        out = tmp_path / f"s{seed}"
+        assert main(["synth", str(rtl), "--device", "25k", "--package", "CABGA256", "--freq",
+                     "25", "--no-route", "--seed", str(seed), "--out", str(out)]) == 0
+        r = json.loads((out / "report.json").read_text())
+        assert r["pnr_seed"] == seed
+        assert r["nextpnr_args"][r["nextpnr_args"].index("--seed") + 1] == str(seed)
+        placements.setdefault(seed, set()).add(r["fmax_placed_mhz"])
+    assert len(placements[1]) == 1  # the same seed, the same placement
+    assert placements[1] != placements[2]
 
 
 @pytest.mark.parametrize("placer, density, message", [
