@@ -150,7 +150,7 @@ class CombinationPhase(EnginePhase):
         def bit(c, f):  # lane c's copy of input f's bit of the plane
             code = words[c % len(words)][f]
             return code if field_bits == 1 else code.bit_select(lane_plane[c], 1)
-        gated = [delay(m, {f"gated_{f}_{c}": Mux(bit(c, f), w[f][c], 0) for f in range(F)},
+        gated = [delay(m, {f"gated_{f}_{c}": Mux(bit(c, f), w[c][f], 0) for f in range(F)},
                        "1") for c in range(L)]
         ctl.append(delay(m, ctl[-1], "1"))
         # Stages 2 and 3: each lane's adder tree, half its levels a stage.

@@ -26,8 +26,9 @@ memory                 depth                   word
 ``cols``               sum of the phases'      P per-column fields of the requantization
                        T(width)                (:func:`column_fields`), each phase's tiles
                                                from :meth:`EngineConfig.column_base`
-``layer{l}_weight``    T(in_dim) * T(out_dim)  P x P weights: chunk q (inputs qP..qP+P-1),
-                                               tile t at ``q * T(out_dim) + t``
+``layer{l}_weight``    T(in_dim) * T(out_dim)  P x P weights, column by column: chunk q
+                                               (inputs qP..qP+P-1), tile t at
+                                               ``q * T(out_dim) + t``
 ``layer{l}_scalars``   2 (word 0 used)         the layer's operand bits, next operand bits,
                                                GIN's self coefficient
 =====================  ======================  =============================================
@@ -211,7 +212,10 @@ SCALARS = data.StructLayout({"op_bits": range(9), "next_op_bits": range(9),
 
 
 def weight_layout(cfg: EngineConfig, layer: int) -> data.ArrayLayout:
-    """One chunk-by-tile block of weights: ``word[k][c]`` is input k's weight for column c."""
+    """One chunk-by-tile block of weights: ``word[c][k]`` is column c's weight for input k.
+    Column-major, so that each lane's weights are one run of bits, in one or two of the
+    memory's block RAM slices: input-major, every slice held some weights of 9 lanes and every
+    lane drew on every slice (29 block RAMs at 16 lanes), a crossbar over the die."""
     w = cfg.layers[layer - 1].weight_bits
     return data.ArrayLayout(data.ArrayLayout(signed(w), cfg.lanes), cfg.lanes)
 

@@ -174,7 +174,8 @@ def memory_words(cfg: EngineConfig, g: AnnotatedGraph) -> dict[str, list[int]]:
         tin, tout = cfg.tiles(L["in_dim"]), cfg.tiles(L["out_dim"])
         w = np.zeros((tin * P, tout * P), dtype=np.int64)
         w[:L["in_dim"], :L["out_dim"]] = a[p + "weight"]
-        blocks = w.reshape(tin, P, tout, P).transpose(0, 2, 1, 3).reshape(tin * tout, P, P)
+        # block [q * tout + t][c][k]: column c of tile t, input k of chunk q (weight_layout)
+        blocks = w.reshape(tin, P, tout, P).transpose(0, 2, 3, 1).reshape(tin * tout, P, P)
         name = f"layer{l}_"
         words[name + "node"] = pack(mems[name + "node"].layout, name + "node", node, n)
         words[name + "weight"] = pack(mems[name + "weight"].layout, name + "weight",

@@ -104,7 +104,7 @@ def test_columns_past_a_layers_width_are_left_out(model):
     P, words = cfg.lanes, memory_words(cfg, g)
 
     def fill(name, address, width, elem_bits, rows=1):  # every bit of the lanes past width
-        words[name][address] |= sum(((1 << elem_bits) - 1) << ((r * P + c) * elem_bits)
+        words[name][address] |= sum(((1 << elem_bits) - 1) << ((c * rows + r) * elem_bits)
                                     for r in range(rows) for c in range(width, P))
 
     for l, L in enumerate(cfg.layers, start=1):
