@@ -7,7 +7,10 @@ from amaranth import Module, Mux, Signal
 from .engine_layout import FRAC, EngineConfig, aggregation_bound
 from .engine_phase import EnginePhase, delay, min_spacing, one_hot, then_last_node
 from .in_order_reads import FIRST_WORD, in_order_reads
-from .memory_requests import READ_LATENCY
+from .memory_requests import READ_LATENCY, copies
+
+#: Lanes that take their coefficient term from one register (:meth:`AggregationPhase.elaborate`).
+LANES_PER_TERM = 4
 
 
 class AggregationPhase(EnginePhase):
@@ -26,10 +29,11 @@ class AggregationPhase(EnginePhase):
     (:func:`~a2q.hw.in_order_reads.in_order_reads`).
 
     Pipeline, a register between steps (reads take ``READ_LATENCY`` = 4 cycles): walker
-    (``indices`` read) -> the item's node -> its operand word's address -> operand and
-    coefficient reads -> each lane's operand bit, and the coefficient shifted by the bit's
-    place and signed (once for all lanes) -> each lane's term -> accumulate ->
-    presented -> the engine's shared requantization
+    (``indices`` read) -> the item's node -> its operand word's address (operand and
+    coefficient reads) -> the coefficient shifted by the bit's place and signed (once for all
+    lanes) as it arrives, from before its last data register -> each lane's operand bit, and
+    the coefficient's copies (one per ``LANES_PER_TERM`` lanes) -> each lane's term ->
+    accumulate -> presented -> the engine's shared requantization
     (:func:`~a2q.hw.engine_core.serve_in_groups`) -> one write per (node, tile). GCN:
     ``T = rshift_round(G * norm[i], 15)``, ``U = T * out_m[c] + bias[c]``: the logits on the
     last layer, else ``clamp(rshift_round(U * next_m[i], next_sh[i]), 0, 2^next_bits[i] - 1)``
@@ -52,7 +56,7 @@ class AggregationPhase(EnginePhase):
         self.indptr = hub.read("indptr", f"{self.name}_indptr")
         self.indices = hub.read("indices", f"{self.name}_indices")
         if cfg.gcn:
-            self.norm_j = hub.read("norm", f"{self.name}_norm_j")
+            self.norm_j = hub.read("norm", f"{self.name}_norm_j", early=True)
             self.norm_i = hub.read("norm", f"{self.name}_norm_i", port="B")
             self.node_requests.append(self.norm_i)
 
@@ -198,25 +202,38 @@ class AggregationPhase(EnginePhase):
             stages.append(delay(m, stages[-1], f"r{j}" if j + 1 < READ_LATENCY else "1"))
         c1 = stages[-1]
         k1, node1, tile1, valid1 = c1["plane"], c1["node"], c1["tile"], c1["valid"]
-        own1, empty1, first1, last1 = c1["own"], c1["empty"], c1["first"], c1["last"]
+        first1, last1 = c1["first"], c1["last"]
 
-        # Stage 2: the item's operand bit of every lane, and its coefficient shifted into
-        # place and signed (one for all lanes; zero for an empty row), registered.
-        if gcn:
-            coef = self.norm_j.data
-        else:
-            coef = Mux(own1, self.scalars.data.self_coef, 1 << FRAC)
+        # The item's coefficient shifted into place by the bit's place and signed (zero for an
+        # empty row), once for all lanes, registered at stage 1 from the coefficient read early
+        # (GIN's is a constant); stage 2: a register of it per group of LANES_PER_TERM lanes,
+        # then each lane's term at stage 3: the registers between them have a wire across the
+        # lanes before them and no logic (session 18: the one register reaching 16 lanes'
+        # terms, 21 of 71 inputs past 10 ns at 16 lanes).
+        def signed_term(st, coef):
+            shifted = coef << st["plane"]
+            if gcn:  # two's complement: the top bit weighs -2^(b-1)
+                shifted = Mux(st["plane"] + 1 == ob, -shifted, shifted)
+            return Mux(st["empty"], 0, shifted)
+
+        if not gcn:
+            c0 = stages[-2]
+            term1 = delay(m, {"term": signed_term(c0, Mux(c0["own"], self.scalars.data.self_coef,
+                                                          1 << FRAC))}, "1t")["term"]
+        elif self.norm_j.early:
+            term1 = delay(m, {"term": signed_term(stages[-2], self.norm_j.data)}, "1t")["term"]
+        else:  # the coefficient comes from the read's last register (a memory of a few words)
+            term1 = signed_term(c1, self.norm_j.data)
         codes, L = self.src.data, self.used_lanes
         field_bits = len(codes[0])
+        # Stage 2: the item's operand bit of every lane, and the term's copies.
         bit2 = delay(m, {f"bit_{c}": codes[c] if field_bits == 1 else codes[c].bit_select(k1, 1)
                          for c in range(L)}, "2")
-        shifted = coef << k1
-        if gcn:  # two's complement: the top bit weighs -2^(b-1)
-            shifted = Mux(k1 + 1 == ob, -shifted, shifted)
+        term2 = copies(m, term1, -(-L // LANES_PER_TERM), "term_2")
         c2 = delay(m, {"node": node1, "tile": tile1, "valid": valid1, "first": first1,
-                       "last": last1, "term": Mux(empty1, 0, shifted)}, "2")
+                       "last": last1}, "2")
         # Stage 3: each lane's term: the coefficient where the lane's bit is set.
-        terms = [delay(m, {f"term_{c}": Mux(bit2[f"bit_{c}"], c2["term"], 0)},
+        terms = [delay(m, {f"term_{c}": Mux(bit2[f"bit_{c}"], term2[c // LANES_PER_TERM], 0)},
                        "3")[f"term_{c}"] for c in range(L)]
         stages.append(c2)
         stages.append(delay(m, c2, "3"))

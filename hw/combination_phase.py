@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import reduce
 from operator import or_
 
-from amaranth import Module, Mux, Signal
+from amaranth import Cat, Module, Mux, Signal
 
 from .engine_layout import EngineConfig, combination_bound
 from .engine_phase import EnginePhase, delay, min_spacing, one_hot, then_last_node, tree_levels
@@ -26,10 +26,10 @@ class CombinationPhase(EnginePhase):
     position.
 
     Pipeline, a register between steps (reads take ``READ_LATENCY`` = 4 cycles): walker
-    (memory reads) -> the words read -> weights gated by the plane's bits -> two stages of
-    adder tree -> shifted by the plane -> accumulate -> presented -> the engine's shared
-    requantization (:func:`~a2q.hw.engine_core.serve_in_groups`) -> one write of ``dst`` per
-    (node, tile). GCN: the operand
+    (memory reads) -> the plane's bits of the words read, a register per lane -> weights gated
+    by them -> two stages of adder tree -> shifted by the plane -> accumulate -> presented ->
+    the engine's shared requantization (:func:`~a2q.hw.engine_core.serve_in_groups`) -> one
+    write of ``dst`` per (node, tile). GCN: the operand
     ``P = clamp(rshift_round(A * comb_m[i] * xw_m[c], comb_sh[i]), -Q, Q)``, written to ``op``.
     GIN: ``V = A * scale_m[i] * out_m[c] + (bias[c] << scale_sh[i])``; the logits on the last
     layer, else ``clamp(rshift_round(V, out_sh[i]), 0, 2^next_op_bits - 1)`` to ``op``.
@@ -46,7 +46,7 @@ class CombinationPhase(EnginePhase):
     def __init__(self, cfg: EngineConfig, layer: int, hub, **memories):
         super().__init__(cfg, layer, hub, **memories,
                          acc_width=combination_bound(cfg, layer).bit_length() + 1,
-                         width=cfg.layers[layer - 1].out_dim, src_copies=True)
+                         width=cfg.layers[layer - 1].out_dim, src_early=True)
         self.weight = hub.read(f"layer{layer}_weight", f"{self.name}_weight")
         self.node_bits = hub.read(f"layer{layer}_node", f"{self.name}_bits")
 
@@ -76,6 +76,7 @@ class CombinationPhase(EnginePhase):
         last_k, last_q, last_t, last_i = (Signal(name=f"last_{x}") for x in "kqti")
         adv_k, adv_q, adv_t, adv_i, finish = (
             Signal(name=x) for x in ("adv_plane", "adv_chunk", "adv_tile", "adv_node", "finish"))
+        moved_k = Signal(name="moved_plane")  # the walker moved to the next plane: k = k' + 1
         upcoming, _, _ = in_order_reads(m, self.node_bits, start=self.start,
                                         idle=~running & ~reduce(or_, starting),
                                         take=launch | adv_i, name="bits")
@@ -105,7 +106,7 @@ class CombinationPhase(EnginePhase):
             k.eq(next_k), q.eq(next_q), t.eq(next_t), i.eq(next_i), bits.eq(next_bits),
             running.eq(next_running), last_k.eq(then_last_k), last_q.eq(then_last_q),
             last_t.eq(then_last_t), last_i.eq(then_last_i),
-            adv_k.eq(next_running & ~then_last_k),
+            adv_k.eq(next_running & ~then_last_k), moved_k.eq(adv_k),
             adv_q.eq(next_running & then_last_k & ~then_last_q),
             adv_t.eq(tile_done & ~then_last_t),
             adv_i.eq(tile_done & then_last_t & ~then_last_i),
@@ -135,22 +136,35 @@ class CombinationPhase(EnginePhase):
         # position moved to, so READ_LATENCY - 1 after the walker). Stage 1: they are on the
         # read ports; each weight gated by its input's bit of plane k, registered.
         ctl = [{"plane": k, "node": i, "tile": t, "valid": running & ~hold,
-                "first": (q == 0) & (k == 0), "last": last_k & last_q}]
+                "first": (q == 0) & (k == 0), "last": last_k & last_q, "plane0": k == 0,
+                "moved": moved_k}]
         for j in range(READ_LATENCY - 1):
             ctl.append(delay(m, ctl[-1], f"0_{j}"))
-        # Each lane takes the plane's bits from its own copy of the word read and of the plane
-        # (kept apart in synthesis, as requantization.Kept): one would reach every lane's
-        # gates, 16 x 4 flip-flops a bit (session 15: 460 endpoints past 10 ns at 16 lanes).
+        # Each lane takes the plane's bits from its own register of the src word (kept apart
+        # in synthesis, as requantization.Kept; one would reach every lane's gates), made from
+        # the word before its last register (read early): loaded at plane 0, each field
+        # shifted down a bit as the walker moves to the next plane, so that a field's plane bit
+        # is the register's bit, straight to the lane's gates. (Session 15 chose the bit at
+        # the gates with a copy of the plane: up to 60 gate resets past 10 ns at 16 lanes.)
         w = self.weight.data
         F, L = min(self.shape.in_dim, P), self.used_lanes  # inputs and columns that exist
-        words = self.src.data_copies or [self.src.data]
-        field_bits = len(words[0][0])
-        lane_plane = copies(m, ctl[-2]["plane"], L, "plane_0_2")
-
-        def bit(c, f):  # lane c's copy of input f's bit of the plane
-            code = words[c % len(words)][f]
-            return code if field_bits == 1 else code.bit_select(lane_plane[c], 1)
-        gated = [delay(m, {f"gated_{f}_{c}": Mux(bit(c, f), w[c][f], 0) for f in range(F)},
+        word = self.src.data
+        fb = len(word[0])  # bits of an input's code
+        if not self.src.early:  # the word comes from the read's last register: choose here
+            bits = [[word[f].bit_select(ctl[-1]["plane"], 1) for f in range(F)]] * L
+        else:
+            loads, moves = (copies(m, ctl[-3][x], L, f"src_{x}") for x in ("plane0", "moved"))
+            bits = []
+            for c in range(L):
+                held = Signal(F * fb, name=f"src_word_{c}", reset_less=True,
+                              attrs={"keep": 1} if L > 1 else {})
+                with m.If(loads[c]):
+                    m.d.sync += held.eq(Cat(word[f] for f in range(F)))
+                with m.Elif(moves[c]):
+                    m.d.sync += held.eq(Cat(Cat(held[f * fb + 1:(f + 1) * fb], 0)
+                                            for f in range(F)))
+                bits.append([held[f * fb] for f in range(F)])
+        gated = [delay(m, {f"gated_{f}_{c}": Mux(bits[c][f], w[c][f], 0) for f in range(F)},
                        "1") for c in range(L)]
         ctl.append(delay(m, ctl[-1], "1"))
         # Stages 2 and 3: each lane's adder tree, half its levels a stage.

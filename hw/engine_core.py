@@ -23,7 +23,7 @@ from .combination_phase import CombinationPhase
 from .engine_layout import OFF_CHIP, EngineConfig
 from .engine_phase import delay
 from .memory_requests import (ReadRequest, copies, read_registers, registered_address,
-                              registered_data_copies, registered_write)
+                              registered_data_early, registered_write)
 from .requantization import (NODE_CONSTANTS, Kept, constants_layout, pipeline,
                               requantization_stages)
 
@@ -38,10 +38,10 @@ class MemoryHub:
         self.cfg = cfg
         self.reads: dict[tuple[str, str], list[ReadRequest]] = {}
 
-    def read(self, memory: str, name: str, port: str = "A", copies: int = 1) -> ReadRequest:
+    def read(self, memory: str, name: str, port: str = "A", early: bool = False) -> ReadRequest:
         if memory in OFF_CHIP and port != "A":
             raise ValueError(f"the off-chip memory {memory} has one read port")
-        req = ReadRequest(self.cfg.memories[memory], name, copies)
+        req = ReadRequest(self.cfg.memories[memory], name, early)
         self.reads.setdefault((memory, port), []).append(req)
         return req
 
@@ -252,14 +252,9 @@ class EngineCore(wiring.Component):
                            we=en, waddr=addr, wdata=word, raddr_a=reads["A"],
                            raddr_b=reads["B"])
             for port, d in zip(("A", "B"), read_data):  # READ_LATENCY after the request
-                reqs = hub.reads.get((name, port), [])
-                registered = registered_data_copies(
-                    m, d, f"{name}_{port}", after,
-                    max((len(req.data_copies) for req in reqs), default=0) or 1)
-                for req in reqs:
-                    m.d.comb += req.data.eq(registered[0])
-                    m.d.comb += [c.eq(registered[k % len(registered)])
-                                 for k, c in enumerate(req.data_copies)]
+                last, before = registered_data_early(m, d, f"{name}_{port}", after)
+                for req in hub.reads.get((name, port), []):
+                    m.d.comb += req.data.eq(before if req.early else last)
 
         # Sequencer: launch each phase in turn and count the cycles of the run.
         num_nodes = Signal.like(self.num_nodes, name="run_nodes")

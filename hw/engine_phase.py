@@ -33,7 +33,7 @@ class EnginePhase(Elaboratable):
 
     def __init__(self, cfg: EngineConfig, layer: int, hub, *, src: str, src_stride: int,
                  dst: str, dst_stride: int, acc_width: int, width: int,
-                 src_copies: bool = False):
+                 src_early: bool = False):
         self.cfg, self.layer = cfg, layer
         self.shape = cfg.layers[layer - 1]
         #: Columns of the phase's results; the requantization takes ``groups`` cycles over
@@ -49,8 +49,8 @@ class EnginePhase(Elaboratable):
         self.start = Signal(name=f"{name}_start")
         self.busy = Signal(name=f"{name}_busy")
         self.num_nodes = Signal(range(cfg.max_nodes + 1), name=f"{name}_num_nodes")
-        # ``src_copies``: each lane reads the whole word (a combination) from its own copy
-        self.src = hub.read(src, f"{name}_src", copies=self.used_lanes if src_copies else 1)
+        # ``src_early``: the phase makes the src read's last register itself (ReadRequest)
+        self.src = hub.read(src, f"{name}_src", early=src_early)
         self.node = hub.read(f"layer{layer}_node", f"{name}_node", port="B")
         self.cols = hub.read("cols", f"{name}_cols")
         self.scalars = hub.read(f"layer{layer}_scalars", f"{name}_scalars")

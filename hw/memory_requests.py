@@ -14,6 +14,9 @@ placer a register to put next to each block RAM. The data registers have no rese
 data, never control), so that ECP5 synthesis can move the first into the block RAM itself, as
 its output register (:mod:`~a2q.hw.ecp5_output_registers`): its output then arrives 1 ns after
 the clock, in the same cycle.
+A reader may take the word before its last data register (:class:`ReadRequest`'s ``early``)
+and make that register itself, holding what it computes from the word: the combination's
+source word per lane, the aggregation's signed coefficient.
 
 A shallow memory the engine only reads (:func:`read_registers`: at most :data:`SHALLOW_WORDS`
 words, filled by the host: a layer's column constants, its scalars, a one-tile weight block)
@@ -52,16 +55,17 @@ def read_registers(spec: MemorySpec) -> tuple[int, int]:
 
 
 class ReadRequest:
-    """A reader's address and the word read, ``data``; ``copies`` > 1 asks for that many
-    registers of it (``data_copies``; as few as one where the memory has no data register),
-    one for each lane that uses the whole word."""
+    """A reader's address and the word read, ``data``, :data:`READ_LATENCY` cycles after the
+    address. With ``early`` the word comes a cycle sooner, before the read's last data
+    register, which the reader then makes itself (say, one register per lane of what each
+    lane takes from the word): ``self.early`` says whether it does, only where the memory has
+    a data register (:func:`read_registers`)."""
 
-    def __init__(self, spec: MemorySpec, name: str, copies: int = 1):
+    def __init__(self, spec: MemorySpec, name: str, early: bool = False):
         self.spec = spec
+        self.early = early and read_registers(spec)[1] > 0
         self.addr = Signal(range(spec.depth), name=f"{name}_addr")
         self.data = Signal(spec.layout, name=f"{name}_data")
-        self.data_copies = [Signal(spec.layout, name=f"{name}_data_{k}")
-                            for k in range(copies)] if copies > 1 else []
 
 
 def _registered(m: Module, value, times: int, name: str, reset_less: bool = False) -> Value:
@@ -100,13 +104,16 @@ def registered_data(m: Module, data, name: str, times: int = DATA_REGISTERS) -> 
     return _registered(m, data, times, f"{name}_rdata", reset_less=True)
 
 
-def registered_data_copies(m: Module, data, name: str, times: int, count: int) -> list[Value]:
-    """:func:`registered_data`, the last register as ``count`` :func:`copies` (one where
-    ``times`` is 0: no register to copy), for a reader whose lanes each use the whole word."""
-    if times == 0 or count == 1:
-        return [registered_data(m, data, name, times)]
-    return copies(m, registered_data(m, data, name, times - 1), count,
-                  f"{name}_rdata_{times - 1}", reset_less=True)
+def registered_data_early(m: Module, data, name: str, times: int) -> tuple[Value, Value]:
+    """:func:`registered_data`, returning the word after its last register and the word
+    before that register (for :class:`ReadRequest`'s ``early``; the same where ``times`` is
+    0)."""
+    before = registered_data(m, data, name, max(times - 1, 0))
+    if times == 0:
+        return before, before
+    last = Signal(before.shape(), name=f"{name}_rdata_{times - 1}", reset_less=True)
+    m.d.sync += last.eq(before)
+    return last, before
 
 
 def registered_write(m: Module, spec: MemorySpec, addr, data, en, name: str,

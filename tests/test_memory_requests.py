@@ -3,14 +3,16 @@
 import json
 
 import pytest
-from amaranth import Module
+from amaranth import Module, Signal
 from amaranth.back import verilog
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
+from amaranth.sim import Simulator
 
 from a2q.hw.block_ram import VERILOG, ram, slice_bits
 from a2q.hw.engine_layout import MemorySpec
-from a2q.hw.memory_requests import registered_address, registered_write
+from a2q.hw.memory_requests import (DATA_REGISTERS, SHALLOW_WORDS, ReadRequest,
+                                    registered_address, registered_data_early, registered_write)
 from a2q.hw.synthesis import synthesize
 
 WIDTH, DEPTH = 144, 300  # four 36-bit block RAMs
@@ -65,3 +67,37 @@ def test_each_slice_gets_its_own_address_registers(tmp_path, slices):
         assert shared == nets[0]
     else:
         assert all(not (a & b) for i, a in enumerate(nets) for b in nets[i + 1:])
+
+
+@pytest.mark.parametrize("times", [0, 1, DATA_REGISTERS, 3])
+def test_an_early_word_comes_a_register_before_the_last(times):
+    """registered_data_early: the word after ``times`` registers, and the word before the last
+    of them (the same word where there is none), on a counter's values."""
+    m = Module()
+    count = Signal(8)
+    m.d.sync += count.eq(count + 1)
+    last, before = registered_data_early(m, count, "mem_A", times)
+    seen = []
+
+    async def bench(ctx):
+        for _ in range(12):
+            seen.append((ctx.get(count), ctx.get(last), ctx.get(before)))
+            await ctx.tick()
+
+    sim = Simulator(m)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    for c, got_last, got_before in seen[times:]:
+        assert got_last == c - times
+        assert got_before == c - max(times - 1, 0)
+
+
+def test_a_read_is_early_only_where_the_memory_has_a_data_register():
+    """A shallow memory the host fills has its read registers before it: nothing to read
+    early from; a deeper one, or one the engine writes, has its data registers."""
+    shallow = MemorySpec("cols", SHALLOW_WORDS, 32)
+    assert not ReadRequest(shallow, "r", early=True).early
+    assert ReadRequest(MemorySpec("h", SHALLOW_WORDS + 1, 32), "r", early=True).early
+    assert ReadRequest(MemorySpec("h", 4, 32, loaded=False), "r", early=True).early
+    assert not ReadRequest(MemorySpec("h", 300, 32), "r").early
