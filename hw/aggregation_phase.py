@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from amaranth import Module, Mux, Signal
+from amaranth import C, Cat, Module, Mux, Signal
 
 from .engine_layout import FRAC, EngineConfig, aggregation_bound
 from .engine_phase import EnginePhase, delay, min_spacing, one_hot, then_last_node
@@ -30,11 +30,12 @@ class AggregationPhase(EnginePhase):
 
     Pipeline, a register between steps (reads take ``READ_LATENCY`` = 4 cycles): walker
     (``indices`` read) -> the item's node -> its operand word's address (operand and
-    coefficient reads) -> the coefficient shifted by the bit's place and signed (once for all
-    lanes) as it arrives, from before its last data register -> each lane's operand bit, and
-    the coefficient's copies (one per ``LANES_PER_TERM`` lanes) -> each lane's term ->
-    accumulate -> presented -> the engine's shared requantization
-    (:func:`~a2q.hw.engine_core.serve_in_groups`) -> one write per (node, tile). GCN:
+    coefficient reads) -> the coefficient shifted by the bit's place, complemented for GCN's
+    top bit (once for all lanes) as it arrives, from before its last data register -> each
+    lane's operand bit, and the coefficient's copies (one per ``LANES_PER_TERM`` lanes) ->
+    each lane's term, and a carry where the complement needs one -> accumulate -> presented
+    -> the engine's shared requantization (:func:`~a2q.hw.engine_core.serve_in_groups`) ->
+    one write per (node, tile). GCN:
     ``T = rshift_round(G * norm[i], 15)``, ``U = T * out_m[c] + bias[c]``: the logits on the
     last layer, else ``clamp(rshift_round(U * next_m[i], next_sh[i]), 0, 2^next_bits[i] - 1)``
     to ``h``. GIN: ``clamp(rshift_round(S * op_m[c] * agg_m[i], agg_sh[i]), 0, 2^bits[i] - 1)``
@@ -204,43 +205,52 @@ class AggregationPhase(EnginePhase):
         k1, node1, tile1, valid1 = c1["plane"], c1["node"], c1["tile"], c1["valid"]
         first1, last1 = c1["first"], c1["last"]
 
-        # The item's coefficient shifted into place by the bit's place and signed (zero for an
-        # empty row), once for all lanes, registered at stage 1 from the coefficient read early
-        # (GIN's is a constant); stage 2: a register of it per group of LANES_PER_TERM lanes,
-        # then each lane's term at stage 3: the registers between them have a wire across the
-        # lanes before them and no logic (session 18: the one register reaching 16 lanes'
-        # terms, 21 of 71 inputs past 10 ns at 16 lanes).
+        # The item's coefficient shifted into place by the bit's place (zero for an empty row),
+        # once for all lanes, registered at stage 1 from the coefficient read early (GIN's is a
+        # constant); stage 2: a register of it per group of LANES_PER_TERM lanes, then each
+        # lane's term at stage 3: the registers between them have a wire across the lanes
+        # before them and no logic (session 18: the one register reaching 16 lanes' terms, 21
+        # of 71 inputs past 10 ns at 16 lanes). GCN's top bit weighs -2^(b-1): its term is the
+        # complement, and the lanes whose bit is set add a carry into their sums, so that no
+        # carry chain sits between the block RAM and the register (session 19's worst path).
         def signed_term(st, coef):
-            shifted = coef << st["plane"]
-            if gcn:  # two's complement: the top bit weighs -2^(b-1)
-                shifted = Mux(st["plane"] + 1 == ob, -shifted, shifted)
-            return Mux(st["empty"], 0, shifted)
+            shifted = Mux(st["empty"], 0, coef << st["plane"])
+            if not gcn:
+                return {"term": shifted}
+            negate = ~st["empty"] & (st["plane"] + 1 == ob)
+            as_signed = Cat(shifted, C(0, 1)).as_signed()
+            return {"term": Mux(negate, ~as_signed, as_signed), "negate": negate}
 
         if not gcn:
             c0 = stages[-2]
-            term1 = delay(m, {"term": signed_term(c0, Mux(c0["own"], self.scalars.data.self_coef,
-                                                          1 << FRAC))}, "1t")["term"]
+            term1 = delay(m, signed_term(c0, Mux(c0["own"], self.scalars.data.self_coef,
+                                                 1 << FRAC)), "1t")
         elif self.norm_j.early:
-            term1 = delay(m, {"term": signed_term(stages[-2], self.norm_j.data)}, "1t")["term"]
+            term1 = delay(m, signed_term(stages[-2], self.norm_j.data), "1t")
         else:  # the coefficient comes from the read's last register (a memory of a few words)
             term1 = signed_term(c1, self.norm_j.data)
         codes, L = self.src.data, self.used_lanes
         field_bits = len(codes[0])
+        groups = -(-L // LANES_PER_TERM)
         # Stage 2: the item's operand bit of every lane, and the term's copies.
         bit2 = delay(m, {f"bit_{c}": codes[c] if field_bits == 1 else codes[c].bit_select(k1, 1)
                          for c in range(L)}, "2")
-        term2 = copies(m, term1, -(-L // LANES_PER_TERM), "term_2")
+        term2 = {key: copies(m, v, groups, f"{key}_2") for key, v in term1.items()}
         c2 = delay(m, {"node": node1, "tile": tile1, "valid": valid1, "first": first1,
                        "last": last1}, "2")
-        # Stage 3: each lane's term: the coefficient where the lane's bit is set.
-        terms = [delay(m, {f"term_{c}": Mux(bit2[f"bit_{c}"], term2[c // LANES_PER_TERM], 0)},
-                       "3")[f"term_{c}"] for c in range(L)]
+        # Stage 3: each lane's term: the coefficient where the lane's bit is set, and its carry.
+        def lane_term(c):
+            bit, g = bit2[f"bit_{c}"], c // LANES_PER_TERM
+            term = {"term": Mux(bit, term2["term"][g], 0)}
+            if gcn:
+                term["carry"] = bit & term2["negate"][g]
+            return delay(m, term, f"3_{c}")
+
+        lane = [lane_term(c) for c in range(L)]
         stages.append(c2)
         stages.append(delay(m, c2, "3"))
-        in_flight = ~idle
-        for stage in stages[1:]:
-            in_flight = in_flight | stage["valid"]
-        self.accumulate(m, stages[1:], terms, in_flight)
+        self.accumulate(m, stages, [t["term"] for t in lane], ~idle,
+                        [t["carry"] for t in lane] if gcn else None)
         return m
 
     def constants_of(self):

@@ -10,7 +10,7 @@ from amaranth import Cat, Module, Mux, Signal
 from .engine_layout import EngineConfig, combination_bound
 from .engine_phase import EnginePhase, delay, min_spacing, one_hot, then_last_node, tree_levels
 from .in_order_reads import FIRST_WORD, in_order_reads
-from .memory_requests import READ_LATENCY, copies
+from .memory_requests import READ_LATENCY, copies_in_groups
 
 
 class CombinationPhase(EnginePhase):
@@ -153,7 +153,8 @@ class CombinationPhase(EnginePhase):
         if not self.src.early:  # the word comes from the read's last register: choose here
             bits = [[word[f].bit_select(ctl[-1]["plane"], 1) for f in range(F)]] * L
         else:
-            loads, moves = (copies(m, ctl[-3][x], L, f"src_{x}") for x in ("plane0", "moved"))
+            loads, moves = (copies_in_groups(m, ctl[-4][x], L, f"src_{x}")
+                            for x in ("plane0", "moved"))
             bits = []
             for c in range(L):
                 held = Signal(F * fb, name=f"src_word_{c}", reset_less=True,
@@ -176,15 +177,13 @@ class CombinationPhase(EnginePhase):
         ctl.append(delay(m, ctl[-1], "2"))
         ctl.append(delay(m, ctl[-1], "3"))
         # Stage 4: shifted into place by its plane, each lane by its own copy of the plane
-        # (kept apart in synthesis, as requantization.Kept: one reached 16 lanes' shifters).
-        planes = copies(m, ctl[-2]["plane"], L, "plane_3")
+        # (kept apart in synthesis, as requantization.Kept: one reached 16 lanes' shifters),
+        # through a copy per group of lanes.
+        planes = copies_in_groups(m, ctl[-3]["plane"], L, "plane_3")
         shifted = [delay(m, {f"shifted_{c}": sums[c][f"plane_sum_{c}"] << planes[c]},
                          "4")[f"shifted_{c}"] for c in range(L)]
         ctl.append(delay(m, ctl[-1], "4"))
-        in_flight = running | reduce(or_, starting)
-        for stage in ctl[1:-1]:
-            in_flight = in_flight | stage["valid"]
-        self.accumulate(m, ctl[1:], shifted, in_flight | ctl[-1]["valid"])
+        self.accumulate(m, ctl, shifted, running | reduce(or_, starting))
         return m
 
     def constants_of(self):

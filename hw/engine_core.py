@@ -22,7 +22,8 @@ from .block_ram import address_bits, ram, slice_bits
 from .combination_phase import CombinationPhase
 from .engine_layout import OFF_CHIP, EngineConfig
 from .engine_phase import delay
-from .memory_requests import (ReadRequest, copies, read_registers, registered_address,
+from .memory_requests import (SLICES_PER_WRITE_COPY, ReadRequest, chosen_per_slices,
+                              copies_in_groups, read_registers, registered_address,
                               registered_data_early, registered_write)
 from .requantization import (NODE_CONSTANTS, Kept, constants_layout, pipeline,
                               requantization_stages)
@@ -99,8 +100,9 @@ class EngineCore(wiring.Component):
     Ports:
 
     - ``load`` (stream in, always ready): ``{memory, addr, data}`` writes one word of an
-      on-chip memory per cycle (words for ``x`` and ``logits`` are ignored). Load only while
-      idle.
+      on-chip memory per cycle (words for ``x`` and ``logits`` are ignored), in the memory
+      from the third cycle after it is taken. Load only while idle (``start`` may come with
+      the last word).
     - ``start`` (in): a one-cycle pulse while idle runs nodes ``0 .. num_nodes - 1``
       (``num_nodes``, at most ``max_nodes``, is sampled with it).
     - ``busy`` (out): high from the cycle after ``start`` until the run ends.
@@ -186,29 +188,31 @@ class EngineCore(wiring.Component):
         # The one requantization datapath. A phase's valid, node and tile are zero while it
         # presents nothing, so the phases are ORed together; its sums are not (``emit`` would
         # reach every bit of them): each lane takes the running phase's by its own copy of
-        # ``index``, a cycle late (a phase's first result comes tens of cycles after it starts).
+        # ``index``, two cycles late, through a copy per group of lanes (a phase's first result
+        # comes tens of cycles after it starts).
         def merged(get):
             return reduce(or_, (Value.cast(get(ph)) for ph in phases))
         result = {"node": merged(lambda ph: ph.result_node),
                   "tile": merged(lambda ph: ph.result_tile),
                   "phase": merged(lambda ph: Mux(ph.result_valid, phases.index(ph), 0)),
                   "groups": merged(lambda ph: Mux(ph.result_valid, ph.groups - 1, 0))}
-        lane_phase = copies(m, index, cfg.lanes, "acc_phase")
+        lane_phase = copies_in_groups(m, index, cfg.lanes, "acc_phase")
         serving, y = serve_in_groups(
             m, cfg, merged(lambda ph: ph.result_valid), result,
             [_select(lane_phase[c], [ph.result_acc[c] for ph in phases])
              for c in range(cfg.lanes)],
             merged(lambda ph: ph.constants), phases[0].cols.data,  # every phase's cols word
             [ph.used_lanes for ph in phases], template=self.ram_template)
-        # The write's port registers (registered_write) hold it the cycle after ``y["write"]``.
-        writing = Signal(name="writing")
-        m.d.sync += writing.eq(y["write"])
-        m.d.comb += [ph.requantizing.eq(serving | writing) for ph in phases]
+        m.d.comb += [ph.requantizing.eq(serving) for ph in phases]
 
+        # A write's address and enable are chosen a cycle before its data (registered_write),
+        # so the load's data waits in a register.
         m.d.comb += self.load.ready.eq(1)
+        load_data = Signal.like(self.load.p.data, name="load_data")
+        m.d.sync += load_data.eq(self.load.p.data)
         for number, (name, spec) in enumerate(cfg.memories.items()):
             load = self.load.valid & (self.load.p.memory == number)
-            addr, word, en = self.load.p.addr, self.load.p.data, load
+            addr, word, en = self.load.p.addr, load_data, load
             if name in OFF_CHIP:
                 addr, word, en = 0, 0, 0
             if name in writers:  # the result's word: node * stride + tile
@@ -222,22 +226,29 @@ class EngineCore(wiring.Component):
                     addr, word, en = rq
                 else:
                     select = write_from_rq[name]
-                    addr, word, en = (Mux(select, r, v) for r, v in zip(rq, (addr, word, en)))
+                    addr, en = Mux(select, rq[0], addr), Mux(select, rq[2], en)
+                    word = chosen_per_slices(m, spec, select, rq_word, word, f"{name}_word",
+                                             template=self.ram_template)
             # The template's slices of a shallow memory (its read address registered more than
             # once) take their own last address registers: copies of a register, where a
             # block RAM's copies would each be a long wire from the address logic (session 15:
             # 450 endpoints of the 16-lane engine past 10 ns).
+            # A block RAM's write takes a copy of its address and enable per
+            # SLICES_PER_WRITE_COPY slices.
             before, after = read_registers(spec)
             slices = (len(slice_bits(spec.width, spec.depth))
-                      if self.ram_template and before > 1 else 1)
+                      if self.ram_template and name not in OFF_CHIP else 1)
             if name != "x":
-                addr, word, en = registered_write(m, spec, addr, word, en, name, slices)
+                addr, word, en = registered_write(
+                    m, spec, addr, word, en, name, slices,
+                    1 if before > 1 else SLICES_PER_WRITE_COPY)
             reads = {}
             for port in ("A", "B"):
                 address = 0
                 for req in hub.reads.get((name, port), []):  # idle requesters drive address 0
                     address = address | req.addr
-                reads[port] = registered_address(m, address, f"{name}_{port}", before, slices)
+                reads[port] = registered_address(m, address, f"{name}_{port}", before,
+                                                 slices if before > 1 else 1)
             if name == "x":
                 m.d.comb += self.x.addr.eq(reads["A"][0])
                 read_data = [self.x.data]
@@ -304,10 +315,11 @@ def serve_in_groups(m: Module, cfg: EngineConfig, valid, result: dict, acc: list
     (``used_lanes[phase]``) write 0.
 
     ``template``: the multipliers are ``a2q_mul`` instances (:mod:`a2q.hw.dsp_multiply`).
-    Returns ``serving`` (from the cycle after ``valid`` until the write: an OR of registers
-    only, since a phase's walker counts itself busy while it presents a result, so that
-    ``busy`` does not wait on the phases' result merge) and the write: ``write``, ``node``,
-    ``tile``, ``phase`` and ``word`` (the lanes' codes)."""
+    Returns ``serving`` (a register, high from the cycle after ``valid`` until the write's port
+    registers (:func:`~a2q.hw.memory_requests.registered_write`) hold the word; a phase's
+    walker counts itself busy while it presents a result, so that ``busy`` does not wait on
+    the phases' result merge) and the write: ``write``, ``node``, ``tile`` and ``phase`` in
+    the cycle before ``word`` (the lanes' codes, registers) holds the result."""
     R = cfg.requant_lanes
     G = math.ceil(cfg.lanes / R)
     layout = constants_layout(cfg.lanes, cfg.bias_bits)
@@ -371,17 +383,22 @@ def serve_in_groups(m: Module, cfg: EngineConfig, valid, result: dict, acc: list
                       **{f"u{r}": Kept(u) for r, u in enumerate(used)}},
         requantization_stages(R, group_constants, node_first), name="rq", template=template)
 
-    # Each group's codes into the word; the word written the cycle after its last group.
-    y = {key: Signal.like(out[key], name=f"rq_write_{key}") for key in ("node", "tile", "phase")}
-    y["write"] = Signal(name="rq_write")
-    y["word"] = [Signal.like(out[f"y{c % R}"], name=f"rq_word_{c}") for c in range(cfg.lanes)]
-    m.d.sync += y["write"].eq(valids[-1] & out["last"])
-    with m.If(valids[-1]):
-        m.d.sync += [y[key].eq(out[key]) for key in ("node", "tile", "phase")]
+    # Each group's codes into the word; the write (its address and enable) comes in the cycle
+    # its last group arrives, the word complete in its registers the cycle after.
+    y = {"write": valids[-1] & out["last"], "node": out["node"], "tile": out["tile"],
+         "phase": out["phase"],
+         "word": [Signal.like(out[f"y{c % R}"], name=f"rq_word_{c}") for c in range(cfg.lanes)]}
     for c in range(cfg.lanes):
         with m.If(valids[-1] & (out[f"group_{c % R}"] == c // R)):
             m.d.sync += y["word"][c].eq(out[f"y{c % R}"])
-    serving = reduce(or_, [constants_due, entering, *valids, y["write"]])
+    written = Signal(name="rq_written")  # the word is complete
+    m.d.sync += written.eq(y["write"])
+    # One register, made from the values of the cycle before: each term of
+    # ``constants_due | entering | valids | written`` and the cycle after ``written`` (the
+    # write's port registers hold the word) is a register of one of these (free-running
+    # stages), so its OR, a few LUTs deep, stays off the sequencer's path to ``busy``.
+    serving = Signal(name="rq_serving")
+    m.d.sync += serving.eq(reduce(or_, [valid, entering, *valids[:-1], y["write"], written]))
     return serving, y
 
 

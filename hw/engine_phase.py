@@ -67,31 +67,39 @@ class EnginePhase(Elaboratable):
         self.constants = Signal(NODE_CONSTANTS, name=f"{name}_constants")
         self.requantizing = Signal(name=f"{name}_requantizing")
 
-    def accumulate(self, m: Module, stages: list, terms: list, busy) -> None:
-        """Add ``terms`` (one per lane) to the lanes' sums while ``ctl["valid"]``, starting
+    def accumulate(self, m: Module, stages: list, terms: list, walker, carries=None) -> None:
+        """Add ``terms`` (one per lane; and ``carries``, a bit per lane, where given: the
+        adder's carry in) to the lanes' sums while ``ctl["valid"]``, starting
         again at ``ctl["first"]``; a (node, tile) whose last term (``ctl["last"]``) is in is
         presented the next cycle (:meth:`present`). ``stages``: the controls of the pipeline's
-        stages in order, ``ctl`` the last (the terms' stage; at least ``READ_LATENCY`` - 1 of
-        them), which registers the one before. ``busy``: the walker and the stages before this
-        one hold work.
+        stages in order, the walker's (stage 0) first, each later one a register of the one
+        before, ``ctl`` the last (the terms' stage; at least ``READ_LATENCY`` of them).
+        ``walker``: the walker holds work.
 
         Each lane takes ``valid`` and ``first`` from its own copies of ``ctl``'s, registered
         from the stage before and kept apart in synthesis (as requantization.Kept): one
         register would reach every lane's sum, up to 16 x 50 flip-flops (session 14: such a
-        ``first`` was a routed critical path of the 16-lane engine)."""
+        ``first`` was a routed critical path of the 16-lane engine).
+
+        Whether a stage after the walker holds work, or a result is presented, is one register
+        made from the stages' valids of the cycle before (each stage registers the one before
+        it): their OR, a few LUTs deep, stays off the sequencer's path to ``busy``."""
         ctl, before = stages[-1], stages[-2]
         acc = [Signal(signed(self.acc_width), name=f"acc_{c}") for c in range(len(terms))]
         emit = Signal(name="emit")
         node = Signal.like(ctl["node"], name="node_done")
         tile = Signal.like(ctl["tile"], name="tile_done")
-        for c, (a, term) in enumerate(zip(acc, terms)):
+        carries = carries or [0] * len(terms)
+        for c, (a, term, carry) in enumerate(zip(acc, terms, carries)):
             valid = Signal(name=f"acc_valid_{c}", attrs={"keep": 1})
             first = Signal(name=f"acc_first_{c}", attrs={"keep": 1})
             m.d.sync += [valid.eq(before["valid"]), first.eq(before["first"])]
             with m.If(valid):
-                m.d.sync += a.eq(Mux(first, 0, a) + term)
+                m.d.sync += a.eq(Mux(first, 0, a) + term + carry)
         finishing = ctl["valid"] & ctl["last"]
         m.d.sync += [emit.eq(finishing), node.eq(ctl["node"]), tile.eq(ctl["tile"])]
+        holding = Signal(name="pipeline_holding")
+        m.d.sync += holding.eq(reduce(or_, [s["valid"] for s in stages[:-1]]) | finishing)
         # The node's and the tile's constants are read READ_LATENCY cycles before they are
         # due (the cycle after the result is presented), by the stage that far ahead.
         ahead = stages[-(READ_LATENCY - 1)]
@@ -99,7 +107,7 @@ class EnginePhase(Elaboratable):
         m.d.comb += [req.addr.eq(Mux(reading, ahead["node"], 0)) for req in self.node_requests]
         base = self.cfg.column_base(self.layer, self.kind)
         m.d.comb += self.cols.addr.eq(Mux(reading, ahead["tile"] + base, 0))
-        self.present(m, emit, node, tile, acc, busy | emit)
+        self.present(m, emit, node, tile, acc, walker | holding)
 
     def present(self, m: Module, emit, node, tile, acc: list, walker_busy) -> None:
         """Hand the accumulated ``acc`` of (``node``, ``tile``), finished while ``emit``, to

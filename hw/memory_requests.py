@@ -3,7 +3,8 @@
 The engine's phases run one at a time, so they share each memory's ports: a phase drives its
 read request's address to zero while it is idle, and the engine ORs the requests of every
 phase into the port. A write (the host's load, or the requantization's word) reaches the
-memory from registers, a cycle after it is chosen (:func:`registered_write`). A read takes
+memory from registers: its address and enable two cycles after they are chosen, its data one
+cycle after, chosen a cycle later (:func:`registered_write`). A read takes
 :data:`READ_LATENCY` cycles: the merged address is
 registered (:func:`registered_address`) before it reaches the block RAM, whose own register
 holds the word read, and the word is registered :data:`DATA_REGISTERS` times more
@@ -28,9 +29,9 @@ later cycle cannot meet a write, as no phase writes such a memory.
 
 from __future__ import annotations
 
-from amaranth import Module, Signal, Value
+from amaranth import Cat, Module, Mux, Signal, Value
 
-from .block_ram import address_bits
+from .block_ram import address_bits, slice_bits
 from .engine_layout import MemorySpec
 
 #: Registers between the merged read address and the block RAM's address inputs.
@@ -40,6 +41,9 @@ DATA_REGISTERS = 2
 #: Cycles from a read request's address to its ``data``: the address registers, the block
 #: RAM's synchronous read and the data registers.
 READ_LATENCY = ADDRESS_REGISTERS + 1 + DATA_REGISTERS
+#: Block RAM slices of a memory that each copy of its write address and enable reaches
+#: (:func:`registered_write`).
+SLICES_PER_WRITE_COPY = 4
 #: Words of the deepest memory :func:`read_registers` counts as shallow: one LUT RAM deep on
 #: the ECP5 (TRELLIS_DPR16X4).
 SHALLOW_WORDS = 16
@@ -91,6 +95,19 @@ def copies(m: Module, value, count: int, name: str, reset_less: bool = False) ->
     return regs
 
 
+def copies_in_groups(m: Module, value, count: int, name: str, per_group: int = 4) -> list[Value]:
+    """``count`` registers of ``value`` two cycles later (where :func:`copies` makes them one
+    cycle later): a register per group of ``per_group`` copies (``{name}_g{k}``), then each
+    copy of its group's, all kept apart in synthesis. One register reaching 16 lanes' copies
+    across the die is itself a long wire (session 19: a combination lane's plane copy);
+    here each reaches a few registers near one another."""
+    groups = copies(m, value, -(-count // per_group), f"{name}_g")
+    regs = [Signal(groups[0].shape(), name=f"{name}_{k}", attrs={"keep": 1} if count > 1 else {})
+            for k in range(count)]
+    m.d.sync += [r.eq(groups[k // per_group]) for k, r in enumerate(regs)]
+    return regs
+
+
 def registered_address(m: Module, address, name: str, times: int = ADDRESS_REGISTERS,
                        slices: int = 1) -> list[Value]:
     """A read port's merged ``address`` through ``times`` registers (at least one), the last
@@ -116,13 +133,37 @@ def registered_data_early(m: Module, data, name: str, times: int) -> tuple[Value
     return last, before
 
 
-def registered_write(m: Module, spec: MemorySpec, addr, data, en, name: str,
-                     slices: int = 1) -> tuple[list[Value], Value, list[Value]]:
-    """A write port's request (``addr``, ``data``, ``en``) registered once: the choice
-    between the host's load and the engine's write and the address arithmetic stay off the
-    wire to the block RAMs. Returns the registers, in that order: the address and the
-    enable as a copy per slice of the memory (:func:`copies`)."""
+def registered_write(m: Module, spec: MemorySpec, addr, data, en, name: str, slices: int = 1,
+                     per_copy: int = 1) -> tuple[list[Value], Value, list[Value]]:
+    """A write port's request registered, the choice between the host's load and the
+    engine's write and the address arithmetic off the wire to the block RAMs: ``addr`` and
+    ``en`` come the cycle before ``data`` and pass two registers, one and then a copy per
+    ``per_copy`` of the memory's ``slices`` (:func:`copies`), so that each reaches a few block
+    RAMs from near them (session 20: the write address register reaching 32 block RAMs of
+    ``op`` across the die, 14 ns); ``data`` passes one. Returns the registers, in that order:
+    the address and the enable as lists with an item per slice (one item for one slice)."""
     wdata = Signal(spec.width, name=f"{name}_wdata")
     m.d.sync += wdata.eq(data)
-    return (copies(m, Value.cast(addr)[:address_bits(spec.depth)], slices, f"{name}_waddr"),
-            wdata, copies(m, en, slices, f"{name}_we"))
+    count = -(-slices // per_copy)
+
+    def tree(value, key):
+        first = _registered(m, value, 1, f"{name}_{key}")
+        regs = copies(m, first, count, f"{name}_{key}_1")
+        return regs if slices == 1 else [regs[k // per_copy] for k in range(slices)]
+    return tree(Value.cast(addr)[:address_bits(spec.depth)], "waddr"), wdata, tree(en, "we")
+
+
+def chosen_per_slices(m: Module, spec: MemorySpec, select, when, otherwise, name: str, *,
+                      template: bool) -> Value:
+    """``when`` where ``select`` was high a cycle before, else ``otherwise``: a memory's write
+    data, chosen per :data:`SLICES_PER_WRITE_COPY` slices of the memory (with ``template``,
+    else the whole word) by a register of ``select`` of their own (``{name}_from_rq_{k}``,
+    :func:`copies`; session 20: one register choosing every bit of ``h``'s word, 13 ns of
+    wire). A cycle late, as the data comes a cycle after its address
+    (:func:`registered_write`): a host's load in the cycle the engine starts would lose its
+    data, but a run writes every word of a memory it writes before reading it."""
+    bounds = slice_bits(spec.width, spec.depth) if template else [(0, spec.width)]
+    selects = copies(m, select, -(-len(bounds) // SLICES_PER_WRITE_COPY), f"{name}_from_rq")
+    when, otherwise = Value.cast(when), Value.cast(otherwise)
+    return Cat(Mux(selects[k // SLICES_PER_WRITE_COPY], when[lo:lo + w], otherwise[lo:lo + w])
+               for k, (lo, w) in enumerate(bounds))

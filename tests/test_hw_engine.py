@@ -16,10 +16,11 @@ from .engine_cases import engine_suite, in_memory
 from .sim_exports import random_export
 
 
-def run_engine(cfg, graphs, *, via_load_port=False, images=None):
+def run_engine(cfg, graphs, *, via_load_port=False, images=None, start_with_last_load=False):
     """Each graph's (logits, every lane of them, cycles) on one engine: the first from init
-    contents (unless ``via_load_port``), the others loaded through the load port; ``images``:
-    the memory words instead of the graphs' own."""
+    contents (unless ``via_load_port``), the others loaded through the load port, ``start``
+    in the cycle after the last word (with ``start_with_last_load``: in its cycle);
+    ``images``: the memory words instead of the graphs' own."""
     words = images or [memory_words(cfg, g) for g in graphs]
     dut = LayerEngine(cfg, init=None if via_load_port else words[0])
     names = list(cfg.memories)
@@ -27,17 +28,25 @@ def run_engine(cfg, graphs, *, via_load_port=False, images=None):
 
     async def bench(ctx):
         for k, g in enumerate(graphs):
-            if k > 0 or via_load_port:
-                ctx.set(dut.load.valid, 1)
-                for name, ws in words[k].items():
-                    for addr, w in enumerate(ws):
-                        ctx.set(dut.load.payload, {"memory": names.index(name), "addr": addr,
-                                                   "data": w})
-                        await ctx.tick()
-                ctx.set(dut.load.valid, 0)
             ctx.set(dut.num_nodes, g.num_nodes)
-            ctx.set(dut.start, 1)
-            await ctx.tick()
+            loading = k > 0 or via_load_port
+            if loading:
+                ctx.set(dut.load.valid, 1)
+                loads = [(name, addr, w) for name, ws in words[k].items()
+                         for addr, w in enumerate(ws)]
+                if start_with_last_load:  # last: word 0 of what the first phase reads first
+                    first = {"layer1_node", "indptr"}
+                    loads = ([x for x in loads if x[0] not in first]
+                             + [x for x in reversed(loads) if x[0] in first])
+                for j, (name, addr, w) in enumerate(loads):
+                    ctx.set(dut.load.payload, {"memory": names.index(name), "addr": addr,
+                                               "data": w})
+                    ctx.set(dut.start, start_with_last_load and j == len(loads) - 1)
+                    await ctx.tick()
+                ctx.set(dut.load.valid, 0)
+            if not (start_with_last_load and loading):
+                ctx.set(dut.start, 1)
+                await ctx.tick()
             ctx.set(dut.start, 0)
             while not ctx.get(dut.done):
                 await ctx.tick()
@@ -124,6 +133,13 @@ def test_columns_past_a_layers_width_are_left_out(model):
 def test_load_port_fills_every_memory(model):
     cfg, graphs = engine_suite(np.random.default_rng(7), model, 1)
     check(cfg, graphs, via_load_port=True)
+
+
+@pytest.mark.parametrize("model", ["gcn", "gin"])
+def test_a_run_may_start_in_the_cycle_of_the_last_load(model):
+    """A word loaded lands before the run reads it, even with ``start`` in its cycle."""
+    cfg, graphs = engine_suite(np.random.default_rng(8), model, 2)
+    check(cfg, graphs, via_load_port=True, start_with_last_load=True)
 
 
 @pytest.mark.parametrize("model", ["gcn", "gin"])

@@ -3,7 +3,7 @@
 import json
 
 import pytest
-from amaranth import Module, Signal
+from amaranth import Cat, Module, Signal
 from amaranth.back import verilog
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
@@ -11,7 +11,8 @@ from amaranth.sim import Simulator
 
 from a2q.hw.block_ram import VERILOG, ram, slice_bits
 from a2q.hw.engine_layout import MemorySpec
-from a2q.hw.memory_requests import (DATA_REGISTERS, SHALLOW_WORDS, ReadRequest,
+from a2q.hw.memory_requests import (DATA_REGISTERS, SHALLOW_WORDS, SLICES_PER_WRITE_COPY,
+                                    ReadRequest, chosen_per_slices, copies_in_groups,
                                     registered_address, registered_data_early, registered_write)
 from a2q.hw.synthesis import synthesize
 
@@ -101,3 +102,146 @@ def test_a_read_is_early_only_where_the_memory_has_a_data_register():
     assert ReadRequest(MemorySpec("h", SHALLOW_WORDS + 1, 32), "r", early=True).early
     assert ReadRequest(MemorySpec("h", 4, 32, loaded=False), "r", early=True).early
     assert not ReadRequest(MemorySpec("h", 300, 32), "r").early
+
+
+
+class GroupedCopies(wiring.Component):
+    """``COUNT`` copies of a counter through :func:`copies_in_groups`, each XORed with its own
+    input on the output (as lanes use them: the same logic on each would let Yosys merge
+    copies that are not kept)."""
+
+    COUNT, PER_GROUP = 10, 4
+
+    def __init__(self):
+        super().__init__({"d": In(8 * self.COUNT), "copies": Out(8 * self.COUNT)})
+
+    def elaborate(self, platform):
+        m = Module()
+        count = Signal(8)
+        m.d.sync += count.eq(count + 1)
+        regs = copies_in_groups(m, count, self.COUNT, "lane", self.PER_GROUP)
+        m.d.comb += self.copies.eq(Cat(r ^ self.d[8 * k:8 * (k + 1)] for k, r in enumerate(regs)))
+        return m
+
+
+def test_copies_in_groups_come_two_registers_later():
+    """Every copy holds the counter's value of two cycles before."""
+    dut = GroupedCopies()
+    seen = []
+
+    async def bench(ctx):
+        for _ in range(8):
+            out = ctx.get(dut.copies)
+            seen.append([(out >> (8 * k)) & 0xFF for k in range(dut.COUNT)])
+            await ctx.tick()
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    for cycle, got in enumerate(seen[2:], start=2):
+        assert got == [cycle - 2] * dut.COUNT
+
+
+def test_copies_in_groups_stay_apart_through_synthesis(tmp_path):
+    """``a2q synth``'s Yosys script (ECP5) keeps a register per group and one per copy."""
+    rtl = tmp_path / "rtl"
+    rtl.mkdir()
+    (rtl / "grouped.v").write_text(verilog.convert(GroupedCopies(), name="grouped"))
+    (rtl / "filelist.f").write_text("grouped.v\n")
+    (rtl / "params.json").write_text(json.dumps({"module": "grouped"}))
+    synthesize(rtl, "ecp5", tmp_path / "synth", device="25k", place_and_route=False)
+    nets = json.loads((tmp_path / "synth" / "netlist.json").read_text())["modules"]["grouped"][
+        "netnames"]
+    copies = {tuple(nets[f"lane_{k}"]["bits"]) for k in range(GroupedCopies.COUNT)}
+    groups = {tuple(nets[f"lane_g_{g}"]["bits"]) for g in range(3)}
+    assert len(copies) == GroupedCopies.COUNT and len(groups) == 3
+
+
+@pytest.mark.parametrize("slices, per_copy", [(1, 1), (6, 4), (4, 1)])
+def test_a_write_takes_its_address_a_cycle_before_its_data(slices, per_copy):
+    """registered_write: the address and the enable given in cycle c and the data given in
+    cycle c + 1 reach every slice together, in cycle c + 2; a copy per ``per_copy`` slices."""
+    m = Module()
+    count = Signal(8)
+    m.d.sync += count.eq(count + 1)
+    spec = MemorySpec("mem", 256, 8)
+    waddr, wdata, we = registered_write(m, spec, count, count - 1, count[0], "mem", slices,
+                                        per_copy)
+    assert len(waddr) == len(we) == slices
+    assert len({id(a) for a in waddr}) == -(-slices // per_copy)
+    seen = []
+
+    async def bench(ctx):
+        for _ in range(10):
+            seen.append((ctx.get(count), [ctx.get(a) for a in waddr], ctx.get(wdata),
+                         [ctx.get(e) for e in we]))
+            await ctx.tick()
+
+    sim = Simulator(m)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    for c, addrs, data, enables in seen[2:]:
+        assert addrs == [c - 2] * slices and data == c - 2  # the data given for c - 2
+        assert enables == [(c - 2) & 1] * slices
+
+
+class ChosenWord(wiring.Component):
+    """A word of :data:`WORD` bits chosen by :func:`chosen_per_slices` between ``a`` and
+    ``b``, registered."""
+
+    WORD = 9 * 36  # nine 36-bit block RAMs
+
+    def __init__(self, template: bool):
+        self.template = template
+        super().__init__({"select": In(1), "a": In(self.WORD), "b": In(self.WORD),
+                          "y": Out(self.WORD)})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.d.sync += self.y.eq(chosen_per_slices(m, MemorySpec("mem", DEPTH, self.WORD),
+                                                self.select, self.a, self.b, "mem_word",
+                                                template=self.template))
+        return m
+
+
+def test_a_write_word_is_chosen_by_the_select_of_the_cycle_before():
+    """Every bit comes from ``a`` where ``select`` was high the cycle before, else from ``b``."""
+    dut = ChosenWord(template=True)
+    a, b = (1 << ChosenWord.WORD) - 1, 0x123456789 << 200
+    selects = [0, 1, 1, 0, 1, 0, 0]
+    seen = []
+
+    async def bench(ctx):
+        ctx.set(dut.a, a)
+        ctx.set(dut.b, b)
+        for sel in selects:
+            ctx.set(dut.select, sel)
+            await ctx.tick()
+            seen.append(ctx.get(dut.y))
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    assert seen[1:] == [a if sel else b for sel in selects[:-1]]
+
+
+def test_a_write_word_is_chosen_by_a_register_per_group_of_slices(tmp_path):
+    """Through ``a2q synth``'s Yosys script (ECP5), each group of SLICES_PER_WRITE_COPY slices
+    of the word takes its own select register; without the template, one chooses it all."""
+    groups = -(-len(slice_bits(ChosenWord.WORD, DEPTH)) // SLICES_PER_WRITE_COPY)
+    assert groups == 3
+    for template, count in ((True, groups), (False, 1)):
+        rtl = tmp_path / f"rtl{template}"
+        rtl.mkdir()
+        (rtl / "chosen.v").write_text(verilog.convert(ChosenWord(template), name="chosen"))
+        (rtl / "filelist.f").write_text("chosen.v\n")
+        (rtl / "params.json").write_text(json.dumps({"module": "chosen"}))
+        synthesize(rtl, "ecp5", tmp_path / f"synth{template}", device="25k",
+                   place_and_route=False)
+        nets = json.loads((tmp_path / f"synth{template}" / "netlist.json").read_text())[
+            "modules"]["chosen"]["netnames"]
+        assert len({tuple(v["bits"]) for k, v in nets.items()
+                    if k.startswith("mem_word_from_rq")}) == count
