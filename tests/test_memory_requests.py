@@ -1,10 +1,7 @@
 """Read and write registers of a memory split into slices (hw/memory_requests.py)."""
 
-import json
-
 import pytest
 from amaranth import Cat, Module, Signal
-from amaranth.back import verilog
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
@@ -14,7 +11,8 @@ from a2q.hw.engine_layout import MemorySpec
 from a2q.hw.memory_requests import (DATA_REGISTERS, SHALLOW_WORDS, SLICES_PER_WRITE_COPY,
                                     ReadRequest, chosen_per_slices, copies_in_groups,
                                     registered_address, registered_data_early, registered_write)
-from a2q.hw.synthesis import synthesize
+
+from .yosys_netlists import synthesized
 
 WIDTH, DEPTH = 144, 300  # four 36-bit block RAMs
 
@@ -42,15 +40,8 @@ class SlicedMemory(wiring.Component):
 
 def address_nets(tmp_path, slices: int) -> list[set]:
     """Each block RAM's address and write-enable inputs in ``a2q synth``'s ECP5 netlist."""
-    rtl = tmp_path / f"rtl{slices}"
-    rtl.mkdir()
-    (rtl / "sliced.v").write_text(verilog.convert(SlicedMemory(slices), name="sliced"))
-    (rtl / "a2q_ram.v").write_text(VERILOG)
-    (rtl / "filelist.f").write_text("sliced.v\na2q_ram.v\n")
-    (rtl / "params.json").write_text(json.dumps({"module": "sliced"}))
-    synthesize(rtl, "ecp5", tmp_path / f"synth{slices}", device="25k", place_and_route=False)
-    cells = json.loads((tmp_path / f"synth{slices}" / "netlist.json").read_text())["modules"][
-        "sliced"]["cells"]
+    cells = synthesized(tmp_path / f"slices{slices}", SlicedMemory(slices), "sliced",
+                        {"a2q_ram.v": VERILOG})["cells"]
     return [{b for pin, bits in cell["connections"].items()
              if pin.startswith(("ADA", "ADB", "WEA", "WEB", "CEA", "CEB")) for b in bits
              if not isinstance(b, str)}
@@ -145,14 +136,7 @@ def test_copies_in_groups_come_two_registers_later():
 
 def test_copies_in_groups_stay_apart_through_synthesis(tmp_path):
     """``a2q synth``'s Yosys script (ECP5) keeps a register per group and one per copy."""
-    rtl = tmp_path / "rtl"
-    rtl.mkdir()
-    (rtl / "grouped.v").write_text(verilog.convert(GroupedCopies(), name="grouped"))
-    (rtl / "filelist.f").write_text("grouped.v\n")
-    (rtl / "params.json").write_text(json.dumps({"module": "grouped"}))
-    synthesize(rtl, "ecp5", tmp_path / "synth", device="25k", place_and_route=False)
-    nets = json.loads((tmp_path / "synth" / "netlist.json").read_text())["modules"]["grouped"][
-        "netnames"]
+    nets = synthesized(tmp_path, GroupedCopies(), "grouped")["netnames"]
     copies = {tuple(nets[f"lane_{k}"]["bits"]) for k in range(GroupedCopies.COUNT)}
     groups = {tuple(nets[f"lane_g_{g}"]["bits"]) for g in range(3)}
     assert len(copies) == GroupedCopies.COUNT and len(groups) == 3
@@ -234,14 +218,6 @@ def test_a_write_word_is_chosen_by_a_register_per_group_of_slices(tmp_path):
     groups = -(-len(slice_bits(ChosenWord.WORD, DEPTH)) // SLICES_PER_WRITE_COPY)
     assert groups == 3
     for template, count in ((True, groups), (False, 1)):
-        rtl = tmp_path / f"rtl{template}"
-        rtl.mkdir()
-        (rtl / "chosen.v").write_text(verilog.convert(ChosenWord(template), name="chosen"))
-        (rtl / "filelist.f").write_text("chosen.v\n")
-        (rtl / "params.json").write_text(json.dumps({"module": "chosen"}))
-        synthesize(rtl, "ecp5", tmp_path / f"synth{template}", device="25k",
-                   place_and_route=False)
-        nets = json.loads((tmp_path / f"synth{template}" / "netlist.json").read_text())[
-            "modules"]["chosen"]["netnames"]
+        nets = synthesized(tmp_path / str(template), ChosenWord(template), "chosen")["netnames"]
         assert len({tuple(v["bits"]) for k, v in nets.items()
                     if k.startswith("mem_word_from_rq")}) == count

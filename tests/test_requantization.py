@@ -3,11 +3,8 @@ in parts that a stage registers apart (clamp_terms) and the next joins (above, b
 round15 step rounds a sum from terms made beside it (round15_terms, round15); each lane's
 copy of a shared value (lane_copies) stays its own register through synthesis."""
 
-import json
-
 import numpy as np
 from amaranth import Module, Signal, signed
-from amaranth.back import verilog
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
@@ -15,8 +12,9 @@ from amaranth.sim import Simulator
 from a2q.hw.requantization import (CLAMP_BITS, NARROW, ROUND15, WIDTH, above, below,
                                    clamp_terms, lane_copies, pipeline, round15, round15_terms,
                                    wrap)
-from a2q.hw.synthesis import synthesize
 from a2q.sim.fixed_point import rshift_round
+
+from .yosys_netlists import synthesized
 
 
 def test_clamp_comparisons_equal_full_width_ones():
@@ -116,14 +114,7 @@ class SharedShift(wiring.Component):
 def test_lane_copies_stay_apart_through_synthesis(tmp_path):
     """``a2q synth``'s Yosys script (ECP5) keeps each lane's copy a register of its own (four
     distinct nets), where the same copies not marked are merged into one."""
-    rtl = tmp_path / "rtl"
-    rtl.mkdir()
-    (rtl / "shared.v").write_text(verilog.convert(SharedShift(), name="shared"))
-    (rtl / "filelist.f").write_text("shared.v\n")
-    (rtl / "params.json").write_text(json.dumps({"module": "shared"}))
-    synthesize(rtl, "ecp5", tmp_path / "synth", device="25k", place_and_route=False)
-    nets = json.loads((tmp_path / "synth" / "netlist.json").read_text())["modules"]["shared"][
-        "netnames"]
+    nets = synthesized(tmp_path, SharedShift(), "shared")["netnames"]
     lanes = range(SharedShift.LANES)
     kept = {tuple(nets[f"t_s2_s_{c}"]["bits"]) for c in lanes}
     plain = {tuple(nets[f"t_s2_t{c}"]["bits"]) for c in lanes}
