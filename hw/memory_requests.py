@@ -3,8 +3,8 @@
 The engine's phases run one at a time, so they share each memory's ports: a phase drives its
 read request's address to zero while it is idle, and the engine ORs the requests of every
 phase into the port. A write (the host's load, or the requantization's word) reaches the
-memory from registers: its address and enable two cycles after they are chosen, its data one
-cycle after, chosen a cycle later (:func:`registered_write`). A read takes
+memory from registers: its address and enable through two, its data, chosen a cycle later,
+through one (:func:`registered_write`). A read takes
 :data:`READ_LATENCY` cycles: the merged address is
 registered (:func:`registered_address`) before it reaches the block RAM, whose own register
 holds the word read, and the word is registered :data:`DATA_REGISTERS` times more
