@@ -315,11 +315,15 @@ def _cmd_bench_hw(args) -> int:
 def _cmd_bench_timing(args) -> int:
     from .hw_bench import run_timing_bench
 
+    if args.requant_lanes and not 0 < args.requant_lanes <= min(args.lanes):
+        raise A2QError(f"--requant-lanes must be between 1 and the lanes ({min(args.lanes)}), "
+                       f"got {args.requant_lanes}")
     run_timing_bench(args.out, dataset=args.dataset, model=args.model, seed=args.seed,
                      lanes=args.lanes, max_nodes=args.max_nodes, max_edges=args.max_edges,
                      device=args.device, freq_mhz=args.freq, route=not args.no_route,
                      router=args.router, density=args.density, placer=args.placer,
-                     pnr_seed=args.pnr_seed, data_root=args.data_root, progress=lambda s: print(s, flush=True))
+                     pnr_seed=args.pnr_seed, requant_lanes=args.requant_lanes,
+                     data_root=args.data_root, progress=lambda s: print(s, flush=True))
     return 0
 
 
@@ -540,6 +544,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--density", type=float,
                    help="nextpnr's highest placement density (as a2q synth --density)")
     b.add_argument("--pnr-seed", type=int, help="nextpnr's random seed (as a2q synth --seed)")
+    b.add_argument("--requant-lanes", type=int, default=0,
+                   help="lanes the shared requantization takes a cycle (default: half the "
+                        "lanes)")
     b.add_argument("--data-root")
     b.set_defaults(func=_cmd_bench_timing)
     return parser

@@ -134,7 +134,8 @@ def run_timing_bench(out: str | os.PathLike, *, dataset: str = "Cora", model: st
                      max_edges: int | None = None, device: str = "85k",
                      freq_mhz: float = 100.0, route: bool = True, router: str | None = None,
                      density: float | None = None, placer: str | None = None,
-                     pnr_seed: int | None = None, data_root=None, progress=print) -> dict:
+                     pnr_seed: int | None = None, requant_lanes: int = 0, data_root=None,
+                     progress=print) -> dict:
     """The engine for ``dataset``/``model`` through Yosys and nextpnr: Fmax, critical path.
     By default its memories hold the trained export (the engine ``a2q flow`` builds);
     ``max_nodes`` / ``max_edges`` size them down instead (zero-filled), for a quicker look at
@@ -143,7 +144,9 @@ def run_timing_bench(out: str | os.PathLike, *, dataset: str = "Cora", model: st
     nextpnr's default placer and router1, when it finished; 12 minutes with the static placer
     and router2, session 14);
     ``router`` picks nextpnr's router, ``placer`` its placer, ``density`` the HeAP placer's
-    highest density, ``pnr_seed`` its random seed (:func:`~a2q.hw.synthesis.synthesize`).
+    highest density, ``pnr_seed`` its random seed (:func:`~a2q.hw.synthesis.synthesize`);
+    ``requant_lanes`` the lanes the shared requantization takes a cycle (0: the engine's
+    default, half the lanes).
     Writes ``timing.json`` and ``timing.md``; the latency column is the full graph's cycles
     (cycle model, equal to the RTL's in every test) at the routed Fmax, or the placed one."""
     from a2q.hw.synthesis import late_endpoints_markdown
@@ -158,7 +161,8 @@ def run_timing_bench(out: str | os.PathLike, *, dataset: str = "Cora", model: st
         g = read_graph(trained_export(tmp / "run", dataset, model, seed=seed,
                                       data_root=data_root))
         for n in lanes:
-            cfg = engine_config(g, lanes=n, max_nodes=max_nodes, max_edges=max_edges)
+            cfg = engine_config(g, lanes=n, max_nodes=max_nodes, max_edges=max_edges,
+                                requant_lanes=requant_lanes)
             full = max_nodes is None and max_edges is None
             stages = "Yosys and nextpnr" + ("" if route else " placement")
             progress(f"{n} lanes: {stages} for ECP5 {device}" + (
@@ -169,9 +173,10 @@ def run_timing_bench(out: str | os.PathLike, *, dataset: str = "Cora", model: st
             r = _synthesize(cfg, memory_words(cfg, g) if full else {}, tmp, device=device,
                             freq=freq_mhz, route=route, router=router, density=density,
                             placer=placer, pnr_seed=pnr_seed)
-            cycles = engine_cycles(g, lanes=n)["total"]
+            cycles = engine_cycles(g, lanes=n, requant_lanes=cfg.requant_lanes)["total"]
             fmax = r["fmax_mhz"] or r["fmax_placed_mhz"]
-            rows.append({"lanes": n, "max_nodes": max_nodes, "max_edges": max_edges,
+            rows.append({"lanes": n, "requant_lanes": cfg.requant_lanes,
+                         "max_nodes": max_nodes, "max_edges": max_edges,
                          "seconds": r["seconds"], "cycles": cycles,
                          "latency_us": round(cycles / fmax, 1) if fmax else None,
                          **{k: r.get(k) for k in ("luts", "carries", "ffs", "brams", "dsps",
@@ -193,7 +198,8 @@ def run_timing_bench(out: str | os.PathLike, *, dataset: str = "Cora", model: st
                         *([f"--router {router}"] if router and route else []),
                         *([f"--placer {placer}"] if placer else []),
                         *([f"--density {density}"] if density else []),
-                        *([f"--pnr-seed {pnr_seed}"] if pnr_seed is not None else [])])
+                        *([f"--pnr-seed {pnr_seed}"] if pnr_seed is not None else []),
+                        *([f"--requant-lanes {requant_lanes}"] if requant_lanes else [])])
     result["command"] = command
     lines = [
         "# The engine on an FPGA: Fmax and the critical path", "",

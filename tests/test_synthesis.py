@@ -213,6 +213,19 @@ def test_synth_cli_refuses_a_folder_without_parameters(tmp_path, capsys):
     assert "no params.json" in err and err.startswith("a2q: error: synth:")
 
 
+@pytest.mark.parametrize("lanes, requant_lanes",
+                         [(["16"], "17"), (["4", "8"], "5"), (["16"], "-1")])
+def test_bench_timing_refuses_requantization_lanes_it_has_not(tmp_path, capsys, lanes,
+                                                               requant_lanes):
+    """Checked before the bench trains anything: one line, exit 1, no files."""
+    out = tmp_path / "o"
+    assert main(["bench", "timing", "--lanes", *lanes, "--requant-lanes", requant_lanes,
+                 "--out", str(out)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "--requant-lanes" in err and len(err.splitlines()) == 1, err
+    assert not out.exists()
+
+
 def test_fit_check_names_every_resource_short():
     need = {"luts": 80000, "carries": 2000, "ffs": 30000, "brams": 504, "dsps": 321}
     limits = fit_limits("ecp5", "85k", need)
