@@ -37,7 +37,7 @@ bench: $(STAMP)
 	$(BIN)/a2q bench timing --lanes 4 --max-nodes 64 --max-edges 256 --out bench/timing-probe
 	$(BIN)/a2q bench timing --lanes 4 --out bench/timing-4lanes
 	$(BIN)/a2q bench timing --lanes 8 --out bench/timing-8lanes
-	$(BIN)/a2q bench timing --placer static --router router2 --out bench
+	$(BIN)/a2q bench timing --placer static --router router2 --tmg-ripup --out bench
 	$(BIN)/a2q bench timing --placer static --router router2 --requant-lanes 4 --out bench/timing-requant4
 
 clean:

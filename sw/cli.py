@@ -252,7 +252,7 @@ def _cmd_synth(args) -> int:
                        package=args.package, freq_mhz=args.freq,
                        place_and_route=not args.no_place, route=not args.no_route,
                        router=args.router, density=args.density, placer=args.placer,
-                       seed=args.seed)
+                       seed=args.seed, timing_ripup=args.tmg_ripup)
     except SynthesisError as exc:
         raise A2QError(f"synth: {exc}") from None
     fmax = "n/a" if r["fmax_mhz"] is None else f"{r['fmax_mhz']} MHz"
@@ -318,11 +318,14 @@ def _cmd_bench_timing(args) -> int:
     if args.requant_lanes and not 0 < args.requant_lanes <= min(args.lanes):
         raise A2QError(f"--requant-lanes must be between 1 and the lanes ({min(args.lanes)}), "
                        f"got {args.requant_lanes}")
+    if args.tmg_ripup and args.router != "router2":
+        raise A2QError("--tmg-ripup is router2's timing-driven rip-up: give --router router2")
     run_timing_bench(args.out, dataset=args.dataset, model=args.model, seed=args.seed,
                      lanes=args.lanes, max_nodes=args.max_nodes, max_edges=args.max_edges,
                      device=args.device, freq_mhz=args.freq, route=not args.no_route,
                      router=args.router, density=args.density, placer=args.placer,
-                     pnr_seed=args.pnr_seed, requant_lanes=args.requant_lanes,
+                     pnr_seed=args.pnr_seed, timing_ripup=args.tmg_ripup,
+                     requant_lanes=args.requant_lanes,
                      data_root=args.data_root, progress=lambda s: print(s, flush=True))
     return 0
 
@@ -437,6 +440,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int,
                    help="nextpnr's random seed (default: nextpnr's own; another seed places "
                         "and routes differently)")
+    p.add_argument("--tmg-ripup", action="store_true",
+                   help="router2's timing-driven rip-up (nextpnr's --tmg-ripup; needs "
+                        "--router router2): it also reroutes the arcs that fail timing")
     p.add_argument("--out", required=True,
                    help="folder for the logs and report.json/md (exit 1 when the design does "
                         "not fit the device; the report says what limits it)")
@@ -462,7 +468,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--simulator", default="verilator", choices=["verilator", "icarus"])
     p.add_argument("--no-synth", action="store_true", help="skip FPGA synthesis")
     p.add_argument("--place", action="store_true",
-                   help="also place and route with nextpnr (Fmax; about an hour for the "
+                   help="also place and route with nextpnr (Fmax; static placer, router2 with "
+                        "timing-driven rip-up, as bench/timing.md: about 20 minutes for the "
                         "full engine on 2 cores); default: Yosys and the fit check")
     p.add_argument("--device", default="85k", help="ECP5 device (default 85k: LFE5U-85F)")
     p.add_argument("--freq", type=float, default=100.0, help="target clock in MHz")
@@ -544,6 +551,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--density", type=float,
                    help="nextpnr's highest placement density (as a2q synth --density)")
     b.add_argument("--pnr-seed", type=int, help="nextpnr's random seed (as a2q synth --seed)")
+    b.add_argument("--tmg-ripup", action="store_true",
+                   help="router2's timing-driven rip-up (as a2q synth --tmg-ripup)")
     b.add_argument("--requant-lanes", type=int, default=0,
                    help="lanes the shared requantization takes a cycle (default: half the "
                         "lanes)")

@@ -55,7 +55,7 @@ class FlowOptions:
     baselines: tuple[str, ...] = ("uniform4", "uniform4-exact-input", "uniform8")
     simulator: str = "verilator"
     synth: bool = True
-    place: bool = False  # nextpnr on the full engine takes about an hour here
+    place: bool = False  # nextpnr on the full engine takes about 20 minutes here
     device: str = "85k"
     freq_mhz: float = 100.0
 
@@ -315,16 +315,17 @@ class Flow:
         if not self.options.synth:
             log("skipped (--no-synth)")
             return {"skipped": True}
-        from a2q.hw.synthesis import SynthesisError, synthesize
+        from a2q.hw.synthesis import ENGINE_PNR, SynthesisError, synthesize
 
         place = self.options.place
         log(f"Yosys for ECP5 {self.options.device} and the fit check"
-            + (", then nextpnr if it fits (about an hour on the full engine)" if place else
+            + (", then nextpnr if it fits (static placer, router2 with timing-driven rip-up: "
+               "about 20 minutes on the full engine)" if place else
                " (minutes; --place adds nextpnr)"))
         try:
             r = synthesize(self.out / "rtl", "ecp5", self.out / "synth",
                            device=self.options.device, freq_mhz=self.options.freq_mhz,
-                           place_and_route=place)
+                           place_and_route=place, **ENGINE_PNR)
         except SynthesisError as exc:
             raise A2QError(str(exc)) from None
         log(r["verdict"])

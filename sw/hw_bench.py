@@ -34,7 +34,8 @@ def _engine_runs(graph: Path, work: Path, *, lanes: int, baselines, progress) ->
 def _synthesize(cfg, words: dict, work: Path, *, device: str, freq: float,
                 place_and_route: bool = True, route: bool = True,
                 router: str | None = None, density: float | None = None,
-                placer: str | None = None, pnr_seed: int | None = None) -> dict:
+                placer: str | None = None, pnr_seed: int | None = None,
+                timing_ripup: bool = False) -> dict:
     """The engine of ``cfg`` (memories filled from ``words``, the rest zero) through
     ``a2q synth``'s ECP5 flow in ``work``; the report with the seconds it took."""
     from a2q.hw.layer_engine import LayerEngine
@@ -48,7 +49,7 @@ def _synthesize(cfg, words: dict, work: Path, *, device: str, freq: float,
     t0 = time.perf_counter()
     r = synthesize(rtl, "ecp5", work / f"synth-{cfg.lanes}", device=device, freq_mhz=freq,
                    place_and_route=place_and_route, route=route, router=router,
-                   density=density, placer=placer, seed=pnr_seed)
+                   density=density, placer=placer, seed=pnr_seed, timing_ripup=timing_ripup)
     r["seconds"] = round(time.perf_counter() - t0, 1)
     return r
 
@@ -134,7 +135,8 @@ def run_timing_bench(out: str | os.PathLike, *, dataset: str = "Cora", model: st
                      max_edges: int | None = None, device: str = "85k",
                      freq_mhz: float = 100.0, route: bool = True, router: str | None = None,
                      density: float | None = None, placer: str | None = None,
-                     pnr_seed: int | None = None, requant_lanes: int = 0, data_root=None,
+                     pnr_seed: int | None = None, timing_ripup: bool = False,
+                     requant_lanes: int = 0, data_root=None,
                      progress=print) -> dict:
     """The engine for ``dataset``/``model`` through Yosys and nextpnr: Fmax, critical path.
     By default its memories hold the trained export (the engine ``a2q flow`` builds);
@@ -144,7 +146,8 @@ def run_timing_bench(out: str | os.PathLike, *, dataset: str = "Cora", model: st
     nextpnr's default placer and router1, when it finished; 12 minutes with the static placer
     and router2, session 14);
     ``router`` picks nextpnr's router, ``placer`` its placer, ``density`` the HeAP placer's
-    highest density, ``pnr_seed`` its random seed (:func:`~a2q.hw.synthesis.synthesize`);
+    highest density, ``pnr_seed`` its random seed, ``timing_ripup`` router2's timing-driven
+    rip-up (:func:`~a2q.hw.synthesis.synthesize`);
     ``requant_lanes`` the lanes the shared requantization takes a cycle (0: the engine's
     default, half the lanes).
     Writes ``timing.json`` and ``timing.md``; the latency column is the full graph's cycles
@@ -172,7 +175,7 @@ def run_timing_bench(out: str | os.PathLike, *, dataset: str = "Cora", model: st
                    else "about 20 minutes at 16)")))
             r = _synthesize(cfg, memory_words(cfg, g) if full else {}, tmp, device=device,
                             freq=freq_mhz, route=route, router=router, density=density,
-                            placer=placer, pnr_seed=pnr_seed)
+                            placer=placer, pnr_seed=pnr_seed, timing_ripup=timing_ripup)
             cycles = engine_cycles(g, lanes=n, requant_lanes=cfg.requant_lanes)["total"]
             fmax = r["fmax_mhz"] or r["fmax_placed_mhz"]
             rows.append({"lanes": n, "requant_lanes": cfg.requant_lanes,
@@ -181,7 +184,8 @@ def run_timing_bench(out: str | os.PathLike, *, dataset: str = "Cora", model: st
                          "latency_us": round(cycles / fmax, 1) if fmax else None,
                          **{k: r.get(k) for k in ("luts", "carries", "ffs", "brams", "dsps",
                                                  "lutram", "fits", "limits", "routed",
-                                                 "fmax_placed_mhz", "fmax_mhz", "timing_met",
+                                                 "timing_ripup", "fmax_placed_mhz", "fmax_mhz",
+                                                 "timing_met",
                                                  "critical_path", "late_endpoints",
                                                  "widest_fanout", "verdict")}})
             progress(f"{n} lanes: {r['verdict']}")
@@ -196,6 +200,7 @@ def run_timing_bench(out: str | os.PathLike, *, dataset: str = "Cora", model: st
                         *([f"--max-edges {max_edges}"] if max_edges else []),
                         *([] if route else ["--no-route"]),
                         *([f"--router {router}"] if router and route else []),
+                        *(["--tmg-ripup"] if timing_ripup and route else []),
                         *([f"--placer {placer}"] if placer else []),
                         *([f"--density {density}"] if density else []),
                         *([f"--pnr-seed {pnr_seed}"] if pnr_seed is not None else []),

@@ -143,3 +143,19 @@ def test_the_report_gives_the_synth_stage_s_utilisation(tmp_path):
     assert "| flip-flops | 6072 | 24288 | 25.0 |" in report
     assert "| block RAMs | 70 | 56 | 125.0 |" in report and "| DSPs | 7 | 28 | 25.0 |" in report
     assert "| brams | 70 | 56 |" in report  # the limiting resource
+
+
+@pytest.mark.parametrize("place", [False, True])
+def test_synth_stage_places_with_the_settings_that_route_the_full_engine(tmp_path, monkeypatch,
+                                                                         place):
+    """--place runs nextpnr as bench/timing.md does (static placer, router2, timing ripup)."""
+    import a2q.hw.synthesis as synthesis
+
+    calls = []
+    monkeypatch.setattr(synthesis, "synthesize",
+                        lambda *a, **kw: calls.append(kw) or {"verdict": "stub"})
+    flow = flow_module.Flow(tmp_path / "flow", flow_module.FlowOptions(place=place))
+    assert flow._synth(lambda s: None) == {"verdict": "stub"}
+    assert calls[0]["place_and_route"] is place
+    assert {k: calls[0][k] for k in ("placer", "router", "timing_ripup")} == {
+        "placer": "static", "router": "router2", "timing_ripup": True}

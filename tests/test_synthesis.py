@@ -140,11 +140,24 @@ def test_no_route_stops_after_placement_with_its_estimate(rtl, tmp_path):
     assert f"estimate after placement, {r['fmax_placed_mhz']} MHz; not routed" in r["verdict"]
 
 
-def test_router2_routes_the_small_engine(rtl, tmp_path):
+@pytest.mark.parametrize("timing_ripup", [False, True])
+def test_router2_routes_the_small_engine(rtl, tmp_path, timing_ripup):
     r = synthesize(rtl, "ecp5", tmp_path / "s", device="25k", package="CABGA256",
-                   freq_mhz=25, router="router2")
+                   freq_mhz=25, router="router2", timing_ripup=timing_ripup)
     assert r["routed"] is True and r["router"] == "router2" and r["fmax_mhz"] > 0
-    assert "Running router2" in (tmp_path / "s" / "nextpnr.log").read_text()
+    assert r["timing_ripup"] is timing_ripup
+    assert ("--tmg-ripup" in r["nextpnr_args"]) is timing_ripup
+    log = (tmp_path / "s" / "nextpnr.log").read_text()
+    assert "Running router2" in log
+    # router2 counts the arcs failing timing in each iteration only with its timing ripup
+    assert ("tmgfail=" in log) is timing_ripup
+
+
+@pytest.mark.parametrize("router", [None, "router1"])
+def test_timing_ripup_without_router2_is_refused_before_any_stage(rtl, tmp_path, router):
+    with pytest.raises(SynthesisError, match=f"is router2's; the router is '{router or 'router1'}'"):
+        synthesize(rtl, "ecp5", tmp_path / "s", router=router, timing_ripup=True)
+    assert not (tmp_path / "s").exists()
 
 
 def test_placement_density_reaches_the_placer(rtl, tmp_path):
@@ -223,6 +236,15 @@ def test_bench_timing_refuses_requantization_lanes_it_has_not(tmp_path, capsys, 
                  "--out", str(out)]) == 1
     err = capsys.readouterr().err.strip()
     assert "--requant-lanes" in err and len(err.splitlines()) == 1, err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("router", [[], ["--router", "router1"]])
+def test_bench_timing_refuses_timing_ripup_without_router2(tmp_path, capsys, router):
+    out = tmp_path / "o"
+    assert main(["bench", "timing", *router, "--tmg-ripup", "--out", str(out)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "--tmg-ripup" in err and "--router router2" in err and len(err.splitlines()) == 1
     assert not out.exists()
 
 
