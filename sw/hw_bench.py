@@ -144,7 +144,7 @@ def run_timing_bench(out: str | os.PathLike, *, dataset: str = "Cora", model: st
     the logic alone. ``route=False`` stops after placement: Fmax is then nextpnr's estimate
     from the placement (routing the full 16-lane engine took 50 to 140 minutes here with
     nextpnr's default placer and router1, when it finished; 12 minutes with the static placer
-    and router2, session 14);
+    and router2, session 14; 8 with router2's timing-driven rip-up as well, session 22);
     ``router`` picks nextpnr's router, ``placer`` its placer, ``density`` the HeAP placer's
     highest density, ``pnr_seed`` its random seed, ``timing_ripup`` router2's timing-driven
     rip-up (:func:`~a2q.hw.synthesis.synthesize`);
@@ -170,8 +170,8 @@ def run_timing_bench(out: str | os.PathLike, *, dataset: str = "Cora", model: st
             stages = "Yosys and nextpnr" + ("" if route else " placement")
             progress(f"{n} lanes: {stages} for ECP5 {device}" + (
                 "" if not full else " (with the export's memories: about 10 minutes at 4 lanes, "
-                + ("over an hour at 16 with nextpnr's defaults, about 15 minutes with "
-                   "--placer static --router router2)" if route
+                + ("over an hour at 16 with nextpnr's defaults, about 20 minutes with "
+                   "--placer static --router router2 --tmg-ripup)" if route
                    else "about 20 minutes at 16)")))
             r = _synthesize(cfg, memory_words(cfg, g) if full else {}, tmp, device=device,
                             freq=freq_mhz, route=route, router=router, density=density,
