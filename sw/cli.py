@@ -469,7 +469,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-synth", action="store_true", help="skip FPGA synthesis")
     p.add_argument("--place", action="store_true",
                    help="also place and route with nextpnr (Fmax; static placer, router2 with "
-                        "timing-driven rip-up, as bench/timing.md: about 20 minutes for the "
+                        "timing-driven rip-up, as bench/timing.md: about 15 minutes for the "
                         "full engine on 2 cores); default: Yosys and the fit check")
     p.add_argument("--device", default="85k", help="ECP5 device (default 85k: LFE5U-85F)")
     p.add_argument("--freq", type=float, default=100.0, help="target clock in MHz")

@@ -55,7 +55,7 @@ class FlowOptions:
     baselines: tuple[str, ...] = ("uniform4", "uniform4-exact-input", "uniform8")
     simulator: str = "verilator"
     synth: bool = True
-    place: bool = False  # nextpnr on the full engine takes about 20 minutes here
+    place: bool = False  # nextpnr on the full engine takes about 15 minutes here
     device: str = "85k"
     freq_mhz: float = 100.0
 
@@ -320,7 +320,7 @@ class Flow:
         place = self.options.place
         log(f"Yosys for ECP5 {self.options.device} and the fit check"
             + (", then nextpnr if it fits (static placer, router2 with timing-driven rip-up: "
-               "about 20 minutes on the full engine)" if place else
+               "about 15 minutes on the full engine)" if place else
                " (minutes; --place adds nextpnr)"))
         try:
             r = synthesize(self.out / "rtl", "ecp5", self.out / "synth",

@@ -170,7 +170,7 @@ def run_timing_bench(out: str | os.PathLike, *, dataset: str = "Cora", model: st
             stages = "Yosys and nextpnr" + ("" if route else " placement")
             progress(f"{n} lanes: {stages} for ECP5 {device}" + (
                 "" if not full else " (with the export's memories: about 10 minutes at 4 lanes, "
-                + ("over an hour at 16 with nextpnr's defaults, about 20 minutes with "
+                + ("over an hour at 16 with nextpnr's defaults, about 15 minutes with "
                    "--placer static --router router2 --tmg-ripup)" if route
                    else "about 20 minutes at 16)")))
             r = _synthesize(cfg, memory_words(cfg, g) if full else {}, tmp, device=device,
