@@ -35,17 +35,21 @@ demo: system-packages $(STAMP)
 	$(BIN)/a2q flow --dataset Cora --model gcn --seed $(SEED) --out runs/flow-cora-gcn
 
 test: system-packages $(STAMP)
-	$(BIN)/python -m pytest -n 2 -q tests
+	$(BIN)/python -m pytest -n 2 -q -m "not regress" tests
 
-# The RTL regression: 2000 random cases per (unit, signedness, simulator) and 56 random graphs and
-# models per simulator through the whole layer engine; JUnit XML under build/regress.
+# The regression: 2000 random cases per (unit, signedness, simulator) and 56 random graphs and
+# models per simulator through the whole layer engine, then the long cases make test leaves
+# out (marked regress: nextpnr's options each through a place and route); JUnit XML under
+# build/regress.
 regress: system-packages $(STAMP)
-	mkdir -p build
+	mkdir -p build/regress
 	A2Q_RTL_CASES=2000 A2Q_ENGINE_SUITES=4 A2Q_ENGINE_GRAPHS=7 $(BIN)/python -m pytest -n 2 -q \
-		tests/test_rtl_units.py tests/test_rtl_engine.py --basetemp build/regress \
-		--junitxml build/regress/pytest.junit.xml
+		tests/test_rtl_units.py tests/test_rtl_engine.py --basetemp build/regress/rtl \
+		--junitxml build/regress/rtl.junit.xml
+	$(BIN)/python -m pytest -n 2 -q -m regress tests --basetemp build/regress/long \
+		--junitxml build/regress/long.junit.xml
 
-bench: $(STAMP)
+bench: system-packages $(STAMP)
 	$(BIN)/a2q bench train --out bench
 	$(BIN)/a2q bench golden --out bench
 	$(BIN)/a2q bench rtl --out bench
@@ -54,8 +58,8 @@ bench: $(STAMP)
 	$(BIN)/a2q bench timing --lanes 4 --max-nodes 64 --max-edges 256 --out bench/timing-probe
 	$(BIN)/a2q bench timing --lanes 4 --out bench/timing-4lanes
 	$(BIN)/a2q bench timing --lanes 8 --out bench/timing-8lanes
-	$(BIN)/a2q bench timing --placer static --router router2 --tmg-ripup --out bench
-	$(BIN)/a2q bench timing --placer static --router router2 --requant-lanes 4 --out bench/timing-requant4
+	$(BIN)/a2q bench timing --out bench
+	$(BIN)/a2q bench timing --no-tmg-ripup --requant-lanes 4 --out bench/timing-requant4
 
 clean:
 	rm -rf runs build .pytest_cache

@@ -9,13 +9,12 @@ import json
 from pathlib import Path
 
 import amaranth
+from a2q.hw.engine.layer_engine import CORE_MODULE, ENGINE_MODULE, LayerEngine
+from a2q.hw.engine.layout import OFF_CHIP
+from a2q.hw.primitives import block_ram, dsp_multiply
+from a2q.hw.units.bit_serial_aggregation import BitSerialAggregation
+from a2q.hw.units.bit_serial_combination import BitSerialCombination
 from amaranth.back import verilog
-
-from . import block_ram, dsp_multiply
-from .engine_layout import OFF_CHIP
-from .bit_serial_aggregation import BitSerialAggregation
-from .bit_serial_combination import BitSerialCombination
-from .layer_engine import CORE_MODULE, ENGINE_MODULE, LayerEngine
 
 #: ``a2q rtl`` unit name -> (component class, Verilog module name).
 UNITS = {
@@ -97,7 +96,7 @@ def emit_verilog(kind: str, unit) -> str:
 
 def write_rtl(kind: str, unit, folder: Path) -> dict:
     """Write ``<module>.v``, ``filelist.f``, ``params.json`` and ``lint.vlt`` into ``folder``
-    (created if missing; use :func:`a2q.sim.atomic_folder.atomic_folder` for all-or-nothing)."""
+    (created if missing; use :func:`a2q.common.files.atomic_folder` for all-or-nothing)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     text = emit_verilog(kind, unit)
@@ -114,11 +113,11 @@ def write_rtl(kind: str, unit, folder: Path) -> dict:
 
 def engine_verilog(engine: LayerEngine) -> str:
     """The engine's Verilog, built with the block RAM template: the module
-    :data:`~a2q.hw.layer_engine.CORE_MODULE` (what synthesis takes), the module
-    :data:`~a2q.hw.layer_engine.ENGINE_MODULE` (the core with its off-chip memories, what the
-    simulators run), the RAM module and the multiplier module (:mod:`~a2q.hw.dsp_multiply`).
+    :data:`~a2q.hw.engine.layer_engine.CORE_MODULE` (what synthesis takes), the module
+    :data:`~a2q.hw.engine.layer_engine.ENGINE_MODULE` (the core with its off-chip memories, what the
+    simulators run), the RAM module and the multiplier module (:mod:`~a2q.hw.primitives.dsp_multiply`).
     Each memory is split by width into instances of the
-    RAM module one block RAM deep (:func:`~a2q.hw.block_ram.slice_widths`); slice ``k`` of a
+    RAM module one block RAM deep (:func:`~a2q.hw.primitives.block_ram.slice_widths`); slice ``k`` of a
     loaded memory reads ``<memory>.<k>.hex`` with ``$readmemh`` from the simulator's (or
     synthesis tool's) working directory; the memories
     the engine writes itself (``h``, ``op``, ``logits``) start undefined, as block RAM without
@@ -156,20 +155,26 @@ def _slices(name: str, spec) -> list[dict]:
 
 def write_engine_rtl(engine: LayerEngine, folder: Path, *, text: str | None = None,
                      init_files=None) -> dict:
-    """Write ``layer_engine.v`` (``text`` if already generated), ``filelist.f``,
-    ``params.json`` and ``lint.vlt`` into ``folder``; ``init_files`` (a callable given the
-    folder) writes the ``.hex`` files."""
+    """Write ``engine``'s RTL folder (:func:`write_engine_folder`; ``text``: its Verilog if
+    already generated)."""
+    text = engine_verilog(engine) if text is None else text
+    return write_engine_folder(folder, text, describe_engine(engine), init_files=init_files)
+
+
+def write_engine_folder(folder: Path, text: str, info: dict, *, init_files=None) -> dict:
+    """Write ``layer_engine.v`` (``text``), ``filelist.f``, ``params.json`` (``info``, the
+    engine's :func:`describe_engine` and whatever a caller adds, with the Verilog's file name
+    and sha256) and ``lint.vlt`` into ``folder``; ``init_files`` (a callable given the folder)
+    writes the ``.hex`` files. Returns the parameters."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    text = engine_verilog(engine) if text is None else text
-    info = describe_engine(engine)
     source = folder / f"{ENGINE_MODULE}.v"
     source.write_text(text)
     (folder / "filelist.f").write_text(f"{source.name}\n")
     (folder / "lint.vlt").write_text(LINT_WAIVERS)
     if init_files is not None:
         init_files(folder)
-    info["verilog"] = source.name
-    info["verilog_sha256"] = hashlib.sha256(text.encode()).hexdigest()
+    info = {**info, "verilog": source.name,
+            "verilog_sha256": hashlib.sha256(text.encode()).hexdigest()}
     (folder / "params.json").write_text(json.dumps(info, indent=2) + "\n")
     return info

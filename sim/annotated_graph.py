@@ -17,12 +17,11 @@ import os
 from pathlib import Path, PurePosixPath
 
 import numpy as np
-
-from .atomic_folder import atomic_folder
+from a2q.common.choices import ENGINE_MODELS as MODELS
+from a2q.common.files import atomic_folder
 
 FORMAT = "a2q-annotated-graph"
 VERSION = 1
-MODELS = ("gcn", "gin")
 MANIFEST = "manifest.json"
 NORM_FRAC = 15  # GCN normalisation constants: round(2**15 / sqrt(deg))
 EPS_FRAC = 15  # GIN: round((1 + eps) * 2**15)

@@ -4,8 +4,9 @@ Each baseline is the same trained model re-exported at uniform bits
 (:func:`a2q.sim.uniform_export.uniform_variant`) and run on the same engine:
 
 - ``uniform4``: every quantized feature tensor at 4 bits, the layer-1 input included: a binary
-  bag-of-words input is stored and paid for at 4 bits, as an engine that treats every tensor
-  alike (Degree-Quant INT4) runs it;
+  bag-of-words input is paid for at 4 bit-planes, as an engine that treats every tensor alike
+  (Degree-Quant INT4) runs it (the engine's ``x`` stores the codes as they are; the planes
+  above them read zeros);
 - ``uniform4-exact-input``: the same, but the input keeps its own bits (1 for binary inputs):
   the strict comparison;
 - ``uniform8``: every quantized feature tensor at 8 bits, the input included.

@@ -1,5 +1,5 @@
 """Cycle model of the bit-serial units and of the layer engine (NumPy, and the engine's
-parameters from :mod:`a2q.hw.engine_layout`).
+parameters from :mod:`a2q.hw.engine.layout`).
 
 Bit-serial means a value of b bits takes b cycles. With ``lanes`` processing elements working
 on ``lanes`` output (or aggregated) columns at once, a tile is ``lanes`` columns and a chunk
@@ -15,7 +15,7 @@ on ``lanes`` output (or aggregated) columns at once, a tile is ``lanes`` columns
 - in the engine, a (node, tile) costs at least ``groups`` cycles: its results go through the
   shared requantization ``requant_lanes`` lanes a cycle, ``groups`` =
   ``ceil(min(columns, lanes) / requant_lanes)`` cycles
-  (:func:`a2q.hw.engine_layout.requant_groups`), and the walker waits for it;
+  (:func:`a2q.hw.engine.layout.requant_groups`), and the walker waits for it;
 - no other per-node cost: every unit takes a new node the cycle after the last one
   (:data:`NODE_OVERHEAD` is 0; the RTL tests check every case's cycles exactly). A run adds a
   constant latency: :func:`combination_cycles` and :func:`aggregation_cycles` count a
@@ -35,9 +35,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-
-from a2q.hw.engine_layout import default_requant_lanes, requant_groups
-from a2q.hw.memory_requests import READ_LATENCY
+from a2q.hw.engine.layout import default_requant_lanes, requant_groups
+from a2q.hw.engine.memory_requests import READ_LATENCY
 
 from .annotated_graph import AnnotatedGraph
 from .golden import neighbour_sum
@@ -56,9 +55,9 @@ AGGREGATION_RUN_LATENCY = 6
 #: two adder-tree stages, the shift and the accumulate stage, the result presented, the result
 #: held,
 #: ``requantization.DEPTH`` (20) stages and the word assembled
-#: (``engine_core.serve_in_groups``: the write ``groups + DEPTH + 1`` cycles after the
+#: (``a2q.hw.engine.core.serve_in_groups``: the write ``groups + DEPTH + 1`` cycles after the
 #: result), the write's port register, and the sequencer's cycle seeing ``busy`` low
-#: (``hw/combination_phase.py``).
+#: (``hw/engine/combination_phase.py``).
 COMBINATION_PHASE_OVERHEAD = 29 + 2 * READ_LATENCY
 #: Engine aggregation phase beyond its walker's work and its requantization ``groups``: the
 #: launch cycle, ``READ_LATENCY`` + 2 cycles reading ``indptr[0]`` and ``indptr[1]``, the
@@ -66,7 +65,7 @@ COMBINATION_PHASE_OVERHEAD = 29 + 2 * READ_LATENCY
 #: its operand's address registered, the operand read (``READ_LATENCY`` cycles), its bit, the
 #: term and the accumulate stage, the result presented, the result held,
 #: ``requantization.DEPTH`` stages, the word assembled, the write's port register and the
-#: sequencer's cycle (``hw/aggregation_phase.py``).
+#: sequencer's cycle (``hw/engine/aggregation_phase.py``).
 AGGREGATION_PHASE_OVERHEAD = 30 + 3 * READ_LATENCY
 
 
@@ -106,7 +105,7 @@ def aggregation_cycles(indptr, indices, bits, *, columns: int, lanes: int) -> in
 def phase_groups(g: AnnotatedGraph, *, lanes: int,
                  requant_lanes: int | None = None) -> dict[str, int]:
     """unit name -> the requantization's cycles per (node, tile) in the engine (``requant_lanes``
-    0 or None: :func:`~a2q.hw.engine_layout.default_requant_lanes`)."""
+    0 or None: :func:`~a2q.hw.engine.layout.default_requant_lanes`)."""
     _check_lanes(lanes)
     r = requant_lanes or default_requant_lanes(lanes)
     out = {}

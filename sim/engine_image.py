@@ -1,7 +1,7 @@
 """The layer engine's memory image of an export: the words of every memory, and the fit checks.
 
 :func:`engine_config` sizes an engine for an export (lanes and depths may be overridden);
-:func:`memory_words` lays the export out in the engine's memories (``a2q.hw.engine_layout``
+:func:`memory_words` lays the export out in the engine's memories (``a2q.hw.engine.layout``
 documents the map) and refuses, with :class:`EngineFitError` naming the memory and by how
 much, a graph or model the engine cannot hold. :func:`write_init_files` writes them as the
 ``$readmemh`` files the engine's Verilog loads.
@@ -13,11 +13,11 @@ import os
 from pathlib import Path
 
 import numpy as np
+from a2q.common.choices import DEFAULT_LANES
+from a2q.hw.engine.layout import FRAC, EngineConfig, LayerShape
+from a2q.hw.primitives.block_ram import slice_bits, slice_file
 from amaranth import Shape
 from amaranth.lib import data
-
-from a2q.hw.block_ram import slice_bits, slice_file
-from a2q.hw.engine_layout import FRAC, EngineConfig, LayerShape
 
 from .annotated_graph import AnnotatedGraph
 
@@ -26,7 +26,8 @@ class EngineFitError(ValueError):
     """The export does not fit the engine (a memory too shallow, a value too wide)."""
 
 
-def engine_config(g: AnnotatedGraph, *, lanes: int = 16, max_nodes: int | None = None,
+def engine_config(g: AnnotatedGraph, *, lanes: int = DEFAULT_LANES,
+                  max_nodes: int | None = None,
                   max_edges: int | None = None, input_bits: int | None = None,
                   requant_lanes: int = 0) -> EngineConfig:
     """The engine for ``g``'s model, its memories as deep as ``g`` needs and its input as wide
@@ -37,6 +38,12 @@ def engine_config(g: AnnotatedGraph, *, lanes: int = 16, max_nodes: int | None =
                         input_bits=man["input_bits"] if input_bits is None else input_bits,
                         max_nodes=max(g.num_nodes, 2) if max_nodes is None else max_nodes,
                         max_edges=max(man["num_edges"], 1) if max_edges is None else max_edges)
+
+
+def input_code_bits(g: AnnotatedGraph) -> int:
+    """Bits the widest of ``g``'s input codes needs (at least 1): what the engine's ``x``
+    must store, however many bit-planes the export pays for them (``input_bits``)."""
+    return max(1, int(np.max(g["x"], initial=0)).bit_length())
 
 
 def _fit(ok: bool, message: str) -> None:
@@ -109,9 +116,12 @@ def memory_words(cfg: EngineConfig, g: AnnotatedGraph) -> dict[str, list[int]]:
         _fit((L["in_dim"], L["out_dim"]) == (S.in_dim, S.out_dim),
              f"layer {l} is {L['in_dim']}x{L['out_dim']} in the export, "
              f"{S.in_dim}x{S.out_dim} in the engine")
-    _fit(man["input_bits"] <= cfg.input_bits,
-         f"memory x: the export's input has {man['input_bits']} bits, the engine "
-         f"{cfg.input_bits}")
+    # x holds the input's codes; a node pays man["input_bits"] planes of them, which may be
+    # more than the codes need (a baseline paying a binary input at 4 bits): the planes above
+    # the stored width read zeros
+    _fit(input_code_bits(g) <= cfg.input_bits,
+         f"memory x: the export's input codes need {input_code_bits(g)} bits, the engine "
+         f"stores {cfg.input_bits}")
 
     def depth(name, words):
         d = mems[name].depth
@@ -194,7 +204,7 @@ def memory_words(cfg: EngineConfig, g: AnnotatedGraph) -> dict[str, list[int]]:
 
 def write_init_files(cfg: EngineConfig, words: dict[str, list[int]], folder: Path) -> list[Path]:
     """For each loaded memory, ``<memory>.hex`` (its whole words) and ``<memory>.<k>.hex`` for
-    each width slice ``k`` of :func:`~a2q.hw.block_ram.slice_bits` (that slice's bits of each
+    each width slice ``k`` of :func:`~a2q.hw.primitives.block_ram.slice_bits` (that slice's bits of each
     word: what the Verilog's RAM instances read); ``$readmemh`` format, one word a line."""
     folder = Path(folder)
     out = []

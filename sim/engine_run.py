@@ -1,16 +1,18 @@
 """``a2q sim engine``: a whole exported model's inference in RTL, checked against the golden model.
 
-The engine is sized for the export (or given depths), built once per configuration and
-simulator (cached by its Verilog's hash under ``build_root``), and run with the export's memory
-image as ``$readmemh`` files. The same engine then runs the model re-exported as each baseline
-of :mod:`a2q.sim.baselines`, so the A²Q speedup is a ratio of cycles measured in RTL, stage by
-stage. A baseline that pays the input at more bits than the export needs an ``x`` memory that
-wide: the engine is built with the widest input of the runs (the cycles do not depend on the
-memory's width, only on the bits in the node fields and scalars, as the cycle model says).
+:func:`run_engine` takes an engine build (:mod:`a2q.app.engine_build`): the engine sized for
+the export and its baselines, their memory images and the engine's Verilog. The simulator
+model is built from that Verilog (cached by its hash under ``build_root``) and runs the
+export's memory image from ``$readmemh`` files, then each baseline's re-export of
+:mod:`a2q.sim.baselines`, so the A²Q speedup is a ratio of cycles measured in RTL on one
+design, stage by stage. (The cycles do not depend on the input memory's width, which the
+build takes from the widest run, only on the bits in the node fields and scalars, as the cycle
+model says.)
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -18,13 +20,13 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+from a2q.common.files import atomic_folder
 
 from . import golden, rtl_sim
-from .annotated_graph import AnnotatedGraph, read_graph
-from .atomic_folder import atomic_folder
+from .annotated_graph import AnnotatedGraph
+from .baselines import stage_rows
 from .cycles import engine_cycles
-from .engine_image import engine_config, memory_words, write_init_files
-from .baselines import baseline_variant, stage_rows
+from .engine_image import memory_words, write_init_files
 
 
 def _save(path: Path, a: np.ndarray) -> None:
@@ -104,23 +106,21 @@ def simulate(model: rtl_sim.Model, cfg, graphs: list[AnnotatedGraph], work: Path
     return out
 
 
-def run_engine(graph: str | os.PathLike, out: str | os.PathLike, *, simulator: str = "verilator",
-               lanes: int = 16, max_nodes: int | None = None, max_edges: int | None = None,
+def run_engine(build, out: str | os.PathLike, *, simulator: str = "verilator",
                build_root: str | os.PathLike = "build/sim", waves: bool = False,
-               baselines: tuple[str, ...] = (), via_load_port: bool = False,
-               progress=print) -> dict:
-    """Run ``graph`` (and its ``baselines`` re-exports) on the engine; write ``out``; return
-    the report (``result.json``)."""
-    g = read_graph(graph)
-    variants = {name: baseline_variant(g, name) for name in baselines}
-    cfg = engine_config(g, lanes=lanes, max_nodes=max_nodes, max_edges=max_edges,
-                        input_bits=max(v.manifest["input_bits"] for v in [g, *variants.values()]))
-    # the memory images, which refuse a graph that does not fit, before building anything
-    images = {key: memory_words(cfg, v) for key, v in [("a2q", g), *variants.items()]}
+               via_load_port: bool = False, progress=print) -> dict:
+    """Run an engine build (:class:`a2q.app.engine_build.EngineBuild`: the export, its
+    baselines, the engine's configuration, memory images and Verilog) in ``simulator``: the
+    export, then each baseline; write ``out``; return the report (``result.json``), whose
+    ``verilog_sha256`` names the Verilog the simulator compiled."""
+    g, variants, cfg, images = build.graph, build.variants, build.config, build.images
     build_root = Path(build_root)
     progress(f"engine: building the {simulator} model ({cfg.model}, {cfg.lanes} lanes, "
              f"{cfg.max_nodes} nodes, {cfg.max_edges} edges)")
-    model = rtl_sim.build("engine", cfg, simulator, build_root, waves=waves)
+    model = rtl_sim.build_engine_model(build.verilog, build.params, simulator, build_root,
+                                       waves=waves)
+    verilog = model.rtl / model.info["verilog"]
+    simulated_sha256 = hashlib.sha256(verilog.read_bytes()).hexdigest()
     out = Path(out)
     runs = build_root / "engine-runs" / f"{out.name}-{simulator}"
     shutil.rmtree(runs, ignore_errors=True)
@@ -130,9 +130,9 @@ def run_engine(graph: str | os.PathLike, out: str | os.PathLike, *, simulator: s
     main, = simulate(model, cfg, [g], runs / "a2q", name="engine", waves=wave_file,
                      via_load_port=via_load_port, images=[images["a2q"]])
     report = {
-        "graph": str(Path(graph)), "model": g.model, "dataset": g.manifest.get("dataset"),
+        "graph": str(g.path), "model": g.model, "dataset": g.manifest.get("dataset"),
         "method": g.manifest.get("method"), "simulator": simulator, "lanes": cfg.lanes,
-        "engine": cfg.to_json(), "verilog": str(model.rtl / model.info["verilog"]),
+        "engine": cfg.to_json(), "verilog": str(verilog), "verilog_sha256": simulated_sha256,
         "build_seconds": model.build_seconds, "num_nodes": g.num_nodes,
         "loaded_through": "load port" if via_load_port else "init files",
     }

@@ -9,10 +9,11 @@ import time
 from pathlib import Path
 
 import numpy as np
+from a2q.common.choices import DEFAULT_LANES
+from a2q.common.files import atomic_folder
 
 from . import golden
 from .annotated_graph import read_graph
-from .atomic_folder import atomic_folder
 from .cycles import cycle_report, per_node_cycles
 
 
@@ -22,7 +23,8 @@ def _save(path: Path, a: np.ndarray) -> None:
     path.write_bytes(buf.getvalue())
 
 
-def run_golden(graph: str | os.PathLike, out: str | os.PathLike, *, lanes: int = 16) -> dict:
+def run_golden(graph: str | os.PathLike, out: str | os.PathLike, *,
+               lanes: int = DEFAULT_LANES) -> dict:
     """Validate ``graph``, run the integer model, write results to ``out``; return a summary."""
     g = read_graph(graph)
     t0 = time.perf_counter()

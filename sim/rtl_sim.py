@@ -16,12 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-
+from a2q.common.files import atomic_folder, file_lock
 from a2q.hw import rtl
-from a2q.hw.layer_engine import LayerEngine
+from a2q.hw.engine.layer_engine import LayerEngine
 
-from .atomic_folder import atomic_folder
-from .file_lock import file_lock
 from .toolchain import SIMULATORS, ToolchainError, check_fst_waves, simulator_env
 
 TESTBENCHES = {"combination": "a2q.sim.testbench.combination",
@@ -57,27 +55,41 @@ def _use_simulator(simulator: str) -> None:
             os.environ[key] = env[key]
 
 
-def build(kind: str, params, simulator: str, build_root: Path, *, waves: bool = False) -> Model:
-    """The model of unit ``kind`` with ``params`` (for ``engine``: an ``EngineConfig``) for
-    ``simulator``, built if not already; ``waves`` builds it with tracing."""
+def _check_simulator(simulator: str) -> None:
     if simulator not in SIMULATORS:
         raise ToolchainError(f"unknown simulator {simulator!r}: expected one of "
                              f"{', '.join(SIMULATORS)}")
+
+
+def build(kind: str, params, simulator: str, build_root: Path, *, waves: bool = False) -> Model:
+    """The model of unit ``kind`` with ``params`` (for ``engine``: an ``EngineConfig``, whose
+    Verilog is generated here) for ``simulator``, built if not already; ``waves`` builds it
+    with tracing."""
+    _check_simulator(simulator)
     if kind == "engine":
         engine = LayerEngine(params, ram_template=True)
-        text = rtl.engine_verilog(engine)
-        module = rtl.ENGINE_MODULE
+        verilog = rtl.engine_verilog(engine)
+        return build_engine_model(verilog, rtl.describe_engine(engine), simulator, build_root,
+                                  waves=waves)
+    unit = rtl.make_unit(kind, params)
+    text = rtl.emit_verilog(kind, unit)
 
-        def write(folder):
-            return rtl.write_engine_rtl(engine, folder, text=text)
-    else:
-        unit = rtl.make_unit(kind, params)
-        text = rtl.emit_verilog(kind, unit)
-        module = rtl.UNITS[kind][1]
+    def write(folder):
+        return rtl.write_rtl(kind, unit, folder)
+    return _build(kind, rtl.UNITS[kind][1], text, write, simulator, Path(build_root).resolve(),
+                  waves)
 
-        def write(folder):
-            return rtl.write_rtl(kind, unit, folder)
-    return _build(kind, module, text, write, simulator, Path(build_root).resolve(), waves)
+
+def build_engine_model(verilog: str, params: dict, simulator: str, build_root: Path, *,
+                       waves: bool = False) -> Model:
+    """The model of the layer engine whose Verilog is ``verilog`` (``params``: its
+    :func:`~a2q.hw.rtl.describe_engine`), built from that very text."""
+    _check_simulator(simulator)
+
+    def write(folder):
+        return rtl.write_engine_folder(folder, verilog, params)
+    return _build("engine", rtl.ENGINE_MODULE, verilog, write, simulator,
+                  Path(build_root).resolve(), waves)
 
 
 def _build(kind, module, text, write, simulator, build_root: Path, waves: bool) -> Model:

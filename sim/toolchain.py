@@ -78,7 +78,7 @@ def lint(folder: Path, module_file: str) -> str:
 def write_linted(out, write, *, lint_it: bool = True) -> dict:
     """``write(folder)`` (an RTL writer returning its parameters, ``verilog`` among them) into
     ``out`` whole or not at all, linted with :func:`lint` first unless ``lint_it`` is False."""
-    from .atomic_folder import atomic_folder
+    from a2q.common.files import atomic_folder
 
     with atomic_folder(out) as tmp:
         info = write(tmp)

@@ -5,9 +5,10 @@ and is re-quantized at ``bits``: ``step' = step * q_max(old bits) / q_max(bits)`
 per-node codes: ``q_max = 2^b - 1``; GCN's signed operand ``2^(b-1) - 1``; GIN's unsigned
 operand ``2^b - 1``), and every fixed-point constant is derived again
 (:func:`a2q.sim.export_constants.derive_constants`). Layer 1's raw input keeps its own bits
-unless ``input_bits`` asks for more: its codes are unchanged and stored (and paid for, one
-cycle per bit-plane) at ``input_bits``, as an engine that treats every tensor alike (Degree-Quant
-INT4) would run a binary bag-of-words input; an input already wider keeps its width (narrowing
+unless ``input_bits`` asks for more: its codes are unchanged and paid for at ``input_bits``
+(one cycle per bit-plane), as an engine that treats every tensor alike (Degree-Quant INT4)
+would run a binary bag-of-words input; the engine's ``x`` keeps the codes at the width they
+need, and the planes above read zeros. An input already wider keeps its width (narrowing
 would change the model). The engine runs the re-export with the same hardware: the speedup of
 A²Q is then measured, not modelled.
 """

@@ -1,1 +1,2 @@
-"""a2q.sw: A2Q quantization-aware training of GNNs in PyTorch Geometric, and its baselines."""
+"""a2q.sw: A²Q quantization-aware training of GNNs in PyTorch Geometric, its baselines, and the
+export of a trained model as a bitwidth-annotated graph."""

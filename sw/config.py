@@ -13,9 +13,10 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
+from a2q.common.choices import METHODS, MODELS
+from a2q.common.errors import A2QError
+
 from .data import check_name, is_node_level
-from .errors import A2QError
-from .choices import METHODS, MODELS
 
 
 @dataclass

@@ -20,10 +20,9 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from a2q.sim.file_lock import file_lock
-
-from .choices import DATASETS, PLANETOID
-from .errors import A2QError
+from a2q.common.choices import DATASETS, PLANETOID
+from a2q.common.errors import A2QError
+from a2q.common.files import file_lock
 
 #: TU datasets without node features: nodes get a one-hot of their degree (as GIN's paper does)
 FEATURELESS = ("IMDB-BINARY", "REDDIT-BINARY")

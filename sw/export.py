@@ -14,13 +14,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from a2q.common.choices import ENGINE_MODELS
+from a2q.common.errors import A2QError
+from a2q.sim.annotated_graph import EPS_FRAC, NORM_FRAC, GraphFormatError, write_graph
+from a2q.sim.export_constants import derive_constants
 from torch import nn
 from torch_geometric.utils import remove_self_loops
 
-from a2q.sim.annotated_graph import EPS_FRAC, NORM_FRAC, GraphFormatError, write_graph
-from a2q.sim.export_constants import derive_constants
-
-from .errors import A2QError
 from .quant.column_quantizer import ColumnQuantizer
 from .quant.node_quantizer import NodeQuantizer
 from .run_folder import load_checkpoint
@@ -60,7 +60,7 @@ def build_export(ckpt: dict, *, data_root=None) -> tuple[dict, dict]:
     if not gd.node_level:
         raise A2QError("export supports node-level models (one graph); this checkpoint is "
                        f"graph-level ({cfg.dataset})")
-    if cfg.model not in ("gcn", "gin"):
+    if cfg.model not in ENGINE_MODELS:
         raise A2QError(f"export supports models gcn and gin; this checkpoint is {cfg.model}")
     if cfg.method not in EXPORTABLE_METHODS:
         raise A2QError(f"export needs integer quantizers (methods {', '.join(EXPORTABLE_METHODS)}"

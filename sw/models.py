@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from a2q.common.choices import MODELS
 from torch import nn
 from torch_geometric.nn import global_add_pool
 
-from .choices import MODELS
 from .nn import QGATConv, QGCNConv, QGINConv
 from .quant.nearest_neighbor import NearestNeighborQuantizer
 from .quant.node_quantizer import NodeQuantizer
 from .quant.scheme import QuantScheme
-
 
 PER_NODE = (NodeQuantizer, NearestNeighborQuantizer)
 

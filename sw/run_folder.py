@@ -11,10 +11,9 @@ import os
 from pathlib import Path
 
 import torch
+from a2q.common.errors import A2QError
+from a2q.common.files import atomic_folder
 
-from a2q.sim.atomic_folder import atomic_folder
-
-from .errors import A2QError
 from .report import plot_bits_by_degree
 from .train import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, RunResult
 

@@ -22,11 +22,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 import torch.nn.functional as F
+from a2q.common.errors import A2QError
 from tqdm.auto import tqdm
 
 from .config import TrainConfig
 from .data import load_dataset
-from .errors import A2QError
 from .models import GraphGIN, QuantizedModel, build_node_model
 from .quant.column_quantizer import ColumnQuantizer
 from .quant.memory import memory_kb, memory_penalty

@@ -3,8 +3,7 @@
 import os
 
 import pytest
-
-from a2q.sim.atomic_folder import atomic_folder
+from a2q.common.files import atomic_folder
 
 
 def test_the_folder_replaces_the_old_one_whole(tmp_path):

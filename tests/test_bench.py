@@ -2,7 +2,7 @@
 
 import json
 
-from a2q.sw.bench import run_train_bench
+from a2q.app.bench.models import run_train_bench
 
 
 def test_train_bench_writes_table_and_ratios(tmp_path):

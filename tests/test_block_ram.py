@@ -5,9 +5,8 @@ import json
 import subprocess
 
 import pytest
-
-from a2q.hw.block_ram import VERILOG, slice_widths
-from a2q.hw.synthesis import _tool
+from a2q.hw.fpga.synthesis import _tool
+from a2q.hw.primitives.block_ram import VERILOG, slice_widths
 from a2q.sim.toolchain import simulator_env
 
 # ECP5 DP16KD (sysMEM, FPGA-TN-02204): one read and one write port of these widths and depths.

@@ -8,7 +8,7 @@ import pytest
 
 
 def a2q(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "a2q.sw.cli", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "a2q.app.cli", *args], capture_output=True,
                           text=True, cwd=cwd)
 
 

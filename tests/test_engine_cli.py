@@ -4,10 +4,9 @@ import json
 
 import numpy as np
 import pytest
-
+from a2q.app.cli import main
 from a2q.sim import golden
 from a2q.sim.annotated_graph import read_graph, seal, write_graph
-from a2q.sw.cli import main
 
 from .sim_exports import random_export
 
@@ -86,6 +85,29 @@ def test_sim_engine_on_verilator_through_the_load_port_with_fst(export, tmp_path
     assert r["loaded_through"] == "load port" and r["logits_equal_golden"] and r["cycles_match"]
     assert r["baselines"] == {} and r["stages"] == []
     assert (out / "waves.fst").read_bytes()[:1] == b"\x00"  # FST's header block
+
+
+def test_sim_engine_runs_the_verilog_rtl_engine_wrote(export, tmp_path, build_dir, capsys):
+    """``a2q sim engine --rtl`` simulates the folder's own Verilog (the one a synthesis of the
+    folder reads): the sha256 it reports is the file's and the one params.json records."""
+    import hashlib
+
+    rtl = tmp_path / "rtl"
+    assert main(["rtl", "engine", "--graph", str(export), "--lanes", "4", "--baselines",
+                 "uniform4-exact-input", "--no-lint", "--out", str(rtl)]) == 0
+    sha = hashlib.sha256((rtl / "layer_engine.v").read_bytes()).hexdigest()
+    assert json.loads((rtl / "params.json").read_text())["verilog_sha256"] == sha
+    out = tmp_path / "sim"
+    assert main(["sim", "engine", "--graph", str(export), "--rtl", str(rtl), "--out", str(out),
+                 "--build-dir", str(build_dir)]) == 0
+    r = json.loads((out / "result.json").read_text())
+    assert r["verilog_sha256"] == sha and r["logits_equal_golden"] and r["cycles_match"]
+    assert list(r["baselines"]) == ["uniform4-exact-input"] and r["lanes"] == 4
+    capsys.readouterr()
+    assert main(["sim", "engine", "--graph", str(export), "--rtl", str(rtl), "--lanes", "8",
+                 "--out", str(tmp_path / "other")]) == 1
+    assert "--lanes would build another" in capsys.readouterr().err
+    assert not (tmp_path / "other").exists()
 
 
 def _gat(folder):

@@ -9,13 +9,12 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
 from a2q.sim import golden
 from a2q.sim.annotated_graph import GraphFormatError, read_graph, seal, write_graph
 from a2q.sim.cycles import cycle_report, engine_cycles, per_node_cycles
 from a2q.sim.fixed_point import fixed, rshift_round
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from .sim_exports import random_export
 
@@ -76,7 +75,7 @@ def test_cycle_model_by_hand():
     # term, accumulate, presented, 17 stages, busy seen low). Now a result is held, enters in
     # 2 groups (2 lanes, 1 a cycle by default) and is written after its word is assembled:
     # 2 + 17 + 1 cycles after it was presented, 3 more; and the three multiplications take
-    # two stages each (the DSPs' input and output registers), 3 more. Then (session 10) a read
+    # two stages each (the DSPs' input and output registers), 3 more. A read
     # takes 4 cycles, not 2 (its address and a second data register), words read in order
     # reach the walker a cycle after they arrive, and the write is registered: the combination
     # 3 more for node 0's bits, 2 for the words read and 1 for the write; the aggregation 3
@@ -220,7 +219,7 @@ def test_reader_rejects_each_corruption_naming_file_and_field(tmp_path, case):
     assert where in msg and what in msg and "field" in msg, msg
     assert "\n" not in msg
     # the CLI: one line, non-zero exit, no traceback
-    p = subprocess.run([sys.executable, "-m", "a2q.sw.cli", "golden", str(d), "--out",
+    p = subprocess.run([sys.executable, "-m", "a2q.app.cli", "golden", str(d), "--out",
                         str(tmp_path / "out")], capture_output=True, text=True)
     assert p.returncode != 0 and "Traceback" not in p.stderr
     assert p.stderr.strip().count("\n") == 0 and "a2q: error" in p.stderr

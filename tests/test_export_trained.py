@@ -5,11 +5,10 @@ import subprocess
 import sys
 
 import pytest
-
+from a2q.common.errors import A2QError
 from a2q.sim import golden
 from a2q.sim.annotated_graph import read_graph
 from a2q.sw.config import default_config
-from a2q.sw.errors import A2QError
 from a2q.sw.export import export_run
 from a2q.sw.run_folder import write_run
 from a2q.sw.train import train
@@ -44,7 +43,7 @@ def test_export_is_deterministic(trained, tmp_path):
 
 def test_golden_cli_writes_results(trained, tmp_path):
     g = export_run(trained, tmp_path / "graph")
-    p = subprocess.run([sys.executable, "-m", "a2q.sw.cli", "golden", str(g), "--out",
+    p = subprocess.run([sys.executable, "-m", "a2q.app.cli", "golden", str(g), "--out",
                         str(tmp_path / "golden")], capture_output=True, text=True)
     assert p.returncode == 0, p.stderr
     s = json.loads((tmp_path / "golden" / "summary.json").read_text())

@@ -1,23 +1,41 @@
-"""``a2q flow``: the stages, the report, a failing stage, resuming, refusing a mismatched folder.
+"""``a2q flow``: the stages, the report, a failing stage, resuming, refusing a mismatched folder,
+and the one Verilog the sim and synth stages read.
 
-One short flow on Cora (3 epochs, no other methods, one baseline, no synthesis: the synthesis
-stage's own tests are in test_synthesis.py) is run twice: first with the RTL stage made to
-fail, then resumed.
+The flows here train on Cora for a few epochs, then export a small random graph in place of
+Cora's (:func:`small_export`), so that the engine stages run a 12-node engine in seconds;
+the export of a trained model has its own tests (test_export_trained.py).
 """
 
 import base64
+import hashlib
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
+from a2q.app import flow as flow_module
+from a2q.app.cli import main
+from a2q.common.errors import A2QError
+from a2q.sim.annotated_graph import write_graph
 
-from a2q.sw import flow as flow_module
-from a2q.sw.cli import main
+from .sim_exports import random_export
 
 
 @pytest.fixture(scope="module")
 def build_dir(tmp_path_factory):
     return tmp_path_factory.getbasetemp().parent / "flow-models"
+
+
+SMALL_EXPORT = random_export(np.random.default_rng(5), "gcn", n=12, f0=6, hidden=4, classes=3)
+
+
+@pytest.fixture
+def small_export(monkeypatch):
+    """The flow's export stage writes :data:`SMALL_EXPORT` instead of the trained model's."""
+    def export(self, log):
+        return {"graph": str(write_graph(self.out / "graph", *SMALL_EXPORT))}
+
+    monkeypatch.setattr(flow_module.Flow, "_export", export)
 
 
 def _args(out, build_dir, *extra):
@@ -26,13 +44,15 @@ def _args(out, build_dir, *extra):
             "--build-dir", str(build_dir), *extra]
 
 
-def test_a_failing_stage_then_resume_writes_the_report(tmp_path, build_dir, monkeypatch, capsys):
+def test_a_failing_stage_then_resume_writes_the_report(tmp_path, build_dir, small_export,
+                                                       monkeypatch, capsys):
     out = tmp_path / "flow"
 
     def broken(self, log):
         log("about to fail")
         raise RuntimeError("simulated breakdown")
 
+    real_sim = flow_module.Flow._sim
     monkeypatch.setattr(flow_module.Flow, "_sim", broken)
     assert main(_args(out, build_dir)) == 1
     captured = capsys.readouterr()
@@ -49,7 +69,7 @@ def test_a_failing_stage_then_resume_writes_the_report(tmp_path, build_dir, monk
     assert "sim      failed" in captured.out  # the summary table is printed either way
     checkpoint = (out / "train" / "checkpoint.pt").stat().st_mtime_ns
 
-    monkeypatch.undo()
+    monkeypatch.setattr(flow_module.Flow, "_sim", real_sim)
     assert main(_args(out, build_dir)) == 0
     text = capsys.readouterr().out
     for k, stage in enumerate(["train", "methods", "export", "golden", "rtl"], start=1):
@@ -79,14 +99,14 @@ def test_a_failing_stage_then_resume_writes_the_report(tmp_path, build_dir, monk
     text = capsys.readouterr().out
     assert "[7/8] synth: finished before, reused" in text and "[8/8] report: done" in text
 
-    # a second flow reusing the first one's training run exports the same graph
+    # a second flow reuses the first one's training run
     again = tmp_path / "again"
     assert main(_args(again, build_dir, "--run", str(out / "train"), "--baselines")) == 0
     capsys.readouterr()
     assert f"reusing the finished run {out / 'train'}" in (again / "logs" / "train.log").read_text()
     assert not (again / "train").exists()
-    for f in sorted((out / "graph").iterdir()):
-        assert (again / "graph" / f.name).read_bytes() == f.read_bytes(), f.name
+    state = json.loads((again / "flow.json").read_text())
+    assert state["stages"]["train"]["result"]["run"] == str(out / "train")
 
     # a stage whose output went missing runs again, and only the stages after it
     import shutil
@@ -126,7 +146,7 @@ def test_bad_options_are_refused_before_anything_is_written(tmp_path, capsys, ar
 
 
 def test_the_report_gives_the_synth_stage_s_utilisation(tmp_path):
-    from a2q.sw.flow_report import write_report
+    from a2q.app.flow_report import write_report
 
     # a synth result as the stage records it (the report's fields), the device an ECP5-25F:
     # 24288 LUT4 and as many flip-flops, 56 DP16KD, 28 MULT18X18D
@@ -145,17 +165,55 @@ def test_the_report_gives_the_synth_stage_s_utilisation(tmp_path):
     assert "| brams | 70 | 56 |" in report  # the limiting resource
 
 
-@pytest.mark.parametrize("place", [False, True])
-def test_synth_stage_places_with_the_settings_that_route_the_full_engine(tmp_path, monkeypatch,
-                                                                         place):
-    """--place runs nextpnr as bench/timing.md does (static placer, router2, timing ripup)."""
-    import a2q.hw.synthesis as synthesis
+def test_the_verilog_simulated_is_the_verilog_synthesized(tmp_path, build_dir, small_export,
+                                                          capsys):
+    """A small flow (4 lanes, every baseline, Yosys without place and route): the rtl, sim and
+    synth stages record one sha256, the rtl folder's Verilog's, on which every baseline runs
+    exact; a Verilog edited after the rtl stage is refused by the sim stage."""
+    manifest = SMALL_EXPORT[0]
+    out = tmp_path / "flow"
+    args = ["flow", "--epochs", "1", "--methods", "--lanes", "4", "--out", str(out),
+            "--build-dir", str(build_dir)]
+    assert main(args) == 0
+    capsys.readouterr()
+    verilog = out / "rtl" / "layer_engine.v"
+    sha = hashlib.sha256(verilog.read_bytes()).hexdigest()
+    state = json.loads((out / "flow.json").read_text())
+    assert state["verilog_sha256"] == {"built": sha, "simulated": sha, "synthesized": sha,
+                                       "simulated_is_synthesized": True}
+    assert state["stages"]["synth"]["result"]["placed"] is False  # Yosys and the fit check
+    params = json.loads((out / "rtl" / "params.json").read_text())
+    assert params["baselines"] == ["uniform4", "uniform4-exact-input", "uniform8"]
+    # x stores the export's input codes; uniform8 pays them at 8 bit-planes on that engine
+    assert params["config"]["input_bits"] == manifest["input_bits"] < 8
+    sim = json.loads((out / "sim" / "result.json").read_text())
+    assert sim["verilog_sha256"] == sha and sim["logits_equal_golden"] and sim["cycles_match"]
+    u8 = sim["baselines"]["uniform8"]
+    assert u8["logits_equal_golden"]
+    assert u8["cycles_by_phase_measured"] == u8["cycles_by_phase_predicted"]
+    assert hashlib.sha256(Path(sim["verilog"]).read_bytes()).hexdigest() == sha
+    assert f"synthesized `{sha}`" in (out / "report.md").read_text()
+
+    verilog.write_text(verilog.read_text() + "// edited after the rtl stage\n")
+    assert main([*args, "--from", "sim"]) == 1
+    assert "its sha256 is not the one params.json records" in capsys.readouterr().err
+
+
+def test_synth_stage_uses_a2q_synth_s_own_defaults(tmp_path, monkeypatch):
+    """The flow's synth stage leaves nextpnr's settings to a2q synth's defaults (the ones that
+    close timing on the engine), with --place or without."""
+    import a2q.hw.fpga.synthesis as synthesis
 
     calls = []
     monkeypatch.setattr(synthesis, "synthesize",
-                        lambda *a, **kw: calls.append(kw) or {"verdict": "stub"})
-    flow = flow_module.Flow(tmp_path / "flow", flow_module.FlowOptions(place=place))
-    assert flow._synth(lambda s: None) == {"verdict": "stub"}
-    assert calls[0]["place_and_route"] is place
-    assert {k: calls[0][k] for k in ("placer", "router", "timing_ripup")} == {
-        "placer": "static", "router": "router2", "timing_ripup": True}
+                        lambda *a, **kw: calls.append(kw) or {"verdict": "stub",
+                                                              "verilog_sha256": "abc"})
+    flow = flow_module.Flow(tmp_path / "flow", flow_module.FlowOptions(place=True))
+    flow.state["stages"]["sim"] = {"status": "done", "result": {"verilog_sha256": "abc"}}
+    assert flow._synth(lambda s: None)["verdict"] == "stub"
+    assert calls[0]["place_and_route"] is True
+    assert not {"placer", "router", "timing_ripup"} & set(calls[0])
+    # a Verilog other than the one simulated is not a synthesis result of this flow
+    flow.state["stages"]["sim"]["result"]["verilog_sha256"] = "def"
+    with pytest.raises(A2QError, match="the Verilog synthesized .* is not the one simulated"):
+        flow._synth(lambda s: None)

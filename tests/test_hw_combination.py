@@ -2,9 +2,12 @@
 
 import numpy as np
 import pytest
+from a2q.hw.units.bit_serial_combination import (
+    BitSerialCombination,
+    accumulator_width,
+    bit_planes,
+)
 from amaranth.sim import Simulator
-
-from a2q.hw.bit_serial_combination import BitSerialCombination, accumulator_width, bit_planes
 
 
 async def load_weights(ctx, dut, w):

@@ -3,14 +3,13 @@ and take exactly the cycles of the cycle model."""
 
 import numpy as np
 import pytest
-from amaranth.sim import Simulator
-
-from a2q.hw.engine_layout import EngineConfig, LayerShape
-from a2q.hw.layer_engine import LayerEngine
+from a2q.hw.engine.layer_engine import LayerEngine
+from a2q.hw.engine.layout import EngineConfig, LayerShape
 from a2q.sim import golden
 from a2q.sim.cycles import engine_cycles, per_node_cycles
 from a2q.sim.engine_image import EngineFitError, engine_config, memory_words
 from a2q.sim.uniform_export import uniform_variant
+from amaranth.sim import Simulator
 
 from .engine_cases import engine_suite, in_memory
 from .sim_exports import random_export
@@ -153,11 +152,14 @@ def test_uniform_re_exports_run_on_the_same_engine(model):
         assert engine_cycles(v, lanes=4) == engine_cycles(g, lanes=4, uniform=b)
 
 
+@pytest.mark.parametrize("stored_bits", [4, 1])
 @pytest.mark.parametrize("model", ["gcn", "gin"])
-def test_input_paid_at_four_bits_costs_four_planes_on_layer_one(model):
-    """The uniform4 baseline stores the binary input at 4 bits: same logits, and layer 1's
+def test_input_paid_at_four_bits_costs_four_planes_on_layer_one(model, stored_bits):
+    """The uniform4 baseline pays the binary input at 4 bits: same logits, and layer 1's
     input stage (GCN's combination, GIN's aggregation) takes 4 bit-planes where it took 1
-    (the requantization takes every lane at once: no (node, tile) waits for it)."""
+    (the requantization takes every lane at once: no (node, tile) waits for it), whether the
+    engine's x stores the codes at 4 bits or at the 1 bit they need (the planes above it read
+    zeros)."""
     n, f0, hidden, lanes = 12, 9, 5, 4
     man, arr = random_export(np.random.default_rng(8), model, n=n, f0=f0, hidden=hidden,
                              classes=3)
@@ -165,7 +167,7 @@ def test_input_paid_at_four_bits_costs_four_planes_on_layer_one(model):
     g = in_memory(man, arr)
     exact, wide = uniform_variant(g, 4), uniform_variant(g, 4, input_bits=4)
     assert wide.manifest["input_bits"] == 4 and "input4" in wide.manifest["method"]
-    cfg = engine_config(g, lanes=lanes, input_bits=4, requant_lanes=lanes)
+    cfg = engine_config(g, lanes=lanes, input_bits=stored_bits, requant_lanes=lanes)
     runs = run_engine(cfg, [exact, wide])
     np.testing.assert_array_equal(runs[0][0], runs[1][0])
     check(cfg, [wide])

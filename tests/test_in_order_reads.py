@@ -2,14 +2,20 @@
 
 import numpy as np
 import pytest
+from a2q.hw.engine.in_order_reads import FIRST_WORD, in_order_reads
+from a2q.hw.engine.layout import EngineConfig, LayerShape, MemorySpec
+from a2q.hw.engine.memory_requests import (
+    ADDRESS_REGISTERS,
+    DATA_REGISTERS,
+    READ_LATENCY,
+    ReadRequest,
+    read_registers,
+    registered_address,
+    registered_data,
+)
 from amaranth import Elaboratable, Module, Signal
 from amaranth.lib import memory
 from amaranth.sim import Simulator
-
-from a2q.hw.engine_layout import EngineConfig, LayerShape, MemorySpec
-from a2q.hw.in_order_reads import FIRST_WORD, in_order_reads
-from a2q.hw.memory_requests import (ADDRESS_REGISTERS, DATA_REGISTERS, READ_LATENCY, ReadRequest,
-                                    read_registers, registered_address, registered_data)
 
 
 class Reader(Elaboratable):

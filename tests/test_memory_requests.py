@@ -1,16 +1,23 @@
-"""Read and write registers of a memory split into slices (hw/memory_requests.py)."""
+"""Read and write registers of a memory split into slices (hw/engine/memory_requests.py)."""
 
 import pytest
+from a2q.hw.engine.layout import MemorySpec
+from a2q.hw.engine.memory_requests import (
+    DATA_REGISTERS,
+    SHALLOW_WORDS,
+    SLICES_PER_WRITE_COPY,
+    ReadRequest,
+    chosen_per_slices,
+    copies_in_groups,
+    registered_address,
+    registered_data_early,
+    registered_write,
+)
+from a2q.hw.primitives.block_ram import VERILOG, ram, slice_bits
 from amaranth import Cat, Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
-
-from a2q.hw.block_ram import VERILOG, ram, slice_bits
-from a2q.hw.engine_layout import MemorySpec
-from a2q.hw.memory_requests import (DATA_REGISTERS, SHALLOW_WORDS, SLICES_PER_WRITE_COPY,
-                                    ReadRequest, chosen_per_slices, copies_in_groups,
-                                    registered_address, registered_data_early, registered_write)
 
 from .yosys_netlists import synthesized
 

@@ -1,6 +1,6 @@
 """The widest fan-out nets of a Yosys JSON netlist."""
 
-from a2q.hw.netlist_fanout import widest_fanout
+from a2q.hw.fpga.netlist_fanout import widest_fanout
 
 
 def lut(inputs, out):

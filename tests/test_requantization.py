@@ -4,15 +4,25 @@ round15 step rounds a sum from terms made beside it (round15_terms, round15); ea
 copy of a shared value (lane_copies) stays its own register through synthesis."""
 
 import numpy as np
+from a2q.hw.engine.requantization import (
+    CLAMP_BITS,
+    NARROW,
+    ROUND15,
+    WIDTH,
+    above,
+    below,
+    clamp_terms,
+    lane_copies,
+    pipeline,
+    round15,
+    round15_terms,
+    wrap,
+)
+from a2q.sim.fixed_point import rshift_round
 from amaranth import Module, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
-
-from a2q.hw.requantization import (CLAMP_BITS, NARROW, ROUND15, WIDTH, above, below,
-                                   clamp_terms, lane_copies, pipeline, round15, round15_terms,
-                                   wrap)
-from a2q.sim.fixed_point import rshift_round
 
 from .yosys_netlists import synthesized
 

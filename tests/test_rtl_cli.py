@@ -4,8 +4,7 @@ import json
 
 import numpy as np
 import pytest
-
-from a2q.sw.cli import main
+from a2q.app.cli import main
 
 
 def test_rtl_writes_verilog_filelist_params_and_lints(tmp_path):

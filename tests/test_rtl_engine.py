@@ -13,9 +13,8 @@ import re
 
 import numpy as np
 import pytest
-
-from a2q.hw.engine_layout import OFF_CHIP
-from a2q.hw.layer_engine import CORE_MODULE, ENGINE_MODULE, LayerEngine
+from a2q.hw.engine.layer_engine import CORE_MODULE, ENGINE_MODULE, LayerEngine
+from a2q.hw.engine.layout import OFF_CHIP
 from a2q.hw.rtl import write_engine_rtl
 from a2q.sim import rtl_sim
 from a2q.sim.engine_run import simulate

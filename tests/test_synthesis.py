@@ -1,20 +1,28 @@
 """``a2q synth``: a small engine through Yosys and nextpnr (ECP5), its report, failures."""
 
+import hashlib
 import json
 
 import numpy as np
 import pytest
+from a2q.app.cli import main
+from a2q.hw.engine.layer_engine import CORE_MODULE, LayerEngine
+from a2q.hw.fpga.synthesis import (
+    SynthesisError,
+    fit_limits,
+    fit_utilization,
+    late_endpoints,
+    placement_limit,
+    pnr_settings,
+    synthesize,
+    verdict,
+)
+from a2q.hw.rtl import write_engine_rtl
+from a2q.sim.engine_image import engine_config, memory_words, write_init_files
 from amaranth import Module, Mux, Signal
 from amaranth.back import verilog
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
-
-from a2q.hw.layer_engine import CORE_MODULE, LayerEngine
-from a2q.hw.rtl import write_engine_rtl
-from a2q.hw.synthesis import (SynthesisError, fit_limits, fit_utilization, late_endpoints,
-                              placement_limit, synthesize, verdict)
-from a2q.sim.engine_image import engine_config, memory_words, write_init_files
-from a2q.sw.cli import main
 
 from .engine_cases import in_memory
 from .sim_exports import random_export
@@ -48,10 +56,18 @@ def test_small_engine_synthesizes_and_places_on_ecp5(rtl, tmp_path):
                 "INPUTA", "INPUTB", "OUTPUT")} == {"CLK0"}, cell["parameters"]
     assert r["fmax_mhz"] > 0 and r["timing_met"] == (r["fmax_mhz"] >= 25)
     assert r["routed"] is True and r["fmax_placed_mhz"] > 0  # the estimate before routing
-    assert r["router"] == "router1" and r["placer"] == "heap"  # nextpnr's defaults
-    assert r["placement_density"] == 0.9
-    assert "--placer-heap-beta" not in r["nextpnr_args"]
+    # a2q synth's ECP5 defaults: the static placer, router2 and its timing-driven rip-up
+    assert (r["placer"], r["router"], r["timing_ripup"]) == ("static", "router2", True)
+    args = r["nextpnr_args"]
+    assert args[args.index("--placer") + 1] == "static"
+    assert args[args.index("--router") + 1] == "router2" and "--tmg-ripup" in args
+    log = (out / "nextpnr.log").read_text()
+    assert "Running Static placer" in log and "Running router2" in log
+    assert "tmgfail=" in log  # router2 counts the arcs failing timing only with the rip-up
+    assert r["placement_density"] is None and "--placer-heap-beta" not in args
     assert r["pnr_seed"] is None and "--seed" not in r["nextpnr_args"]  # nextpnr's own
+    sha = hashlib.sha256((rtl / "layer_engine.v").read_bytes()).hexdigest()
+    assert r["verilog_sha256"] == sha  # the Verilog it read
     assert r["fits"] is True and r["limits"] == [] and "25k" in r["verdict"]
     cp = r["critical_path"]  # the slowest path, step by step, adds up to its delay
     assert cp["steps"][0]["type"] == "clk-to-q" and cp["steps"][-1]["type"] == "setup"
@@ -103,15 +119,42 @@ class EnableGatesReset(wiring.Component):
         return m
 
 
-def test_flip_flops_the_ecp5_lacks_get_their_gates_mapped(tmp_path):
+class Accumulate(wiring.Component):
+    """A 16-bit accumulator: a register-to-register path through a carry chain, which nextpnr
+    times after placement, in a design that places in seconds."""
+
+    def __init__(self):
+        super().__init__({"d": In(16), "q": Out(16)})
+
+    def elaborate(self, platform):
+        m = Module()
+        acc = Signal(16)
+        m.d.sync += acc.eq(acc + self.d)
+        m.d.comb += self.q.eq(acc)
+        return m
+
+
+def _rtl_folder(folder, component, name):
+    (folder / f"{name}.v").write_text(verilog.convert(component, name=name))
+    (folder / "filelist.f").write_text(f"{name}.v\n")
+    (folder / "params.json").write_text(json.dumps({"module": name}))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def gated_rtl(tmp_path_factory):
+    return _rtl_folder(tmp_path_factory.mktemp("gated"), EnableGatesReset(), "gated")
+
+
+@pytest.fixture(scope="module")
+def small_rtl(tmp_path_factory):
+    return _rtl_folder(tmp_path_factory.mktemp("accumulate"), Accumulate(), "accumulate")
+
+
+def test_flip_flops_the_ecp5_lacks_get_their_gates_mapped(gated_rtl, tmp_path):
     """The gates dfflegalize adds are mapped to LUTs (nextpnr stopped at them: "cell type
     '$_ORNOT_' is unsupported"), and the design places."""
-    rtl = tmp_path / "rtl"
-    rtl.mkdir()
-    (rtl / "gated.v").write_text(verilog.convert(EnableGatesReset(), name="gated"))
-    (rtl / "filelist.f").write_text("gated.v\n")
-    (rtl / "params.json").write_text(json.dumps({"module": "gated"}))
-    report = synthesize(rtl, "ecp5", tmp_path / "synth", device="25k", route=False)
+    report = synthesize(gated_rtl, "ecp5", tmp_path / "synth", device="25k", route=False)
     assert report["placed"] and report["ffs"] == 4 and report["luts"] >= 1
     assert not [t for t in report["cells"] if t.startswith("$") and t != "$scopeinfo"]
 
@@ -131,15 +174,15 @@ def test_no_place_stops_after_the_fit_check(rtl, tmp_path, capsys):
     assert "by Yosys's cell counts" in md and f"| ffs | {r['ffs']} | 24288 |" in md
 
 
-def test_no_route_stops_after_placement_with_its_estimate(rtl, tmp_path):
-    r = synthesize(rtl, "ecp5", tmp_path / "s", device="25k", package="CABGA256",
-                   freq_mhz=25, route=False)
+def test_no_route_stops_after_placement_with_its_estimate(small_rtl, tmp_path):
+    r = synthesize(small_rtl, "ecp5", tmp_path / "s", device="25k", freq_mhz=25, route=False)
     assert r["placed"] is True and r["routed"] is False and r["fmax_mhz"] is None
     assert r["fmax_placed_mhz"] > 0 and r["timing_met"] is False
     assert "Routing globals" not in (tmp_path / "s" / "nextpnr.log").read_text()
     assert f"estimate after placement, {r['fmax_placed_mhz']} MHz; not routed" in r["verdict"]
 
 
+@pytest.mark.regress
 @pytest.mark.parametrize("timing_ripup", [False, True])
 def test_router2_routes_the_small_engine(rtl, tmp_path, timing_ripup):
     r = synthesize(rtl, "ecp5", tmp_path / "s", device="25k", package="CABGA256",
@@ -153,21 +196,35 @@ def test_router2_routes_the_small_engine(rtl, tmp_path, timing_ripup):
     assert ("tmgfail=" in log) is timing_ripup
 
 
-@pytest.mark.parametrize("router", [None, "router1"])
-def test_timing_ripup_without_router2_is_refused_before_any_stage(rtl, tmp_path, router):
-    with pytest.raises(SynthesisError, match=f"is router2's; the router is '{router or 'router1'}'"):
-        synthesize(rtl, "ecp5", tmp_path / "s", router=router, timing_ripup=True)
+@pytest.mark.parametrize("target", ["ecp5", "ice40"])
+def test_timing_ripup_with_router1_is_refused_before_any_stage(rtl, tmp_path, target):
+    router = "router1" if target == "ecp5" else None  # the iCE40's default router is router1
+    with pytest.raises(SynthesisError, match="is router2's; the router is 'router1'"):
+        synthesize(rtl, target, tmp_path / "s", router=router, timing_ripup=True)
     assert not (tmp_path / "s").exists()
 
 
-def test_placement_density_reaches_the_placer(rtl, tmp_path):
-    r = synthesize(rtl, "ecp5", tmp_path / "s", device="25k", package="CABGA256",
-                   freq_mhz=25, route=False, density=0.5)
+def test_each_target_has_its_nextpnr_defaults_and_each_can_be_overridden():
+    assert pnr_settings("ecp5") == {"placer": "static", "router": "router2",
+                                    "timing_ripup": True}
+    assert pnr_settings("ice40") == {"placer": "heap", "router": "router1",
+                                     "timing_ripup": False}
+    assert pnr_settings("ecp5", router="router1") == {"placer": "static", "router": "router1",
+                                                      "timing_ripup": False}
+    assert pnr_settings("ecp5", placer="heap", timing_ripup=False) == {
+        "placer": "heap", "router": "router2", "timing_ripup": False}
+    assert pnr_settings("ice40", router="router2")["timing_ripup"] is False
+
+
+def test_placement_density_reaches_the_placer(small_rtl, tmp_path):
+    r = synthesize(small_rtl, "ecp5", tmp_path / "s", device="25k", route=False,
+                   placer="heap", density=0.5)
     assert r["placed"] is True and r["placement_density"] == 0.5
     args = r["nextpnr_args"]
     assert args[args.index("--placer-heap-beta") + 1] == "0.5"
 
 
+@pytest.mark.regress
 def test_static_placer_places_the_small_engine(rtl, tmp_path):
     r = synthesize(rtl, "ecp5", tmp_path / "s", device="25k", package="CABGA256",
                    freq_mhz=25, route=False, placer="static")
@@ -178,6 +235,7 @@ def test_static_placer_places_the_small_engine(rtl, tmp_path):
     assert r["fmax_placed_mhz"] > 0
 
 
+@pytest.mark.regress
 def test_seed_reaches_nextpnr_and_another_seed_places_differently(rtl, tmp_path):
     placements = {}
     for seed in (1, 2, 1):
@@ -239,13 +297,12 @@ def test_bench_timing_refuses_requantization_lanes_it_has_not(tmp_path, capsys, 
     assert not out.exists()
 
 
-@pytest.mark.parametrize("router", [[], ["--router", "router1"]])
-def test_bench_timing_refuses_timing_ripup_without_router2(tmp_path, capsys, router):
+def test_bench_timing_refuses_timing_ripup_with_router1(tmp_path, capsys):
     out = tmp_path / "o"
-    assert main(["bench", "timing", *router, "--tmg-ripup", "--out", str(out)]) == 1
+    assert main(["bench", "timing", "--router", "router1", "--tmg-ripup", "--out", str(out)]) == 1
     err = capsys.readouterr().err.strip()
-    assert "--tmg-ripup" in err and "--router router2" in err and len(err.splitlines()) == 1
-    assert not out.exists()
+    assert "rip-up" in err and "is router2's; the router is 'router1'" in err
+    assert len(err.splitlines()) == 1 and not out.exists()
 
 
 def test_fit_check_names_every_resource_short():

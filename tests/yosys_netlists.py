@@ -3,9 +3,8 @@
 import json
 from pathlib import Path
 
+from a2q.hw.fpga.synthesis import synthesize
 from amaranth.back import verilog
-
-from a2q.hw.synthesis import synthesize
 
 
 def synthesized(folder: Path, component, name: str, extra: dict[str, str] | None = None) -> dict:

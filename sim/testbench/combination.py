@@ -11,12 +11,16 @@ import math
 
 import cocotb
 import numpy as np
-from cocotb.triggers import FallingEdge
-
-from a2q.hw.bit_serial_combination import bit_planes
+from a2q.hw.units.bit_serial_combination import bit_planes
 from a2q.sim.golden import exact_matmul
-from a2q.sim.testbench.streams import (StreamSink, StreamSource, check_cases, pack_fields,
-                                       unpack_signed)
+from a2q.sim.testbench.streams import (
+    StreamSink,
+    StreamSource,
+    check_cases,
+    pack_fields,
+    unpack_signed,
+)
+from cocotb.triggers import FallingEdge
 
 
 def tile_schedule(unit, x, bits, w_tile):

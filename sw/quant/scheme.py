@@ -24,14 +24,13 @@ error, as in the authors' code.
 from __future__ import annotations
 
 import torch
+from a2q.common.choices import METHODS
 from torch import nn
 
-from ..choices import METHODS
 from .column_quantizer import ColumnQuantizer
 from .degree_quant import ProtectiveMask, RangeQuantizer
 from .nearest_neighbor import NearestNeighborQuantizer
 from .node_quantizer import NodeQuantizer
-
 
 
 class QuantScheme(nn.Module):

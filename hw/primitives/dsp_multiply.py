@@ -2,8 +2,8 @@
 and output registers.
 
 Yosys maps a multiplication onto an ECP5 MULT18X18D without the DSP's registers, so each of the
-requantization's multiplications was a register -> routing -> 3.9 ns of multiplier -> routing
--> register path (12.9 ns, the 8-lane engine's critical path, session 7). :func:`registered_product`
+requantization's multiplications would be a register -> routing -> 3.9 ns of multiplier ->
+routing -> register path (12.9 ns, the 8-lane engine's critical path). :func:`registered_product`
 instead registers the operands and the product inside the multiplier: the emitted Verilog
 instantiates :data:`MODULE`, whose body is a plain registered multiply (what simulators run
 and what Vivado and Quartus map onto a DSP with its registers) unless ``A2Q_ECP5_DSP`` is

@@ -15,7 +15,8 @@ memory                 depth                   word
 =====================  ======================  =============================================
 ``indptr``             max_nodes + 1           CSR row starts (targets)
 ``indices``            max_edges               CSR sources
-``x``                  max_nodes * T(F_1)      P input codes of ``input_bits``
+``x``                  max_nodes * T(F_1)      P input codes of ``input_bits`` (a node may pay
+                                               more planes: those above read zeros)
 ``h``                  max_nodes * stride      P per-node codes of ``max_bits`` (a combination's
                                                input: GCN layers 2.., GIN every layer)
 ``op``                 max_nodes * stride      P aggregation operands of ``max_bits`` (GCN: XW,
@@ -34,7 +35,7 @@ memory                 depth                   word
 =====================  ======================  =============================================
 
 ``x`` and ``logits`` (:data:`OFF_CHIP`) are outside the engine's core: it reads ``x`` through a
-read port and writes ``logits`` through a write port (:mod:`a2q.hw.engine_core`).
+read port and writes ``logits`` through a write port (:mod:`a2q.hw.engine.core`).
 """
 
 from __future__ import annotations
@@ -42,10 +43,10 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 
+from a2q.common.choices import ENGINE_MODELS as MODELS
 from amaranth import Shape, signed, unsigned
 from amaranth.lib import data
 
-MODELS = ("gcn", "gin")
 #: Memories the engine's core reaches through ports instead of holding on chip.
 OFF_CHIP = ("x", "logits")
 #: Fraction bits of the format's fixed-point constants (``norm_frac``, ``eps_frac``).
@@ -79,7 +80,7 @@ class LayerShape:
 
 @dataclass(frozen=True)
 class EngineConfig:
-    """The generator parameters of :class:`a2q.hw.layer_engine.LayerEngine`."""
+    """The generator parameters of :class:`a2q.hw.engine.layer_engine.LayerEngine`."""
     model: str
     layers: tuple[LayerShape, ...]
     input_bits: int
@@ -170,6 +171,13 @@ class EngineConfig:
         out.pop("memories")
         return out
 
+    @classmethod
+    def from_json(cls, fields: dict) -> "EngineConfig":
+        """The configuration :meth:`to_json` wrote (its checks apply again)."""
+        fields = dict(fields)
+        fields["layers"] = tuple(LayerShape(**layer) for layer in fields["layers"])
+        return cls(**fields)
+
 
 @dataclass(frozen=True)
 class MemorySpec:
@@ -202,7 +210,7 @@ def node_fields(cfg: EngineConfig, layer: int) -> data.StructLayout:
 
 
 def column_fields(bias_bits: int) -> data.StructLayout:
-    """A column's constants, one layout for every phase (:mod:`a2q.hw.requantization`): its
+    """A column's constants, one layout for every phase (:mod:`a2q.hw.engine.requantization`): its
     mantissa ``m`` and its fixed-point ``bias`` (zero in the phases that add none)."""
     return data.StructLayout({"m": MANTISSA, "bias": signed(bias_bits)})
 

@@ -8,3 +8,7 @@ TU = ("MUTAG", "PROTEINS", "ENZYMES", "NCI1", "IMDB-BINARY", "REDDIT-BINARY")
 DATASETS = PLANETOID + TU
 MODELS = ("gcn", "gin", "gat")
 METHODS = ("fp32", "uniform", "dq", "a2q")
+#: the models the export, the golden model and the layer engine take
+ENGINE_MODELS = ("gcn", "gin")
+#: the engine's lanes unless a command is told otherwise
+DEFAULT_LANES = 16

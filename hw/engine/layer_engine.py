@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+from a2q.hw.primitives.block_ram import ram
 from amaranth import ClockSignal, Instance, Module, ResetSignal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from .block_ram import ram
-from .engine_core import EngineCore, check_init, control_members
-from .engine_layout import OFF_CHIP, EngineConfig
+from .core import EngineCore, check_init, control_members
+from .layout import OFF_CHIP, EngineConfig
 
 #: Verilog module names of the engine (what simulations run) and of its core (what synthesis
 #: flows take: the engine without the off-chip memories).
@@ -17,7 +17,7 @@ CORE_MODULE = "layer_engine_core"
 
 
 class LayerEngine(wiring.Component):
-    """:class:`~a2q.hw.engine_core.EngineCore` with the off-chip memories ``x`` and
+    """:class:`~a2q.hw.engine.core.EngineCore` with the off-chip memories ``x`` and
     ``logits`` beside it, as a board would supply them: what the tests and the RTL runs drive.
 
     ``init`` (``name -> list[int]``) gives any memory's initial words, off-chip ones included;
@@ -25,7 +25,7 @@ class LayerEngine(wiring.Component):
     instance of the separate Verilog module :data:`CORE_MODULE` (see :func:`a2q.hw.rtl.engine_verilog`).
 
     Ports: the core's ``load``, ``start``, ``num_nodes``, ``busy``, ``done``, ``cycles`` and
-    ``phase`` (see :class:`~a2q.hw.engine_core.EngineCore`; ``load`` also fills ``x``), and
+    ``phase`` (see :class:`~a2q.hw.engine.core.EngineCore`; ``load`` also fills ``x``), and
 
     - ``logits_addr`` (in) / ``logits_data`` (out): a synchronous read port on ``logits``
       (node i's tile t at ``i * ceil(C / lanes) + t``): the word appears the cycle after its

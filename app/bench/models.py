@@ -16,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
-from .config import default_config
-from .errors import A2QError
-from .train import train
+from a2q.common.choices import DEFAULT_LANES, ENGINE_MODELS
+from a2q.common.errors import A2QError
+from a2q.sw.config import default_config
+from a2q.sw.train import train
 
 #: method labels of the bench: (label, method, bits)
 METHOD_LABELS = {
@@ -43,8 +43,8 @@ REFERENCE = {
 
 def trained_export(folder: Path, dataset: str, model: str, *, seed: int, data_root=None) -> Path:
     """Train A²Q (``seed``, the defaults) into ``folder`` and export it; the export folder."""
-    from .export import export_run
-    from .run_folder import write_run
+    from a2q.sw.export import export_run
+    from a2q.sw.run_folder import write_run
 
     write_run(train(default_config(dataset, model, "a2q", seed=seed), data_root=data_root,
                     progress=False), folder)
@@ -165,7 +165,8 @@ def _write_files(out: Path, files: dict[str, str]) -> None:
         os.replace(tmp, out / name)
 
 
-def run_golden_bench(out: str | os.PathLike, *, datasets, models, seed: int = 0, lanes: int = 16,
+def run_golden_bench(out: str | os.PathLike, *, datasets, models, seed: int = 0,
+                     lanes: int = DEFAULT_LANES,
                      data_root=None, progress: bool = True) -> dict:
     """Train A²Q (seed ``seed``), export, time the golden model, and list the cycle model's
     totals against uniform 4 and 8 bits: ``cycles.md`` and ``cycles.json``."""
@@ -225,14 +226,17 @@ def run_golden_bench(out: str | os.PathLike, *, datasets, models, seed: int = 0,
     return result
 
 
-def run_engine_bench(out: str | os.PathLike, *, models=("gcn", "gin"), dataset: str = "Cora",
-                     seed: int = 0, lanes: int = 16, simulators=("verilator", "icarus"),
+def run_engine_bench(out: str | os.PathLike, *, models=ENGINE_MODELS, dataset: str = "Cora",
+                     seed: int = 0, lanes: int = DEFAULT_LANES,
+                     simulators=("verilator", "icarus"),
                      icarus_models=("gcn",), data_root=None) -> dict:
     """Train A²Q (seed ``seed``), export, and run the whole inference on the layer engine in
     RTL: on Verilator, and (slower) on Icarus for ``icarus_models``. Writes ``engine.md`` and
     ``engine.json``: cycles measured and modelled, bit-exactness, accuracy, simulated cycles
     per second. The baselines and speedups are ``a2q bench hw``'s."""
     from a2q.sim.engine_run import passed, run_engine
+
+    from ..engine_build import build_engine
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -242,8 +246,8 @@ def run_engine_bench(out: str | os.PathLike, *, models=("gcn", "gin"), dataset: 
             for sim in simulators:
                 if sim == "icarus" and model not in icarus_models:
                     continue
-                r = run_engine(graph, Path(tmp) / f"{model}-{sim}", simulator=sim, lanes=lanes,
-                               build_root=Path(tmp) / "build")
+                r = run_engine(build_engine(graph, lanes=lanes), Path(tmp) / f"{model}-{sim}",
+                               simulator=sim, build_root=Path(tmp) / "build")
                 r["passed"] = passed(r)
                 rows.append(r)
                 print(f"{dataset} {model} on {sim}: {r['cycles_measured']} cycles (model "

@@ -1,8 +1,10 @@
-"""Write a folder whole or not at all."""
+"""Files shared by processes: a folder written whole or not at all, and an exclusive lock
+(pytest-xdist workers and parallel commands build and cache the same things)."""
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import shutil
 import tempfile
@@ -32,3 +34,16 @@ def atomic_folder(out: str | os.PathLike):
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+@contextlib.contextmanager
+def file_lock(path: Path):
+    """Hold an exclusive ``flock`` on ``path`` (created with its folder) for the block."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)

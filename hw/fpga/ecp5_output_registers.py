@@ -2,14 +2,14 @@
 
 An ECP5 block RAM (``DP16KD``, ``PDPW16KD``) reads synchronously; its data leaves the block
 about 5.8 ns after the clock (nextpnr's timing model of the LFE5U-85F, speed grade 6), so a
-wire of a few ns from it to the first register takes a 100 MHz cycle (the engine's critical
-path in session 10).
+wire of a few ns from it to the first register takes a 100 MHz cycle (without the output
+register, such a path is the engine's critical path).
 Each read port also has an output register of its own (``REGMODE = "OUTREG"``): the word read
 arrives one cycle later, from a register about 1 ns after the clock. Yosys's ECP5 block RAM
 mapping never sets it, so :func:`absorb_output_registers` does, on Yosys's JSON netlist before
 nextpnr reads it: where every used data output of a read port drives exactly one flip-flop,
 and nothing else, with the port's clock, no clock enable, no reset and a power-up value of 0
-(the engine's first data registers, :func:`~a2q.hw.memory_requests.registered_data`), it
+(the engine's first data registers, :func:`~a2q.hw.engine.memory_requests.registered_data`), it
 removes those flip-flops, sets the port's ``REGMODE`` to ``OUTREG`` and connects the port's
 outputs to the nets the flip-flops drove. The port's ``OCE`` (output register clock enable) is
 tied high and its ``RST`` low, so the output register loads every cycle, as the flip-flops

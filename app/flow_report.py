@@ -14,6 +14,8 @@ import os
 import re
 from pathlib import Path
 
+from .flow_stages import summary_rows
+
 PLOT_DPI = 110
 
 
@@ -91,7 +93,7 @@ _RESOURCE_NAMES = {"lut_slots": "LUT slots", "ffs": "flip-flops", "brams": "bloc
 
 def _utilization(synth: dict) -> dict | None:
     """The synth stage's utilisation of its device by Yosys's cell counts, or None."""
-    from a2q.hw.synthesis import fit_utilization
+    from a2q.hw.fpga.synthesis import fit_utilization
 
     if synth.get("luts") is None:
         return None
@@ -99,8 +101,6 @@ def _utilization(synth: dict) -> dict | None:
 
 
 def _blocks(out: Path, state: dict, options, plots: dict[str, Path]) -> list[tuple]:
-    from .flow import summary_rows
-
     st = {k: v.get("result") for k, v in state["stages"].items() if v.get("status") == "done"}
     o = options
     title = f"{o.dataset} {o.model.upper()}"
@@ -181,6 +181,16 @@ def _blocks(out: Path, state: dict, options, plots: dict[str, Path]) -> list[tup
                        for x in synth["limits"]]))
         if "resources" in plots:
             b.append(("img", plots["resources"], "resources against the device"))
+    sha = state.get("verilog_sha256") or {}
+    if sha:
+        b += [("h2", "The Verilog"),
+              ("p", "The engine is built once (rtl/); the simulation and the synthesis read "
+                    "that Verilog. Its sha256 as each stage read it: " + ", ".join(
+                        f"{k} `{sha[k]}`" for k in ("built", "simulated", "synthesized")
+                        if k in sha)
+                    + (". The Verilog simulated is the Verilog synthesized: "
+                       f"{sha['simulated_is_synthesized']}." if "simulated_is_synthesized"
+                       in sha else "."))]
     return b
 
 
@@ -237,7 +247,7 @@ def _html(blocks: list[tuple], title: str) -> str:
 
 def write_report(out: Path, state: dict, options) -> list[Path]:
     """Write ``plots/*.png``, ``report.md`` and ``report.html`` into ``out``; returns them."""
-    from .report import plot_bits_by_degree
+    from a2q.sw.report import plot_bits_by_degree
 
     out = Path(out)
     plots_dir = out / "plots"

@@ -1,5 +1,5 @@
 """What every phase of the layer engine shares: its control signals, its memory requests, and
-its side of the shared requantization (:mod:`a2q.hw.requantization`)."""
+its side of the shared requantization (:mod:`a2q.hw.engine.requantization`)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from operator import or_
 
 from amaranth import Const, Elaboratable, Module, Mux, Signal, Value, signed
 
-from .engine_layout import EngineConfig
+from .layout import EngineConfig
 from .memory_requests import READ_LATENCY
 from .requantization import NODE_CONSTANTS
 
@@ -23,7 +23,7 @@ class EnginePhase(Elaboratable):
     ``result_tile`` (zero while the phase presents nothing, so the engine ORs the phases
     together) in the cycle a (node, tile) is finished, with ``result_acc`` (the lanes' signed
     sums, which hold other values in other cycles: the engine takes the running phase's), and
-    ``constants`` (:data:`~a2q.hw.requantization.NODE_CONSTANTS`, read from memory
+    ``constants`` (:data:`~a2q.hw.engine.requantization.NODE_CONSTANTS`, read from memory
     meanwhile; zero in other cycles) in the next cycle, when the tile's word of ``cols`` is on
     its read port (the engine takes it from there). The engine drives ``requantizing`` (its
     datapath holds a result) and writes the result to ``dst``, the word at
@@ -78,8 +78,8 @@ class EnginePhase(Elaboratable):
 
         Each lane takes ``valid`` and ``first`` from its own copies of ``ctl``'s, registered
         from the stage before and kept apart in synthesis (as requantization.Kept): one
-        register would reach every lane's sum, up to 16 x 50 flip-flops (session 14: such a
-        ``first`` was a routed critical path of the 16-lane engine).
+        register would reach every lane's sum, up to 16 x 50 flip-flops (such a ``first`` is a
+        routed critical path of the 16-lane engine).
 
         Whether a stage after the walker holds work, or a result is presented, is one register
         made from the stages' valids of the cycle before (each stage registers the one before
@@ -116,8 +116,8 @@ class EnginePhase(Elaboratable):
         engine's ``requantizing`` starts the cycle after) and the datapath."""
         m.d.comb += [self.result_valid.eq(emit), self.result_node.eq(Mux(emit, node, 0)),
                      self.result_tile.eq(Mux(emit, tile, 0))]
-        # The sums ungated: ``emit`` would reach every lane's sum, up to 16 x 50 bits (session
-        # 15: the 16-lane engine's widest fan-out, 609 LUT inputs).
+        # The sums ungated: ``emit`` would reach every lane's sum, up to 16 x 50 bits (the
+        # 16-lane engine's widest fan-out, 609 LUT inputs).
         m.d.comb += [r.eq(a) for r, a in zip(self.result_acc, acc)]
         m.d.comb += [r.eq(0) for r in self.result_acc[len(acc):]]
         constants_due = Signal(name=f"{self.name}_constants_due")
@@ -132,7 +132,7 @@ class EnginePhase(Elaboratable):
 
     def constants_of(self) -> dict:
         """The generic form's node constants of the (node, tile) whose memory words are on the
-        read ports (fields of :data:`~a2q.hw.requantization.NODE_CONSTANTS`; fields left out
+        read ports (fields of :data:`~a2q.hw.engine.requantization.NODE_CONSTANTS`; fields left out
         are zero); the columns' come from ``cols`` straight to the requantization."""
         raise NotImplementedError
 

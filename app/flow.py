@@ -7,20 +7,22 @@ train     A²Q training (``train/``), or a finished run given with ``--run`` (re
 methods   the same model with the other methods (``methods/<method>/``), for accuracy vs bits
 export    the bitwidth-annotated graph (``graph/``)
 golden    the integer golden model (``golden/``)
-rtl       the layer engine's Verilog, init files, lint (``rtl/``)
-sim       the engine in RTL on the A²Q export and its uniform-bit baselines (``sim/``)
-synth     Yosys for ECP5 and the fit check, nextpnr with ``--place`` (``synth/``); a design
-          that does not fit is a result
+rtl       the engine build (:mod:`a2q.app.engine_build`) for the export and the baselines:
+          Verilog, init files, parameters, lint (``rtl/``)
+sim       ``rtl/``'s Verilog in RTL simulation, the A²Q export and each baseline (``sim/``)
+synth     Yosys for ECP5 and the fit check on ``rtl/``'s Verilog, nextpnr with ``--place``
+          (``synth/``); a design that does not fit is a result
 report    ``report.md`` and ``report.html`` (plots embedded) and ``plots/``
 ========  =====================================================================================
 
-``flow.json`` records the options and each finished stage (its seconds and its figures); it
-is rewritten after every stage. Run the same command again and the finished stages whose
-output is still there are reused: a flow that failed (or was stopped) resumes at the stage
-that did not finish (or whose output went missing), and every stage after it runs again.
-``--restart`` runs every stage again, ``--from STAGE`` that stage and the ones after it. A
-stage's messages go to the terminal and to ``logs/<stage>.log`` (with the traceback when it
-fails).
+``flow.json`` records the options, each finished stage (its seconds and its figures) and the
+sha256 of the engine's Verilog as the rtl, sim and synth stages read it (``verilog_sha256``:
+the Verilog simulated is the Verilog synthesized); it is rewritten after every stage. Run the
+same command again and the finished stages whose output is still there are reused: a flow that
+failed (or was stopped) resumes at the stage that did not finish (or whose output went
+missing), and every stage after it runs again. ``--restart`` runs every stage again, ``--from
+STAGE`` that stage and the ones after it. A stage's messages go to the terminal and to
+``logs/<stage>.log`` (with the traceback when it fails).
 """
 
 from __future__ import annotations
@@ -32,12 +34,11 @@ import time
 import traceback
 from pathlib import Path
 
-from .errors import A2QError
+from a2q.common.choices import DEFAULT_LANES, ENGINE_MODELS
+from a2q.common.errors import A2QError
 
-STAGES = ("train", "methods", "export", "golden", "rtl", "sim", "synth", "report")
-#: the other methods trained for the accuracy-vs-bits comparison: label -> (method, bits)
-OTHER_METHODS = {"fp32": ("fp32", None), "uniform8": ("uniform", 8),
-                 "uniform4": ("uniform", 4), "dq": ("dq", 4)}
+from .flow_stages import OTHER_METHODS, STAGE_FOLDERS, STAGE_TEXT, STAGES
+
 STATE = "flow.json"
 VERSION = 1
 
@@ -51,7 +52,7 @@ class FlowOptions:
     epochs: int | None = None  # the training default unless given
     run: str | None = None  # a finished A²Q run folder to reuse instead of training
     methods: tuple[str, ...] = tuple(OTHER_METHODS)
-    lanes: int = 16
+    lanes: int = DEFAULT_LANES
     baselines: tuple[str, ...] = ("uniform4", "uniform4-exact-input", "uniform8")
     simulator: str = "verilator"
     synth: bool = True
@@ -86,9 +87,9 @@ class FlowOptions:
         if bad:
             raise A2QError(f"flow: unknown baseline {bad[0]!r}; expected some of "
                            f"{', '.join(BASELINES)}")
-        if self.model not in ("gcn", "gin"):
+        if self.model not in ENGINE_MODELS:
             raise A2QError(f"flow: the engine runs gcn and gin, not {self.model!r}")
-        from .data import check_name, is_node_level
+        from a2q.sw.data import check_name, is_node_level
 
         if not is_node_level(check_name(self.dataset)):
             raise A2QError(f"flow: the engine runs node-level datasets (Cora, CiteSeer, "
@@ -144,10 +145,23 @@ class Flow:
         return {"version": VERSION, "options": mine, "stages": stages}
 
     def _save_state(self) -> None:
+        self.state["verilog_sha256"] = self._verilog_sha256()
         self.out.mkdir(parents=True, exist_ok=True)
         tmp = self.out / f".{STATE}.tmp"
         tmp.write_text(json.dumps(self.state, indent=2) + "\n")
         os.replace(tmp, self.out / STATE)
+
+    def _verilog_sha256(self) -> dict:
+        """The sha256 of the engine's Verilog as each stage that used it recorded it, and
+        whether the one simulated is the one synthesized."""
+        out = {}
+        for stage, key in (("rtl", "built"), ("sim", "simulated"), ("synth", "synthesized")):
+            r = self.state["stages"].get(stage, {}).get("result") or {}
+            if r.get("verilog_sha256"):
+                out[key] = r["verilog_sha256"]
+        if "simulated" in out and "synthesized" in out:
+            out["simulated_is_synthesized"] = out["simulated"] == out["synthesized"]
+        return out
 
     def finished(self, stage: str) -> bool:
         """Recorded as done, and its output still there."""
@@ -206,15 +220,15 @@ class Flow:
 
     # ------------------------------------------------------------------ stages
     def _config(self, method: str, bits: int | None = None):
-        from .config import default_config
+        from a2q.sw.config import default_config
 
         o = self.options
         return default_config(o.dataset, o.model, method, seed=o.seed, epochs=o.epochs,
                               bits=bits)
 
     def _train(self, log) -> dict:
-        from .run_folder import load_checkpoint, write_run
-        from .train import train
+        from a2q.sw.run_folder import load_checkpoint, write_run
+        from a2q.sw.train import train
 
         if self.options.run is not None:
             run = Path(self.options.run)
@@ -238,8 +252,8 @@ class Flow:
         return {"run": str(out), "metrics": m}
 
     def _methods(self, log) -> dict:
-        from .run_folder import write_run
-        from .train import train
+        from a2q.sw.run_folder import write_run
+        from a2q.sw.train import train
 
         out = {}
         for label in self.options.methods:
@@ -256,7 +270,7 @@ class Flow:
         return Path(self.result("train")["run"])
 
     def _export(self, log) -> dict:
-        from .export import export_run
+        from a2q.sw.export import export_run
 
         graph = export_run(self._run_folder(), self.out / "graph", data_root=self.data_root)
         log(f"bitwidth-annotated graph -> {graph}")
@@ -271,29 +285,27 @@ class Flow:
         return s
 
     def _rtl(self, log) -> dict:
-        from a2q.hw import rtl
-        from a2q.hw.layer_engine import LayerEngine
-        from a2q.sim.annotated_graph import read_graph
-        from a2q.sim.engine_image import engine_config, memory_words, write_init_files
-        from a2q.sim.toolchain import write_linted
+        from .engine_build import build_engine
 
-        g = read_graph(self.out / "graph")
-        cfg = engine_config(g, lanes=self.options.lanes)
-        words = memory_words(cfg, g)
+        o = self.options
+        build = build_engine(self.out / "graph", lanes=o.lanes, baselines=o.baselines)
+        cfg = build.config
         log(f"engine: {cfg.model}, {cfg.lanes} lanes, {cfg.max_nodes} nodes, {cfg.max_edges} "
-            "edges; generating Verilog")
-        info = write_linted(self.out / "rtl", lambda tmp: rtl.write_engine_rtl(
-            LayerEngine(cfg, ram_template=True), tmp,
-            init_files=lambda f: write_init_files(cfg, words, f)))
-        log("verilator --lint-only -Wall clean")
-        return {"config": info["config"], "memories": len(info["memories"])}
+            f"edges, {cfg.input_bits}-bit input (A²Q and {len(build.variants)} baselines); "
+            "generating Verilog")
+        info = build.write_rtl(self.out / "rtl")
+        log(f"verilator --lint-only -Wall clean; Verilog sha256 {info['verilog_sha256']}")
+        return {"config": info["config"], "memories": len(info["memories"]),
+                "verilog_sha256": info["verilog_sha256"]}
 
     def _sim(self, log) -> dict:
         from a2q.sim.engine_run import passed, run_engine
 
-        r = run_engine(self.out / "graph", self.out / "sim", simulator=self.options.simulator,
-                       lanes=self.options.lanes, build_root=self.build_root,
-                       baselines=self.options.baselines, progress=log)
+        from .engine_build import load_engine_build
+
+        build = load_engine_build(self.out / "rtl", self.out / "graph")
+        r = run_engine(build, self.out / "sim", simulator=self.options.simulator,
+                       build_root=self.build_root, progress=log)
         ok = passed(r)
         log(f"logits equal the golden model on {r['num_nodes'] - r['mismatched_nodes']}/"
             f"{r['num_nodes']} nodes; {r['cycles_measured']} cycles; " + ", ".join(
@@ -303,7 +315,8 @@ class Flow:
                            f"{self.out / 'sim' / 'result.json'}")
         keep = ("cycles_measured", "cycles_by_phase_measured", "logits_equal_golden",
                 "mismatched_nodes", "num_nodes", "test_acc", "golden_test_acc",
-                "cycles_per_second", "sim_seconds", "build_seconds", "stages")
+                "cycles_per_second", "sim_seconds", "build_seconds", "stages",
+                "verilog_sha256")
         return {**{k: r[k] for k in keep}, "exact": ok,
                 "baselines": {k: {"cycles_measured": b["cycles_measured"],
                                   "cycles_by_phase_measured": b["cycles_by_phase_measured"],
@@ -315,20 +328,24 @@ class Flow:
         if not self.options.synth:
             log("skipped (--no-synth)")
             return {"skipped": True}
-        from a2q.hw.synthesis import ENGINE_PNR, SynthesisError, synthesize
+        from a2q.hw.fpga.synthesis import SynthesisError, synthesize
 
         place = self.options.place
         log(f"Yosys for ECP5 {self.options.device} and the fit check"
-            + (", then nextpnr if it fits (static placer, router2 with timing-driven rip-up: "
-               "about 15 minutes on the full engine)" if place else
-               " (minutes; --place adds nextpnr)"))
+            + (", then nextpnr if it fits (a2q synth's defaults: about 15 minutes on the full "
+               "engine)" if place else " (minutes; --place adds nextpnr)"))
         try:
             r = synthesize(self.out / "rtl", "ecp5", self.out / "synth",
                            device=self.options.device, freq_mhz=self.options.freq_mhz,
-                           place_and_route=place, **ENGINE_PNR)
+                           place_and_route=place)
         except SynthesisError as exc:
             raise A2QError(str(exc)) from None
-        log(r["verdict"])
+        simulated = self.result("sim")["verilog_sha256"]
+        if r["verilog_sha256"] != simulated:
+            raise A2QError(f"the Verilog synthesized (sha256 {r['verilog_sha256']}) is not the "
+                           f"one simulated ({simulated}); run the flow again from rtl "
+                           "(--from rtl)")
+        log(f"{r['verdict']}; the Verilog simulated, sha256 {r['verilog_sha256']}")
         return r
 
     def _report(self, log) -> dict:
@@ -340,57 +357,6 @@ class Flow:
         return {"files": [str(f) for f in files]}
 
 
-#: stage -> the folder under ``--out`` that holds its output (``methods`` may hold none)
-STAGE_FOLDERS = {"export": "graph", "golden": "golden", "rtl": "rtl", "sim": "sim",
-                 "synth": "synth"}
-
-STAGE_TEXT = {
-    "train": "A²Q training",
-    "methods": "the same model with the other methods (accuracy against bits)",
-    "export": "the bitwidth-annotated graph",
-    "golden": "the integer golden model",
-    "rtl": "the layer engine's Verilog",
-    "sim": "the engine in RTL: A²Q and its uniform-bit baselines",
-    "synth": "FPGA synthesis (ECP5)",
-    "report": "report.md and report.html",
-}
-
-
 def _jsonable(obj):
     return json.loads(json.dumps(obj, default=lambda o: list(o) if isinstance(o, tuple)
                                  else str(o)))
-
-
-def summary_rows(state: dict) -> list[tuple[str, str, str, str]]:
-    """(stage, status, seconds, figures) for the terminal's final table."""
-    rows = []
-    for stage in STAGES:
-        s = state["stages"].get(stage, {})
-        r = s.get("result", {})
-        if stage == "train" and r:
-            m = r["metrics"]
-            what = f"test acc {m['test_acc']:.1f}%, {m['avg_feature_bits']:.2f} avg bits"
-        elif stage == "methods" and s.get("status") == "done":
-            what = ", ".join(f"{k} {v['test_acc']:.1f}%" for k, v in r.items()) or "none"
-        elif stage == "golden" and r:
-            what = (f"test acc {r['test_acc']:.1f}%, agrees with torch on "
-                    f"{100 * r['prediction_agreement']:.2f}%")
-        elif stage == "sim" and r:
-            what = (f"exact {r['num_nodes'] - r['mismatched_nodes']}/{r['num_nodes']}, "
-                    f"{r['cycles_measured']} cycles")
-            if r["baselines"]:
-                what += "; speedup " + ", ".join(
-                    f"{k} {b['speedup_of_a2q']:.2f}x" for k, b in r["baselines"].items())
-        elif stage == "synth" and r:
-            what = r.get("verdict", "skipped")
-        elif stage == "export" and r:
-            what = r["graph"]
-        elif stage == "rtl" and r:
-            what = f"{r['config']['lanes']} lanes, {r['memories']} memories, lint clean"
-        elif stage == "report" and r:
-            what = ", ".join(Path(f).name for f in r["files"] if f.endswith((".md", ".html")))
-        else:
-            what = s.get("error", "")
-        seconds = f"{s['seconds']:.1f}" if "seconds" in s else ""
-        rows.append((stage, s.get("status", "not run"), seconds, what))
-    return rows

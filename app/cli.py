@@ -8,13 +8,13 @@ import sys
 import warnings
 from pathlib import Path
 
-from a2q.hw.synthesis import PLACERS, ROUTERS
-
-from .errors import A2QError
+from a2q.common.choices import DEFAULT_LANES, ENGINE_MODELS, MODELS
+from a2q.common.errors import A2QError
+from a2q.hw.fpga.synthesis import PLACERS, ROUTERS
 
 
 def _add_train_args(p: argparse.ArgumentParser) -> None:
-    from .choices import DATASETS, METHODS, MODELS
+    from a2q.common.choices import DATASETS, METHODS
 
     p.add_argument("--dataset", default="Cora", help=f"one of {', '.join(DATASETS)}")
     p.add_argument("--model", default="gcn", help=f"one of {', '.join(MODELS)}")
@@ -43,9 +43,9 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
 
 
 def _cmd_train(args) -> int:
-    from .config import default_config
-    from .run_folder import write_run
-    from .train import train
+    from a2q.sw.config import default_config
+    from a2q.sw.run_folder import write_run
+    from a2q.sw.train import train
 
     overrides = {k: getattr(args, k) for k in (
         "seed", "epochs", "bits", "hidden", "heads", "layers", "dropout", "lr", "weight_decay",
@@ -56,7 +56,7 @@ def _cmd_train(args) -> int:
     m = result.metrics
     exported = None
     if not args.no_export and _exportable(cfg):
-        from .export import export_run
+        from a2q.sw.export import export_run
 
         exported = export_run(out, data_root=args.data_root)
     print(f"{m['dataset']} {m['model']} {m['method']} seed {m['seed']}: "
@@ -71,15 +71,15 @@ def _cmd_train(args) -> int:
 
 
 def _exportable(cfg) -> bool:
-    from .data import is_node_level
-    from .export import EXPORTABLE_METHODS
+    from a2q.sw.data import is_node_level
+    from a2q.sw.export import EXPORTABLE_METHODS
 
-    return (is_node_level(cfg.dataset) and cfg.model in ("gcn", "gin")
+    return (is_node_level(cfg.dataset) and cfg.model in ENGINE_MODELS
             and cfg.method in EXPORTABLE_METHODS)
 
 
 def _cmd_export(args) -> int:
-    from .export import export_run
+    from a2q.sw.export import export_run
 
     print(f"bitwidth-annotated graph -> {export_run(args.run, args.out, data_root=args.data_root)}")
     return 0
@@ -103,15 +103,15 @@ def _cmd_golden(args) -> int:
 
 
 def _cmd_eval(args) -> int:
-    from .run_folder import load_checkpoint
-    from .train import evaluate_checkpoint
+    from a2q.sw.run_folder import load_checkpoint
+    from a2q.sw.train import evaluate_checkpoint
 
     print(json.dumps(evaluate_checkpoint(load_checkpoint(args.run), data_root=args.data_root)))
     return 0
 
 
 def _cmd_bench_golden(args) -> int:
-    from .bench import run_golden_bench
+    from a2q.app.bench.models import run_golden_bench
 
     run_golden_bench(args.out, datasets=args.datasets, models=args.models, seed=args.seed,
                      lanes=args.lanes, data_root=args.data_root)
@@ -119,28 +119,35 @@ def _cmd_bench_golden(args) -> int:
 
 
 def _cmd_bench(args) -> int:
-    from .bench import run_train_bench
+    from a2q.app.bench.models import run_train_bench
 
     run_train_bench(args.out, seeds=args.seeds, epochs=args.epochs, data_root=args.data_root,
                     datasets=args.datasets, models=args.models, methods=args.methods)
     return 0
 
 
-def _engine_args(args, command: str):
-    """The export, the engine's configuration and its memory image for ``rtl engine``."""
-    from a2q.sim.annotated_graph import GraphFormatError, read_graph
-    from a2q.sim.engine_image import EngineFitError, engine_config, memory_words
+def _engine_build(args, command: str):
+    """The engine build of ``rtl engine`` and ``sim engine``: from ``--rtl`` (an RTL folder the
+    engine build wrote, ``sim`` only) or from ``--graph`` with ``--lanes``, ``--baselines``
+    and the depths."""
+    from a2q.sim.baselines import BASELINES
+
+    from .engine_build import build_engine, load_engine_build
 
     if args.graph is None:
         raise A2QError(f"{command} engine needs --graph (an export folder)")
-    try:
-        g = read_graph(args.graph)
-        cfg = engine_config(g, lanes=args.lanes or 16, max_nodes=args.max_nodes,
-                            max_edges=args.max_edges)
-        words = memory_words(cfg, g)
-    except (GraphFormatError, EngineFitError, ValueError) as exc:
-        raise A2QError(f"{command} engine: {exc}") from None
-    return g, cfg, words
+    if getattr(args, "rtl", None) is not None:
+        given = [f"--{k.replace('_', '-')}" for k in ("lanes", "max_nodes", "max_edges",
+                                                       "baselines")
+                 if getattr(args, k) is not None]
+        if given:
+            raise A2QError(f"{command} engine: --rtl is an engine already built; "
+                           f"{', '.join(given)} would build another (give them to a2q rtl "
+                           "engine)")
+        return load_engine_build(args.rtl, args.graph)
+    baselines = tuple(BASELINES if args.baselines is None else args.baselines)
+    return build_engine(args.graph, lanes=args.lanes or DEFAULT_LANES, baselines=baselines,
+                        max_nodes=args.max_nodes, max_edges=args.max_edges)
 
 
 def _write_rtl_folder(args, write):
@@ -153,41 +160,33 @@ def _write_rtl_folder(args, write):
 
 
 def _cmd_rtl_engine(args) -> int:
-    from a2q.hw import rtl
-    from a2q.hw.layer_engine import LayerEngine
-    from a2q.sim.engine_image import write_init_files
-
-    g, cfg, words = _engine_args(args, "rtl")
-    print(f"engine for {args.graph}: {cfg.model}, {cfg.lanes} lanes, {cfg.max_nodes} nodes, "
-          f"{cfg.max_edges} edges; generating Verilog", file=sys.stderr)
-    info, linted = _write_rtl_folder(args, lambda tmp: rtl.write_engine_rtl(
-        LayerEngine(cfg, ram_template=True), tmp,
-        init_files=lambda f: write_init_files(cfg, words, f)))
+    build = _engine_build(args, "rtl")
+    cfg = build.config
+    print(f"engine for {args.graph} and {len(build.variants)} baselines: {cfg.model}, "
+          f"{cfg.lanes} lanes, {cfg.max_nodes} nodes, {cfg.max_edges} edges, {cfg.input_bits}-bit "
+          "input; generating Verilog", file=sys.stderr)
+    info = build.write_rtl(args.out, lint=not args.no_lint)
+    linted = "" if args.no_lint else "; verilator --lint-only -Wall clean"
     print(f"{args.out}/{info['verilog']}: {info['module']} ({cfg.model}, {cfg.lanes} lanes, "
-          f"{len(info['memories'])} memories, init files beside it){linted}")
+          f"{len(info['memories'])} memories, init files beside it; sha256 "
+          f"{info['verilog_sha256'][:16]}){linted}")
     return 0
 
 
 def _cmd_sim_engine(args) -> int:
     from a2q.sim.engine_run import passed, run_engine
 
-    if args.graph is None:
-        raise A2QError("sim engine needs --graph (an export folder)")
     if args.simulator not in ("icarus", "verilator"):
         raise A2QError(f"unknown simulator {args.simulator!r}: expected icarus or verilator")
-    try:  # a malformed export or one the engine cannot hold is refused before any build
-        r = run_engine(args.graph, args.out, simulator=args.simulator, lanes=args.lanes or 16,
-                       max_nodes=args.max_nodes, max_edges=args.max_edges,
-                       build_root=args.build_dir, waves=args.waves,
-                       baselines=tuple(args.baselines),
-                       via_load_port=args.load_port,
-                       progress=lambda s: print(s, file=sys.stderr))
-    except ValueError as exc:  # GraphFormatError, EngineFitError, engine parameters
-        raise A2QError(f"sim engine: {exc}") from None
+    build = _engine_build(args, "sim")  # a bad export or one too big: refused before building
+    r = run_engine(build, args.out, simulator=args.simulator, build_root=args.build_dir,
+                   waves=args.waves, via_load_port=args.load_port,
+                   progress=lambda s: print(s, file=sys.stderr))
     print(f"{args.out}: {r['dataset']} {r['model']} on {r['simulator']}: logits equal the golden "
           f"model on {r['num_nodes'] - r['mismatched_nodes']}/{r['num_nodes']} nodes; test_acc "
           f"{r['test_acc']:.2f} (golden {r['golden_test_acc']:.2f}); cycles {r['cycles_measured']}"
-          f" (model {r['cycles_predicted']}); {r['cycles_per_second']:.0f} cycles/s")
+          f" (model {r['cycles_predicted']}); {r['cycles_per_second']:.0f} cycles/s; Verilog "
+          f"sha256 {r['verilog_sha256'][:16]}")
     for key, u in r["baselines"].items():
         print(f"  {key}: cycles {u['cycles_measured']} (model {u['cycles_predicted']}), "
               f"logits equal golden: {u['logits_equal_golden']}; A2Q speedup "
@@ -242,17 +241,29 @@ def _cmd_sim(args) -> int:
 
 
 def _cmd_synth(args) -> int:
-    from a2q.hw.synthesis import SynthesisError, synthesize
+    from a2q.hw.fpga.synthesis import (
+        STATIC_PLACER_MIN_CELLS,
+        SynthesisError,
+        pnr_settings,
+        synthesize,
+    )
 
-    then = "" if args.no_place else ", then nextpnr" + (" placement" if args.no_route else "")
-    print(f"synthesizing {args.rtl} for {args.target} (Yosys{then}; minutes on large "
-          "designs)", file=sys.stderr)
     try:
+        pnr = pnr_settings(args.target, placer=args.placer, router=args.router,
+                           timing_ripup=args.tmg_ripup)
+        if args.placer is None and pnr["placer"] == "static":
+            pnr["placer"] = (f"static (heap under {STATIC_PLACER_MIN_CELLS} LUTs and "
+                             "flip-flops)")
+        then = "" if args.no_place else (
+            f", then nextpnr {'placement' if args.no_route else 'place and route'} ("
+            + ", ".join(f"{k} {v}" for k, v in pnr.items()) + ")")
+        print(f"synthesizing {args.rtl} for {args.target} (Yosys{then}; minutes on large "
+              "designs, about 15 on the 16-lane Cora engine)", file=sys.stderr)
         r = synthesize(args.rtl, args.target, args.out, device=args.device,
                        package=args.package, freq_mhz=args.freq,
                        place_and_route=not args.no_place, route=not args.no_route,
-                       router=args.router, density=args.density, placer=args.placer,
-                       seed=args.seed, timing_ripup=args.tmg_ripup)
+                       placer=args.placer, router=args.router, timing_ripup=args.tmg_ripup,
+                       density=args.density, seed=args.pnr_seed)
     except SynthesisError as exc:
         raise A2QError(f"synth: {exc}") from None
     fmax = "n/a" if r["fmax_mhz"] is None else f"{r['fmax_mhz']} MHz"
@@ -261,13 +272,18 @@ def _cmd_synth(args) -> int:
     print(f"{args.out}: {r['top']} on {r['target']} {r['device']}: LUTs {r['luts']}, FFs "
           f"{r['ffs']}, BRAMs {r['brams']}, DSPs {r['dsps']}, Fmax {fmax} (target {args.freq} "
           f"MHz)")
+    if r.get("timing_met") is not None:
+        cp = r.get("critical_path") or {}
+        worst = (f"; worst path {cp['from']} -> {cp['to']}, {cp['delay_ns']} ns"
+                 if cp else "")
+        print(f"timing {'met' if r['timing_met'] else 'NOT met'} at {args.freq} MHz{worst}")
     if r.get("verdict"):
         print(f"{r['verdict']} (report: {Path(args.out) / 'report.md'})")
     return 1 if r.get("fits") is False else 0
 
 
 def _cmd_bench_engine(args) -> int:
-    from .bench import run_engine_bench
+    from a2q.app.bench.models import run_engine_bench
 
     result = run_engine_bench(args.out, models=args.models, dataset=args.dataset, seed=args.seed,
                               lanes=args.lanes, simulators=args.simulators,
@@ -276,7 +292,8 @@ def _cmd_bench_engine(args) -> int:
 
 
 def _cmd_flow(args) -> int:
-    from .flow import STAGES, Flow, FlowOptions, summary_rows
+    from .flow import Flow, FlowOptions
+    from .flow_stages import STAGES, summary_rows
 
     options = FlowOptions(dataset=args.dataset, model=args.model, seed=args.seed,
                           epochs=args.epochs, run=args.run, methods=tuple(args.methods),
@@ -300,7 +317,7 @@ def _cmd_flow(args) -> int:
 
 
 def _cmd_bench_hw(args) -> int:
-    from .hw_bench import run_hw_bench
+    from a2q.app.bench.hardware import run_hw_bench
 
     result = run_hw_bench(args.out, datasets=args.datasets, models=args.models, seed=args.seed,
                           lanes=args.lanes, sweep_lanes=args.sweep_lanes,
@@ -313,37 +330,36 @@ def _cmd_bench_hw(args) -> int:
 
 
 def _cmd_bench_timing(args) -> int:
-    from .hw_bench import run_timing_bench
+    from a2q.app.bench.hardware import run_timing_bench
+    from a2q.hw.fpga.synthesis import SynthesisError, pnr_settings
 
     if args.requant_lanes and not 0 < args.requant_lanes <= min(args.lanes):
         raise A2QError(f"--requant-lanes must be between 1 and the lanes ({min(args.lanes)}), "
                        f"got {args.requant_lanes}")
-    if args.tmg_ripup and args.router != "router2":
-        raise A2QError("--tmg-ripup is router2's timing-driven rip-up: give --router router2")
+    try:  # refused before the training the bench starts with
+        pnr_settings("ecp5", placer=args.placer, router=args.router,
+                     timing_ripup=args.tmg_ripup)
+    except SynthesisError as exc:
+        raise A2QError(f"bench timing: {exc}") from None
     run_timing_bench(args.out, dataset=args.dataset, model=args.model, seed=args.seed,
                      lanes=args.lanes, max_nodes=args.max_nodes, max_edges=args.max_edges,
                      device=args.device, freq_mhz=args.freq, route=not args.no_route,
-                     router=args.router, density=args.density, placer=args.placer,
-                     pnr_seed=args.pnr_seed, timing_ripup=args.tmg_ripup,
-                     requant_lanes=args.requant_lanes,
-                     data_root=args.data_root, progress=lambda s: print(s, flush=True))
+                     density=args.density, pnr_seed=args.pnr_seed,
+                     requant_lanes=args.requant_lanes, data_root=args.data_root,
+                     placer=args.placer, router=args.router, timing_ripup=args.tmg_ripup,
+                     progress=lambda s: print(s, flush=True))
     return 0
 
 
 def _cmd_bench_rtl(args) -> int:
-    from a2q.sim.rtl_bench import run_rtl_bench
+    from a2q.app.bench.units import run_rtl_bench
 
     rows = run_rtl_bench(args.out, seed=args.seed)
     return 0 if all(r["matches_numpy"] and r["cycles_measured"] == r["cycles_predicted"]
                     for r in rows) else 1
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from a2q.sim.baselines import BASELINES
-
-    parser = argparse.ArgumentParser(prog="a2q", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-
+def _add_train_parsers(sub) -> None:
     p = sub.add_parser("train", help="train a model (A²Q or a baseline) and write a run folder")
     _add_train_args(p)
     p.set_defaults(func=_cmd_train)
@@ -362,23 +378,33 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("golden", help="run the integer golden model on an export")
     p.add_argument("graph", help="export folder (manifest.json and .npy files)")
     p.add_argument("--out", required=True)
-    p.add_argument("--lanes", type=int, default=16, help="lanes of the cycle model")
+    p.add_argument("--lanes", type=int, default=DEFAULT_LANES, help="lanes of the cycle model")
     p.set_defaults(func=_cmd_golden)
 
+
+def _add_engine_args(p, baselines) -> None:
+    """What sizes an engine build: the export, lanes, depths and the baselines it serves."""
+    p.add_argument("--graph", help="engine: the export it runs (sizes it; init files)")
+    p.add_argument("--max-nodes", type=int, help="engine memory depth (default: the export's "
+                                                 "nodes); aggregation (default 4096)")
+    p.add_argument("--max-edges", type=int, help="engine memory depth (default: the export's "
+                                                 "CSR entries); aggregation (default 16384)")
+    p.add_argument("--baselines", nargs="*", choices=list(baselines), metavar="BASELINE",
+                   help="engine: the baseline re-exports it also runs, which decide its input "
+                        f"width (default {' '.join(baselines)}; none: --baselines)")
+
+
+def _add_rtl_parsers(sub, baselines) -> None:
     p = sub.add_parser("rtl", help="write a bit-serial unit's or the layer engine's Verilog, "
                                    "filelist and parameters")
     p.add_argument("unit", choices=["combination", "aggregation", "engine"])
     p.add_argument("--out", required=True, help="folder to write")
-    p.add_argument("--graph", help="engine: the export it runs (sizes it; init files)")
-    p.add_argument("--lanes", type=int, default=16)
+    _add_engine_args(p, baselines)
+    p.add_argument("--lanes", type=int, help=f"default {DEFAULT_LANES}")
     p.add_argument("--max-bits", type=int, default=8)
     p.add_argument("--weight-bits", type=int, help="combination (default 4)")
     p.add_argument("--in-features", type=int, help="combination (default 16)")
     p.add_argument("--columns", type=int, help="aggregation (default 16)")
-    p.add_argument("--max-nodes", type=int, help="aggregation memory depth (default 4096); "
-                                                 "engine (default: the export's nodes)")
-    p.add_argument("--max-edges", type=int, help="aggregation memory depth (default 16384); "
-                                                 "engine (default: the export's CSR entries)")
     p.add_argument("--acc-width", type=int, help="default: the worst case of the parameters")
     p.add_argument("--signed", dest="signed_input", action="store_true",
                    help="two's complement features (default unsigned, as after a ReLU)")
@@ -388,7 +414,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("sim", help="run a unit's RTL on your arrays, or the layer engine on an "
                                    "export (Icarus or Verilator)")
     p.add_argument("unit", choices=["combination", "aggregation", "engine"])
-    p.add_argument("--graph", help="engine: the export to run")
+    _add_engine_args(p, baselines)
+    p.add_argument("--rtl", help="engine: simulate this engine build (a folder a2q rtl engine "
+                                 "wrote for --graph) instead of building one")
     p.add_argument("--x", help="units: N x F integer .npy")
     p.add_argument("--bits", help="units: N integer .npy: each row's bits")
     p.add_argument("--w", help="combination: F x C signed integer weights .npy")
@@ -398,13 +426,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                 "engine: the results folder")
     p.add_argument("--signed", action="store_true", help="x in two's complement")
     p.add_argument("--simulator", default="verilator", help="icarus or verilator")
-    p.add_argument("--lanes", type=int, help="default min(columns, 16); engine 16")
-    p.add_argument("--max-nodes", type=int, help="engine memory depth (default: the export's)")
-    p.add_argument("--max-edges", type=int, help="engine memory depth (default: the export's)")
-    p.add_argument("--baselines", nargs="*", default=list(BASELINES), choices=list(BASELINES),
-                   metavar="BASELINE",
-                   help="engine: also run the model re-exported as these baselines (default "
-                        f"{' '.join(BASELINES)}; none: --baselines)")
+    p.add_argument("--lanes", type=int,
+                   help=f"units: default min(columns, {DEFAULT_LANES}); engine {DEFAULT_LANES}")
     p.add_argument("--waves", action="store_true",
                    help="engine: write a waveform (Verilator FST, Icarus VCD)")
     p.add_argument("--load-port", action="store_true",
@@ -415,6 +438,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--build-dir", default="build/sim", help="simulator models, reused")
     p.set_defaults(func=_cmd_sim)
 
+
+def _add_pnr_args(p, *, seed_flag: str) -> None:
+    """nextpnr's settings, shared by ``synth`` and ``bench timing``: unless given, each
+    target's defaults (:data:`a2q.hw.fpga.synthesis.PNR_DEFAULTS`; ECP5: the static placer,
+    router2 and its timing-driven rip-up, the settings that close timing on the engine)."""
+    p.add_argument("--no-route", action="store_true",
+                   help="stop after placement: Fmax is nextpnr's estimate from the placement")
+    p.add_argument("--router", choices=ROUTERS,
+                   help="nextpnr's router (default ecp5: router2; ice40: nextpnr's, router1)")
+    p.add_argument("--placer", choices=PLACERS,
+                   help="nextpnr's placer (default ecp5: static, which spreads the cells by an "
+                        "electrostatic model; ice40: nextpnr's, heap)")
+    p.add_argument("--density", type=float,
+                   help="the heap placer's highest placement density, 0..1 "
+                        "(--placer-heap-beta; default 0.9)")
+    p.add_argument(seed_flag, dest="pnr_seed", type=int,
+                   help="nextpnr's random seed (default: nextpnr's own; another seed places "
+                        "and routes differently)")
+    p.add_argument("--tmg-ripup", action=argparse.BooleanOptionalAction,
+                   help="router2's timing-driven rip-up: it also reroutes the arcs that fail "
+                        "timing (default: on with router2)")
+
+
+def _add_synth_parser(sub) -> None:
     p = sub.add_parser("synth", help="FPGA synthesis of an a2q rtl folder (Yosys, nextpnr), "
                                      "with Vivado / Quartus project scripts")
     p.add_argument("rtl", help="folder written by a2q rtl (params.json, filelist.f, .hex)")
@@ -425,52 +472,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--freq", type=float, default=100.0, help="target clock in MHz")
     p.add_argument("--no-place", action="store_true",
                    help="stop after Yosys and the fit check (no nextpnr, no Fmax)")
-    p.add_argument("--no-route", action="store_true",
-                   help="stop after placement: Fmax is nextpnr's estimate from the placement "
-                        "(minutes; routing a large design can take over an hour)")
-    p.add_argument("--router", choices=ROUTERS,
-                   help="nextpnr's router (default: nextpnr's, router1; router2 is built for "
-                        "large, congested designs)")
-    p.add_argument("--placer", choices=PLACERS,
-                   help="nextpnr's placer (default: nextpnr's, heap; static spreads the cells "
-                        "by an electrostatic model)")
-    p.add_argument("--density", type=float,
-                   help="nextpnr's highest placement density, 0..1 (--placer-heap-beta; default "
-                        "0.9)")
-    p.add_argument("--seed", type=int,
-                   help="nextpnr's random seed (default: nextpnr's own; another seed places "
-                        "and routes differently)")
-    p.add_argument("--tmg-ripup", action="store_true",
-                   help="router2's timing-driven rip-up (nextpnr's --tmg-ripup; needs "
-                        "--router router2): it also reroutes the arcs that fail timing")
+    _add_pnr_args(p, seed_flag="--seed")
     p.add_argument("--out", required=True,
                    help="folder for the logs and report.json/md (exit 1 when the design does "
                         "not fit the device; the report says what limits it)")
     p.set_defaults(func=_cmd_synth)
 
-    from .flow import OTHER_METHODS, STAGES
+
+def _add_flow_parser(sub, baselines) -> None:
+    from .flow_stages import OTHER_METHODS, STAGES
 
     p = sub.add_parser("flow", help="train, export, golden model, engine Verilog, RTL "
                                     "simulation, ECP5 synthesis and a report, in one command")
     p.add_argument("--dataset", default="Cora", help="a node-level dataset (Cora, CiteSeer, "
                                                     "PubMed)")
-    p.add_argument("--model", default="gcn", choices=["gcn", "gin"])
+    p.add_argument("--model", default="gcn", choices=list(ENGINE_MODELS))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--epochs", type=int, help="training epochs (default: the model's, 200)")
     p.add_argument("--run", help="reuse this finished A²Q run folder instead of training")
     p.add_argument("--methods", nargs="*", default=list(OTHER_METHODS),
                    help=f"other methods trained for accuracy vs bits (default "
                         f"{' '.join(OTHER_METHODS)}; none: --methods)")
-    p.add_argument("--lanes", type=int, default=16)
-    p.add_argument("--baselines", nargs="*", default=list(BASELINES), choices=list(BASELINES),
+    p.add_argument("--lanes", type=int, default=DEFAULT_LANES)
+    p.add_argument("--baselines", nargs="*", default=list(baselines), choices=list(baselines),
                    metavar="BASELINE", help=f"run on the engine beside A²Q (default "
-                                            f"{' '.join(BASELINES)})")
+                                            f"{' '.join(baselines)})")
     p.add_argument("--simulator", default="verilator", choices=["verilator", "icarus"])
     p.add_argument("--no-synth", action="store_true", help="skip FPGA synthesis")
     p.add_argument("--place", action="store_true",
-                   help="also place and route with nextpnr (Fmax; static placer, router2 with "
-                        "timing-driven rip-up, as bench/timing.md: about 15 minutes for the "
-                        "full engine on 2 cores); default: Yosys and the fit check")
+                   help="also place and route with nextpnr (Fmax, with a2q synth's defaults: "
+                        "about 15 minutes for the full engine on 2 cores); default: Yosys and "
+                        "the fit check")
     p.add_argument("--device", default="85k", help="ECP5 device (default 85k: LFE5U-85F)")
     p.add_argument("--freq", type=float, default=100.0, help="target clock in MHz")
     p.add_argument("--out", help="flow folder (default runs/flow-<dataset>-<model>)")
@@ -481,47 +513,49 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-root")
     p.set_defaults(func=_cmd_flow)
 
-    p = sub.add_parser("bench", help="benchmarks")
-    bsub = p.add_subparsers(dest="bench", required=True)
-    b = bsub.add_parser("train", help="accuracy, bits and speed of every method")
-    b.add_argument("--out", default="bench", help="folder for train.md and train.json")
+
+def _add_bench_parsers(sub) -> None:
+    bsub = sub.add_parser("bench", help="benchmarks").add_subparsers(dest="bench", required=True)
+
+    def bench(name, help, out_files, func):
+        b = bsub.add_parser(name, help=help)
+        b.add_argument("--out", default="bench", help=f"folder for {out_files}")
+        if name != "rtl":
+            b.add_argument("--data-root")
+        b.set_defaults(func=func)
+        return b
+
+    b = bench("train", "accuracy, bits and speed of every method", "train.md and train.json",
+              _cmd_bench)
     b.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     b.add_argument("--epochs", type=int, default=200)
     b.add_argument("--datasets", nargs="+", default=["Cora", "CiteSeer"])
-    b.add_argument("--models", nargs="+", default=["gcn", "gin", "gat"])
+    b.add_argument("--models", nargs="+", default=list(MODELS))
     b.add_argument("--methods", nargs="+", default=["fp32", "uniform8", "uniform4", "dq", "a2q"])
-    b.add_argument("--data-root")
-    b.set_defaults(func=_cmd_bench)
-    b = bsub.add_parser("golden", help="golden-model speed and the cycle model per export")
-    b.add_argument("--out", default="bench", help="folder for cycles.md and cycles.json")
+    b = bench("golden", "golden-model speed and the cycle model per export",
+              "cycles.md and cycles.json", _cmd_bench_golden)
+    b.add_argument("--seed", type=int, default=0)
     b.add_argument("--datasets", nargs="+", default=["Cora", "CiteSeer"])
-    b.add_argument("--models", nargs="+", default=["gcn", "gin"])
+    b.add_argument("--models", nargs="+", default=list(ENGINE_MODELS))
+    b.add_argument("--lanes", type=int, default=DEFAULT_LANES)
+    b = bench("rtl", "simulated cycles per second of each unit, each simulator",
+              "rtl.md and rtl.json", _cmd_bench_rtl)
     b.add_argument("--seed", type=int, default=0)
-    b.add_argument("--lanes", type=int, default=16)
-    b.add_argument("--data-root")
-    b.set_defaults(func=_cmd_bench_golden)
-    b = bsub.add_parser("rtl", help="simulated cycles per second of each unit, each simulator")
-    b.add_argument("--out", default="bench", help="folder for rtl.md and rtl.json")
+    b = bench("engine", "whole inferences on the layer engine in RTL: cycles, exactness, cycles "
+                        "per second on each simulator", "engine.md and engine.json",
+              _cmd_bench_engine)
     b.add_argument("--seed", type=int, default=0)
-    b.set_defaults(func=_cmd_bench_rtl)
-    b = bsub.add_parser("engine", help="whole inferences on the layer engine in RTL: cycles, "
-                                       "exactness, cycles per second on each simulator")
-    b.add_argument("--out", default="bench", help="folder for engine.md and engine.json")
     b.add_argument("--dataset", default="Cora")
-    b.add_argument("--models", nargs="+", default=["gcn", "gin"])
+    b.add_argument("--models", nargs="+", default=list(ENGINE_MODELS))
     b.add_argument("--simulators", nargs="+", default=["verilator", "icarus"])
+    b.add_argument("--lanes", type=int, default=DEFAULT_LANES)
+    b = bench("hw", "A²Q against uniform4 / uniform4-exact-input / uniform8 on the engine in "
+                    "RTL, stage by stage, and a sweep over lanes with ECP5 synthesis",
+              "hw.md, hw.json, hw_lanes.png", _cmd_bench_hw)
     b.add_argument("--seed", type=int, default=0)
-    b.add_argument("--lanes", type=int, default=16)
-    b.add_argument("--data-root")
-    b.set_defaults(func=_cmd_bench_engine)
-    b = bsub.add_parser("hw", help="A²Q against uniform4 / uniform4-exact-input / uniform8 on "
-                                   "the engine in RTL, stage by stage, and a sweep over lanes "
-                                   "with ECP5 synthesis")
-    b.add_argument("--out", default="bench", help="folder for hw.md, hw.json, hw_lanes.png")
     b.add_argument("--datasets", nargs="+", default=["Cora", "CiteSeer"])
-    b.add_argument("--models", nargs="+", default=["gcn", "gin"])
-    b.add_argument("--seed", type=int, default=0)
-    b.add_argument("--lanes", type=int, default=16)
+    b.add_argument("--models", nargs="+", default=list(ENGINE_MODELS))
+    b.add_argument("--lanes", type=int, default=DEFAULT_LANES)
     b.add_argument("--sweep-lanes", type=int, nargs="*", default=[4, 8, 16, 32],
                    help="lane counts of the sweep (none: no sweep)")
     b.add_argument("--sweep-dataset", default="Cora")
@@ -529,35 +563,33 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--no-synth", action="store_true", help="sweep cycles only, no Yosys")
     b.add_argument("--device", default="85k", help="ECP5 device of the sweep's synthesis")
     b.add_argument("--freq", type=float, default=100.0, help="target clock in MHz")
-    b.add_argument("--data-root")
-    b.set_defaults(func=_cmd_bench_hw)
-    b = bsub.add_parser("timing", help="the engine through Yosys and nextpnr: Fmax and the "
-                                       "critical path")
-    b.add_argument("--out", default="bench", help="folder for timing.md and timing.json")
-    b.add_argument("--dataset", default="Cora")
-    b.add_argument("--model", default="gcn", choices=["gcn", "gin"])
+    b = bench("timing", "the engine a2q flow builds, through Yosys and nextpnr: Fmax and the "
+                        "critical path", "timing.md and timing.json", _cmd_bench_timing)
     b.add_argument("--seed", type=int, default=0)
-    b.add_argument("--lanes", type=int, nargs="+", default=[16])
+    b.add_argument("--dataset", default="Cora")
+    b.add_argument("--model", default="gcn", choices=list(ENGINE_MODELS))
+    b.add_argument("--lanes", type=int, nargs="+", default=[DEFAULT_LANES])
     b.add_argument("--max-nodes", type=int,
                    help="size the memories down (zero-filled) instead of the trained export")
     b.add_argument("--max-edges", type=int, help="as --max-nodes")
     b.add_argument("--device", default="85k")
     b.add_argument("--freq", type=float, default=100.0)
-    b.add_argument("--no-route", action="store_true",
-                   help="stop after placement: Fmax is nextpnr's estimate from the placement")
-    b.add_argument("--router", choices=ROUTERS,
-                   help="nextpnr's router (default: nextpnr's, router1)")
-    b.add_argument("--placer", choices=PLACERS, help="nextpnr's placer (as a2q synth --placer)")
-    b.add_argument("--density", type=float,
-                   help="nextpnr's highest placement density (as a2q synth --density)")
-    b.add_argument("--pnr-seed", type=int, help="nextpnr's random seed (as a2q synth --seed)")
-    b.add_argument("--tmg-ripup", action="store_true",
-                   help="router2's timing-driven rip-up (as a2q synth --tmg-ripup)")
+    _add_pnr_args(b, seed_flag="--pnr-seed")
     b.add_argument("--requant-lanes", type=int, default=0,
                    help="lanes the shared requantization takes a cycle (default: half the "
                         "lanes)")
-    b.add_argument("--data-root")
-    b.set_defaults(func=_cmd_bench_timing)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from a2q.sim.baselines import BASELINES
+
+    parser = argparse.ArgumentParser(prog="a2q", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_train_parsers(sub)
+    _add_rtl_parsers(sub, BASELINES)
+    _add_synth_parser(sub)
+    _add_flow_parser(sub, BASELINES)
+    _add_bench_parsers(sub)
     return parser
 
 

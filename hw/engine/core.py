@@ -1,10 +1,10 @@
 """The layer engine's core: its phases, the sequencer and the on-chip memories.
 
-The features ``x`` and the ``logits`` (:data:`~a2q.hw.engine_layout.OFF_CHIP`) are too big for
+The features ``x`` and the ``logits`` (:data:`~a2q.hw.engine.layout.OFF_CHIP`) are too big for
 the block RAM of the FPGAs the engine targets (Cora's x alone is 3.9 Mbit, more than an
 ECP5-85F's 3.7 Mbit of block RAM), so the core reaches them through a read port and a write
 port: the module a synthesis flow takes, the board supplying the memory behind the ports.
-:class:`a2q.hw.layer_engine.LayerEngine` puts the core and those two memories together.
+:class:`a2q.hw.engine.layer_engine.LayerEngine` puts the core and those two memories together.
 """
 
 from __future__ import annotations
@@ -13,20 +13,32 @@ import math
 from functools import reduce
 from operator import or_
 
+from a2q.hw.primitives.block_ram import address_bits, ram, slice_bits
 from amaranth import Module, Mux, Signal, Value
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .aggregation_phase import AggregationPhase
-from .block_ram import address_bits, ram, slice_bits
 from .combination_phase import CombinationPhase
-from .engine_layout import OFF_CHIP, EngineConfig
-from .engine_phase import delay
-from .memory_requests import (SLICES_PER_WRITE_COPY, ReadRequest, chosen_per_slices,
-                              copies_in_groups, read_registers, registered_address,
-                              registered_data_early, registered_write)
-from .requantization import (NODE_CONSTANTS, Kept, constants_layout, pipeline,
-                              requantization_stages)
+from .layout import OFF_CHIP, EngineConfig
+from .memory_requests import (
+    SLICES_PER_WRITE_COPY,
+    ReadRequest,
+    chosen_per_slices,
+    copies_in_groups,
+    read_registers,
+    registered_address,
+    registered_data_early,
+    registered_write,
+)
+from .phase import delay
+from .requantization import (
+    NODE_CONSTANTS,
+    Kept,
+    constants_layout,
+    pipeline,
+    requantization_stages,
+)
 
 #: Bits of the cycle counter.
 CYCLE_BITS = 48
@@ -58,7 +70,7 @@ def load_signature(cfg: EngineConfig) -> stream.Signature:
 
 
 def control_members(cfg: EngineConfig) -> dict:
-    """The members the core and :class:`~a2q.hw.layer_engine.LayerEngine` share: ``load``,
+    """The members the core and :class:`~a2q.hw.engine.layer_engine.LayerEngine` share: ``load``,
     ``start``, ``num_nodes``, ``busy``, ``done``, ``cycles``, ``phase``."""
     return {
         "load": In(load_signature(cfg)),
@@ -85,12 +97,12 @@ def check_init(cfg: EngineConfig, init: dict, names) -> None:
 class EngineCore(wiring.Component):
     """Runs an exported two-or-more-layer GCN or GIN; ``x`` and ``logits`` live off-chip.
 
-    ``cfg`` (:class:`~a2q.hw.engine_layout.EngineConfig`) fixes the structure and the memory
-    map (documented in :mod:`a2q.hw.engine_layout`); ``init`` optionally gives the words of
+    ``cfg`` (:class:`~a2q.hw.engine.layout.EngineConfig`) fixes the structure and the memory
+    map (documented in :mod:`a2q.hw.engine.layout`); ``init`` optionally gives the words of
     any on-chip memory (``name -> list[int]``) as initial contents. ``ram_template=True`` (for
     Verilog) builds each memory from instances of the ``a2q_ram`` module of
-    :mod:`a2q.hw.block_ram`, one per width slice, filled from ``<memory>.<k>.hex`` instead of
-    ``init``, and each multiplier as an instance of ``a2q_mul`` (:mod:`a2q.hw.dsp_multiply`).
+    :mod:`a2q.hw.primitives.block_ram`, one per width slice, filled from ``<memory>.<k>.hex`` instead of
+    ``init``, and each multiplier as an instance of ``a2q_mul`` (:mod:`a2q.hw.primitives.dsp_multiply`).
 
     The phases run one after the other: GCN layer l is a :class:`CombinationPhase` (``x`` or
     ``h`` -> ``op``) then an :class:`AggregationPhase` (``op`` -> ``h``, the last layer ->
@@ -114,7 +126,7 @@ class EngineCore(wiring.Component):
     - ``x`` (a ``lib.memory`` read port, driven by the core): ``addr`` (and ``en``, always
       high) out, ``data`` in, the word at the address of the previous cycle: a synchronous
       SRAM's latency (``addr`` comes from a register, and ``data`` is registered, as a block
-      RAM's, :mod:`~a2q.hw.memory_requests`). Node i's tile t is at ``i * ceil(F / lanes) + t``.
+      RAM's, :mod:`~a2q.hw.engine.memory_requests`). Node i's tile t is at ``i * ceil(F / lanes) + t``.
     - ``logits`` (a ``lib.memory`` write port, driven by the core): ``en``, ``addr``,
       ``data`` out; node i's tile t of the logits at ``i * ceil(C / lanes) + t``, each word
       written once per run.
@@ -231,8 +243,8 @@ class EngineCore(wiring.Component):
                                              template=self.ram_template)
             # The template's slices of a shallow memory (its read address registered more than
             # once) take their own last address registers: copies of a register, where a
-            # block RAM's copies would each be a long wire from the address logic (session 15:
-            # 450 endpoints of the 16-lane engine past 10 ns).
+            # block RAM's copies would each be a long wire from the address logic (at 16 lanes,
+            # 450 register inputs past 10 ns).
             # A block RAM's write takes a copy of its address and enable per
             # SLICES_PER_WRITE_COPY slices.
             before, after = read_registers(spec)
@@ -298,7 +310,7 @@ class EngineCore(wiring.Component):
 def serve_in_groups(m: Module, cfg: EngineConfig, valid, result: dict, acc: list,
                     constants, cols, used_lanes: list[int], *,
                     template: bool) -> tuple[Value, dict]:
-    """The requantization (:mod:`a2q.hw.requantization`) of the phases' results,
+    """The requantization (:mod:`a2q.hw.engine.requantization`) of the phases' results,
     ``cfg.requant_lanes`` (R) lanes a cycle.
 
     A result (``valid``; ``result``: its ``node``, ``tile``, ``phase`` and ``groups`` - 1;
@@ -308,15 +320,15 @@ def serve_in_groups(m: Module, cfg: EngineConfig, valid, result: dict, acc: list
     cycles in all (the
     walkers space results that far apart; the sums and the columns' constants of group g's
     lanes wait g + 1 cycles in free-running registers, the node's fields under an enable).
-    Each group leaves the pipeline :data:`~a2q.hw.requantization.DEPTH` cycles after it
+    Each group leaves the pipeline :data:`~a2q.hw.engine.requantization.DEPTH` cycles after it
     entered into a register of the result's word, which is written the cycle after its last
     group arrives: a result presented in cycle c is written in cycle
     ``c + groups + DEPTH + 1``. Lanes past the columns of the phase's results
     (``used_lanes[phase]``) write 0.
 
-    ``template``: the multipliers are ``a2q_mul`` instances (:mod:`a2q.hw.dsp_multiply`).
+    ``template``: the multipliers are ``a2q_mul`` instances (:mod:`a2q.hw.primitives.dsp_multiply`).
     Returns ``serving`` (a register, high from the cycle after ``valid`` until the write's port
-    registers (:func:`~a2q.hw.memory_requests.registered_write`) hold the word; a phase's
+    registers (:func:`~a2q.hw.engine.memory_requests.registered_write`) hold the word; a phase's
     walker counts itself busy while it presents a result, so that ``busy`` does not wait on
     the phases' result merge) and the write: ``write``, ``node``, ``tile`` and ``phase`` in
     the cycle before ``word`` (the lanes' codes, registers) holds the result."""
@@ -331,15 +343,15 @@ def serve_in_groups(m: Module, cfg: EngineConfig, valid, result: dict, acc: list
         m.d.sync += [held[key].eq(v) for key, v in result.items()]
     m.d.sync += constants_due.eq(valid)
     # Each lane's copy of node_first (requantization_stages): one would reach 2 x 17 bits of
-    # every lane (session 15: 273 LUT inputs at 16 lanes).
+    # every lane (273 LUT inputs at 16 lanes).
     node_first = [Signal(name=f"rq_node_first_{r}", attrs={"keep": 1}) for r in range(R)]
     with m.If(constants_due):
         m.d.sync += held_node.eq(constants)
         m.d.sync += [f.eq(data.View(NODE_CONSTANTS, constants).node_first) for f in node_first]
     # The lanes' sums and their columns' constants (hundreds of bits each) wait in free-running
     # registers, group g's lanes g + 1 deep: each is there in the cycle its group needs it,
-    # and no enable reaches them all (session 14: the enable of the sums that were held here
-    # was the 16-lane engine's routed critical path).
+    # and no enable reaches them all (an enable holding the sums here is the 16-lane engine's
+    # routed critical path).
     cols = data.View(layout.members["cols"], Value.cast(cols))
     held_acc = [_delayed(m, a, c // R + 1, f"rq_held_acc_{c}") for c, a in enumerate(acc)]
     held_cols = [_delayed(m, cols[c], c // R + 1, f"rq_held_cols_{c}") for c in range(cfg.lanes)]

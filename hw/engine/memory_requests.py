@@ -13,7 +13,7 @@ about 5.8 ns after the clock, and the engine's block RAMs are spread over the di
 registers on both sides leave each path to or from a block RAM nothing but wire, and give the
 placer a register to put next to each block RAM. The data registers have no reset (they hold
 data, never control), so that ECP5 synthesis can move the first into the block RAM itself, as
-its output register (:mod:`~a2q.hw.ecp5_output_registers`): its output then arrives 1 ns after
+its output register (:mod:`~a2q.hw.fpga.ecp5_output_registers`): its output then arrives 1 ns after
 the clock, in the same cycle.
 A reader may take the word before its last data register (:class:`ReadRequest`'s ``early``)
 and make that register itself, holding what it computes from the word: the combination's
@@ -29,10 +29,10 @@ later cycle cannot meet a write, as no phase writes such a memory.
 
 from __future__ import annotations
 
+from a2q.hw.primitives.block_ram import address_bits, slice_bits
 from amaranth import Cat, Module, Mux, Signal, Value
 
-from .block_ram import address_bits, slice_bits
-from .engine_layout import MemorySpec
+from .layout import MemorySpec
 
 #: Registers between the merged read address and the block RAM's address inputs.
 ADDRESS_REGISTERS = 1
@@ -84,9 +84,9 @@ def _registered(m: Module, value, times: int, name: str, reset_less: bool = Fals
 def copies(m: Module, value, count: int, name: str, reset_less: bool = False) -> list[Value]:
     """``count`` registers of ``value`` (``{name}_{k}``), kept apart in synthesis (the
     ``keep`` attribute, which ``a2q synth`` extends to the flip-flops), one for each slice of
-    a memory (:func:`~a2q.hw.block_ram.slice_bits`) or each lane that uses it: one register
-    would reach every slice or lane (session 15: the column constants' read address reached
-    260 LUT RAMs). Worth it where ``value`` is itself a register: copies of logic's output
+    a memory (:func:`~a2q.hw.primitives.block_ram.slice_bits`) or each lane that uses it: one register
+    would reach every slice or lane (the column constants' read address reaches 260 LUT RAMs
+    at 16 lanes). Worth it where ``value`` is itself a register: copies of logic's output
     move the long wires before them."""
     value = Value.cast(value)
     regs = [Signal(value.shape(), name=f"{name}_{k}", attrs={"keep": 1} if count > 1 else {},
@@ -99,7 +99,7 @@ def copies_in_groups(m: Module, value, count: int, name: str, per_group: int = 4
     """``count`` registers of ``value`` two cycles later (where :func:`copies` makes them one
     cycle later): a register per group of ``per_group`` copies (``{name}_g{k}``), then each
     copy of its group's, all kept apart in synthesis. One register reaching 16 lanes' copies
-    across the die is itself a long wire (session 19: a combination lane's plane copy);
+    across the die is itself a long wire (a combination lane's plane copy);
     here each reaches a few registers near one another."""
     groups = copies(m, value, -(-count // per_group), f"{name}_g")
     regs = [Signal(groups[0].shape(), name=f"{name}_{k}", attrs={"keep": 1} if count > 1 else {})
@@ -139,8 +139,8 @@ def registered_write(m: Module, spec: MemorySpec, addr, data, en, name: str, sli
     engine's write and the address arithmetic off the wire to the block RAMs: ``addr`` and
     ``en`` come the cycle before ``data`` and pass two registers, one and then a copy per
     ``per_copy`` of the memory's ``slices`` (:func:`copies`), so that each reaches a few block
-    RAMs from near them (session 20: the write address register reaching 32 block RAMs of
-    ``op`` across the die, 14 ns); ``data`` passes one. Returns the registers, in that order:
+    RAMs from near them (one write address register reaching the 32 block RAMs of ``op``
+    across the die takes 14 ns); ``data`` passes one. Returns the registers, in that order:
     the address and the enable as lists with an item per slice (one item for one slice)."""
     wdata = Signal(spec.width, name=f"{name}_wdata")
     m.d.sync += wdata.eq(data)
@@ -158,8 +158,7 @@ def chosen_per_slices(m: Module, spec: MemorySpec, select, when, otherwise, name
     """``when`` where ``select`` was high a cycle before, else ``otherwise``: a memory's write
     data, chosen per :data:`SLICES_PER_WRITE_COPY` slices of the memory (with ``template``,
     else the whole word) by a register of ``select`` of their own (``{name}_from_rq_{k}``,
-    :func:`copies`; session 20: one register choosing every bit of ``h``'s word, 13 ns of
-    wire). A cycle late, as the data comes a cycle after its address
+    :func:`copies`; one register choosing every bit of ``h``'s word takes 13 ns of wire). A cycle late, as the data comes a cycle after its address
     (:func:`registered_write`): a host's load in the cycle the engine starts would lose its
     data, but a run writes every word of a memory it writes before reading it."""
     bounds = slice_bits(spec.width, spec.depth) if template else [(0, spec.width)]

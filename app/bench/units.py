@@ -12,8 +12,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-
-from .unit_run import simulate_aggregation, simulate_combination
+from a2q.sim.unit_run import simulate_aggregation, simulate_combination
 
 
 def run_rtl_bench(out, *, seed: int = 0, nodes: int = 2708, edges: int = 13264) -> list[dict]:

@@ -12,7 +12,7 @@ Each memory is split by width into instances one block RAM deep (:func:`slice_wi
 that no multiplexer of block RAM outputs sits between a read and the register after it
 (on the ECP5, a memory split by depth had up to 5 LUT levels there: the engine's critical
 path); slice ``k`` reads its own ``<memory>.<k>.hex`` (:func:`slice_file`).
-Amaranth's own simulator runs the engine with ``lib.memory`` (:class:`~a2q.hw.layer_engine.LayerEngine`
+Amaranth's own simulator runs the engine with ``lib.memory`` (:class:`~a2q.hw.engine.layer_engine.LayerEngine`
 with ``ram_template=False``); the RTL tests check that both agree with the golden model.
 """
 

@@ -1,10 +1,10 @@
 """Requantization: the fixed-point steps between the engine's phases, one datapath for all.
 
-Every phase of :class:`a2q.hw.engine_core.EngineCore` ends the same way: a (node, tile) of
+Every phase of :class:`a2q.hw.engine.core.EngineCore` ends the same way: a (node, tile) of
 ``lanes`` accumulated sums ``a`` is scaled by a node's and a column's constants, rounded and
 clamped, and one memory word is written. The phases run one at a time, so they share one
 datapath (the engine's multipliers are all here), which takes ``requant_lanes`` of a result's
-lanes a cycle (:func:`a2q.hw.engine_core.serve_in_groups`), in the generic form, per lane c
+lanes a cycle (:func:`a2q.hw.engine.core.serve_in_groups`), in the generic form, per lane c
 (column c of the tile: mantissa ``m[c]`` and ``bias[c]``; the node's mantissa ``m_node``),
 
     m1, m2 = (m_node, m[c]) if node_first else (m[c], m_node)
@@ -24,7 +24,7 @@ least 2**15, the export's format guarantees it) applied last, or after the round
 
 Pipelined for the clock, one step a stage: the constants are registered as they leave block
 RAM; each multiplication is split into one 17-bit chunk of its wide operand per DSP (18 x 18,
-:func:`~a2q.hw.dsp_multiply.registered_product`: two stages, the DSP's own input and output
+:func:`~a2q.hw.primitives.dsp_multiply.registered_product`: two stages, the DSP's own input and output
 registers), whose products are summed over two stages; a rounding shift is one addition
 (:func:`round_shift_addend`) and an arithmetic shift over two stages, or, for the fixed
 shift of ``round15``, terms made beside the sum and a choice (:func:`round15_terms`).
@@ -35,11 +35,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from a2q.hw.primitives.dsp_multiply import registered_product
 from amaranth import Cat, Module, Mux, Signal, Value, unsigned
 from amaranth.lib import data
 
-from .dsp_multiply import registered_product
-from .engine_layout import MANTISSA, NODE_SHIFT, SHIFT, column_fields
+from .layout import MANTISSA, NODE_SHIFT, SHIFT, column_fields
 
 #: Registered stages of the requantization pipeline: a result entering in cycle c is written
 #: to memory at the end of cycle ``c + DEPTH``. The node and column constants are read in the
@@ -78,8 +78,8 @@ def round15_terms(x: Value, y: Value) -> dict:
     ``up``, bits ``ROUND15`` up of ``x + y + 2**ROUND15`` (floor of the quotient, plus one;
     carry-save: one LUT level before a carry chain as long as the sum's), and ``gt`` /
     ``eq``, the sum's low ``ROUND15`` bits above / equal to half, from their own short
-    addition. (Rounding the registered sum takes a second 64-bit carry chain: sessions 14 and
-    15, the 8- and 16-lane engines' slowest stage.)"""
+    addition. (Rounding the registered sum takes a second 64-bit carry chain, which would be
+    the 8- and 16-lane engines' slowest stage.)"""
     x, y, k = Value.cast(x), Value.cast(y), 1 << ROUND15
     up = (x ^ y ^ k) + (((x & y) | ((x | y) & k)) << 1)
     low = (x[:ROUND15] + y[:ROUND15])[:ROUND15]
@@ -145,16 +145,16 @@ class Kept:
 
 def lane_copies(v: dict, key: str, lanes) -> dict:
     """``v[key]`` as one :class:`Kept` copy per lane c, ``{key}_{c}``, the shared value
-    dropped: the copies' fan-out is one lane's logic each (session 13: the shift amounts and
-    ``big_shift`` each reached 8 lanes x 64 bits and led the 16-lane engine's congestion;
-    session 14: ``m3``, an operand of 24 DSPs across the die, was its routed critical path)."""
+    dropped: the copies' fan-out is one lane's logic each (shared, the shift amounts and
+    ``big_shift`` each reach 8 lanes x 64 bits and lead the 16-lane engine's congestion, and
+    ``m3``, an operand of 24 DSPs across the die, is its routed critical path)."""
     return {key: None, **{f"{key}_{c}": Kept(v[key]) for c in lanes}}
 
 
 @dataclass(frozen=True)
 class Product:
     """``(a * b) << shift`` as a stage's value: :func:`pipeline` multiplies in a registered DSP
-    (:func:`~a2q.hw.dsp_multiply.registered_product`), and the product is a value of the stage
+    (:func:`~a2q.hw.primitives.dsp_multiply.registered_product`), and the product is a value of the stage
     after the next (the stage in between holds the operands, in the DSP)."""
     a: Value
     b: Value
@@ -193,7 +193,7 @@ NODE_CONSTANTS = data.StructLayout({
 def constants_layout(lanes: int, bias_bits: int) -> data.StructLayout:
     """The constants of one (node, tile), one cycle after it: ``node``
     (:data:`NODE_CONSTANTS`) and each lane's column's ``cols`` (a word of the ``cols``
-    memory, :func:`~a2q.hw.engine_layout.column_fields`)."""
+    memory, :func:`~a2q.hw.engine.layout.column_fields`)."""
     return data.StructLayout({
         "node": NODE_CONSTANTS,
         "cols": data.ArrayLayout(column_fields(bias_bits), lanes),
@@ -215,7 +215,7 @@ def pipeline(m: Module, valid: Value, values: dict[str, Value],
     Values no stage replaces are carried unchanged. Every register loads every cycle (a
     stage's values are those of a result in the cycles its ``valid`` is high): an enable would
     be a net reaching each of a stage's flip-flops, up to a thousand at 16 lanes, in every
-    stage (session 13: those nets were among the most congested of the 16-lane engine).
+    stage (such nets are among the most congested of the 16-lane engine).
     Returns every stage's ``valid`` (the last one's marks the result) and the last values."""
     if len(stages) > DEPTH or (stages and stages[0] is not None):
         raise ValueError("a requantization pipeline has at most DEPTH stages, the first None")

@@ -2,8 +2,8 @@
 
 On an FPGA a net is as slow as its farthest sink: a register whose output reaches hundreds
 of LUTs spread over the die is routed long, and when the router is short of wires it is the
-first net sent the long way round (sessions 13 to 15: the 16-lane engine's routed critical
-paths were such nets, a different one each run). :func:`widest_fanout` lists them from
+first net sent the long way round (the 16-lane engine's routed critical paths are such
+nets, a different one from one placement to the next). :func:`widest_fanout` lists them from
 Yosys's JSON netlist, before place and route, so that a design change can be checked in
 minutes; ``a2q synth`` puts the list in its report (``widest_fanout``).
 """

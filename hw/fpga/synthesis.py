@@ -10,22 +10,23 @@ RAMs, DSPs, Fmax, the device's utilisation (``fit_utilization`` by Yosys's cell 
 resources short, counted from Yosys's netlist against :data:`CAPACITY` before place and route,
 or the one nextpnr ran out of), the critical path when timing fails with every register input
 that misses the period (``late_endpoints``), the nets of the widest fan-out
-(``widest_fanout``, :mod:`~a2q.hw.netlist_fanout`) and a one-line ``verdict``.
+(``widest_fanout``, :mod:`~a2q.hw.fpga.netlist_fanout`) and a one-line ``verdict``.
 
 Neither ECP5 nor iCE40 uses its ``synth_*`` script's ABC9 step: under YoWASP it ends Yosys
-without a message on designs of real size (docs/architecture.md; on iCE40 from session 10's
-1-lane test engine on). The ECP5 script stops before the flip-flop mapping, maps the logic with
+without a message on designs of real size (docs/architecture.md; on iCE40 from the 1-lane
+test engine on). The ECP5 script stops before the flip-flop mapping, maps the logic with
 ``abc -lut 4`` and runs that mapping's commands without ``simplemap``, mapping once more the
 gates ``dfflegalize`` adds for a flip-flop the ECP5 lacks (a synchronous reset that its enable
 gates: an enable and reset of one slice that take no such priority); the iCE40 one stops
 before the LUT mapping and maps with ``abc -lut 4`` as ``synth_ice40`` did before ABC9. For
 ECP5, the flip-flops right after a block RAM's read port go into the block RAM as its output
-register before nextpnr runs (:mod:`~a2q.hw.ecp5_output_registers`; ``bram_output_registers``
+register before nextpnr runs (:mod:`~a2q.hw.fpga.ecp5_output_registers`; ``bram_output_registers``
 counts the read ports changed).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import shutil
@@ -44,10 +45,42 @@ ROUTERS = ("router1", "router2")
 PLACERS = ("heap", "static", "sa")
 #: nextpnr's default highest placement density (``--placer-heap-beta``).
 DEFAULT_DENSITY = 0.9
-#: The nextpnr settings that place and route the full 16-lane engine (``bench/timing.md``;
-#: ``a2q flow --place`` uses them): the electrostatic placer, router2 and its timing-driven
-#: rip-up. With nextpnr's defaults (HeAP, router1) routing it took 50 to 140 minutes here.
-ENGINE_PNR = {"placer": "static", "router": "router2", "timing_ripup": True}
+#: Each target's nextpnr settings unless told otherwise. ECP5: the ones that place and route
+#: the full 16-lane engine and meet 100 MHz (``bench/timing.md``): the electrostatic placer,
+#: router2 and its timing-driven rip-up; with nextpnr's own defaults (HeAP, router1) routing
+#: the same engine takes about an hour or does not finish. iCE40: nextpnr's own.
+PNR_DEFAULTS = {"ecp5": {"placer": "static", "router": "router2", "timing_ripup": True},
+                "ice40": {"placer": "heap", "router": "router1", "timing_ripup": False}}
+#: Below this many LUTs and flip-flops the default placer is HeAP, not the static placer: on a
+#: test design of 4 block RAMs and 72 flip-flops the static placer had not converged after
+#: 43898 iterations (minutes), where HeAP places it in a second.
+STATIC_PLACER_MIN_CELLS = 1000
+
+
+def pnr_settings(target: str, *, placer: str | None = None, router: str | None = None,
+                 timing_ripup: bool | None = None, cells: int | None = None) -> dict:
+    """nextpnr's placer, router and timing-driven rip-up for ``target``: each one given, or
+    the target's default (:data:`PNR_DEFAULTS`; HeAP for a design of fewer than
+    :data:`STATIC_PLACER_MIN_CELLS` LUTs and flip-flops, ``cells``, where known); the rip-up,
+    unless given, is on exactly when the router is router2 and the target's default has it.
+    Refuses an unknown placer or router, and the rip-up (router2's) asked for with router1."""
+    if target not in TARGETS:
+        raise SynthesisError(f"unknown target {target!r}: expected one of {', '.join(TARGETS)}")
+    if router not in (None, *ROUTERS):
+        raise SynthesisError(f"unknown router {router!r}: expected one of {', '.join(ROUTERS)}")
+    if placer not in (None, *PLACERS):
+        raise SynthesisError(f"unknown placer {placer!r}: expected one of {', '.join(PLACERS)}")
+    default = PNR_DEFAULTS.get(target, PNR_DEFAULTS["ice40"])
+    router = router or default["router"]
+    if timing_ripup and router != "router2":
+        raise SynthesisError(f"timing-driven rip-up (nextpnr's --tmg-ripup) is router2's; "
+                             f"the router is {router!r}")
+    if timing_ripup is None:
+        timing_ripup = router == "router2" and default["timing_ripup"]
+    if placer is None:
+        small = cells is not None and cells < STATIC_PLACER_MIN_CELLS
+        placer = "heap" if small else default["placer"]
+    return {"placer": placer, "router": router, "timing_ripup": timing_ripup}
 
 #: target -> default device, package and nextpnr tool (None: Yosys only).
 TARGETS = {
@@ -57,7 +90,7 @@ TARGETS = {
 }
 
 #: Registers the design marks ``keep`` (a lane's own copy of a value every lane uses,
-#: :class:`~a2q.hw.requantization.Kept`) stay apart: Yosys keeps the wire under that attribute
+#: :class:`~a2q.hw.engine.requantization.Kept`) stay apart: Yosys keeps the wire under that attribute
 #: but would still merge its flip-flops with their twins (``opt_merge``), unless the
 #: flip-flop cells carry it too.
 _KEEP_FLIP_FLOPS = """\
@@ -216,32 +249,25 @@ def synthesize(rtl: Path, target: str, work: Path, *, device: str | None = None,
                place_and_route: bool = True, route: bool = True,
                router: str | None = None, density: float | None = None,
                placer: str | None = None, seed: int | None = None,
-               timing_ripup: bool = False) -> dict:
+               timing_ripup: bool | None = None) -> dict:
     """Run the flow for ``target`` on the RTL folder ``rtl`` in the folder ``work`` (created;
     each stage's log stays there, also when the stage fails); returns the report, written
-    last as ``report.json`` and ``report.md`` (a failed run leaves none).
+    last as ``report.json`` and ``report.md`` (a failed run leaves none). The report names the
+    Verilog it read (``verilog_sha256``), says whether timing was met at ``freq_mhz``
+    (``timing_met``) and gives the worst path (``critical_path``) and every register input
+    that misses the period (``late_endpoints``).
     ``place_and_route=False`` stops after Yosys and the fit check (``placed: false``);
     ``route=False`` after placement (``routed: false``): ``fmax_placed_mhz``, nextpnr's
-    estimate from the placement, is then the only frequency (routing the full engine can take
-    over an hour on a small machine; the estimate comes in minutes). ``router`` picks
-    nextpnr's router (``router1``, its default, or ``router2``, built for congested designs);
-    ``placer`` its placer (:data:`PLACERS`; ``heap`` unless given); ``density`` the HeAP
-    placer's highest cell density (``--placer-heap-beta``, 0.9 unless given; session 13: 0.6
-    left the 16-lane engine's placement exactly as 0.9 did); ``seed`` nextpnr's random seed
-    (``--seed``; nextpnr's own default unless given; the same seed places and routes the same
-    netlist the same way, another one differently: a seed sweep); ``timing_ripup`` router2's
-    timing-driven rip-up (``--tmg-ripup``: when it clears overused wires it also reroutes the
-    arcs that fail timing; session 22: the 16-lane Cora GCN engine, 90.81 MHz routed
-    without it, 103.73 with it, in under 2 minutes of routing)."""
-    if target not in TARGETS:
-        raise SynthesisError(f"unknown target {target!r}: expected one of {', '.join(TARGETS)}")
-    if router not in (None, *ROUTERS):
-        raise SynthesisError(f"unknown router {router!r}: expected one of {', '.join(ROUTERS)}")
-    if placer not in (None, *PLACERS):
-        raise SynthesisError(f"unknown placer {placer!r}: expected one of {', '.join(PLACERS)}")
-    if timing_ripup and router != "router2":
-        raise SynthesisError(f"timing-driven rip-up (nextpnr's --tmg-ripup) is router2's; "
-                             f"the router is {router or 'router1'!r}")
+    estimate from the placement, is then the only frequency. ``placer``, ``router`` and
+    ``timing_ripup`` (router2's timing-driven rip-up: when it clears overused wires it also
+    reroutes the arcs that fail timing) default to the target's :data:`PNR_DEFAULTS`
+    (:func:`pnr_settings`); ``density`` is the HeAP placer's highest cell density
+    (``--placer-heap-beta``, 0.9 unless given); ``seed`` nextpnr's random seed (``--seed``;
+    nextpnr's own default unless given; the same seed places and routes the same netlist the
+    same way, another one differently)."""
+    pnr_settings(target, placer=placer, router=router, timing_ripup=timing_ripup)  # refusals
+    if density is not None and placer is None:
+        placer = "heap"  # a placement density is the heap placer's
     if density is not None and not 0 < density <= 1:
         raise SynthesisError(f"placement density {density!r}: expected a number in (0, 1]")
     if density is not None and placer not in (None, "heap"):
@@ -267,13 +293,16 @@ def synthesize(rtl: Path, target: str, work: Path, *, device: str | None = None,
     (work / "vivado.tcl").write_text(vivado_tcl(top, sources, inits, part))
     (work / "quartus.tcl").write_text(quartus_tcl(top, sources))
     report = {"target": target, "device": device, "package": package, "top": top,
-              "freq_target_mhz": freq_mhz}
+              "freq_target_mhz": freq_mhz,
+              "verilog_sha256": hashlib.sha256(
+                  (work / info.get("verilog", sources[0])).read_bytes()).hexdigest()}
     if target == "xilinx":  # synth_xilinx needs ABC too; Vivado gives the figures
         report.update({r: None for r in RESOURCES["ecp5"]}, fmax_mhz=None,
                       note="run vivado.tcl (or quartus.tcl) for the figures")
         _write_report(work, report)
         return report
-    # ECP5: the multiplier template holds its registers in a MULT18X18D (hw/dsp_multiply.py)
+    # ECP5: the multiplier template holds its registers in a MULT18X18D
+    # (hw/primitives/dsp_multiply.py)
     define = "-D A2Q_ECP5_DSP " if target == "ecp5" else ""
     script = "".join(f"read_verilog {define}{s}\n" for s in sources)
     script += _SCRIPTS[target].format(top=top)
@@ -303,10 +332,12 @@ def synthesize(rtl: Path, target: str, work: Path, *, device: str | None = None,
     report["limits"] = limits or []
     report.update(placed=False, routed=False, fmax_placed_mhz=None)
     if t["pnr"] and not limits and place_and_route:
+        pnr = pnr_settings(target, placer=placer, router=router, timing_ripup=timing_ripup,
+                           cells=report["luts"] + report["ffs"])
+        placer, router, timing_ripup = pnr["placer"], pnr["router"], pnr["timing_ripup"]
         report.update(placed=True, routed=route,
-                      router=(router or "router1") if route else None,
-                      placer=placer or "heap",
-                      placement_density=(density or DEFAULT_DENSITY) if placer in (None, "heap")
+                      router=router if route else None, placer=placer,
+                      placement_density=(density or DEFAULT_DENSITY) if placer == "heap"
                       else None, pnr_seed=seed, timing_ripup=timing_ripup and route)
         # Not quiet: the log shows the placer's and the router's progress as they go.
         cmd = [_tool(t["pnr"]), f"--{device}", "--package", package, "--json", "netlist.json",
@@ -314,15 +345,14 @@ def synthesize(rtl: Path, target: str, work: Path, *, device: str | None = None,
                "--timing-allow-fail"]
         if target == "ecp5":
             cmd.append("--out-of-context")
-        if placer:
-            cmd += ["--placer", placer]
+        cmd += ["--placer", placer]
         if density is not None:
             cmd += ["--placer-heap-beta", str(density)]
         if seed is not None:
             cmd += ["--seed", str(seed)]
         if not route:
             cmd.append("--no-route")
-        elif router:
+        else:
             cmd += ["--router", router] + (["--tmg-ripup"] if timing_ripup else [])
         report["nextpnr_args"] = cmd[1:]  # how to rerun it by hand, in ``work``
         log = work / "nextpnr.log"

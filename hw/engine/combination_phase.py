@@ -7,10 +7,10 @@ from operator import or_
 
 from amaranth import Cat, Module, Mux, Signal
 
-from .engine_layout import EngineConfig, combination_bound
-from .engine_phase import EnginePhase, delay, min_spacing, one_hot, then_last_node, tree_levels
 from .in_order_reads import FIRST_WORD, in_order_reads
+from .layout import EngineConfig, combination_bound
 from .memory_requests import READ_LATENCY, copies_in_groups
+from .phase import EnginePhase, delay, min_spacing, one_hot, then_last_node, tree_levels
 
 
 class CombinationPhase(EnginePhase):
@@ -28,7 +28,7 @@ class CombinationPhase(EnginePhase):
     Pipeline, a register between steps (reads take ``READ_LATENCY`` = 4 cycles): walker
     (memory reads) -> the plane's bits of the words read, a register per lane -> weights gated
     by them -> two stages of adder tree -> shifted by the plane -> accumulate -> presented ->
-    the engine's shared requantization (:func:`~a2q.hw.engine_core.serve_in_groups`) -> one
+    the engine's shared requantization (:func:`~a2q.hw.engine.core.serve_in_groups`) -> one
     write of ``dst`` per (node, tile). GCN: the operand
     ``P = clamp(rshift_round(A * comb_m[i] * xw_m[c], comb_sh[i]), -Q, Q)``, written to ``op``.
     GIN: ``V = A * scale_m[i] * out_m[c] + (bias[c] << scale_sh[i])``; the logits on the last
@@ -144,8 +144,8 @@ class CombinationPhase(EnginePhase):
         # in synthesis, as requantization.Kept; one would reach every lane's gates), made from
         # the word before its last register (read early): loaded at plane 0, each field
         # shifted down a bit as the walker moves to the next plane, so that a field's plane bit
-        # is the register's bit, straight to the lane's gates. (Session 15 chose the bit at
-        # the gates with a copy of the plane: up to 60 gate resets past 10 ns at 16 lanes.)
+        # is the register's bit, straight to the lane's gates. (Choosing the bit at the gates
+        # with a copy of the plane puts up to 60 gate resets past 10 ns at 16 lanes.)
         w = self.weight.data
         F, L = min(self.shape.in_dim, P), self.used_lanes  # inputs and columns that exist
         word = self.src.data

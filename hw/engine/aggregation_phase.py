@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from amaranth import C, Cat, Module, Mux, Signal
 
-from .engine_layout import FRAC, EngineConfig, aggregation_bound
-from .engine_phase import EnginePhase, delay, min_spacing, one_hot, then_last_node
 from .in_order_reads import FIRST_WORD, in_order_reads
+from .layout import FRAC, EngineConfig, aggregation_bound
 from .memory_requests import READ_LATENCY, copies
+from .phase import EnginePhase, delay, min_spacing, one_hot, then_last_node
 
 #: Lanes that take their coefficient term from one register (:meth:`AggregationPhase.elaborate`).
 LANES_PER_TERM = 4
@@ -26,7 +26,7 @@ class AggregationPhase(EnginePhase):
     bit is set. A (node, tile) costs ``items * b`` cycles (one if the row is empty), or the
     requantization's ``groups`` if more (the walker holds on its last position), node and
     tile changes nothing: ``indptr`` is read in order ahead of the walker
-    (:func:`~a2q.hw.in_order_reads.in_order_reads`).
+    (:func:`~a2q.hw.engine.in_order_reads.in_order_reads`).
 
     Pipeline, a register between steps (reads take ``READ_LATENCY`` = 4 cycles): walker
     (``indices`` read) -> the item's node -> its operand word's address (operand and
@@ -34,7 +34,7 @@ class AggregationPhase(EnginePhase):
     top bit (once for all lanes) as it arrives, from before its last data register -> each
     lane's operand bit, and the coefficient's copies (one per ``LANES_PER_TERM`` lanes) ->
     each lane's term, and a carry where the complement needs one -> accumulate -> presented
-    -> the engine's shared requantization (:func:`~a2q.hw.engine_core.serve_in_groups`) ->
+    -> the engine's shared requantization (:func:`~a2q.hw.engine.core.serve_in_groups`) ->
     one write per (node, tile). GCN:
     ``T = rshift_round(G * norm[i], 15)``, ``U = T * out_m[c] + bias[c]``: the logits on the
     last layer, else ``clamp(rshift_round(U * next_m[i], next_sh[i]), 0, 2^next_bits[i] - 1)``
@@ -209,10 +209,11 @@ class AggregationPhase(EnginePhase):
         # once for all lanes, registered at stage 1 from the coefficient read early (GIN's is a
         # constant); stage 2: a register of it per group of LANES_PER_TERM lanes, then each
         # lane's term at stage 3: the registers between them have a wire across the lanes
-        # before them and no logic (session 18: the one register reaching 16 lanes' terms, 21
-        # of 71 inputs past 10 ns at 16 lanes). GCN's top bit weighs -2^(b-1): its term is the
+        # before them and no logic (one register reaching 16 lanes' terms puts 21 register
+        # inputs past 10 ns). GCN's top bit weighs -2^(b-1): its term is the
         # complement, and the lanes whose bit is set add a carry into their sums, so that no
-        # carry chain sits between the block RAM and the register (session 19's worst path).
+        # carry chain sits between the block RAM and the register (with one, that is the
+        # engine's worst path).
         def signed_term(st, coef):
             shifted = Mux(st["empty"], 0, coef << st["plane"])
             if not gcn:
@@ -232,9 +233,13 @@ class AggregationPhase(EnginePhase):
         codes, L = self.src.data, self.used_lanes
         field_bits = len(codes[0])
         groups = -(-L // LANES_PER_TERM)
-        # Stage 2: the item's operand bit of every lane, and the term's copies.
-        bit2 = delay(m, {f"bit_{c}": codes[c] if field_bits == 1 else codes[c].bit_select(k1, 1)
-                         for c in range(L)}, "2")
+        # Stage 2: the item's operand bit of every lane, and the term's copies. Planes above
+        # the field (an input paid at more bits than its codes are stored with) read zeros.
+        if field_bits == 1:
+            plane0 = Signal(name="plane0")
+            m.d.comb += plane0.eq(k1 == 0)
+        bit2 = delay(m, {f"bit_{c}": codes[c] & plane0 if field_bits == 1
+                         else codes[c].bit_select(k1, 1) for c in range(L)}, "2")
         term2 = {key: copies(m, v, groups, f"{key}_2") for key, v in term1.items()}
         c2 = delay(m, {"node": node1, "tile": tile1, "valid": valid1, "first": first1,
                        "last": last1}, "2")

@@ -19,50 +19,46 @@ import tempfile
 import time
 from pathlib import Path
 
-from .bench import _write_files, trained_export
+from a2q.common.choices import DEFAULT_LANES, ENGINE_MODELS
+
+from .models import _write_files, trained_export
 
 
-def _engine_runs(graph: Path, work: Path, *, lanes: int, baselines, progress) -> dict:
+def _engine_runs(build, work: Path, *, progress) -> dict:
     from a2q.sim.engine_run import passed, run_engine
 
-    r = run_engine(graph, work, lanes=lanes, build_root=work.parent / "build",
-                   baselines=tuple(baselines), progress=lambda s: progress(f"  {s}"))
+    r = run_engine(build, work, build_root=work.parent / "build",
+                   progress=lambda s: progress(f"  {s}"))
     r["passed"] = passed(r)
     return r
 
 
-def _synthesize(cfg, words: dict, work: Path, *, device: str, freq: float,
-                place_and_route: bool = True, route: bool = True,
-                router: str | None = None, density: float | None = None,
-                placer: str | None = None, pnr_seed: int | None = None,
-                timing_ripup: bool = False) -> dict:
-    """The engine of ``cfg`` (memories filled from ``words``, the rest zero) through
-    ``a2q synth``'s ECP5 flow in ``work``; the report with the seconds it took."""
-    from a2q.hw.layer_engine import LayerEngine
-    from a2q.hw.rtl import write_engine_rtl
-    from a2q.hw.synthesis import synthesize
-    from a2q.sim.engine_image import write_init_files
+def _synthesize(build, work: Path, *, device: str, freq: float, **settings) -> dict:
+    """An engine build's Verilog (memories filled from its A²Q image, or zero where the build
+    was sized without the export) through ``a2q synth``'s ECP5 flow in ``work`` (``settings``:
+    :func:`~a2q.hw.fpga.synthesis.synthesize`'s); the report with the seconds it took."""
+    from a2q.hw.fpga.synthesis import synthesize
 
-    rtl = work / f"rtl-{cfg.lanes}"
-    write_engine_rtl(LayerEngine(cfg, ram_template=True), rtl,
-                     init_files=lambda f: write_init_files(cfg, words, f))
+    lanes = build.config.lanes
+    rtl = work / f"rtl-{lanes}"
+    build.write_rtl(rtl, lint=False)
     t0 = time.perf_counter()
-    r = synthesize(rtl, "ecp5", work / f"synth-{cfg.lanes}", device=device, freq_mhz=freq,
-                   place_and_route=place_and_route, route=route, router=router,
-                   density=density, placer=placer, seed=pnr_seed, timing_ripup=timing_ripup)
+    r = synthesize(rtl, "ecp5", work / f"synth-{lanes}", device=device, freq_mhz=freq,
+                   **settings)
     r["seconds"] = round(time.perf_counter() - t0, 1)
     return r
 
 
 def run_hw_bench(out: str | os.PathLike, *, datasets=("Cora", "CiteSeer"),
-                 models=("gcn", "gin"), seed: int = 0, lanes: int = 16,
+                 models=ENGINE_MODELS, seed: int = 0, lanes: int = DEFAULT_LANES,
                  sweep_lanes=(4, 8, 16, 32), sweep_on=("Cora", "gcn"), synth: bool = True,
                  device: str = "85k", freq_mhz: float = 100.0, data_root=None,
                  progress=print) -> dict:
     """Run the benchmark and write ``hw.json``, ``hw.md`` and ``hw_lanes.png`` into ``out``."""
     from a2q.sim.annotated_graph import read_graph
     from a2q.sim.baselines import BASELINES, per_node_stages
-    from a2q.sim.engine_image import engine_config, memory_words
+
+    from ..engine_build import build_engine
 
     t_start = time.perf_counter()
     rows, summary, sweep = [], [], []
@@ -76,8 +72,8 @@ def run_hw_bench(out: str | os.PathLike, *, datasets=("Cora", "CiteSeer"),
                     tmp / f"{dataset}-{model}", dataset, model, seed=seed, data_root=data_root)
                 progress(f"{dataset} {model}: A²Q and {', '.join(BASELINES)} on the engine "
                          f"({lanes} lanes, Verilator)")
-                r = _engine_runs(graph, tmp / f"sim-{dataset}-{model}", lanes=lanes,
-                                 baselines=BASELINES, progress=progress)
+                build = build_engine(graph, lanes=lanes, baselines=BASELINES)
+                r = _engine_runs(build, tmp / f"sim-{dataset}-{model}", progress=progress)
                 rows += [{"dataset": dataset, "model": model, **x} for x in r["stages"]]
                 g = read_graph(graph)
                 summary.append({
@@ -96,20 +92,18 @@ def run_hw_bench(out: str | os.PathLike, *, datasets=("Cora", "CiteSeer"),
                          f"; exact: {r['passed']}")
         if sweep_on in graphs:
             graph = graphs[sweep_on]
-            g = read_graph(graph)
             for n in sweep_lanes:
                 progress(f"lanes {n}: {' '.join(sweep_on)} A²Q and uniform4 in RTL")
-                r = _engine_runs(graph, tmp / f"sweep-{n}", lanes=n, baselines=("uniform4",),
-                                 progress=progress)
+                build = build_engine(graph, lanes=n, baselines=("uniform4",))
+                r = _engine_runs(build, tmp / f"sweep-{n}", progress=progress)
                 point = {"lanes": n, "cycles_a2q": r["cycles_measured"],
                          "cycles_uniform4": r["baselines"]["uniform4"]["cycles_measured"],
                          "exact": r["passed"]}
                 if synth:
                     progress(f"lanes {n}: Yosys for ECP5 {device} and the fit check (no "
                              "place and route: a2q bench timing); minutes")
-                    cfg = engine_config(g, lanes=n)
-                    s = _synthesize(cfg, memory_words(cfg, g), tmp / "synth", device=device,
-                                    freq=freq_mhz, place_and_route=False)
+                    s = _synthesize(build, tmp / "synth", device=device, freq=freq_mhz,
+                                    place_and_route=False)
                     point.update({k: s[k] for k in ("luts", "carries", "ffs", "brams", "dsps",
                                                     "lutram", "fits", "limits", "verdict")})
                     point["luts_per_lane"] = round(s["luts"] / n, 1)
@@ -131,32 +125,32 @@ def run_hw_bench(out: str | os.PathLike, *, datasets=("Cora", "CiteSeer"),
 
 
 def run_timing_bench(out: str | os.PathLike, *, dataset: str = "Cora", model: str = "gcn",
-                     seed: int = 0, lanes=(16,), max_nodes: int | None = None,
+                     seed: int = 0, lanes=(DEFAULT_LANES,), max_nodes: int | None = None,
                      max_edges: int | None = None, device: str = "85k",
                      freq_mhz: float = 100.0, route: bool = True, router: str | None = None,
                      density: float | None = None, placer: str | None = None,
-                     pnr_seed: int | None = None, timing_ripup: bool = False,
+                     pnr_seed: int | None = None, timing_ripup: bool | None = None,
                      requant_lanes: int = 0, data_root=None,
                      progress=print) -> dict:
-    """The engine for ``dataset``/``model`` through Yosys and nextpnr: Fmax, critical path.
-    By default its memories hold the trained export (the engine ``a2q flow`` builds);
-    ``max_nodes`` / ``max_edges`` size them down instead (zero-filled), for a quicker look at
-    the logic alone. ``route=False`` stops after placement: Fmax is then nextpnr's estimate
-    from the placement (routing the full 16-lane engine took 50 to 140 minutes here with
-    nextpnr's default placer and router1, when it finished; 12 minutes with the static placer
-    and router2, session 14; 8 with router2's timing-driven rip-up as well, session 22);
-    ``router`` picks nextpnr's router, ``placer`` its placer, ``density`` the HeAP placer's
-    highest density, ``pnr_seed`` its random seed, ``timing_ripup`` router2's timing-driven
-    rip-up (:func:`~a2q.hw.synthesis.synthesize`);
-    ``requant_lanes`` the lanes the shared requantization takes a cycle (0: the engine's
-    default, half the lanes).
+    """The engine ``a2q flow`` builds for ``dataset``/``model`` (the A²Q export and the
+    baselines of :data:`a2q.sim.baselines.BASELINES`, :func:`~a2q.app.engine_build.
+    build_engine`) through Yosys and nextpnr: Fmax, critical path. ``max_nodes`` /
+    ``max_edges`` size its memories down instead (zero-filled), for a quicker look at the
+    logic alone. ``route=False`` stops after placement: Fmax is then nextpnr's estimate from
+    the placement; ``router``, ``placer``, ``density``, ``pnr_seed`` and ``timing_ripup`` are
+    nextpnr's settings (:func:`~a2q.hw.fpga.synthesis.synthesize`; unless given, ``a2q
+    synth``'s defaults); ``requant_lanes`` the lanes the shared requantization takes a cycle
+    (0: the engine's default, half the lanes).
     Writes ``timing.json`` and ``timing.md``; the latency column is the full graph's cycles
     (cycle model, equal to the RTL's in every test) at the routed Fmax, or the placed one."""
-    from a2q.hw.synthesis import late_endpoints_markdown
+    from a2q.hw.fpga.synthesis import late_endpoints_markdown, pnr_settings
     from a2q.sim.annotated_graph import read_graph
+    from a2q.sim.baselines import BASELINES
     from a2q.sim.cycles import engine_cycles
-    from a2q.sim.engine_image import engine_config, memory_words
 
+    from ..engine_build import build_engine
+
+    pnr = pnr_settings("ecp5", placer=placer, router=router, timing_ripup=timing_ripup)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -164,18 +158,18 @@ def run_timing_bench(out: str | os.PathLike, *, dataset: str = "Cora", model: st
         g = read_graph(trained_export(tmp / "run", dataset, model, seed=seed,
                                       data_root=data_root))
         for n in lanes:
-            cfg = engine_config(g, lanes=n, max_nodes=max_nodes, max_edges=max_edges,
-                                requant_lanes=requant_lanes)
             full = max_nodes is None and max_edges is None
+            build = build_engine(g, lanes=n, baselines=BASELINES, max_nodes=max_nodes,
+                                 max_edges=max_edges, requant_lanes=requant_lanes, fill=full)
+            cfg = build.config
             stages = "Yosys and nextpnr" + ("" if route else " placement")
-            progress(f"{n} lanes: {stages} for ECP5 {device}" + (
-                "" if not full else " (with the export's memories: about 10 minutes at 4 lanes, "
-                + ("over an hour at 16 with nextpnr's defaults, about 15 minutes with "
-                   "--placer static --router router2 --tmg-ripup)" if route
-                   else "about 20 minutes at 16)")))
-            r = _synthesize(cfg, memory_words(cfg, g) if full else {}, tmp, device=device,
-                            freq=freq_mhz, route=route, router=router, density=density,
-                            placer=placer, pnr_seed=pnr_seed, timing_ripup=timing_ripup)
+            progress(f"{n} lanes: {stages} for ECP5 {device} ("
+                     + ", ".join(f"{k} {v}" for k, v in pnr.items())
+                     + ("; with the export's memories: about 15 minutes at 16 lanes)"
+                        if full else ")"))
+            r = _synthesize(build, tmp, device=device, freq=freq_mhz, route=route,
+                            density=density, seed=pnr_seed, placer=placer, router=router,
+                            timing_ripup=timing_ripup)
             cycles = engine_cycles(g, lanes=n, requant_lanes=cfg.requant_lanes)["total"]
             fmax = r["fmax_mhz"] or r["fmax_placed_mhz"]
             rows.append({"lanes": n, "requant_lanes": cfg.requant_lanes,
@@ -184,8 +178,8 @@ def run_timing_bench(out: str | os.PathLike, *, dataset: str = "Cora", model: st
                          "latency_us": round(cycles / fmax, 1) if fmax else None,
                          **{k: r.get(k) for k in ("luts", "carries", "ffs", "brams", "dsps",
                                                  "lutram", "fits", "limits", "routed",
-                                                 "timing_ripup", "fmax_placed_mhz", "fmax_mhz",
-                                                 "timing_met",
+                                                 "placer", "router", "timing_ripup",
+                                                 "fmax_placed_mhz", "fmax_mhz", "timing_met",
                                                  "critical_path", "late_endpoints",
                                                  "widest_fanout", "verdict")}})
             progress(f"{n} lanes: {r['verdict']}")
@@ -200,7 +194,8 @@ def run_timing_bench(out: str | os.PathLike, *, dataset: str = "Cora", model: st
                         *([f"--max-edges {max_edges}"] if max_edges else []),
                         *([] if route else ["--no-route"]),
                         *([f"--router {router}"] if router and route else []),
-                        *(["--tmg-ripup"] if timing_ripup and route else []),
+                        *([f"--{'' if timing_ripup else 'no-'}tmg-ripup"]
+                          if timing_ripup is not None and route else []),
                         *([f"--placer {placer}"] if placer else []),
                         *([f"--density {density}"] if density else []),
                         *([f"--pnr-seed {pnr_seed}"] if pnr_seed is not None else []),
