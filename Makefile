@@ -55,9 +55,10 @@ bench: system-packages $(STAMP)
 	$(BIN)/a2q bench rtl --out bench
 	$(BIN)/a2q bench engine --out bench
 	$(BIN)/a2q bench hw --out bench
-	$(BIN)/a2q bench timing --lanes 4 --max-nodes 64 --max-edges 256 --out bench/timing-probe
-	$(BIN)/a2q bench timing --lanes 4 --out bench/timing-4lanes
-	$(BIN)/a2q bench timing --lanes 8 --out bench/timing-8lanes
+	$(BIN)/a2q bench timing --lanes 4 --max-nodes 64 --max-edges 256 --placer heap --router router1 \
+		--out bench/timing-probe
+	$(BIN)/a2q bench timing --lanes 4 --placer heap --router router1 --out bench/timing-4lanes
+	$(BIN)/a2q bench timing --lanes 8 --placer heap --router router1 --out bench/timing-8lanes
 	$(BIN)/a2q bench timing --out bench
 	$(BIN)/a2q bench timing --no-tmg-ripup --requant-lanes 4 --out bench/timing-requant4
 
