@@ -152,7 +152,7 @@ def test_uniform_re_exports_run_on_the_same_engine(model):
         assert engine_cycles(v, lanes=4) == engine_cycles(g, lanes=4, uniform=b)
 
 
-@pytest.mark.parametrize("stored_bits", [4, 1])
+@pytest.mark.parametrize("stored_bits", [1, pytest.param(4, marks=pytest.mark.regress)])
 @pytest.mark.parametrize("model", ["gcn", "gin"])
 def test_input_paid_at_four_bits_costs_four_planes_on_layer_one(model, stored_bits):
     """The uniform4 baseline pays the binary input at 4 bits: same logits, and layer 1's

@@ -120,15 +120,16 @@ class EnableGatesReset(wiring.Component):
 
 
 class Accumulate(wiring.Component):
-    """A 16-bit accumulator: a register-to-register path through a carry chain, which nextpnr
-    times after placement, in a design that places in seconds."""
+    """A ``width``-bit accumulator: a register-to-register path through a carry chain, which
+    nextpnr times after placement, in a design Yosys and nextpnr take in seconds."""
 
-    def __init__(self):
-        super().__init__({"d": In(16), "q": Out(16)})
+    def __init__(self, width=16):
+        self.width = width
+        super().__init__({"d": In(width), "q": Out(width)})
 
     def elaborate(self, platform):
         m = Module()
-        acc = Signal(16)
+        acc = Signal(self.width)
         m.d.sync += acc.eq(acc + self.d)
         m.d.comb += self.q.eq(acc)
         return m
@@ -159,12 +160,13 @@ def test_flip_flops_the_ecp5_lacks_get_their_gates_mapped(gated_rtl, tmp_path):
     assert not [t for t in report["cells"] if t.startswith("$") and t != "$scopeinfo"]
 
 
-def test_no_place_stops_after_the_fit_check(rtl, tmp_path, capsys):
+def test_no_place_stops_after_the_fit_check(small_rtl, tmp_path, capsys):
     out = tmp_path / "synth"
-    assert main(["synth", str(rtl), "--device", "25k", "--no-place", "--out", str(out)]) == 0
+    assert main(["synth", str(small_rtl), "--device", "25k", "--no-place", "--out",
+                 str(out)]) == 0
     r = json.loads((out / "report.json").read_text())
     assert r["fits"] is True and r["placed"] is False and r["fmax_mhz"] is None
-    assert r["luts"] > 0 and "not placed and routed" in r["verdict"]
+    assert r["carries"] > 0 and "not placed and routed" in r["verdict"]
     assert not (out / "nextpnr.log").exists()
     # the device's utilisation by the cell counts, in both reports
     use = r["fit_utilization"]
@@ -338,9 +340,10 @@ def test_placement_failure_names_the_resource():
     assert placement_limit("ERROR: something else") is None
 
 
-def test_too_big_for_the_device_gives_a_report_and_exit_1(rtl, tmp_path, capsys):
-    """The 1-lane engine needs more logic cells than an iCE40 LP384 has: no place and route,
-    the report says why, the command fails."""
+def test_too_big_for_the_device_gives_a_report_and_exit_1(tmp_path, capsys):
+    """A 512-bit accumulator needs more logic cells than an iCE40 LP384 has: no place and
+    route, the report says why, the command fails."""
+    rtl = _rtl_folder(tmp_path, Accumulate(512), "accumulate")
     out = tmp_path / "s"
     assert main(["synth", str(rtl), "--target", "ice40", "--device", "lp384", "--package",
                  "qn32", "--out", str(out)]) == 1
