@@ -90,8 +90,9 @@ def describe(kind: str, unit) -> dict:
 
 
 def emit_verilog(kind: str, unit) -> str:
+    """A unit's Verilog, without ``src`` attributes (as :func:`engine_verilog`)."""
     _, module = _unit(kind)
-    return verilog.convert(unit, name=module)
+    return verilog.convert(unit, name=module, emit_src=False)
 
 
 def write_rtl(kind: str, unit, folder: Path) -> dict:
@@ -114,18 +115,20 @@ def write_rtl(kind: str, unit, folder: Path) -> dict:
 def engine_verilog(engine: LayerEngine) -> str:
     """The engine's Verilog, built with the block RAM template: the module
     :data:`~a2q.hw.engine.layer_engine.CORE_MODULE` (what synthesis takes), the module
-    :data:`~a2q.hw.engine.layer_engine.ENGINE_MODULE` (the core with its off-chip memories, what the
-    simulators run), the RAM module and the multiplier module (:mod:`~a2q.hw.primitives.dsp_multiply`).
-    Each memory is split by width into instances of the
-    RAM module one block RAM deep (:func:`~a2q.hw.primitives.block_ram.slice_widths`); slice ``k`` of a
-    loaded memory reads ``<memory>.<k>.hex`` with ``$readmemh`` from the simulator's (or
-    synthesis tool's) working directory; the memories
-    the engine writes itself (``h``, ``op``, ``logits``) start undefined, as block RAM without
-    init does."""
+    :data:`~a2q.hw.engine.layer_engine.ENGINE_MODULE` (the core with its off-chip memories,
+    what the simulators run), the RAM module and the multiplier module
+    (:mod:`~a2q.hw.primitives.dsp_multiply`). Each memory is split by width into instances of
+    the RAM module one block RAM deep (:func:`~a2q.hw.primitives.block_ram.slice_widths`);
+    slice ``k`` of a loaded memory reads ``<memory>.<k>.hex`` with ``$readmemh`` from the
+    simulator's (or synthesis tool's) working directory; the memories the engine writes itself
+    (``h``, ``op``, ``logits``) start undefined, as block RAM without init does. No ``src``
+    attributes: they hold the checkout's absolute paths, and the same engine must give the same
+    bytes (and sha256) wherever it is built."""
     if not engine.ram_template:
         raise ValueError("emit the engine built with ram_template=True")
-    return "\n".join([verilog.convert(engine.core, name=CORE_MODULE),
-                      verilog.convert(engine, name=ENGINE_MODULE), block_ram.VERILOG,
+    return "\n".join([verilog.convert(engine.core, name=CORE_MODULE, emit_src=False),
+                      verilog.convert(engine, name=ENGINE_MODULE, emit_src=False),
+                      block_ram.VERILOG,
                       dsp_multiply.VERILOG])
 
 

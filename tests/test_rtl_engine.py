@@ -10,9 +10,11 @@ each (``make regress``: 4 x 7 per model, 56 inferences per simulator); cocotb wr
 import json
 import os
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
+from a2q.hw import rtl
 from a2q.hw.engine.layer_engine import CORE_MODULE, ENGINE_MODULE, LayerEngine
 from a2q.hw.engine.layout import OFF_CHIP
 from a2q.hw.rtl import write_engine_rtl
@@ -89,3 +91,5 @@ def test_engine_verilog_lints_clean_and_loads_init_files(model, tmp_path):
     assert f"{CORE_MODULE} core (" in engine
     assert info["synthesis_module"] == CORE_MODULE and info["off_chip"] == list(OFF_CHIP)
     assert json.loads((tmp_path / "params.json").read_text())["config"]["model"] == model
+    # the same engine gives the same bytes wherever the checkout is: no source paths inside
+    assert "(* src =" not in text and str(Path(rtl.__file__).parent) not in text
