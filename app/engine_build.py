@@ -6,7 +6,7 @@ configuration for every run the engine serves (the A²Q export and each baseline
 codes), lays out each run's memory image and generates the Verilog once. The flow's rtl, sim
 and synth stages, ``a2q rtl engine``, ``a2q sim engine`` and the benches all take that one
 :class:`EngineBuild`, so the Verilog that is simulated is the Verilog that is synthesized; its
-sha256 (:attr:`EngineBuild.verilog_sha256`) names it in every report.
+sha256 (``verilog_sha256`` in ``params.json`` and the reports) names it.
 
 Between processes the build travels as its RTL folder (:meth:`EngineBuild.write_rtl`):
 ``params.json`` holds the configuration, the baselines and the Verilog's sha256, and
@@ -41,10 +41,6 @@ class EngineBuild:
     images: dict
     verilog: str = field(repr=False)
     params: dict = field(repr=False)
-
-    @property
-    def verilog_sha256(self) -> str:
-        return hashlib.sha256(self.verilog.encode()).hexdigest()
 
     def write_rtl(self, folder: str | os.PathLike, *, lint: bool = True) -> dict:
         """The RTL folder, whole or not at all: ``layer_engine.v`` (:attr:`verilog`),

@@ -17,6 +17,7 @@ import io
 import json
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -122,8 +123,11 @@ def run_engine(build, out: str | os.PathLike, *, simulator: str = "verilator",
     verilog = model.rtl / model.info["verilog"]
     simulated_sha256 = hashlib.sha256(verilog.read_bytes()).hexdigest()
     out = Path(out)
-    runs = build_root / "engine-runs" / f"{out.name}-{simulator}"
-    shutil.rmtree(runs, ignore_errors=True)
+    # each run its own working folder: runs sharing build_root (parallel commands and tests)
+    # must not clean up one another's files
+    parent = build_root / "engine-runs"
+    parent.mkdir(parents=True, exist_ok=True)
+    runs = Path(tempfile.mkdtemp(prefix=f"{out.name}-{simulator}-", dir=parent))
     wave_file = runs / ("waves.fst" if simulator == "verilator" else "waves.vcd") if waves else None
     progress(f"engine: running {g.manifest.get('dataset')} {g.model} ({g.num_nodes} nodes) "
              f"on {simulator}")
