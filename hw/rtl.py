@@ -9,12 +9,13 @@ import json
 from pathlib import Path
 
 import amaranth
+from amaranth.back import verilog
+
 from a2q.hw.engine.layer_engine import CORE_MODULE, ENGINE_MODULE, LayerEngine
 from a2q.hw.engine.layout import OFF_CHIP
 from a2q.hw.primitives import block_ram, dsp_multiply
 from a2q.hw.units.bit_serial_aggregation import BitSerialAggregation
 from a2q.hw.units.bit_serial_combination import BitSerialCombination
-from amaranth.back import verilog
 
 #: ``a2q rtl`` unit name -> (component class, Verilog module name).
 UNITS = {

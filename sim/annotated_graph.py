@@ -17,6 +17,7 @@ import os
 from pathlib import Path, PurePosixPath
 
 import numpy as np
+
 from a2q.common.choices import ENGINE_MODELS as MODELS
 from a2q.common.files import atomic_folder
 

@@ -35,6 +35,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+
 from a2q.hw.engine.layout import default_requant_lanes, requant_groups
 from a2q.hw.engine.memory_requests import READ_LATENCY
 

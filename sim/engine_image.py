@@ -13,11 +13,12 @@ import os
 from pathlib import Path
 
 import numpy as np
+from amaranth import Shape
+from amaranth.lib import data
+
 from a2q.common.choices import DEFAULT_LANES
 from a2q.hw.engine.layout import FRAC, EngineConfig, LayerShape
 from a2q.hw.primitives.block_ram import slice_bits, slice_file
-from amaranth import Shape
-from amaranth.lib import data
 
 from .annotated_graph import AnnotatedGraph
 

@@ -21,6 +21,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+
 from a2q.common.files import atomic_folder
 
 from . import golden, rtl_sim

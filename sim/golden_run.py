@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+
 from a2q.common.choices import DEFAULT_LANES
 from a2q.common.files import atomic_folder
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
 from a2q.common.files import atomic_folder, file_lock
 from a2q.hw import rtl
 from a2q.hw.engine.layer_engine import LayerEngine

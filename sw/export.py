@@ -14,12 +14,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
+from torch_geometric.utils import remove_self_loops
+
 from a2q.common.choices import ENGINE_MODELS
 from a2q.common.errors import A2QError
 from a2q.sim.annotated_graph import EPS_FRAC, NORM_FRAC, GraphFormatError, write_graph
 from a2q.sim.export_constants import derive_constants
-from torch import nn
-from torch_geometric.utils import remove_self_loops
 
 from .quant.column_quantizer import ColumnQuantizer
 from .quant.node_quantizer import NodeQuantizer

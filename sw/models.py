@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from a2q.common.choices import MODELS
 from torch import nn
 from torch_geometric.nn import global_add_pool
+
+from a2q.common.choices import MODELS
 
 from .nn import QGATConv, QGCNConv, QGINConv
 from .quant.nearest_neighbor import NearestNeighborQuantizer

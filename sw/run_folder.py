@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 import torch
+
 from a2q.common.errors import A2QError
 from a2q.common.files import atomic_folder
 

@@ -22,8 +22,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 import torch.nn.functional as F
-from a2q.common.errors import A2QError
 from tqdm.auto import tqdm
+
+from a2q.common.errors import A2QError
 
 from .config import TrainConfig
 from .data import load_dataset

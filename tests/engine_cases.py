@@ -2,6 +2,7 @@
 and of ``make regress``)."""
 
 import numpy as np
+
 from a2q.hw.engine.layout import EngineConfig, LayerShape
 from a2q.sim.annotated_graph import AnnotatedGraph
 

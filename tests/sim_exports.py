@@ -1,6 +1,7 @@
 """Random valid bitwidth-annotated graphs for tests (NumPy only, no training)."""
 
 import numpy as np
+
 from a2q.sim.annotated_graph import EPS_FRAC, NORM_FRAC
 from a2q.sim.export_constants import derive_constants
 

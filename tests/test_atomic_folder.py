@@ -3,6 +3,7 @@
 import os
 
 import pytest
+
 from a2q.common.files import atomic_folder
 
 

@@ -5,6 +5,7 @@ import json
 import subprocess
 
 import pytest
+
 from a2q.hw.fpga.synthesis import _tool
 from a2q.hw.primitives.block_ram import VERILOG, slice_widths
 from a2q.sim.toolchain import simulator_env

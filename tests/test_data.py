@@ -1,9 +1,10 @@
 """Dataset loading from the shipped files into a writable cache, and its errors."""
 
 import pytest
+from torch_geometric.datasets import TUDataset
+
 from a2q.common.errors import A2QError
 from a2q.sw.data import DATASETS, check_name, load_dataset
-from torch_geometric.datasets import TUDataset
 
 
 def test_names_are_case_insensitive_and_unknown_ones_list_the_valid():

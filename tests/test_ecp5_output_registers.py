@@ -6,14 +6,15 @@ import copy
 import json
 
 import pytest
-from a2q.hw.engine.memory_requests import registered_data
-from a2q.hw.fpga.ecp5_output_registers import absorb_output_registers
-from a2q.hw.fpga.synthesis import synthesize
-from a2q.hw.primitives import block_ram
 from amaranth import Module, Signal
 from amaranth.back import verilog
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
+
+from a2q.hw.engine.memory_requests import registered_data
+from a2q.hw.fpga.ecp5_output_registers import absorb_output_registers
+from a2q.hw.fpga.synthesis import synthesize
+from a2q.hw.primitives import block_ram
 
 
 class TwoReads(wiring.Component):

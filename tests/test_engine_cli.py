@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+
 from a2q.app.cli import main
 from a2q.sim import golden
 from a2q.sim.annotated_graph import read_graph, seal, write_graph

@@ -9,12 +9,13 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from a2q.sim import golden
 from a2q.sim.annotated_graph import GraphFormatError, read_graph, seal, write_graph
 from a2q.sim.cycles import cycle_report, engine_cycles, per_node_cycles
 from a2q.sim.fixed_point import fixed, rshift_round
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 from .sim_exports import random_export
 

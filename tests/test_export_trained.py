@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import pytest
+
 from a2q.common.errors import A2QError
 from a2q.sim import golden
 from a2q.sim.annotated_graph import read_graph

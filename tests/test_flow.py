@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from a2q.app import flow as flow_module
 from a2q.app.cli import main
 from a2q.common.errors import A2QError

@@ -2,13 +2,14 @@
 
 import numpy as np
 import pytest
+from amaranth.sim import Simulator
+
 from a2q.hw.units.bit_serial_aggregation import (
     AggregationMemory,
     BitSerialAggregation,
     aggregation_accumulator_width,
 )
 from a2q.sim.cycles import aggregation_cycles
-from amaranth.sim import Simulator
 
 
 def csr_sums(indptr, indices, x):

@@ -2,12 +2,13 @@
 
 import numpy as np
 import pytest
+from amaranth.sim import Simulator
+
 from a2q.hw.units.bit_serial_combination import (
     BitSerialCombination,
     accumulator_width,
     bit_planes,
 )
-from amaranth.sim import Simulator
 
 
 async def load_weights(ctx, dut, w):

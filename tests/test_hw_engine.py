@@ -3,13 +3,14 @@ and take exactly the cycles of the cycle model."""
 
 import numpy as np
 import pytest
+from amaranth.sim import Simulator
+
 from a2q.hw.engine.layer_engine import LayerEngine
 from a2q.hw.engine.layout import EngineConfig, LayerShape
 from a2q.sim import golden
 from a2q.sim.cycles import engine_cycles, per_node_cycles
 from a2q.sim.engine_image import EngineFitError, engine_config, memory_words
 from a2q.sim.uniform_export import uniform_variant
-from amaranth.sim import Simulator
 
 from .engine_cases import engine_suite, in_memory
 from .sim_exports import random_export

@@ -2,6 +2,10 @@
 
 import numpy as np
 import pytest
+from amaranth import Elaboratable, Module, Signal
+from amaranth.lib import memory
+from amaranth.sim import Simulator
+
 from a2q.hw.engine.in_order_reads import FIRST_WORD, in_order_reads
 from a2q.hw.engine.layout import EngineConfig, LayerShape, MemorySpec
 from a2q.hw.engine.memory_requests import (
@@ -13,9 +17,6 @@ from a2q.hw.engine.memory_requests import (
     registered_address,
     registered_data,
 )
-from amaranth import Elaboratable, Module, Signal
-from amaranth.lib import memory
-from amaranth.sim import Simulator
 
 
 class Reader(Elaboratable):

@@ -4,9 +4,10 @@ import copy
 
 import pytest
 import torch
+from torch_geometric.nn import GCNConv, GINConv
+
 from a2q.sw.nn import QGCNConv, QGINConv
 from a2q.sw.quant.scheme import QuantScheme
-from torch_geometric.nn import GCNConv, GINConv
 
 
 def _graph(n=30, f=12, seed=0):

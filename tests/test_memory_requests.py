@@ -1,6 +1,11 @@
 """Read and write registers of a memory split into slices (hw/engine/memory_requests.py)."""
 
 import pytest
+from amaranth import Cat, Module, Signal
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+from amaranth.sim import Simulator
+
 from a2q.hw.engine.layout import MemorySpec
 from a2q.hw.engine.memory_requests import (
     DATA_REGISTERS,
@@ -14,10 +19,6 @@ from a2q.hw.engine.memory_requests import (
     registered_write,
 )
 from a2q.hw.primitives.block_ram import VERILOG, ram, slice_bits
-from amaranth import Cat, Module, Signal
-from amaranth.lib import wiring
-from amaranth.lib.wiring import In, Out
-from amaranth.sim import Simulator
 
 from .yosys_netlists import synthesized
 

@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+
 from a2q.sw.quant.column_quantizer import ColumnQuantizer
 from a2q.sw.quant.degree_quant import ProtectiveMask, RangeQuantizer
 from a2q.sw.quant.memory import memory_kb, memory_penalty

@@ -10,6 +10,7 @@ import math
 
 import pytest
 import torch
+
 from a2q.sw.quant.functional import quantize, round_half_away
 
 LN2 = math.log(2)

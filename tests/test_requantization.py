@@ -4,6 +4,11 @@ round15 step rounds a sum from terms made beside it (round15_terms, round15); ea
 copy of a shared value (lane_copies) stays its own register through synthesis."""
 
 import numpy as np
+from amaranth import Module, Signal, signed
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+from amaranth.sim import Simulator
+
 from a2q.hw.engine.requantization import (
     CLAMP_BITS,
     NARROW,
@@ -19,10 +24,6 @@ from a2q.hw.engine.requantization import (
     wrap,
 )
 from a2q.sim.fixed_point import rshift_round
-from amaranth import Module, Signal, signed
-from amaranth.lib import wiring
-from amaranth.lib.wiring import In, Out
-from amaranth.sim import Simulator
 
 from .yosys_netlists import synthesized
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from a2q.hw import rtl
 from a2q.hw.engine.layer_engine import CORE_MODULE, ENGINE_MODULE, LayerEngine
 from a2q.hw.engine.layout import OFF_CHIP

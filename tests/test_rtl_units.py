@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from a2q.hw.rtl import make_unit, write_rtl
 from a2q.sim import rtl_sim
 from a2q.sim.cycles import aggregation_cycles, combination_cycles

@@ -5,6 +5,11 @@ import json
 
 import numpy as np
 import pytest
+from amaranth import Module, Mux, Signal
+from amaranth.back import verilog
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
 from a2q.app.cli import main
 from a2q.hw.engine.layer_engine import CORE_MODULE, LayerEngine
 from a2q.hw.fpga.synthesis import (
@@ -19,10 +24,6 @@ from a2q.hw.fpga.synthesis import (
 )
 from a2q.hw.rtl import write_engine_rtl
 from a2q.sim.engine_image import engine_config, memory_words, write_init_files
-from amaranth import Module, Mux, Signal
-from amaranth.back import verilog
-from amaranth.lib import wiring
-from amaranth.lib.wiring import In, Out
 
 from .engine_cases import in_memory
 from .sim_exports import random_export

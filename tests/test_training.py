@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+
 from a2q.sw.config import default_config
 from a2q.sw.run_folder import load_checkpoint, write_run
 from a2q.sw.train import evaluate_checkpoint, stratified_folds, train

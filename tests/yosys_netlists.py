@@ -3,8 +3,9 @@
 import json
 from pathlib import Path
 
-from a2q.hw.fpga.synthesis import synthesize
 from amaranth.back import verilog
+
+from a2q.hw.fpga.synthesis import synthesize
 
 
 def synthesized(folder: Path, component, name: str, extra: dict[str, str] | None = None) -> dict:

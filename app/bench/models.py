@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
 from a2q.common.choices import DEFAULT_LANES, ENGINE_MODELS
 from a2q.common.errors import A2QError
 from a2q.sw.config import default_config

@@ -12,6 +12,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+
 from a2q.sim.unit_run import simulate_aggregation, simulate_combination
 
 

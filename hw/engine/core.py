@@ -13,10 +13,11 @@ import math
 from functools import reduce
 from operator import or_
 
-from a2q.hw.primitives.block_ram import address_bits, ram, slice_bits
 from amaranth import Module, Mux, Signal, Value
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
+
+from a2q.hw.primitives.block_ram import address_bits, ram, slice_bits
 
 from .aggregation_phase import AggregationPhase
 from .combination_phase import CombinationPhase

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from a2q.hw.primitives.block_ram import ram
 from amaranth import ClockSignal, Instance, Module, ResetSignal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
+
+from a2q.hw.primitives.block_ram import ram
 
 from .core import EngineCore, check_init, control_members
 from .layout import OFF_CHIP, EngineConfig

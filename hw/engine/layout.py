@@ -43,9 +43,10 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 
-from a2q.common.choices import ENGINE_MODELS as MODELS
 from amaranth import Shape, signed, unsigned
 from amaranth.lib import data
+
+from a2q.common.choices import ENGINE_MODELS as MODELS
 
 #: Memories the engine's core reaches through ports instead of holding on chip.
 OFF_CHIP = ("x", "logits")

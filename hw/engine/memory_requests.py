@@ -29,8 +29,9 @@ later cycle cannot meet a write, as no phase writes such a memory.
 
 from __future__ import annotations
 
-from a2q.hw.primitives.block_ram import address_bits, slice_bits
 from amaranth import Cat, Module, Mux, Signal, Value
+
+from a2q.hw.primitives.block_ram import address_bits, slice_bits
 
 from .layout import MemorySpec
 

@@ -35,9 +35,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from a2q.hw.primitives.dsp_multiply import registered_product
 from amaranth import Cat, Module, Mux, Signal, Value, unsigned
 from amaranth.lib import data
+
+from a2q.hw.primitives.dsp_multiply import registered_product
 
 from .layout import MANTISSA, NODE_SHIFT, SHIFT, column_fields
 

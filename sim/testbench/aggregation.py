@@ -8,6 +8,8 @@ to the first edge after which ``busy`` is low (:func:`a2q.sim.cycles.aggregation
 from __future__ import annotations
 
 import cocotb
+from cocotb.triggers import FallingEdge
+
 from a2q.sim.golden import neighbour_sum
 from a2q.sim.testbench.streams import (
     StreamSink,
@@ -15,7 +17,6 @@ from a2q.sim.testbench.streams import (
     check_cases,
     unpack_signed,
 )
-from cocotb.triggers import FallingEdge
 
 
 def load_words(unit, indptr, indices, x, bits):

@@ -11,6 +11,8 @@ import math
 
 import cocotb
 import numpy as np
+from cocotb.triggers import FallingEdge
+
 from a2q.hw.units.bit_serial_combination import bit_planes
 from a2q.sim.golden import exact_matmul
 from a2q.sim.testbench.streams import (
@@ -20,7 +22,6 @@ from a2q.sim.testbench.streams import (
     pack_fields,
     unpack_signed,
 )
-from cocotb.triggers import FallingEdge
 
 
 def tile_schedule(unit, x, bits, w_tile):

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import cocotb
 import numpy as np
+from cocotb.triggers import FallingEdge, First, RisingEdge
+
 from a2q.sim.testbench.streams import (
     CaseIO,
     StreamSource,
     start_clock_and_reset,
     unpack_signed,
 )
-from cocotb.triggers import FallingEdge, First, RisingEdge
 
 
 async def run_inference(dut, info: dict, case: dict) -> tuple[np.ndarray, int, np.ndarray]:

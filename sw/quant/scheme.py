@@ -24,8 +24,9 @@ error, as in the authors' code.
 from __future__ import annotations
 
 import torch
-from a2q.common.choices import METHODS
 from torch import nn
+
+from a2q.common.choices import METHODS
 
 from .column_quantizer import ColumnQuantizer
 from .degree_quant import ProtectiveMask, RangeQuantizer
