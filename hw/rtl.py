@@ -12,7 +12,6 @@ import amaranth
 from amaranth.back import verilog
 
 from a2q.hw.engine.layer_engine import CORE_MODULE, ENGINE_MODULE, LayerEngine
-from a2q.hw.engine.layout import OFF_CHIP
 from a2q.hw.primitives import block_ram, dsp_multiply
 from a2q.hw.units.bit_serial_aggregation import BitSerialAggregation
 from a2q.hw.units.bit_serial_combination import BitSerialCombination
@@ -142,7 +141,7 @@ def describe_engine(engine: LayerEngine) -> dict:
                        "slices": _slices(name, spec)}
                 for i, (name, spec) in enumerate(cfg.memories.items())}
     return {"unit": "engine", "module": ENGINE_MODULE, "synthesis_module": CORE_MODULE,
-            "off_chip": list(OFF_CHIP), "config": cfg.to_json(),
+            "off_chip": list(cfg.off_chip), "config": cfg.to_json(),
             "lanes": cfg.lanes, "memories": memories, "ports": _ports(engine),
             "core_ports": _ports(engine.core),
             "logit_width": cfg.memories["logits"].layout.elem_shape.width,

@@ -8,6 +8,9 @@ on ``lanes`` output (or aggregated) columns at once, a tile is ``lanes`` columns
 - the engine's combination of node i (input bits ``B_i``, ``F`` inputs, ``C`` outputs):
   ``B_i * ceil(F / lanes) * ceil(C / lanes)`` cycles: one bit-plane of one chunk per cycle
   (the standalone BitSerialCombination takes all F inputs at once: ``B_i * ceil(C / lanes)``);
+  GCN's layer 1 over an input held as its non-zeros, K a word
+  (:func:`default_nonzeros_per_word`): ``B_i * words_i * ceil(C / lanes)``, ``words_i =
+  max(1, ceil(nnz_i / K))`` (:func:`input_words`);
 - aggregation of node i (operand bits ``b`` of each item, ``D`` columns):
   ``items_i * b * ceil(D / lanes)`` cycles, items being the CSR row (GCN, self-loops
   included) or the row plus the node's own ``(1 + eps)`` term (GIN);
@@ -36,7 +39,11 @@ import math
 
 import numpy as np
 
-from a2q.hw.engine.layout import default_requant_lanes, requant_groups
+from a2q.hw.engine.layout import (
+    NONZEROS_PER_WORD,
+    default_requant_lanes,
+    requant_groups,
+)
 from a2q.hw.engine.memory_requests import READ_LATENCY
 
 from .annotated_graph import AnnotatedGraph
@@ -60,6 +67,10 @@ AGGREGATION_RUN_LATENCY = 6
 #: result), the write's port register, and the sequencer's cycle seeing ``busy`` low
 #: (``hw/engine/combination_phase.py``).
 COMBINATION_PHASE_OVERHEAD = 29 + 2 * READ_LATENCY
+#: Engine combination phase over the input's non-zeros beyond its walker's work and its
+#: requantization ``groups``: the dense phase's, and the pairs' row addresses registered and
+#: the rows read (``READ_LATENCY`` + 1 cycles; ``hw/engine/sparse_combination_phase.py``).
+SPARSE_COMBINATION_PHASE_OVERHEAD = COMBINATION_PHASE_OVERHEAD + READ_LATENCY + 1
 #: Engine aggregation phase beyond its walker's work and its requantization ``groups``: the
 #: launch cycle, ``READ_LATENCY`` + 2 cycles reading ``indptr[0]`` and ``indptr[1]``, the
 #: ``indices`` word read (``READ_LATENCY`` - 1 cycles after the walker), the item's node and
@@ -103,6 +114,25 @@ def aggregation_cycles(indptr, indices, bits, *, columns: int, lanes: int) -> in
     return int(nodes.sum()) + AGGREGATION_RUN_LATENCY
 
 
+def input_words(x, nonzeros_per_word: int) -> np.ndarray:
+    """Words of ``x_nonzeros`` each node's input takes, ``nonzeros_per_word`` non-zero codes a
+    word and at least one (int64 [N])."""
+    nnz = np.count_nonzero(np.asarray(x), axis=1).astype(np.int64)
+    return np.maximum(1, -(-nnz // nonzeros_per_word))
+
+
+def default_nonzeros_per_word(g: AnnotatedGraph, *, lanes: int) -> int:
+    """How the engine built for ``g`` stores the input: as its non-zero codes,
+    :data:`~a2q.hw.engine.layout.NONZEROS_PER_WORD` a word (a GCN whose layer-1 combination
+    then takes fewer cycles than over the dense input, ``ceil(F / lanes)`` words a node), or
+    dense (0). Depends on ``x`` alone, so an export and its uniform re-exports agree."""
+    if g.model != "gcn":
+        return 0
+    dense = g.num_nodes * math.ceil(g.layers[0]["in_dim"] / lanes)
+    sparse = int(input_words(g["x"], NONZEROS_PER_WORD).sum())
+    return NONZEROS_PER_WORD if sparse < dense else 0
+
+
 def phase_groups(g: AnnotatedGraph, *, lanes: int,
                  requant_lanes: int | None = None) -> dict[str, int]:
     """unit name -> the requantization's cycles per (node, tile) in the engine (``requant_lanes``
@@ -118,9 +148,14 @@ def phase_groups(g: AnnotatedGraph, *, lanes: int,
 
 
 def per_node_cycles(g: AnnotatedGraph, *, lanes: int, uniform: int | None = None,
-                    requant_lanes: int | None = None) -> dict[str, np.ndarray]:
-    """unit name ("layer1.combination", ...) -> the engine's cycles on each node (int64 [N])."""
+                    requant_lanes: int | None = None,
+                    nonzeros_per_word: int | None = None) -> dict[str, np.ndarray]:
+    """unit name ("layer1.combination", ...) -> the engine's cycles on each node (int64 [N]);
+    ``nonzeros_per_word``: the engine's input storage (None:
+    :func:`default_nonzeros_per_word`, as :func:`~a2q.sim.engine_image.engine_config`)."""
     groups = phase_groups(g, lanes=lanes, requant_lanes=requant_lanes)
+    if nonzeros_per_word is None:
+        nonzeros_per_word = default_nonzeros_per_word(g, lanes=lanes)
     a, n = g.arrays, g.num_nodes
     deg = np.diff(a["indptr"])  # CSR rows: the neighbours (and self-loops) aggregated
     out = {}
@@ -137,6 +172,8 @@ def per_node_cycles(g: AnnotatedGraph, *, lanes: int, uniform: int | None = None
             if L["operand_bits"]:
                 op_bits = uniform
         chunks = math.ceil(L["in_dim"] / lanes)
+        if l == 1 and nonzeros_per_word:  # GCN's input held as its non-zeros
+            chunks = input_words(a["x"], nonzeros_per_word)
         comb = (np.maximum(node_bits * chunks, groups[p + "combination"]) + NODE_OVERHEAD
                 ) * math.ceil(L["out_dim"] / lanes)
         agg_dim = L["out_dim"] if g.model == "gcn" else L["in_dim"]
@@ -149,18 +186,24 @@ def per_node_cycles(g: AnnotatedGraph, *, lanes: int, uniform: int | None = None
 
 
 def engine_cycles(g: AnnotatedGraph, *, lanes: int, uniform: int | None = None,
-                  requant_lanes: int | None = None) -> dict[str, int]:
+                  requant_lanes: int | None = None,
+                  nonzeros_per_word: int | None = None) -> dict[str, int]:
     """The layer engine's ``cycles`` for ``g``: phase name -> cycles (work plus the phase's
-    overhead and requantization groups) in the order the engine runs them, and ``total``."""
-    nodes = per_node_cycles(g, lanes=lanes, uniform=uniform, requant_lanes=requant_lanes)
+    overhead and requantization groups) in the order the engine runs them, and ``total``
+    (``nonzeros_per_word`` as :func:`per_node_cycles`)."""
+    if nonzeros_per_word is None:
+        nonzeros_per_word = default_nonzeros_per_word(g, lanes=lanes)
+    nodes = per_node_cycles(g, lanes=lanes, uniform=uniform, requant_lanes=requant_lanes,
+                            nonzeros_per_word=nonzeros_per_word)
     groups = phase_groups(g, lanes=lanes, requant_lanes=requant_lanes)
     out = {}
     for l in range(1, len(g.layers) + 1):
         order = ("combination", "aggregation") if g.model == "gcn" else ("aggregation",
                                                                          "combination")
         for unit in order:
-            overhead = (COMBINATION_PHASE_OVERHEAD if unit == "combination"
-                        else AGGREGATION_PHASE_OVERHEAD)
+            overhead = (AGGREGATION_PHASE_OVERHEAD if unit == "aggregation"
+                        else SPARSE_COMBINATION_PHASE_OVERHEAD if l == 1 and nonzeros_per_word
+                        else COMBINATION_PHASE_OVERHEAD)
             name = f"layer{l}.{unit}"
             out[name] = int(nodes[name].sum()) + overhead + groups[name]
     out["total"] = sum(out.values())

@@ -21,6 +21,7 @@ from a2q.hw.engine.layout import FRAC, EngineConfig, LayerShape
 from a2q.hw.primitives.block_ram import slice_bits, slice_file
 
 from .annotated_graph import AnnotatedGraph
+from .cycles import default_nonzeros_per_word, input_words
 
 
 class EngineFitError(ValueError):
@@ -30,15 +31,28 @@ class EngineFitError(ValueError):
 def engine_config(g: AnnotatedGraph, *, lanes: int = DEFAULT_LANES,
                   max_nodes: int | None = None,
                   max_edges: int | None = None, input_bits: int | None = None,
-                  requant_lanes: int = 0) -> EngineConfig:
+                  requant_lanes: int = 0, nonzeros_per_word: int | None = None,
+                  max_input_words: int | None = None) -> EngineConfig:
     """The engine for ``g``'s model, its memories as deep as ``g`` needs and its input as wide
-    unless given (``requant_lanes`` 0: the default)."""
+    unless given (``requant_lanes`` 0: the default). The input is stored as its non-zeros
+    where that takes fewer cycles (``nonzeros_per_word`` None:
+    :func:`~a2q.sim.cycles.default_nonzeros_per_word`), in as many words as ``g`` needs and one
+    more for each node ``max_nodes`` holds beyond ``g``'s, unless ``max_input_words`` says."""
     man = g.manifest
     layers = tuple(LayerShape(L["in_dim"], L["out_dim"], L["weight_bits"]) for L in g.layers)
+    max_nodes = max(g.num_nodes, 2) if max_nodes is None else max_nodes
+    if nonzeros_per_word is None:
+        nonzeros_per_word = default_nonzeros_per_word(g, lanes=lanes)
+    if max_input_words is None:
+        max_input_words = 0
+        if nonzeros_per_word:
+            need = int(input_words(g["x"], nonzeros_per_word).sum())
+            max_input_words = max(2, need + max(0, max_nodes - g.num_nodes))
     return EngineConfig(model=g.model, layers=layers, lanes=lanes, requant_lanes=requant_lanes,
                         input_bits=man["input_bits"] if input_bits is None else input_bits,
-                        max_nodes=max(g.num_nodes, 2) if max_nodes is None else max_nodes,
-                        max_edges=max(man["num_edges"], 1) if max_edges is None else max_edges)
+                        max_nodes=max_nodes,
+                        max_edges=max(man["num_edges"], 1) if max_edges is None else max_edges,
+                        nonzeros_per_word=nonzeros_per_word, max_input_words=max_input_words)
 
 
 def input_code_bits(g: AnnotatedGraph) -> int:
@@ -106,6 +120,20 @@ def _columns(cols: dict, lanes: int, tiles: int) -> dict:
     return out
 
 
+def _nonzero_pairs(x: np.ndarray, node_words: np.ndarray, per_word: int) -> dict:
+    """``x_nonzeros``'s words: each node's non-zero codes in input order, ``per_word`` (index,
+    code) pairs a word, over ``node_words[i]`` words; unused pairs (0, 0)."""
+    x = np.asarray(x).astype(np.int64)
+    slots = np.zeros((int(node_words.sum()) * per_word, 2), dtype=np.int64)
+    rows, cols = np.nonzero(x)  # row-major: node by node, inputs in order
+    starts = np.concatenate([[0], np.cumsum(node_words)[:-1]]) * per_word
+    first = np.searchsorted(rows, rows, side="left")  # each non-zero's rank within its row
+    at = starts[rows] + np.arange(len(rows)) - first
+    slots[at, 0], slots[at, 1] = cols, x[rows, cols]
+    slots = slots.reshape(-1, per_word, 2)
+    return {"index": slots[:, :, 0], "code": slots[:, :, 1]}
+
+
 def memory_words(cfg: EngineConfig, g: AnnotatedGraph) -> dict[str, list[int]]:
     """The init words of every loaded memory of ``cfg`` for export ``g``."""
     a, man, n, P = g.arrays, g.manifest, g.num_nodes, cfg.lanes
@@ -137,12 +165,20 @@ def memory_words(cfg: EngineConfig, g: AnnotatedGraph) -> dict[str, list[int]]:
     tx = cfg.tiles(cfg.layers[0].in_dim)
     for name, stride in (("x", tx), ("h", cfg.h_stride), ("op", cfg.op_stride),
                          ("logits", cfg.tiles(cfg.layers[-1].out_dim))):
-        depth(name, n * stride)
+        if name in mems:
+            depth(name, n * stride)
     words = {
         "indptr": pack(mems["indptr"].layout, "indptr", a["indptr"], n + 1),
         "indices": pack(mems["indices"].layout, "indices", a["indices"], e),
-        "x": pack(mems["x"].layout, "x", _tiled(a["x"].astype(np.int64), P, tx), n * tx),
     }
+    if cfg.sparse_input:
+        node_words = input_words(a["x"], cfg.nonzeros_per_word)
+        depth("x_nonzeros", int(node_words.sum()))
+        words["x_nonzeros"] = pack(mems["x_nonzeros"].layout, "x_nonzeros",
+                                   _nonzero_pairs(a["x"], node_words, cfg.nonzeros_per_word),
+                                   int(node_words.sum()))
+    else:
+        words["x"] = pack(mems["x"].layout, "x", _tiled(a["x"].astype(np.int64), P, tx), n * tx)
     if cfg.gcn:
         words["norm"] = pack(mems["norm"].layout, "norm", a["gcn_norm"], n)
     in_m = np.full(n, 1 << FRAC, dtype=np.int64)  # the golden model's layer-1 input scale
@@ -159,6 +195,8 @@ def memory_words(cfg: EngineConfig, g: AnnotatedGraph) -> dict[str, list[int]]:
                     else np.full(n, man["input_bits"], dtype=np.int64))
             node = {"bits": bits, "comb_m": in_m, "comb_sh": in_sh + L["xw_scale_sh"],
                     "next_bits": zeros, "next_m": zeros, "next_sh": zeros}
+            if l == 1 and cfg.sparse_input:
+                node["words"] = node_words
             if not last:
                 q = f"layer{l + 1}."
                 node.update(next_bits=a[q + "node_bits"].astype(np.int64),
@@ -185,12 +223,20 @@ def memory_words(cfg: EngineConfig, g: AnnotatedGraph) -> dict[str, list[int]]:
         tin, tout = cfg.tiles(L["in_dim"]), cfg.tiles(L["out_dim"])
         w = np.zeros((tin * P, tout * P), dtype=np.int64)
         w[:L["in_dim"], :L["out_dim"]] = a[p + "weight"]
-        # block [q * tout + t][c][k]: column c of tile t, input k of chunk q (weight_layout)
-        blocks = w.reshape(tin, P, tout, P).transpose(0, 2, 3, 1).reshape(tin * tout, P, P)
         name = f"layer{l}_"
         words[name + "node"] = pack(mems[name + "node"].layout, name + "node", node, n)
-        words[name + "weight"] = pack(mems[name + "weight"].layout, name + "weight",
-                                      blocks, tin * tout)
+        if l == 1 and cfg.sparse_input:
+            # row [t * in_dim + f][c]: input f's weight for column c of tile t (row_layout)
+            rows = w[:L["in_dim"]].reshape(L["in_dim"], tout, P).transpose(1, 0, 2)
+            rows = rows.reshape(tout * L["in_dim"], P)
+            for j in range(cfg.nonzeros_per_word):
+                words[f"layer1_rows_{j}"] = pack(mems[f"layer1_rows_{j}"].layout,
+                                                 f"layer1_rows_{j}", rows, len(rows))
+        else:
+            # block [q * tout + t][c][k]: column c of tile t, input k of chunk q (weight_layout)
+            blocks = w.reshape(tin, P, tout, P).transpose(0, 2, 3, 1).reshape(tin * tout, P, P)
+            words[name + "weight"] = pack(mems[name + "weight"].layout, name + "weight",
+                                          blocks, tin * tout)
         words[name + "scalars"] = pack(
             mems[name + "scalars"].layout, name + "scalars",
             {"op_bits": [op_bits, 0], "next_op_bits": [next_op, 0], "self_coef": [coef, 0]}, 2)

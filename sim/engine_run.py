@@ -90,7 +90,8 @@ def simulate(model: rtl_sim.Model, cfg, graphs: list[AnnotatedGraph], work: Path
         logits = r["y"]
         pred = logits.argmax(1)
         mismatched = int((logits != gold.logits).any(1).sum())
-        predicted = engine_cycles(g, lanes=cfg.lanes, requant_lanes=cfg.requant_lanes)
+        predicted = engine_cycles(g, lanes=cfg.lanes, requant_lanes=cfg.requant_lanes,
+                                  nonzeros_per_word=cfg.nonzeros_per_word)
         out.append({
             "logits": logits, "predictions": pred,
             "cycles_measured": r["cycles"], "cycles_predicted": predicted["total"],

@@ -42,8 +42,15 @@ def test_rtl_engine_writes_verilog_init_files_and_parameters(export, tmp_path):
                  for s in m["slices"]]
         assert [sum(p[i] << s["lsb"] for p, s in zip(parts, m["slices"]))
                 for i in range(len(words))] == words
-    tiles = -(-g.layers[0]["in_dim"] // 4)
-    assert len((out / "x.hex").read_text().split()) == g.num_nodes * tiles
+    # 11 inputs of codes below 2^input_bits, 4 lanes: 3 dense words a node, or the node's
+    # non-zeros 4 a word, whichever is fewer
+    words = np.maximum(1, -(-(g["x"] != 0).sum(1) // 4))
+    assert info["config"]["nonzeros_per_word"] == (4 if words.sum() < 3 * g.num_nodes else 0)
+    if info["config"]["nonzeros_per_word"]:
+        assert len((out / "x_nonzeros.hex").read_text().split()) == words.sum()
+        assert not (out / "x.hex").exists()
+    else:
+        assert len((out / "x.hex").read_text().split()) == g.num_nodes * 3
     assert len((out / "indptr.hex").read_text().split()) == g.num_nodes + 1
 
 

@@ -69,8 +69,8 @@ def run_engine(cfg, graphs, *, via_load_port=False, images=None, start_with_last
 def check(cfg, graphs, **kw):
     for g, (y, cycles) in zip(graphs, run_engine(cfg, graphs, **kw)):
         np.testing.assert_array_equal(y[:, :cfg.layers[-1].out_dim], golden.run(g).logits)
-        assert cycles == engine_cycles(g, lanes=cfg.lanes,
-                                       requant_lanes=cfg.requant_lanes)["total"]
+        assert cycles == engine_cycles(g, lanes=cfg.lanes, requant_lanes=cfg.requant_lanes,
+                                       nonzeros_per_word=cfg.nonzeros_per_word)["total"]
 
 
 @pytest.mark.parametrize("model", ["gcn", "gin"])
@@ -78,6 +78,36 @@ def check(cfg, graphs, **kw):
 def test_random_engines_equal_golden_and_cycle_model(model, seed):
     cfg, graphs = engine_suite(np.random.default_rng([seed, model == "gin"]), model, 3)
     check(cfg, graphs)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_input_held_as_non_zeros_equals_golden_and_cycle_model(seed):
+    """GCN engines holding the input as its non-zeros (1..5 a word): rows with no non-zero,
+    fully dense rows and sparse ones, multi-bit codes, several graphs through the load port."""
+    cfg, graphs = engine_suite(np.random.default_rng([seed, 3]), "gcn", 3, nonzeros=True)
+    assert cfg.sparse_input and "x" not in cfg.memories
+    check(cfg, graphs)
+
+
+def test_non_zero_input_costs_its_words_not_its_width():
+    """Layer 1's combination over 40 inputs, 2 a word, 3 tiles of 4 lanes, 2-bit codes: a node
+    of 5 non-zeros costs 3 words x 2 planes per tile, a node of none one word, a dense node
+    20 words; the dense engine pays ceil(40 / 4) = 10 chunks per plane and tile on every
+    node. The 12 columns are requantized in one cycle, so nothing waits."""
+    man, arr = random_export(np.random.default_rng(4), "gcn", n=3, f0=40, hidden=12, classes=2)
+    x = np.zeros((3, 40), dtype=np.uint8)
+    x[0, [1, 7, 8, 30, 39]] = [1, 3, 2, 1, 3]
+    x[2] = 1 + np.arange(40) % 3
+    man["input_bits"], arr["x"] = 2, x
+    g = in_memory(man, arr)
+    sparse = engine_config(g, lanes=4, requant_lanes=4, nonzeros_per_word=2)
+    dense = engine_config(g, lanes=4, requant_lanes=4, nonzeros_per_word=0)
+    check(sparse, [g])
+    per_node = per_node_cycles(g, lanes=4, requant_lanes=4, nonzeros_per_word=2)
+    assert per_node["layer1.combination"].tolist() == [3 * 2 * 3, 1 * 2 * 3, 20 * 2 * 3]
+    assert per_node_cycles(g, lanes=4, requant_lanes=4, nonzeros_per_word=0)[
+        "layer1.combination"].tolist() == [10 * 2 * 3] * 3
+    check(dense, [g])
 
 
 @pytest.mark.parametrize("model", ["gcn", "gin"])
@@ -118,8 +148,12 @@ def test_columns_past_a_layers_width_are_left_out(model):
 
     for l, L in enumerate(cfg.layers, start=1):
         if L.out_dim < P:  # one tile of columns: every word
-            for a in range(len(words[f"layer{l}_weight"])):
-                fill(f"layer{l}_weight", a, L.out_dim, L.weight_bits, rows=P)
+            blocks = [(n, P) for n in words if n == f"layer{l}_weight"] + [
+                (n, 1) for n in words if n.startswith(f"layer{l}_rows_")]  # input held sparse
+            assert blocks
+            for name, rows in blocks:
+                for a in range(len(words[name])):
+                    fill(name, a, L.out_dim, L.weight_bits, rows=rows)
     for l, kind, width in cfg.phase_widths():
         if width < P:
             fill("cols", cfg.column_base(l, kind), width,
@@ -154,13 +188,13 @@ def test_uniform_re_exports_run_on_the_same_engine(model):
 
 
 @pytest.mark.parametrize("stored_bits", [1, pytest.param(4, marks=pytest.mark.regress)])
-@pytest.mark.parametrize("model", ["gcn", "gin"])
-def test_input_paid_at_four_bits_costs_four_planes_on_layer_one(model, stored_bits):
+@pytest.mark.parametrize("model, per_word", [("gcn", 0), ("gcn", 4), ("gin", 0)])
+def test_input_paid_at_four_bits_costs_four_planes_on_layer_one(model, per_word, stored_bits):
     """The uniform4 baseline pays the binary input at 4 bits: same logits, and layer 1's
     input stage (GCN's combination, GIN's aggregation) takes 4 bit-planes where it took 1
     (the requantization takes every lane at once: no (node, tile) waits for it), whether the
-    engine's x stores the codes at 4 bits or at the 1 bit they need (the planes above it read
-    zeros)."""
+    engine stores the codes at 4 bits or at the 1 bit they need (the planes above it read
+    zeros), dense or as non-zeros (``per_word`` a word)."""
     n, f0, hidden, lanes = 12, 9, 5, 4
     man, arr = random_export(np.random.default_rng(8), model, n=n, f0=f0, hidden=hidden,
                              classes=3)
@@ -168,12 +202,17 @@ def test_input_paid_at_four_bits_costs_four_planes_on_layer_one(model, stored_bi
     g = in_memory(man, arr)
     exact, wide = uniform_variant(g, 4), uniform_variant(g, 4, input_bits=4)
     assert wide.manifest["input_bits"] == 4 and "input4" in wide.manifest["method"]
-    cfg = engine_config(g, lanes=lanes, input_bits=stored_bits, requant_lanes=lanes)
+    cfg = engine_config(g, lanes=lanes, input_bits=stored_bits, requant_lanes=lanes,
+                        nonzeros_per_word=per_word)
     runs = run_engine(cfg, [exact, wide])
     np.testing.assert_array_equal(runs[0][0], runs[1][0])
     check(cfg, [wide])
-    c1, c4 = (engine_cycles(v, lanes=lanes, requant_lanes=lanes) for v in (exact, wide))
-    if model == "gcn":  # every node: ceil(9/4) chunks x ceil(5/4) tiles per plane
+    c1, c4 = (engine_cycles(v, lanes=lanes, requant_lanes=lanes, nonzeros_per_word=per_word)
+              for v in (exact, wide))
+    if model == "gcn" and per_word:  # every node: its words x ceil(5/4) tiles per plane
+        words = np.maximum(1, -(-(g["x"] != 0).sum(1) // per_word))
+        stage, extra = "layer1.combination", int(words.sum()) * 3 * 2
+    elif model == "gcn":  # every node: ceil(9/4) chunks x ceil(5/4) tiles per plane
         stage, extra = "layer1.combination", n * 3 * 3 * 2
     else:  # every item of every row (own term included), ceil(9/4) tiles, 3 more planes
         stage, extra = "layer1.aggregation", (int(g["indptr"][-1]) + n) * 3 * 3

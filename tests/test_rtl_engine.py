@@ -38,12 +38,16 @@ def build_root(tmp_path_factory):
 
 @pytest.mark.parametrize("simulator", ["icarus", "verilator"])
 @pytest.mark.parametrize("suite", range(SUITES))
-@pytest.mark.parametrize("model", ["gcn", "gin"])
-def test_engine_in_rtl_equals_golden_and_cycle_model(model, suite, simulator, build_root,
-                                                      tmp_path):
-    cfg, graphs = engine_suite(np.random.default_rng([suite, model == "gin", 11]), model, GRAPHS)
+@pytest.mark.parametrize("model, nonzeros", [("gcn", False), ("gcn", True), ("gin", False)],
+                         ids=["gcn", "gcn-nonzeros", "gin"])
+def test_engine_in_rtl_equals_golden_and_cycle_model(model, nonzeros, suite, simulator,
+                                                      build_root, tmp_path):
+    """``nonzeros``: the input mostly zeros, held on chip as its non-zeros (GCN)."""
+    cfg, graphs = engine_suite(np.random.default_rng([suite, model == "gin", 11 + nonzeros]),
+                               model, GRAPHS, nonzeros=nonzeros)
     engine = rtl_sim.build("engine", cfg, simulator, build_root)
-    runs = simulate(engine, cfg, graphs, tmp_path, name=f"engine-{model}-{suite}-{simulator}")
+    runs = simulate(engine, cfg, graphs, tmp_path,
+                    name=f"engine-{model}{'-nonzeros' * nonzeros}-{suite}-{simulator}")
     junit = runs[0]["junit"]
     assert "testcase" in open(junit).read() and 'failures="0"' in open(junit).read()
     for k, r in enumerate(runs):
@@ -69,9 +73,13 @@ def test_a_wrong_expectation_fails_the_cocotb_test(build_root, tmp_path):
         rtl_sim.run(engine, [case], tmp_path, name="wrong")
 
 
-@pytest.mark.parametrize("model", ["gcn", "gin"])
-def test_engine_verilog_lints_clean_and_loads_init_files(model, tmp_path):
-    cfg, _ = engine_suite(np.random.default_rng(9), model, 1)
+@pytest.mark.parametrize("model, nonzeros", [("gcn", False), ("gcn", True), ("gin", False)],
+                         ids=["gcn", "gcn-nonzeros", "gin"])
+def test_engine_verilog_lints_clean_and_loads_init_files(model, nonzeros, tmp_path):
+    """The off-chip memories are x and the logits, or only the logits where the input is
+    held on chip as its non-zeros."""
+    cfg, _ = engine_suite(np.random.default_rng(9), model, 1, nonzeros=nonzeros)
+    assert cfg.off_chip == (("logits",) if nonzeros else OFF_CHIP)
     info = write_engine_rtl(LayerEngine(cfg, ram_template=True), tmp_path)
     lint(tmp_path, info["verilog"])
     text = (tmp_path / info["verilog"]).read_text()
@@ -87,10 +95,10 @@ def test_engine_verilog_lints_clean_and_loads_init_files(model, tmp_path):
     core = text[text.index(f"module {CORE_MODULE}("):text.index(f"module {ENGINE_MODULE}(")]
     engine = text[text.index(f"module {ENGINE_MODULE}("):text.index("module a2q_ram")]
     inside = {slices[i] for i in re.findall(r"\) (\w+) \(\n    \.clk", core)}
-    assert inside == set(cfg.memories) - set(OFF_CHIP)
-    assert {slices[i] for i in re.findall(r"\) (\w+) \(\n    \.clk", engine)} == set(OFF_CHIP)
+    assert inside == set(cfg.memories) - set(cfg.off_chip)
+    assert {slices[i] for i in re.findall(r"\) (\w+) \(\n    \.clk", engine)} == set(cfg.off_chip)
     assert f"{CORE_MODULE} core (" in engine
-    assert info["synthesis_module"] == CORE_MODULE and info["off_chip"] == list(OFF_CHIP)
+    assert info["synthesis_module"] == CORE_MODULE and info["off_chip"] == list(cfg.off_chip)
     assert json.loads((tmp_path / "params.json").read_text())["config"]["model"] == model
     # the same engine gives the same bytes wherever the checkout is: no source paths inside
     assert "(* src =" not in text and str(Path(rtl.__file__).parent) not in text

@@ -33,7 +33,7 @@ from .sim_exports import random_export
 def rtl(tmp_path_factory):
     g = in_memory(*random_export(np.random.default_rng(3), "gcn", n=6, f0=3, hidden=2,
                                  classes=2))
-    cfg = engine_config(g, lanes=1)
+    cfg = engine_config(g, lanes=1, nonzeros_per_word=0)  # dense x: over 1000 LUTs and FFs
     folder = tmp_path_factory.mktemp("rtl")
     write_engine_rtl(LayerEngine(cfg, ram_template=True), folder,
                      init_files=lambda f: write_init_files(cfg, memory_words(cfg, g), f))

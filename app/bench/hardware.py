@@ -170,7 +170,8 @@ def run_timing_bench(out: str | os.PathLike, *, dataset: str = "Cora", model: st
             r = _synthesize(build, tmp, device=device, freq=freq_mhz, route=route,
                             density=density, seed=pnr_seed, placer=placer, router=router,
                             timing_ripup=timing_ripup)
-            cycles = engine_cycles(g, lanes=n, requant_lanes=cfg.requant_lanes)["total"]
+            cycles = engine_cycles(g, lanes=n, requant_lanes=cfg.requant_lanes,
+                                   nonzeros_per_word=cfg.nonzeros_per_word)["total"]
             fmax = r["fmax_mhz"] or r["fmax_placed_mhz"]
             rows.append({"lanes": n, "requant_lanes": cfg.requant_lanes,
                          "max_nodes": max_nodes, "max_edges": max_edges,

@@ -42,13 +42,18 @@ class CombinationPhase(EnginePhase):
     """
 
     kind = "comb"
+    #: The phase makes the last register of its ``src`` read itself (a copy per lane).
+    src_early = True
 
     def __init__(self, cfg: EngineConfig, layer: int, hub, **memories):
         super().__init__(cfg, layer, hub, **memories,
                          acc_width=combination_bound(cfg, layer).bit_length() + 1,
-                         width=cfg.layers[layer - 1].out_dim, src_early=True)
-        self.weight = hub.read(f"layer{layer}_weight", f"{self.name}_weight")
+                         width=cfg.layers[layer - 1].out_dim, src_early=self.src_early)
+        self.read_weights(hub)
         self.node_bits = hub.read(f"layer{layer}_node", f"{self.name}_bits")
+
+    def read_weights(self, hub) -> None:
+        self.weight = hub.read(f"layer{self.layer}_weight", f"{self.name}_weight")
 
     def elaborate(self, platform):
         m = Module()
@@ -165,8 +170,19 @@ class CombinationPhase(EnginePhase):
                     m.d.sync += held.eq(Cat(Cat(held[f * fb + 1:(f + 1) * fb], 0)
                                             for f in range(F)))
                 bits.append([held[f * fb] for f in range(F)])
-        gated = [delay(m, {f"gated_{f}_{c}": Mux(bits[c][f], w[c][f], 0) for f in range(F)},
-                       "1") for c in range(L)]
+        self.add_planes(m, ctl, bits, [[w[c][f] for f in range(F)] for c in range(L)],
+                        running | reduce(or_, starting))
+        return m
+
+    def add_planes(self, m: Module, ctl: list, bits: list, weights: list, walker) -> None:
+        """The lanes from the stage (``ctl[-1]``) whose plane bits (``bits[c][f]``: lane c's
+        bit of input f, a register) and weights (``weights[c][f]``) are there: each weight
+        gated by its bit, registered (stage 1), two stages of adder tree (2, 3), the sum
+        shifted by the plane (4), accumulated (:meth:`accumulate`; ``walker``: the walker holds
+        work)."""
+        L, F = len(weights), len(weights[0])
+        gated = [delay(m, {f"gated_{f}_{c}": Mux(bits[c][f], weights[c][f], 0)
+                           for f in range(F)}, "1") for c in range(L)]
         ctl.append(delay(m, ctl[-1], "1"))
         # Stages 2 and 3: each lane's adder tree, half its levels a stage.
         levels = (F - 1).bit_length()
@@ -183,8 +199,7 @@ class CombinationPhase(EnginePhase):
         shifted = [delay(m, {f"shifted_{c}": sums[c][f"plane_sum_{c}"] << planes[c]},
                          "4")[f"shifted_{c}"] for c in range(L)]
         ctl.append(delay(m, ctl[-1], "4"))
-        self.accumulate(m, ctl, shifted, running | reduce(or_, starting))
-        return m
+        self.accumulate(m, ctl, shifted, walker)
 
     def constants_of(self):
         node, sc = self.node.data, self.scalars.data

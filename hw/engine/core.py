@@ -1,9 +1,11 @@
 """The layer engine's core: its phases, the sequencer and the on-chip memories.
 
-The features ``x`` and the ``logits`` (:data:`~a2q.hw.engine.layout.OFF_CHIP`) are too big for
-the block RAM of the FPGAs the engine targets (Cora's x alone is 3.9 Mbit, more than an
-ECP5-85F's 3.7 Mbit of block RAM), so the core reaches them through a read port and a write
-port: the module a synthesis flow takes, the board supplying the memory behind the ports.
+The dense features ``x`` and the ``logits`` (:data:`~a2q.hw.engine.layout.OFF_CHIP`) are too
+big for the block RAM of the FPGAs the engine targets (Cora's dense x alone is 3.9 Mbit, more
+than an ECP5-85F's 3.7 Mbit of block RAM), so the core reaches them through a read port and a
+write port: the module a synthesis flow takes, the board supplying the memory behind the
+ports. A GCN's input held as its non-zeros (``x_nonzeros``: 0.6 Mbit for Cora) is on chip, and
+that core has no ``x`` port.
 :class:`a2q.hw.engine.layer_engine.LayerEngine` puts the core and those two memories together.
 """
 
@@ -40,6 +42,7 @@ from .requantization import (
     pipeline,
     requantization_stages,
 )
+from .sparse_combination_phase import SparseCombinationPhase
 
 #: Bits of the cycle counter.
 CYCLE_BITS = 48
@@ -106,7 +109,7 @@ class EngineCore(wiring.Component):
     ``init``, and each multiplier as an instance of ``a2q_mul`` (:mod:`a2q.hw.primitives.dsp_multiply`).
 
     The phases run one after the other: GCN layer l is a :class:`CombinationPhase` (``x`` or
-    ``h`` -> ``op``) then an :class:`AggregationPhase` (``op`` -> ``h``, the last layer ->
+    ``h`` -> ``op``; layer 1 from ``x_nonzeros`` a :class:`SparseCombinationPhase`) then an :class:`AggregationPhase` (``op`` -> ``h``, the last layer ->
     ``logits``); GIN layer l aggregates first (``x`` or ``op`` -> ``h``) and then combines
     (``h`` -> ``op`` or ``logits``).
 
@@ -124,7 +127,8 @@ class EngineCore(wiring.Component):
     - ``phase`` (out): the running phase's index in :meth:`phases` (0 from ``start``); it
       steps up in the same cycle as the counter, so ``cycles`` seen the cycle ``phase``
       becomes k is the number of cycles phases 0 .. k - 1 took.
-    - ``x`` (a ``lib.memory`` read port, driven by the core): ``addr`` (and ``en``, always
+    - ``x`` (a ``lib.memory`` read port, driven by the core; absent where the input is held
+      as its non-zeros): ``addr`` (and ``en``, always
       high) out, ``data`` in, the word at the address of the previous cycle: a synchronous
       SRAM's latency (``addr`` comes from a register, and ``data`` is registered, as a block
       RAM's, :mod:`~a2q.hw.engine.memory_requests`). Node i's tile t is at ``i * ceil(F / lanes) + t``.
@@ -145,14 +149,14 @@ class EngineCore(wiring.Component):
         if ram_template and self.init:
             raise ValueError("the RAM template reads its contents from .hex files, not init")
         check_init(cfg, self.init, [n for n in cfg.memories if n not in OFF_CHIP])
-        x, logits = cfg.memories["x"], cfg.memories["logits"]
-        super().__init__({
-            **control_members(cfg),
-            "x": Out(memory.ReadPort.Signature(addr_width=address_bits(x.depth),
-                                               shape=x.layout).flip()),
-            "logits": Out(memory.WritePort.Signature(addr_width=address_bits(logits.depth),
-                                                     shape=logits.layout).flip()),
-        })
+        logits = cfg.memories["logits"]
+        ports = {"logits": Out(memory.WritePort.Signature(addr_width=address_bits(logits.depth),
+                                                          shape=logits.layout).flip())}
+        if "x" in cfg.memories:
+            x = cfg.memories["x"]
+            ports["x"] = Out(memory.ReadPort.Signature(addr_width=address_bits(x.depth),
+                                                       shape=x.layout).flip())
+        super().__init__({**control_members(cfg), **ports})
 
     def phases(self, hub: MemoryHub) -> list:
         """The phases in the order they run."""
@@ -161,10 +165,14 @@ class EngineCore(wiring.Component):
                    "op": cfg.op_stride, "logits": cfg.tiles(cfg.layers[-1].out_dim)}
         for l in range(1, len(cfg.layers) + 1):
             last = l == len(cfg.layers)
-            if cfg.gcn:
+            if cfg.gcn and l == 1 and cfg.sparse_input:
+                out.append(SparseCombinationPhase(cfg, l, hub, src="x_nonzeros", src_stride=1,
+                                                  dst="op", dst_stride=strides["op"]))
+            elif cfg.gcn:
                 src = "x" if l == 1 else "h"
                 out.append(CombinationPhase(cfg, l, hub, src=src, src_stride=strides[src],
                                             dst="op", dst_stride=strides["op"]))
+            if cfg.gcn:
                 dst = "logits" if last else "h"
                 out.append(AggregationPhase(cfg, l, hub, src="op", src_stride=strides["op"],
                                             dst=dst, dst_stride=strides[dst]))

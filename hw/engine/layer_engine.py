@@ -18,8 +18,8 @@ CORE_MODULE = "layer_engine_core"
 
 
 class LayerEngine(wiring.Component):
-    """:class:`~a2q.hw.engine.core.EngineCore` with the off-chip memories ``x`` and
-    ``logits`` beside it, as a board would supply them: what the tests and the RTL runs drive.
+    """:class:`~a2q.hw.engine.core.EngineCore` with the off-chip memories ``x`` (unless the
+    input is held on chip as its non-zeros) and ``logits`` beside it, as a board would supply them: what the tests and the RTL runs drive.
 
     ``init`` (``name -> list[int]``) gives any memory's initial words, off-chip ones included;
     with ``ram_template=True`` every memory reads ``<memory>.hex`` instead and the core is an
@@ -42,7 +42,7 @@ class LayerEngine(wiring.Component):
         self.ram_template = ram_template
         init = dict(init or {})
         self.off_chip_init = {k: init.pop(k) for k in OFF_CHIP if k in init}
-        check_init(cfg, self.off_chip_init, OFF_CHIP)
+        check_init(cfg, self.off_chip_init, cfg.off_chip)
         self.core = EngineCore(cfg, init=init, ram_template=ram_template)
         logits = cfg.memories["logits"]
         super().__init__({
@@ -70,13 +70,15 @@ class LayerEngine(wiring.Component):
             self.phase.eq(core.phase),
         ]
         names = list(cfg.memories)
-        x_spec, logits_spec = cfg.memories["x"], cfg.memories["logits"]
-        load_x = self.load.valid & (self.load.p.memory == names.index("x"))
-        x_data, _ = ram(m, "x", width=x_spec.width, depth=x_spec.depth,
-                        template=self.ram_template, init=self.off_chip_init.get("x", []),
-                        init_file="x.hex", we=load_x, waddr=self.load.p.addr,
-                        wdata=self.load.p.data, raddr_a=core.x.addr)
-        m.d.comb += core.x.data.eq(x_data)
+        logits_spec = cfg.memories["logits"]
+        if "x" in cfg.memories:
+            x_spec = cfg.memories["x"]
+            load_x = self.load.valid & (self.load.p.memory == names.index("x"))
+            x_data, _ = ram(m, "x", width=x_spec.width, depth=x_spec.depth,
+                            template=self.ram_template, init=self.off_chip_init.get("x", []),
+                            init_file="x.hex", we=load_x, waddr=self.load.p.addr,
+                            wdata=self.load.p.data, raddr_a=core.x.addr)
+            m.d.comb += core.x.data.eq(x_data)
         logits_data, _ = ram(m, "logits", width=logits_spec.width, depth=logits_spec.depth,
                              template=self.ram_template,
                              init=self.off_chip_init.get("logits", []), we=core.logits.en,

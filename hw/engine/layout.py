@@ -16,7 +16,12 @@ memory                 depth                   word
 ``indptr``             max_nodes + 1           CSR row starts (targets)
 ``indices``            max_edges               CSR sources
 ``x``                  max_nodes * T(F_1)      P input codes of ``input_bits`` (a node may pay
-                                               more planes: those above read zeros)
+                                               more planes: those above read zeros); without
+                                               ``nonzeros_per_word``
+``x_nonzeros`` (GCN,   max_input_words         K = ``nonzeros_per_word`` (index, code) pairs of
+with K)                                        the input's non-zero codes, node by node, each
+                                               node's in ``words`` (a layer-1 node field, at
+                                               least 1) words; unused pairs have code 0
 ``h``                  max_nodes * stride      P per-node codes of ``max_bits`` (a combination's
                                                input: GCN layers 2.., GIN every layer)
 ``op``                 max_nodes * stride      P aggregation operands of ``max_bits`` (GCN: XW,
@@ -29,13 +34,17 @@ memory                 depth                   word
                                                from :meth:`EngineConfig.column_base`
 ``layer{l}_weight``    T(in_dim) * T(out_dim)  P x P weights, column by column: chunk q
                                                (inputs qP..qP+P-1), tile t at
-                                               ``q * T(out_dim) + t``
+                                               ``q * T(out_dim) + t`` (layer 1 with K: none)
+``layer1_rows_{j}``    in_dim * T(out_dim)     with K, j < K: identical copies of layer 1's
+                                               weights, one input's P weights a word: input
+                                               f, tile t at ``t * in_dim + f``
 ``layer{l}_scalars``   2 (word 0 used)         the layer's operand bits, next operand bits,
                                                GIN's self coefficient
 =====================  ======================  =============================================
 
 ``x`` and ``logits`` (:data:`OFF_CHIP`) are outside the engine's core: it reads ``x`` through a
-read port and writes ``logits`` through a write port (:mod:`a2q.hw.engine.core`).
+read port and writes ``logits`` through a write port (:mod:`a2q.hw.engine.core`). A GCN whose
+input is stored as its non-zeros (``nonzeros_per_word``) holds them on chip and has no ``x``.
 """
 
 from __future__ import annotations
@@ -50,6 +59,9 @@ from a2q.common.choices import ENGINE_MODELS as MODELS
 
 #: Memories the engine's core reaches through ports instead of holding on chip.
 OFF_CHIP = ("x", "logits")
+#: Non-zero inputs a word of ``x_nonzeros`` holds where the engine stores the input so: the
+#: layer-1 combination adds that many weight rows a cycle, from as many copies of the weights.
+NONZEROS_PER_WORD = 4
 #: Fraction bits of the format's fixed-point constants (``norm_frac``, ``eps_frac``).
 FRAC = 15
 MANTISSA = unsigned(17)  # 1 .. 2**16
@@ -92,6 +104,12 @@ class EngineConfig:
     bias_bits: int = 48  # signed width of the fixed-point biases
     #: lanes the shared requantization takes a cycle (0: :func:`default_requant_lanes`)
     requant_lanes: int = 0
+    #: GCN: the input stored as its non-zero codes, this many a word of ``x_nonzeros``, so
+    #: that the layer-1 combination costs a cycle per word and plane (0: ``x`` dense, off
+    #: chip, a cycle per ``lanes`` inputs and plane)
+    nonzeros_per_word: int = 0
+    #: words of ``x_nonzeros`` (with ``nonzeros_per_word``)
+    max_input_words: int = 0
     memories: dict = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
@@ -110,6 +128,13 @@ class EngineConfig:
         if self.requant_lanes == 0:
             object.__setattr__(self, "requant_lanes", default_requant_lanes(self.lanes))
         need("requant_lanes", self.requant_lanes, 1, self.lanes)
+        need("nonzeros_per_word", self.nonzeros_per_word, 0, 16)
+        need("max_input_words", self.max_input_words, 0)
+        if self.nonzeros_per_word:
+            if self.model != "gcn":
+                raise ValueError("engine parameter nonzeros_per_word: only a GCN stores its "
+                                 "input as non-zeros (GIN aggregates it dense)")
+            need("max_input_words", self.max_input_words, 2)
         if not self.layers:
             raise ValueError("engine parameter layers: at least one layer")
         object.__setattr__(self, "layers", tuple(
@@ -153,6 +178,20 @@ class EngineConfig:
     @property
     def gcn(self) -> bool:
         return self.model == "gcn"
+
+    @property
+    def sparse_input(self) -> bool:
+        """The input is held as its non-zeros, on chip (``x_nonzeros``), not as ``x``."""
+        return self.nonzeros_per_word > 0
+
+    @property
+    def off_chip(self) -> tuple[str, ...]:
+        """The memories of :data:`OFF_CHIP` this engine has."""
+        return tuple(name for name in OFF_CHIP if name in self.memories)
+
+    def input_words_per_node(self) -> range:
+        """``words``'s range: a node's non-zeros fill at most ``ceil(in_dim / K)`` words."""
+        return range(math.ceil(self.layers[0].in_dim / self.nonzeros_per_word) + 1)
 
     @property
     def h_stride(self) -> int:
@@ -201,11 +240,14 @@ def node_fields(cfg: EngineConfig, layer: int) -> data.StructLayout:
     ``xw_scale``); ``next_bits``/``next_m``/``next_sh`` requantize the layer's output into the
     next layer's codes (unused on the last layer). GIN: ``agg_m``/``agg_sh`` requantize the
     aggregation into codes (``1 / step``); ``scale_m``/``scale_sh`` are the node's step and
-    ``out_sh`` the final shift of the output."""
+    ``out_sh`` the final shift of the output. ``words`` (GCN layer 1, input stored as its
+    non-zeros): the node's words of ``x_nonzeros``."""
     bits = range(cfg.max_bits + 1)
     if cfg.gcn:
+        words = {"words": cfg.input_words_per_node()} if cfg.sparse_input and layer == 1 else {}
         return data.StructLayout({"bits": bits, "comb_m": MANTISSA, "comb_sh": SHIFT,
-                                  "next_bits": bits, "next_m": MANTISSA, "next_sh": SHIFT})
+                                  "next_bits": bits, "next_m": MANTISSA, "next_sh": SHIFT,
+                                  **words})
     return data.StructLayout({"bits": bits, "agg_m": MANTISSA, "agg_sh": SHIFT,
                               "scale_m": MANTISSA, "scale_sh": NODE_SHIFT, "out_sh": SHIFT})
 
@@ -227,6 +269,19 @@ def weight_layout(cfg: EngineConfig, layer: int) -> data.ArrayLayout:
     lane drew on every slice (29 block RAMs at 16 lanes), a crossbar over the die."""
     w = cfg.layers[layer - 1].weight_bits
     return data.ArrayLayout(data.ArrayLayout(signed(w), cfg.lanes), cfg.lanes)
+
+
+def nonzero_layout(cfg: EngineConfig) -> data.ArrayLayout:
+    """A word of ``x_nonzeros``: ``nonzeros_per_word`` pairs of an input's ``index`` and its
+    ``code`` (0 in a pair that holds none)."""
+    index = unsigned(max(1, (cfg.layers[0].in_dim - 1).bit_length()))
+    pair = data.StructLayout({"index": index, "code": unsigned(cfg.input_bits)})
+    return data.ArrayLayout(pair, cfg.nonzeros_per_word)
+
+
+def row_layout(cfg: EngineConfig, layer: int) -> data.ArrayLayout:
+    """A word of ``layer1_rows_{j}``: one input's weights for the ``lanes`` columns of a tile."""
+    return data.ArrayLayout(signed(cfg.layers[layer - 1].weight_bits), cfg.lanes)
 
 
 def logit_width(cfg: EngineConfig) -> int:
@@ -261,6 +316,8 @@ def _memories(cfg: EngineConfig) -> dict[str, MemorySpec]:
     mems = [
         MemorySpec("indptr", n + 1, range(cfg.max_edges + 1)),
         MemorySpec("indices", max(cfg.max_edges, 2), range(n)),
+        MemorySpec("x_nonzeros", cfg.max_input_words, nonzero_layout(cfg))
+        if cfg.sparse_input else
         MemorySpec("x", n * cfg.tiles(cfg.layers[0].in_dim),
                    data.ArrayLayout(unsigned(cfg.input_bits), P)),
         MemorySpec("h", n * cfg.h_stride, codes, loaded=False),
@@ -274,10 +331,13 @@ def _memories(cfg: EngineConfig) -> dict[str, MemorySpec]:
     mems.append(MemorySpec("cols", max(columns, 2),
                            data.ArrayLayout(column_fields(cfg.bias_bits), P)))
     for l, L in enumerate(cfg.layers, start=1):
-        mems += [
-            MemorySpec(f"layer{l}_node", n, node_fields(cfg, l)),
-            MemorySpec(f"layer{l}_weight", max(cfg.tiles(L.in_dim) * cfg.tiles(L.out_dim), 2),
-                       weight_layout(cfg, l)),
-            MemorySpec(f"layer{l}_scalars", 2, SCALARS),
-        ]
+        if l == 1 and cfg.sparse_input:
+            weights = [MemorySpec(f"layer1_rows_{j}", max(L.in_dim * cfg.tiles(L.out_dim), 2),
+                                  row_layout(cfg, 1)) for j in range(cfg.nonzeros_per_word)]
+        else:
+            weights = [MemorySpec(f"layer{l}_weight",
+                                  max(cfg.tiles(L.in_dim) * cfg.tiles(L.out_dim), 2),
+                                  weight_layout(cfg, l))]
+        mems += [MemorySpec(f"layer{l}_node", n, node_fields(cfg, l)), *weights,
+                 MemorySpec(f"layer{l}_scalars", 2, SCALARS)]
     return {m.name: m for m in mems}
