@@ -29,6 +29,9 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dropout", type=float)
     p.add_argument("--lr", type=float)
     p.add_argument("--weight-decay", type=float)
+    p.add_argument("--operand", choices=["column", "node"],
+                   help="A²Q's aggregation operand: 4 bits per column (the paper) or learned "
+                        "bits per node (node-level GCN)")
     p.add_argument("--lambda", dest="lam", type=float, help="memory penalty weight")
     p.add_argument("--memory-target", dest="memory_target_kb", type=float,
                    help="memory target in KB (per graph for graph-level tasks)")
@@ -49,7 +52,7 @@ def _cmd_train(args) -> int:
 
     overrides = {k: getattr(args, k) for k in (
         "seed", "epochs", "bits", "hidden", "heads", "layers", "dropout", "lr", "weight_decay",
-        "lam", "memory_target_kb", "pool_size", "batch_size", "folds")}
+        "lam", "memory_target_kb", "pool_size", "batch_size", "folds", "operand")}
     cfg = default_config(args.dataset, args.model, args.method, **overrides)
     result = train(cfg, data_root=args.data_root, progress=not args.no_progress)
     out = write_run(result, args.out)
@@ -130,7 +133,7 @@ def _engine_build(args, command: str):
     """The engine build of ``rtl engine`` and ``sim engine``: from ``--rtl`` (an RTL folder the
     engine build wrote, ``sim`` only) or from ``--graph`` with ``--lanes``, ``--baselines``
     and the depths."""
-    from a2q.sim.baselines import BASELINES
+    from a2q.sim.baselines import DEFAULT_BASELINES
 
     from .engine_build import build_engine, load_engine_build
 
@@ -145,7 +148,7 @@ def _engine_build(args, command: str):
                            f"{', '.join(given)} would build another (give them to a2q rtl "
                            "engine)")
         return load_engine_build(args.rtl, args.graph)
-    baselines = tuple(BASELINES if args.baselines is None else args.baselines)
+    baselines = tuple(DEFAULT_BASELINES if args.baselines is None else args.baselines)
     return build_engine(args.graph, lanes=args.lanes or DEFAULT_LANES, baselines=baselines,
                         max_nodes=args.max_nodes, max_edges=args.max_edges)
 
@@ -389,9 +392,12 @@ def _add_engine_args(p, baselines) -> None:
                                                  "nodes); aggregation (default 4096)")
     p.add_argument("--max-edges", type=int, help="engine memory depth (default: the export's "
                                                  "CSR entries); aggregation (default 16384)")
+    from a2q.sim.baselines import DEFAULT_BASELINES
+
     p.add_argument("--baselines", nargs="*", choices=list(baselines), metavar="BASELINE",
-                   help="engine: the baseline re-exports it also runs, which decide its input "
-                        f"width (default {' '.join(baselines)}; none: --baselines)")
+                   help="engine: the baseline re-exports it also runs, of "
+                        f"{' '.join(baselines)} (default {' '.join(DEFAULT_BASELINES)}; "
+                        "none: --baselines)")
 
 
 def _add_rtl_parsers(sub, baselines) -> None:
@@ -494,9 +500,12 @@ def _add_flow_parser(sub, baselines) -> None:
                    help=f"other methods trained for accuracy vs bits (default "
                         f"{' '.join(OTHER_METHODS)}; none: --methods)")
     p.add_argument("--lanes", type=int, default=DEFAULT_LANES)
-    p.add_argument("--baselines", nargs="*", default=list(baselines), choices=list(baselines),
-                   metavar="BASELINE", help=f"run on the engine beside A²Q (default "
-                                            f"{' '.join(baselines)})")
+    from a2q.sim.baselines import DEFAULT_BASELINES
+
+    p.add_argument("--baselines", nargs="*", default=list(DEFAULT_BASELINES),
+                   choices=list(baselines), metavar="BASELINE",
+                   help=f"run on the engine beside A²Q, of {' '.join(baselines)} (default "
+                        f"{' '.join(DEFAULT_BASELINES)})")
     p.add_argument("--simulator", default="verilator", choices=["verilator", "icarus"])
     p.add_argument("--no-synth", action="store_true", help="skip FPGA synthesis")
     p.add_argument("--place", action="store_true",

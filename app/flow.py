@@ -36,6 +36,7 @@ from pathlib import Path
 
 from a2q.common.choices import DEFAULT_LANES, ENGINE_MODELS
 from a2q.common.errors import A2QError
+from a2q.sim.baselines import DEFAULT_BASELINES
 
 from .flow_stages import OTHER_METHODS, STAGE_FOLDERS, STAGE_TEXT, STAGES
 
@@ -53,7 +54,7 @@ class FlowOptions:
     run: str | None = None  # a finished A²Q run folder to reuse instead of training
     methods: tuple[str, ...] = tuple(OTHER_METHODS)
     lanes: int = DEFAULT_LANES
-    baselines: tuple[str, ...] = ("uniform4", "uniform4-exact-input", "uniform8")
+    baselines: tuple[str, ...] = DEFAULT_BASELINES
     simulator: str = "verilator"
     synth: bool = True
     place: bool = False  # nextpnr on the full engine takes about 15 minutes here

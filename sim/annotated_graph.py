@@ -22,7 +22,7 @@ from a2q.common.choices import ENGINE_MODELS as MODELS
 from a2q.common.files import atomic_folder
 
 FORMAT = "a2q-annotated-graph"
-VERSION = 1
+VERSION = 2
 MANIFEST = "manifest.json"
 NORM_FRAC = 15  # GCN normalisation constants: round(2**15 / sqrt(deg))
 EPS_FRAC = 15  # GIN: round((1 + eps) * 2**15)
@@ -149,7 +149,12 @@ def expected_tensors(manifest: dict) -> dict[str, tuple[str, tuple]]:
                           ("node_inv_m", "int64"), ("node_inv_sh", "int64")):
                 spec[p + k] = (dt, (n,))
         op_dim = fo if manifest["model"] == "gcn" else fi
-        if L["operand_bits"]:
+        if L["per_node_operand"]:
+            for k, dt in (("node_op_bits", "uint8"), ("node_op_step", "float64"),
+                          ("node_op_m", "int64"), ("node_op_sh", "int64"),
+                          ("op_coef", "int64")):
+                spec[p + k] = (dt, (n,))
+        elif L["operand_bits"]:
             spec[p + "operand_step"] = ("float64", (op_dim,))
         if manifest["model"] == "gcn":
             spec[p + "xw_scale_m"] = ("int64", (fo,))
@@ -205,6 +210,13 @@ def _check_manifest(m: dict, path: Path) -> None:
                 _fail(path, f"layers[{l - 1}].per_node_input", "must be true for this layer")
         if not isinstance(L.get("per_node_input"), bool):
             _fail(path, f"layers[{l - 1}].per_node_input", "must be true or false")
+        if not isinstance(L.get("per_node_operand"), bool):
+            _fail(path, f"layers[{l - 1}].per_node_operand", "must be true or false")
+        if L["per_node_operand"]:
+            if m["model"] != "gcn":
+                _fail(path, f"layers[{l - 1}].per_node_operand",
+                      "per-node operand bits are defined for GCN only")
+            _int_field(L, "op_coef_sh", path, 0, 62, where=L)
         want = "none" if l == len(layers) else "relu"
         if L.get("activation") != want:
             _fail(path, f"layers[{l - 1}].activation", f"must be {want!r} for this layer")
@@ -263,6 +275,13 @@ def _check_values(g: AnnotatedGraph) -> None:
             b = a[p + "node_bits"]
             if np.any((b < 1) | (b > 8)):
                 bad(p + "node_bits", "bits outside 1..8")
+        if L["per_node_operand"]:
+            b = a[p + "node_op_bits"]
+            if np.any((b < 2) | (b > L["operand_bits"])):
+                bad(p + "node_op_bits", f"bits outside 2..operand_bits ({L['operand_bits']}): "
+                                        "signed codes need 2")
+            if np.any((a[p + "op_coef"] < 1) | (a[p + "op_coef"] > (1 << NORM_FRAC))):
+                bad(p + "op_coef", f"outside 1..2**{NORM_FRAC}")
 
 
 def read_graph(path: str | os.PathLike) -> AnnotatedGraph:

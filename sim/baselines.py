@@ -9,7 +9,12 @@ Each baseline is the same trained model re-exported at uniform bits
   above them read zeros);
 - ``uniform4-exact-input``: the same, but the input keeps its own bits (1 for binary inputs):
   the strict comparison;
-- ``uniform8``: every quantized feature tensor at 8 bits, the input included.
+- ``uniform8``: every quantized feature tensor at 8 bits, the input included;
+- ``uniform2``, ``uniform3``: every quantized feature tensor at 2 or 3 bits, the input at its
+  own bits: the cheaper end of the accuracy-against-cycles trade-off (``a2q bench hw``).
+
+``a2q rtl engine``, ``a2q sim engine`` and ``a2q flow`` run :data:`DEFAULT_BASELINES` unless
+told otherwise.
 
 A *stage* is one phase of the engine (``layer1.combination``, ...) or ``total``. A stage whose
 input carries per-node bits (GCN's combinations after layer 1, every GIN combination) has an
@@ -26,7 +31,11 @@ from .uniform_export import uniform_variant
 
 #: name -> (bits of every per-node tensor and operand, bits the layer-1 input is paid at or
 #: None for its own)
-BASELINES = {"uniform4": (4, 4), "uniform4-exact-input": (4, None), "uniform8": (8, 8)}
+BASELINES = {"uniform4": (4, 4), "uniform4-exact-input": (4, None), "uniform8": (8, 8),
+             "uniform2": (2, None), "uniform3": (3, None)}
+#: The baselines an engine build runs unless told: the INT4 and INT8 engines' way and the strict
+#: comparison.
+DEFAULT_BASELINES = ("uniform4", "uniform4-exact-input", "uniform8")
 
 
 def baseline_variant(g: AnnotatedGraph, name: str) -> AnnotatedGraph:

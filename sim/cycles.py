@@ -13,7 +13,8 @@ on ``lanes`` output (or aggregated) columns at once, a tile is ``lanes`` columns
   max(1, ceil(nnz_i / K))`` (:func:`input_words`);
 - aggregation of node i (operand bits ``b`` of each item, ``D`` columns):
   ``items_i * b * ceil(D / lanes)`` cycles, items being the CSR row (GCN, self-loops
-  included) or the row plus the node's own ``(1 + eps)`` term (GIN);
+  included) or the row plus the node's own ``(1 + eps)`` term (GIN); with per-node operand
+  bits, the sum of the row's sources' bits per tile;
 - a (node, tile) of aggregation with no item still costs one cycle (it emits zeros);
 - in the engine, a (node, tile) costs at least ``groups`` cycles: its results go through the
   shared requantization ``requant_lanes`` lanes a cycle, ``groups`` =
@@ -177,8 +178,13 @@ def per_node_cycles(g: AnnotatedGraph, *, lanes: int, uniform: int | None = None
         comb = (np.maximum(node_bits * chunks, groups[p + "combination"]) + NODE_OVERHEAD
                 ) * math.ceil(L["out_dim"] / lanes)
         agg_dim = L["out_dim"] if g.model == "gcn" else L["in_dim"]
-        terms = deg + 1 if g.model == "gin" else deg  # GIN's own (1 + eps) term goes through too
-        agg = (np.maximum(terms * op_bits, groups[p + "aggregation"]) + NODE_OVERHEAD
+        if L["per_node_operand"]:  # each item costs its source's bits
+            source_bits = (a[p + "node_op_bits"].astype(np.int64) if uniform is None
+                           else np.full(n, uniform, dtype=np.int64))
+            work = neighbour_sum(a["indptr"], a["indices"], source_bits)
+        else:  # GIN's own (1 + eps) term goes through too
+            work = (deg + 1 if g.model == "gin" else deg) * op_bits
+        agg = (np.maximum(work, groups[p + "aggregation"]) + NODE_OVERHEAD
                ) * math.ceil(agg_dim / lanes)
         out[p + "combination"] = comb.astype(np.int64)
         out[p + "aggregation"] = agg.astype(np.int64)

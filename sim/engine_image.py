@@ -22,6 +22,7 @@ from a2q.hw.primitives.block_ram import slice_bits, slice_file
 
 from .annotated_graph import AnnotatedGraph
 from .cycles import default_nonzeros_per_word, input_words
+from .golden import gcn_operand
 
 
 class EngineFitError(ValueError):
@@ -120,6 +121,13 @@ def _columns(cols: dict, lanes: int, tiles: int) -> dict:
     return out
 
 
+def _visit_order(indptr: np.ndarray, item_values: np.ndarray, tiles: int) -> list[int]:
+    """``item_values`` (one per CSR entry) in the order an aggregation over ``tiles`` tiles
+    visits them: row 0 ``tiles`` times, then row 1, ..."""
+    rows = [item_values[indptr[i]:indptr[i + 1]] for i in range(len(indptr) - 1)]
+    return [int(v) for r in rows for _ in range(tiles) for v in r]
+
+
 def _nonzero_pairs(x: np.ndarray, node_words: np.ndarray, per_word: int) -> dict:
     """``x_nonzeros``'s words: each node's non-zero codes in input order, ``per_word`` (index,
     code) pairs a word, over ``node_words[i]`` words; unused pairs (0, 0)."""
@@ -193,8 +201,14 @@ def memory_words(cfg: EngineConfig, g: AnnotatedGraph) -> dict[str, list[int]]:
                 in_m, in_sh = a[p + "node_scale_m"], a[p + "node_scale_sh"]
             bits = (a[p + "node_bits"].astype(np.int64) if l > 1
                     else np.full(n, man["input_bits"], dtype=np.int64))
-            node = {"bits": bits, "comb_m": in_m, "comb_sh": in_sh + L["xw_scale_sh"],
+            op_m, op_sh, op_bits, coef = gcn_operand(g, l, in_m, in_sh)
+            node = {"bits": bits, "comb_m": op_m, "comb_sh": op_sh + L["xw_scale_sh"],
+                    "op_bits": op_bits, "coef": coef,
                     "next_bits": zeros, "next_m": zeros, "next_sh": zeros}
+            # the aggregation's items in the order it visits them: each tile the row again
+            depth(f"layer{l}_items", cfg.tiles(L["out_dim"]) * e)
+            words[f"layer{l}_items"] = _visit_order(a["indptr"], op_bits[a["indices"]],
+                                                    cfg.tiles(L["out_dim"]))
             if l == 1 and cfg.sparse_input:
                 node["words"] = node_words
             if not last:

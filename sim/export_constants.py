@@ -2,9 +2,10 @@
 
 One definition for every writer of the format (``a2q export``, the uniform-bit re-export, the
 tests' random exports): given each layer's ``weight_step``, ``bias``, ``operand_step`` (where
-the operand is quantized) and ``node_step`` (where the input has per-node bits), it sets the
-mantissa/shift pairs and fixed-point biases that ``docs/export-format.md`` lists (GIN's
-``eps_fx`` is the writer's). NumPy only.
+the operand is quantized per column), ``node_op_step`` (GCN's operand with per-node bits) and
+``node_step`` (where the input has per-node bits), it sets the mantissa/shift pairs and
+fixed-point biases that ``docs/export-format.md`` lists (GIN's ``eps_fx`` is the writer's).
+NumPy only.
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ def derive_constants(model: str, layers: list[dict], arrays: dict) -> None:
             step = arrays[p + "node_step"]
             arrays[p + "node_scale_m"], arrays[p + "node_scale_sh"] = fixed(step)
             arrays[p + "node_inv_m"], arrays[p + "node_inv_sh"] = fixed(1.0 / step)
+        if gcn and L.get("per_node_operand"):
+            _per_node_operand(L, p, arrays, w_step, bias)
+            continue
         op_step = (arrays[p + "operand_step"] if L["operand_bits"]
                    else np.ones(L["in_dim"]))
         if gcn:
@@ -39,3 +43,25 @@ def derive_constants(model: str, layers: list[dict], arrays: dict) -> None:
             arrays[p + "out_scale_m"], L["out_scale_sh"] = fixed_common(w_step / nxt)
             arrays[p + "bias_fx"] = np.floor(
                 bias / nxt * 2.0 ** L["out_scale_sh"] + 0.5).astype(np.int64)
+
+
+def _per_node_operand(L: dict, p: str, arrays: dict, w_step, bias) -> None:
+    """GCN layer with per-node operand steps t_j: XW's requantization takes the node's
+    ``in_step / t_j`` (``node_op_m``, ``node_op_sh``) and the column's weight step
+    (``xw_scale_m``); the aggregation weighs P_j by ``op_coef[j]`` = n_j * t_j (n_j = 1 /
+    sqrt(d_j)) over 2^-op_coef_sh, at most 2^15; the output scale ``out_scale_m`` is
+    2^(15 - op_coef_sh), so that the bias and every later step are as with column steps."""
+    t = arrays[p + "node_op_step"]
+    step_in = arrays[p + "node_step"] if L["per_node_input"] else np.ones_like(t)
+    arrays[p + "node_op_m"], arrays[p + "node_op_sh"] = fixed(step_in / t)
+    arrays[p + "xw_scale_m"], L["xw_scale_sh"] = fixed_common(w_step)
+    degree = np.maximum(np.diff(arrays["indptr"]), 1).astype(np.float64)
+    coef = t / np.sqrt(degree)
+    _, sh = fixed(coef.max())  # the largest at 2^15 .. 2^16: one bit less keeps it <= 2^15
+    L["op_coef_sh"] = int(sh) - 1
+    arrays[p + "op_coef"] = np.maximum(1, np.floor(np.ldexp(coef, L["op_coef_sh"]) + 0.5)
+                                       ).astype(np.int64)
+    arrays[p + "out_scale_m"], L["out_scale_sh"] = fixed_common(
+        np.full(len(w_step), 2.0 ** (NORM_FRAC - L["op_coef_sh"])))
+    arrays[p + "bias_fx"] = np.floor(
+        bias * 2.0 ** (NORM_FRAC + L["out_scale_sh"]) + 0.5).astype(np.int64)

@@ -5,6 +5,9 @@ Every step is written down in ``docs/export-format.md``; in short, for GCN layer
     A  = X @ W                                              combination, exact
     P  = clamp(rshift_round(A * s_i * r_c), -Qop, Qop)       operand (XW) requantization
     G  = sum_{j in N(i) + i} n_j * P_j                      aggregation, exact
+
+(with per-node operand bits: ``s_i`` the node's input step over its operand step, ``Qop`` the
+node's, and ``n_j`` the normalisation times the source's operand step, ``op_coef``)
     T  = rshift_round(G * n_i, 15)                          GCN normalisation
     U  = T * o_c + bias_c                                   output, common scale per layer
     X' = clamp(rshift_round(U * inv_i), 0, 2^b_i - 1)       next layer's per-node codes
@@ -83,11 +86,13 @@ def _gcn(g: AnnotatedGraph) -> GoldenResult:
         if L["per_node_input"]:
             in_m, in_sh = a[p + "node_scale_m"], a[p + "node_scale_sh"]
         A = exact_matmul(X, a[p + "weight"])
-        _bound(_amax(A), _amax(in_m), _amax(a[p + "xw_scale_m"]))
-        qop = (1 << (L["operand_bits"] - 1)) - 1
-        P = clamp(rshift_round(A * in_m[:, None] * a[p + "xw_scale_m"][None, :],
-                               in_sh[:, None] + L["xw_scale_sh"]), -qop, qop)
-        G = neighbour_sum(ip, ix, norm[:, None] * P)
+        op_m, op_sh, op_bits, coef = gcn_operand(g, l, in_m, in_sh)
+        qop = (1 << (op_bits - 1)) - 1
+        _bound(_amax(A), _amax(op_m), _amax(a[p + "xw_scale_m"]))
+        P = clamp(rshift_round(A * op_m[:, None] * a[p + "xw_scale_m"][None, :],
+                               op_sh[:, None] + L["xw_scale_sh"]), -qop[:, None], qop[:, None])
+        _bound(_amax(P), _amax(coef), int(np.diff(ip).max(initial=1)))
+        G = neighbour_sum(ip, ix, coef[:, None] * P)
         _bound(_amax(G), _amax(norm))
         T = rshift_round(G * norm[:, None], frac)
         _bound(_amax(T), _amax(a[p + "out_scale_m"]))
@@ -105,6 +110,20 @@ def _gcn(g: AnnotatedGraph) -> GoldenResult:
                   0, hi[:, None])
         outs[nxt + "input"] = X
     raise AssertionError("unreachable")
+
+
+def gcn_operand(g: AnnotatedGraph, l: int, in_m: np.ndarray, in_sh: np.ndarray):
+    """GCN layer ``l``'s operand, either way it is quantized: per node, the mantissa and shift
+    that scale A into operand units (with the column's ``xw_scale``), the operand's signed
+    bits and the coefficient its aggregation weighs the node's operand by (int64 [N] each).
+    Per column: the layer's input scale (``in_m``, ``in_sh``), ``operand_bits`` and
+    ``gcn_norm``; per node: ``node_op_m``, ``node_op_sh``, ``node_op_bits`` and ``op_coef``."""
+    L, a, p = g.layers[l - 1], g.arrays, f"layer{l}."
+    if L["per_node_operand"]:
+        return (a[p + "node_op_m"], a[p + "node_op_sh"],
+                a[p + "node_op_bits"].astype(np.int64), a[p + "op_coef"])
+    bits = np.full(g.num_nodes, L["operand_bits"], dtype=np.int64)
+    return in_m, in_sh, bits, a["gcn_norm"]
 
 
 def _gin(g: AnnotatedGraph) -> GoldenResult:

@@ -1,7 +1,7 @@
 """The same trained model re-exported with every quantized feature tensor at uniform bits.
 
-Each per-node input and each aggregation operand keeps its clipping range (``step * q_max``)
-and is re-quantized at ``bits``: ``step' = step * q_max(old bits) / q_max(bits)`` (unsigned
+Each per-node input and each aggregation operand (per column or per node) keeps its clipping
+range (``step * q_max``) and is re-quantized at ``bits``: ``step' = step * q_max(old bits) / q_max(bits)`` (unsigned
 per-node codes: ``q_max = 2^b - 1``; GCN's signed operand ``2^(b-1) - 1``; GIN's unsigned
 operand ``2^b - 1``), and every fixed-point constant is derived again
 (:func:`a2q.sim.export_constants.derive_constants`). Layer 1's raw input keeps its own bits
@@ -46,8 +46,13 @@ def uniform_variant(g: AnnotatedGraph, bits: int, *,
                 raise ValueError("GCN's signed operand needs at least 2 bits")
             def qmax(b):
                 return 2 ** (b - 1) - 1 if gcn else 2 ** b - 1
-            arrays[p + "operand_step"] = arrays[p + "operand_step"] * (
-                qmax(L["operand_bits"]) / qmax(bits))
+            if L["per_node_operand"]:  # each node's range kept, at the same bits
+                old = arrays[p + "node_op_bits"].astype(np.int64)
+                arrays[p + "node_op_step"] = arrays[p + "node_op_step"] * (qmax(old) / qmax(bits))
+                arrays[p + "node_op_bits"] = np.full_like(arrays[p + "node_op_bits"], bits)
+            else:
+                arrays[p + "operand_step"] = arrays[p + "operand_step"] * (
+                    qmax(L["operand_bits"]) / qmax(bits))
             L["operand_bits"] = bits
     try:
         derive_constants(g.model, man["layers"], arrays)

@@ -23,7 +23,7 @@ from a2q.sim.annotated_graph import EPS_FRAC, NORM_FRAC, GraphFormatError, write
 from a2q.sim.export_constants import derive_constants
 
 from .quant.column_quantizer import ColumnQuantizer
-from .quant.node_quantizer import NodeQuantizer
+from .quant.node_quantizer import NodeQuantizer, OperandQuantizer
 from .run_folder import load_checkpoint
 from .train import model_from_checkpoint
 
@@ -112,8 +112,12 @@ def build_export(ckpt: dict, *, data_root=None) -> tuple[dict, dict]:
             arrays[p + "node_bits"], arrays[p + "node_step"] = _node(conv.input_quant)
         elif not gcn or l > 1:
             raise A2QError(f"layer {l} has no per-node input quantizer; cannot export")
+        L["per_node_operand"] = isinstance(conv.operand_quant, OperandQuantizer)
         if isinstance(conv.operand_quant, nn.Identity):
             L["operand_bits"] = 0
+        elif L["per_node_operand"]:
+            arrays[p + "node_op_bits"], arrays[p + "node_op_step"] = _node(conv.operand_quant)
+            L["operand_bits"] = int(arrays[p + "node_op_bits"].max())
         else:
             arrays[p + "operand_step"], L["operand_bits"] = _column(
                 conv.operand_quant, f"layer {l}'s operand")

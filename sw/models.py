@@ -28,14 +28,22 @@ class QuantizedModel(nn.Module):
     scheme: QuantScheme
 
     def feature_quantizers(self) -> list[nn.Module]:
-        return [m.input_quant for m in self.convs if isinstance(m.input_quant, PER_NODE)]
+        """Every per-node quantizer, layer by layer: a layer's input, then its operand."""
+        return [q for _, q, _ in self.per_node_tensors()]
 
     def feature_widths(self) -> list[int]:
         """True width (features per node) of each per-node quantized tensor."""
+        return [w for _, _, w in self.per_node_tensors()]
+
+    def per_node_tensors(self) -> list[tuple[str, nn.Module, int]]:
+        """(name, quantizer, width) of each per-node quantized tensor: ``layer{l}.input``
+        and ``layer{l}.operand``."""
         out = []
-        for m in self.convs:
+        for l, m in enumerate(self.convs, start=1):
             if isinstance(m.input_quant, PER_NODE):
-                out.append(m.in_channels)
+                out.append((f"layer{l}.input", m.input_quant, m.in_channels))
+            if isinstance(getattr(m, "operand_quant", None), PER_NODE):
+                out.append((f"layer{l}.operand", m.operand_quant, m.out_channels))
         return out
 
     def penalty_widths(self) -> list[int]:

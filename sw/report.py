@@ -36,10 +36,9 @@ def summarize_bits(bits: torch.Tensor, in_degree: torch.Tensor) -> dict:
 def bits_by_degree(model, in_degree: torch.Tensor) -> dict:
     """Summary for every per-node quantized tensor of a node-level model."""
     layers = {}
-    for i, conv in enumerate(model.convs):
-        q = conv.input_quant
+    for name, q, _ in model.per_node_tensors():
         if hasattr(q, "stored_bits") and q.stored_bits().numel() == in_degree.numel():
-            layers[f"conv{i + 1}.input"] = summarize_bits(q.stored_bits(), in_degree)
+            layers[name.replace("layer", "conv")] = summarize_bits(q.stored_bits(), in_degree)
     return {"method": model.scheme.method, "layers": layers}
 
 

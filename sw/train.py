@@ -32,7 +32,7 @@ from .models import GraphGIN, QuantizedModel, build_node_model
 from .quant.column_quantizer import ColumnQuantizer
 from .quant.memory import memory_kb, memory_penalty
 from .quant.nearest_neighbor import NearestNeighborQuantizer
-from .quant.node_quantizer import NodeQuantizer
+from .quant.node_quantizer import NodeQuantizer, OperandQuantizer
 from .quant.scheme import QuantScheme
 from .report import bits_by_degree
 
@@ -62,7 +62,8 @@ def param_groups(model: torch.nn.Module, cfg: TrainConfig) -> list[dict]:
     seen = set()
     for mod in model.modules():
         if isinstance(mod, (NodeQuantizer, NearestNeighborQuantizer)):
-            groups["step_features"].append(mod.step)
+            key = "step_operand" if isinstance(mod, OperandQuantizer) else "step_features"
+            groups[key].append(mod.step)
             if isinstance(mod.bits, torch.nn.Parameter):
                 groups["bits"].append(mod.bits)
         elif isinstance(mod, ColumnQuantizer):
@@ -138,7 +139,7 @@ def _train_node(cfg: TrainConfig, gd, progress: bool) -> RunResult:
     n = data.num_nodes
     in_degree = torch.bincount(data.edge_index[1], minlength=n)
     scheme = QuantScheme(cfg.method, bits=cfg.bits, weight_bits=cfg.weight_bits,
-                         node_level=True, in_degree=in_degree)
+                         node_level=True, in_degree=in_degree, operand=cfg.operand)
     model = build_node_model(cfg.model, gd.num_features, gd.num_classes, scheme, num_nodes=n,
                              hidden=cfg.hidden, dropout=cfg.dropout, heads=cfg.heads,
                              init_bits=cfg.init_bits)
@@ -383,7 +384,7 @@ def model_from_checkpoint(ckpt: dict, *, data_root=None):
             data = gd.dataset[0]
             deg = torch.bincount(data.edge_index[1], minlength=data.num_nodes)
             scheme = QuantScheme(cfg.method, bits=cfg.bits, weight_bits=cfg.weight_bits,
-                                 node_level=True, in_degree=deg)
+                                 node_level=True, in_degree=deg, operand=cfg.operand)
             model = build_node_model(cfg.model, gd.num_features, gd.num_classes, scheme,
                                      num_nodes=data.num_nodes, hidden=cfg.hidden,
                                      dropout=cfg.dropout, heads=cfg.heads,

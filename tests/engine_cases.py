@@ -24,12 +24,14 @@ def sparse_input(rng: np.random.Generator, x: np.ndarray) -> np.ndarray:
     return x.astype(np.uint8)
 
 
-def engine_suite(rng: np.random.Generator, model: str, graphs: int, nonzeros: bool = False):
+def engine_suite(rng: np.random.Generator, model: str, graphs: int, nonzeros: bool = False,
+                 node_operand: bool = False):
     """One engine of random dimensions, lanes and requantization lanes, and ``graphs`` random
     exports it runs: each its own graph (random size up to the engine's depth, random degrees,
     zero included), bits (1..8 per node, 2..8 operands), weights (2..8 bits), steps and
     biases. ``nonzeros`` (GCN): the input is mostly zeros (:func:`sparse_input`) and the
-    engine holds it as its non-zeros, 1..5 a word."""
+    engine holds it as its non-zeros, 1..5 a word. ``node_operand`` (GCN): every operand with
+    per-node bits (2..8) and steps."""
     max_nodes = int(rng.integers(2, 41))
     f0, hidden, classes = (int(rng.integers(1, 21)), int(rng.integers(1, 11)),
                            int(rng.integers(1, 7)))
@@ -38,7 +40,7 @@ def engine_suite(rng: np.random.Generator, model: str, graphs: int, nonzeros: bo
     gs = []
     for _ in range(graphs):
         man, arr = random_export(rng, model, n=int(rng.integers(1, max_nodes + 1)), f0=f0,
-                                 hidden=hidden, classes=classes)
+                                 hidden=hidden, classes=classes, node_operand=node_operand)
         if nonzeros:
             arr["x"] = sparse_input(rng, arr["x"])
         gs.append(in_memory(man, arr))

@@ -7,8 +7,9 @@ from a2q.sim.export_constants import derive_constants
 
 
 def random_export(rng: np.random.Generator, model: str, *, n=None, f0=None, hidden=None,
-                  classes=None) -> tuple[dict, dict]:
-    """(manifest without tensors, arrays) of a random 2-layer GCN or GIN export."""
+                  classes=None, node_operand: bool = False) -> tuple[dict, dict]:
+    """(manifest without tensors, arrays) of a random 2-layer GCN or GIN export;
+    ``node_operand`` (GCN): every layer's operand with per-node bits (2..8) and steps."""
     n = n or int(rng.integers(1, 40))
     f0 = f0 or int(rng.integers(1, 20))
     hidden = hidden or int(rng.integers(1, 10))
@@ -56,7 +57,12 @@ def random_export(rng: np.random.Generator, model: str, *, n=None, f0=None, hidd
         if per_node:
             arrays[p + "node_bits"] = rng.integers(1, 9, n).astype(np.uint8)
             arrays[p + "node_step"] = rng.uniform(0.01, 2.0, n)
-        if gcn or l > 1:
+        L["per_node_operand"] = gcn and node_operand
+        if L["per_node_operand"]:
+            arrays[p + "node_op_bits"] = rng.integers(2, 9, n).astype(np.uint8)
+            arrays[p + "node_op_step"] = rng.uniform(0.05, 1.0, n)
+            L["operand_bits"] = int(arrays[p + "node_op_bits"].max())
+        elif gcn or l > 1:
             L["operand_bits"] = int(rng.integers(2, 9))
             arrays[p + "operand_step"] = op_steps[l - 1]
         else:

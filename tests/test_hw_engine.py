@@ -10,6 +10,7 @@ from a2q.hw.engine.layout import EngineConfig, LayerShape
 from a2q.sim import golden
 from a2q.sim.cycles import engine_cycles, per_node_cycles
 from a2q.sim.engine_image import EngineFitError, engine_config, memory_words
+from a2q.sim.export_constants import derive_constants
 from a2q.sim.uniform_export import uniform_variant
 
 from .engine_cases import engine_suite, in_memory
@@ -87,6 +88,37 @@ def test_input_held_as_non_zeros_equals_golden_and_cycle_model(seed):
     cfg, graphs = engine_suite(np.random.default_rng([seed, 3]), "gcn", 3, nonzeros=True)
     assert cfg.sparse_input and "x" not in cfg.memories
     check(cfg, graphs)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_operands_with_per_node_bits_equal_golden_and_cycle_model(seed):
+    """GCN engines whose operands carry per-node bits (2..8) and steps: every edge costs its
+    source's bits; several graphs through the load port."""
+    cfg, graphs = engine_suite(np.random.default_rng([seed, 4]), "gcn", 3, node_operand=True)
+    assert all(L["per_node_operand"] for g in graphs for L in g.layers)
+    check(cfg, graphs)
+
+
+@pytest.mark.parametrize("bits", [2, 8])
+def test_a_hub_operand_costs_its_bits_on_every_edge(bits):
+    """Node 0 is read by every node (a hub), at ``bits``; the others at 2 bits: the
+    aggregation of a node costs its row's sources' bits per tile, exact at both extremes."""
+    man, arr = random_export(np.random.default_rng(6), "gcn", n=9, f0=5, hidden=6, classes=3,
+                             node_operand=True)
+    rows = [[0, i] if i else [0] for i in range(9)]  # self-loops and the edge from the hub
+    arr["indptr"] = np.cumsum([0] + [len(r) for r in rows])
+    arr["indices"] = np.concatenate(rows).astype(np.int64)
+    man["num_edges"] = int(arr["indices"].size)
+    arr["gcn_norm"] = np.floor(2.0 ** 15 / np.sqrt(np.diff(arr["indptr"])) + 0.5).astype(np.int64)
+    for l in (1, 2):
+        arr[f"layer{l}.node_op_bits"] = np.array([bits] + [2] * 8, dtype=np.uint8)
+        man["layers"][l - 1]["operand_bits"] = bits
+    derive_constants("gcn", man["layers"], arr)
+    g = in_memory(man, arr)
+    cfg = engine_config(g, lanes=4, requant_lanes=4)
+    check(cfg, [g])
+    agg = per_node_cycles(g, lanes=4, requant_lanes=4)["layer1.aggregation"]
+    assert agg.tolist() == [bits * 2] + [(bits + 2) * 2] * 8  # ceil(6 / 4) tiles
 
 
 def test_non_zero_input_costs_its_words_not_its_width():

@@ -38,16 +38,17 @@ def build_root(tmp_path_factory):
 
 @pytest.mark.parametrize("simulator", ["icarus", "verilator"])
 @pytest.mark.parametrize("suite", range(SUITES))
-@pytest.mark.parametrize("model, nonzeros", [("gcn", False), ("gcn", True), ("gin", False)],
-                         ids=["gcn", "gcn-nonzeros", "gin"])
-def test_engine_in_rtl_equals_golden_and_cycle_model(model, nonzeros, suite, simulator,
+@pytest.mark.parametrize("model, a2q", [("gcn", False), ("gcn", True), ("gin", False)],
+                         ids=["gcn", "gcn-nonzeros-node-operand", "gin"])
+def test_engine_in_rtl_equals_golden_and_cycle_model(model, a2q, suite, simulator,
                                                       build_root, tmp_path):
-    """``nonzeros``: the input mostly zeros, held on chip as its non-zeros (GCN)."""
-    cfg, graphs = engine_suite(np.random.default_rng([suite, model == "gin", 11 + nonzeros]),
-                               model, GRAPHS, nonzeros=nonzeros)
+    """``a2q`` (GCN): the input mostly zeros, held on chip as its non-zeros, and the
+    operands with per-node bits; else dense and per column."""
+    cfg, graphs = engine_suite(np.random.default_rng([suite, model == "gin", 11 + a2q]),
+                               model, GRAPHS, nonzeros=a2q, node_operand=a2q)
     engine = rtl_sim.build("engine", cfg, simulator, build_root)
     runs = simulate(engine, cfg, graphs, tmp_path,
-                    name=f"engine-{model}{'-nonzeros' * nonzeros}-{suite}-{simulator}")
+                    name=f"engine-{model}{'-a2q' * a2q}-{suite}-{simulator}")
     junit = runs[0]["junit"]
     assert "testcase" in open(junit).read() and 'failures="0"' in open(junit).read()
     for k, r in enumerate(runs):

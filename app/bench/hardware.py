@@ -5,10 +5,14 @@ the engine's logic through place and route (Fmax, critical path).
 For each dataset and model: train A²Q (``seed``), export, run the export and its three
 baselines (:data:`a2q.sim.baselines.BASELINES`) on the same engine in Verilator, and list
 each stage's measured cycles (``bench/hw.json`` rows: dataset, model, stage, baseline,
-cycles_a2q, cycles_baseline, speedup, ideal_speedup). Then, on one dataset and model, the same
-export on engines of several lane counts: cycles measured in RTL, and Yosys's figures for an
-ECP5 (LUTs, flip-flops, block RAMs, DSPs, fit by cell counts); ``a2q bench timing`` places and
-routes one engine (Fmax, latency at Fmax, critical path).
+cycles_a2q, cycles_baseline, speedup, ideal_speedup), and each configuration's test accuracy
+against its whole-model cycles (``trade_off``: A²Q, every baseline, and on one dataset and model
+the models trained at uniform 4 and 8 bits). Then, on that dataset and model, the same export
+on engines of several lane counts: cycles measured in RTL, and Yosys's figures for an ECP5
+(LUTs, flip-flops, block RAMs, DSPs, fit by cell counts), the default lane count placed and
+routed (``a2q synth``'s defaults): its latency at the routed Fmax beside PyTorch's inference
+time on this machine's CPU (:mod:`~a2q.app.bench.cpu_latency`). ``a2q bench timing`` places and
+routes one engine with chosen nextpnr options (Fmax, latency at Fmax, critical path).
 """
 
 from __future__ import annotations
@@ -61,7 +65,7 @@ def run_hw_bench(out: str | os.PathLike, *, datasets=("Cora", "CiteSeer"),
     from ..engine_build import build_engine
 
     t_start = time.perf_counter()
-    rows, summary, sweep = [], [], []
+    rows, summary, sweep, trade_off, latency = [], [], [], [], None
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         graphs = {}
@@ -76,6 +80,13 @@ def run_hw_bench(out: str | os.PathLike, *, datasets=("Cora", "CiteSeer"),
                 r = _engine_runs(build, tmp / f"sim-{dataset}-{model}", progress=progress)
                 rows += [{"dataset": dataset, "model": model, **x} for x in r["stages"]]
                 g = read_graph(graph)
+                trade_off += [{"dataset": dataset, "model": model, "config": "a2q",
+                               "source": "A²Q export", "test_acc": r["test_acc"],
+                               "cycles": r["cycles_measured"], "measured": True}] + [
+                    {"dataset": dataset, "model": model, "config": k,
+                     "source": "re-export of the A²Q model", "test_acc": b["test_acc"],
+                     "cycles": b["cycles_measured"], "measured": True}
+                    for k, b in r["baselines"].items()]
                 summary.append({
                     "dataset": dataset, "model": model, "lanes": lanes, "nodes": g.num_nodes,
                     "avg_bits": {k: round(float(v.mean()), 4)
@@ -91,6 +102,8 @@ def run_hw_bench(out: str | os.PathLike, *, datasets=("Cora", "CiteSeer"),
                          ", ".join(f"{k} {v:.3f}x" for k, v in summary[-1]["speedup"].items()) +
                          f"; exact: {r['passed']}")
         if sweep_on in graphs:
+            trade_off += _trained_uniform(tmp, *sweep_on, seed=seed, lanes=lanes,
+                                          data_root=data_root, progress=progress)
             graph = graphs[sweep_on]
             for n in sweep_lanes:
                 progress(f"lanes {n}: {' '.join(sweep_on)} A²Q and uniform4 in RTL")
@@ -100,29 +113,89 @@ def run_hw_bench(out: str | os.PathLike, *, datasets=("Cora", "CiteSeer"),
                          "cycles_uniform4": r["baselines"]["uniform4"]["cycles_measured"],
                          "exact": r["passed"]}
                 if synth:
-                    progress(f"lanes {n}: Yosys for ECP5 {device} and the fit check (no "
-                             "place and route: a2q bench timing); minutes")
+                    route = n == lanes  # the default engine, as a2q synth places and routes it
+                    progress(f"lanes {n}: Yosys for ECP5 {device} and the fit check" + (
+                        ", then nextpnr with a2q synth's defaults (about 15 minutes)" if route
+                        else " (no place and route: a2q bench timing); minutes"))
                     s = _synthesize(build, tmp / "synth", device=device, freq=freq_mhz,
-                                    place_and_route=False)
-                    point.update({k: s[k] for k in ("luts", "carries", "ffs", "brams", "dsps",
-                                                    "lutram", "fits", "limits", "verdict")})
+                                    place_and_route=route)
+                    point.update({k: s.get(k) for k in (
+                        "luts", "carries", "ffs", "brams", "dsps", "lutram", "fits", "limits",
+                        "verdict", "fmax_mhz", "timing_met")})
                     point["luts_per_lane"] = round(s["luts"] / n, 1)
                     point["synth_seconds"] = s["seconds"]
                     progress(f"lanes {n}: {s['verdict']}")
                 sweep.append(point)
+            latency = _latency(tmp / "-".join(sweep_on), sweep, lanes=lanes,
+                               data_root=data_root, progress=progress)
     result = {"command": "a2q bench hw", "seed": seed, "lanes": lanes,
               "baselines": {k: {"bits": b, "input_bits": i} for k, (b, i) in BASELINES.items()},
               "device": f"ecp5 {device}", "freq_target_mhz": freq_mhz,
               "sweep_on": list(sweep_on), "seconds": round(time.perf_counter() - t_start, 1),
-              "rows": rows, "summary": summary, "sweep": sweep}
+              "rows": rows, "summary": summary, "trade_off": trade_off,
+              "dominating_a2q": dominating(trade_off), "latency": latency, "sweep": sweep}
     out = Path(out)
     files = {"hw.json": json.dumps(result, indent=2) + "\n", "hw.md": markdown(result)}
     _write_files(out, files)
     if sweep:
         plot_sweep(result, out / "hw_lanes.png")
+    plot_trade_off(result, out / "hw_tradeoff.png")
     progress(files["hw.md"])
     return result
 
+
+def _trained_uniform(tmp: Path, dataset: str, model: str, *, seed: int, lanes: int,
+                     data_root, progress) -> list[dict]:
+    """The models trained at uniform 4 and 8 bits (``seed``, the defaults): each exported, its
+    test accuracy from the golden model and its cycles on the same engine from the cycle
+    model (equal to the RTL's in every test)."""
+    from a2q.sim import golden
+    from a2q.sim.annotated_graph import read_graph
+    from a2q.sim.cycles import engine_cycles
+    from a2q.sw.config import default_config
+    from a2q.sw.export import export_run
+    from a2q.sw.run_folder import write_run
+    from a2q.sw.train import train
+
+    out = []
+    for bits in (4, 8):
+        progress(f"{dataset} {model}: training uniform{bits} (seed {seed}) and exporting")
+        folder = tmp / f"{dataset}-{model}-uniform{bits}"
+        write_run(train(default_config(dataset, model, "uniform", seed=seed, bits=bits),
+                        data_root=data_root, progress=False), folder)
+        g = read_graph(export_run(folder, data_root=data_root))
+        out.append({"dataset": dataset, "model": model, "config": f"trained uniform{bits}",
+                    "source": "trained at uniform bits",
+                    "test_acc": round(100 * golden.accuracy(g, golden.run(g).predictions), 2),
+                    "cycles": engine_cycles(g, lanes=lanes)["total"], "measured": False})
+    return out
+
+
+def dominating(trade_off: list[dict]) -> list[dict]:
+    """The configurations that beat A²Q's on both counts: no more cycles and a higher test
+    accuracy, on the same dataset and model."""
+    a2q = {(r["dataset"], r["model"]): r for r in trade_off if r["config"] == "a2q"}
+    return [r for r in trade_off if r["config"] != "a2q" and (r["dataset"], r["model"]) in a2q
+            and r["cycles"] <= a2q[r["dataset"], r["model"]]["cycles"]
+            and r["test_acc"] > a2q[r["dataset"], r["model"]]["test_acc"]]
+
+
+def _latency(run: Path, sweep: list[dict], *, lanes: int, data_root, progress) -> dict:
+    """The default engine's latency at its routed Fmax (where routed) and PyTorch's CPU
+    inference time of the same model on this machine."""
+    from .cpu_latency import cpu_inference_ms
+
+    progress("PyTorch CPU inference time of the same model (200 runs each)")
+    cpu = cpu_inference_ms(run, data_root=data_root)
+    point = next((p for p in sweep if p["lanes"] == lanes), None)
+    fmax = point.get("fmax_mhz") if point else None
+    engine_ms = round(point["cycles_a2q"] / fmax / 1000, 3) if fmax else None
+    return {**cpu, "lanes": lanes, "cycles": point["cycles_a2q"] if point else None,
+            "fmax_mhz": fmax, "timing_met": point.get("timing_met") if point else None,
+            "engine_ms": engine_ms,
+            "speedup_vs_fp32": round(cpu["fp32_pyg_ms"] / engine_ms, 3) if engine_ms else None,
+            "speedup_vs_quantized": (round(cpu["quantized_ms"] / engine_ms, 3)
+                                     if engine_ms else None)}
 
 def run_timing_bench(out: str | os.PathLike, *, dataset: str = "Cora", model: str = "gcn",
                      seed: int = 0, lanes=(DEFAULT_LANES,), max_nodes: int | None = None,
@@ -258,6 +331,35 @@ def plot_sweep(result: dict, path: Path) -> None:
     plt.close(fig)
 
 
+def plot_trade_off(result: dict, path: Path) -> None:
+    """Test accuracy against whole-model cycles, one panel per dataset and model, a point per
+    configuration."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    groups = {}
+    for r in result["trade_off"]:
+        groups.setdefault((r["dataset"], r["model"]), []).append(r)
+    if not groups:
+        return
+    fig, axes = plt.subplots(1, len(groups), figsize=(4.5 * len(groups), 4), squeeze=False)
+    for ax, ((dataset, model), pts) in zip(axes[0], groups.items()):
+        for r in pts:
+            style = "r*" if r["config"] == "a2q" else ("o" if r["measured"] else "^")
+            ax.plot(r["cycles"], r["test_acc"], style, markersize=12 if style == "r*" else 6)
+            ax.annotate("A²Q" if r["config"] == "a2q" else r["config"], (r["cycles"], r["test_acc"]),
+                        textcoords="offset points", xytext=(4, 4), fontsize=7)
+        ax.set_xscale("log")
+        ax.set_xlabel("cycles per inference")
+        ax.set_ylabel("test accuracy (%)")
+        ax.set_title(f"{dataset} {model.upper()}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110, metadata={"Software": None})
+    plt.close(fig)
+
+
 def _f(v, fmt="{}", none="n/a"):
     return none if v is None else fmt.format(v)
 
@@ -276,7 +378,9 @@ def markdown(result: dict) -> str:
         "(stored and paid at 4 bits, as Degree-Quant INT4 runs);",
         "- **uniform4-exact-input**: the same, the binary input at 1 bit (the strict "
         "comparison);",
-        "- **uniform8**: every quantized feature tensor at 8 bits, the input included.", "",
+        "- **uniform8**: every quantized feature tensor at 8 bits, the input included;",
+        "- **uniform2**, **uniform3**: every quantized feature tensor at 2 or 3 bits, the input "
+        "at its own bits.", "",
         "**speedup** = baseline cycles / A²Q cycles. **ideal** (stages whose input carries "
         "per-node bits only) = baseline bits / A²Q's average bits on that input: the speedup a "
         "bit-serial stage with no per-node overhead would reach; **of ideal** = speedup / "
@@ -292,6 +396,8 @@ def markdown(result: dict) -> str:
             f"{s['cycles']['a2q']} | "
             + " | ".join(f"{s['cycles'][b]} | {s['speedup'][b]:.3f}x" for b in base)
             + f" | {s['exact']} |")
+    lines += _trade_off_lines(result)
+    lines += _latency_lines(result.get("latency"))
     lines += ["", "## Stage by stage", "",
               "| dataset | model | stage | baseline | A²Q cycles | baseline cycles | speedup | "
               "ideal | of ideal |", "|---|---|---|---|---|---|---|---|---|"]
@@ -314,24 +420,61 @@ def markdown(result: dict) -> str:
         lines += ["", f"## Lanes ({' '.join(result['sweep_on'])}, {result['device']}, "
                   f"target {result['freq_target_mhz']:.0f} MHz)", "",
                   "Cycles measured in RTL at each lane count; resources of the engine's core "
-                  "(x and the logits off-chip) from Yosys (`a2q synth`'s ECP5 script) and the "
-                  "fit by its cell counts, without place and route (its hours per point): the "
-                  "default engine's Fmax and latency are in timing.md (`a2q bench timing`). "
-                  "Plot: hw_lanes.png.", "",
+                  "(the logits off-chip, and x where it is not held as its non-zeros) from "
+                  "Yosys (`a2q synth`'s ECP5 script) and the fit by its cell counts; the "
+                  f"default {result['lanes']} lanes also placed and routed with `a2q synth`'s "
+                  "defaults (routed MHz). Plot: hw_lanes.png.", "",
                   "| lanes | A²Q cycles | uniform4 cycles | LUT4 | CCU2C | FF | DP16KD | "
-                  "MULT18 | LUT4 / lane | fits | synth s |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|"]
+                  "MULT18 | LUT4 / lane | fits | routed MHz | synth s |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for p in result["sweep"]:
             lines.append(
                 f"| {p['lanes']} | {p['cycles_a2q']} | {p['cycles_uniform4']} | "
                 + " | ".join(_f(p.get(k)) for k in ("luts", "carries", "ffs", "brams", "dsps",
-                                                    "luts_per_lane", "fits", "synth_seconds"))
+                                                    "luts_per_lane", "fits", "fmax_mhz",
+                                                    "synth_seconds"))
                 + " |")
         verdicts = [f"- {p['lanes']} lanes: {p['verdict']}." for p in result["sweep"]
                     if p.get("verdict")]
         if verdicts:
             lines += [""] + verdicts
     return "\n".join(lines) + "\n"
+
+
+def _trade_off_lines(result: dict) -> list[str]:
+    lines = ["", "## Accuracy against cycles", "",
+             "Each configuration's test accuracy (the golden model's predictions, equal to the "
+             "engine's) and whole-model cycles: measured in RTL for A²Q and the re-exports, "
+             "from the cycle model for the models trained at uniform bits (equal to the RTL's in "
+             "every test). Plot: hw_tradeoff.png.", "",
+             "| dataset | model | configuration | source | test acc | cycles |",
+             "|---|---|---|---|---|---|"]
+    for r in result["trade_off"]:
+        lines.append(f"| {r['dataset']} | {r['model'].upper()} | {r['config']} | {r['source']} "
+                     f"| {r['test_acc']:.1f} | {r['cycles']} |")
+    beaten = result["dominating_a2q"]
+    lines += ["", "Configurations with no more cycles and a higher accuracy than A²Q's: " + (
+        ", ".join(f"{r['config']} ({r['dataset']} {r['model'].upper()}, {r['test_acc']:.1f}% "
+                  f"in {r['cycles']} cycles)" for r in beaten) if beaten else "none") + "."]
+    return lines
+
+
+def _latency_lines(latency: dict | None) -> list[str]:
+    if not latency:
+        return []
+    engine = (f"{latency['engine_ms']} ms ({latency['cycles']} cycles at the routed "
+              f"{latency['fmax_mhz']} MHz, timing met at the target: {latency['timing_met']})"
+              if latency["engine_ms"] else "not routed")
+    lines = ["", f"## Latency against the CPU ({latency['dataset']} {latency['model'].upper()})",
+             "", f"- The engine, {latency['lanes']} lanes: {engine}.",
+             f"- PyTorch on this machine's CPU ({latency['threads']} threads, whole graph, "
+             f"dense features, median of {latency['repeats']} runs): FP32 PyG "
+             f"{latency['fp32_pyg_ms']} ms; the trained quantized model's forward "
+             f"{latency['quantized_ms']} ms."]
+    if latency["engine_ms"]:
+        lines.append(f"- The engine is {latency['speedup_vs_fp32']:.2f}x the FP32 CPU's speed "
+                     f"and {latency['speedup_vs_quantized']:.2f}x the quantized forward's.")
+    return lines
 
 
 def _where_text(result: dict, per_node: list[dict]) -> str:
@@ -351,10 +494,11 @@ def _where_text(result: dict, per_node: list[dict]) -> str:
     return (
         "A²Q's per-node bits shorten only the stages that read a per-node tensor: the "
         "combinations after GCN's first layer and every GIN combination. Their share of A²Q's "
-        "cycles: " + ", ".join(share) + ". The rest is layer 1 over the raw input (binary "
-        "bag-of-words: one bit-plane per input chunk whatever the method, unless a baseline "
-        "pays it at 4 or 8 bits) and the aggregations of 4-bit operands (GCN's XW, GIN's later "
-        "layers), which A²Q leaves at 4 bits. On the per-node stages the engine's speedup over "
+        "cycles: " + ", ".join(share) + ". The rest is layer 1 over the raw input (GCN: a "
+        "cycle per word of 4 non-zero inputs and plane; GIN: one bit-plane per input chunk and "
+        "edge; the same for every method unless a baseline pays the input at 4 or 8 bits) and "
+        "the aggregations of 4-bit operands (GCN's XW, GIN's later layers), which A²Q leaves "
+        "at 4 bits. On the per-node stages the engine's speedup over "
         f"uniform4 is {worst['fraction_of_ideal']:.1%} of the ideal at worst ({worst['dataset']} "
         f"{worst['model'].upper()} {worst['stage']}): a combination phase costs its bit-serial "
         f"work, each (node, tile) at least the cycles the requantization takes over it (its "

@@ -16,15 +16,19 @@ LANES_PER_TERM = 4
 class AggregationPhase(EnginePhase):
     """Layer ``layer``'s aggregation over nodes ``0 .. num_nodes - 1``, written to ``dst``.
 
-    GCN: ``G[i] = sum_{j in N(i)} norm[j] * P[j]`` over the CSR row (self-loops included), P
-    the signed operand codes in ``op``. GIN: ``S[i] = self_coef * P[i] + 2^15 * sum_j P[j]``,
-    P unsigned (``x`` on layer 1, ``op`` after); the self term is the row's first item.
+    GCN: ``G[i] = sum_{j in N(i)} coef[j] * P[j]`` over the CSR row (self-loops included), P
+    the signed operand codes in ``op``, ``coef`` the source's field of ``layer{l}_node``
+    (``gcn_norm``, or that times the node's own operand step). GIN:
+    ``S[i] = self_coef * P[i] + 2^15 * sum_j P[j]``, P unsigned (``x`` on layer 1, ``op``
+    after); the self term is the row's first item.
 
     The walker visits node i, tile t, each item of the row and bit k = 0 .. b - 1 of the
-    item's operand (b: the layer's ``op_bits`` scalar; least significant first, the top bit
-    negative in GCN's two's complement), one a cycle; every lane adds ``coef << k`` where the
-    bit is set. A (node, tile) costs ``items * b`` cycles (one if the row is empty), or the
-    requantization's ``groups`` if more (the walker holds on its last position), node and
+    item's operand (least significant first, the top bit negative in GCN's two's complement),
+    one a cycle; every lane adds ``coef << k`` where the bit is set. b is the item's own bits
+    for GCN (``layer{l}_items``, read in order ahead of the walker: a node's operand bits
+    cost that many cycles on every edge that reads it), the layer's ``op_bits`` scalar for
+    GIN. A (node, tile) costs the sum of its items' b (one cycle if the row is empty), or
+    the requantization's ``groups`` if more (the walker holds on its last position), node and
     tile changes nothing: ``indptr`` is read in order ahead of the walker
     (:func:`~a2q.hw.engine.in_order_reads.in_order_reads`).
 
@@ -57,9 +61,10 @@ class AggregationPhase(EnginePhase):
         self.indptr = hub.read("indptr", f"{self.name}_indptr")
         self.indices = hub.read("indices", f"{self.name}_indices")
         if cfg.gcn:
-            self.norm_j = hub.read("norm", f"{self.name}_norm_j", early=True)
+            self.coef_j = hub.read(f"layer{layer}_node", f"{self.name}_coef_j", early=True)
             self.norm_i = hub.read("norm", f"{self.name}_norm_i", port="B")
             self.node_requests.append(self.norm_i)
+            self.item_bits = hub.read(f"layer{layer}_items", f"{self.name}_item_bits")
 
     def elaborate(self, platform):
         m = Module()
@@ -109,7 +114,9 @@ class AggregationPhase(EnginePhase):
                 with m.If(waiting[-1]):
                     m.next = "READ_BEGIN"
             with m.State("READ_BEGIN"):  # ptr is indptr[0]
-                m.d.sync += [end.eq(ptr), end_next.eq(ptr + 1), ob.eq(self.scalars.data.op_bits)]
+                m.d.sync += [end.eq(ptr), end_next.eq(ptr + 1)]
+                if not gcn:
+                    m.d.sync += ob.eq(self.scalars.data.op_bits)
                 m.next = "READ_END"
             with m.State("READ_END"):  # ptr is indptr[1]: moves to node 0's row, as adv_i
                 m.next = "WALK"
@@ -137,6 +144,17 @@ class AggregationPhase(EnginePhase):
                           (at_end, end)])
         next_own = Mux(adv_k | hold, own, Mux(adv_item, 0, int(not gcn)))
         next_row_empty = Mux(new_row, same, row_empty)
+        # GCN: ``ob`` is the bits of the item the walker is on. The walker moves to a new item
+        # (the next of the row, the row's first again for the next tile, or the next row's
+        # first) and takes its bits from ``layer{l}_items``, read in the order it visits them.
+        if gcn:
+            new_item = adv_item | (adv_t & ~row_empty) | (new_row & ~same)
+            upcoming, _, _ = in_order_reads(m, self.item_bits, start=self.start, idle=idle,
+                                            take=new_item, name="item_bits")
+            m.d.sync += ob.eq(Mux(new_item, upcoming, ob))
+            first_bits = Mux(new_item, upcoming, ob)
+        else:
+            first_bits = ob
         m.d.sync += [
             k.eq(Mux(adv_k, k + 1, Mux(hold, k, 0))),
             t.eq(Mux(adv_k | adv_item | hold, t, Mux(adv_t, t + 1, 0))),
@@ -150,7 +168,7 @@ class AggregationPhase(EnginePhase):
                          end_next.eq(ptr + 1)]
         # The flags of the position moved to, case by case.
         then_last_k = Mux(hold, last_k,
-                          (~next_own & next_row_empty) | Mux(adv_k, k + 2 >= ob, ob <= 1))
+                          (~next_own & next_row_empty) | Mux(adv_k, k + 2 >= ob, first_bits <= 1))
         then_more = Mux(adv_k | hold, more, Mux(
             adv_item, ~row_empty & Mux(own, begin_next != end, e_next2 != end), Mux(
                 adv_t, ~row_empty & (begin_next != end) if gcn else ~row_empty, Mux(
@@ -185,7 +203,8 @@ class AggregationPhase(EnginePhase):
         # read ports READ_LATENCY cycles after.
         first_item = own if not gcn else (e == begin)
         stages = [{"plane": k, "node": i, "tile": t, "valid": walk & ~hold, "own": own,
-                   "empty": empty, "first": first_item & (k == 0), "last": last_k & ~more}]
+                   "empty": empty, "first": first_item & (k == 0), "last": last_k & ~more,
+                   "bits": ob}]
         for j in range(READ_LATENCY - 1):
             stages.append(delay(m, stages[-1], f"w{j}"))
         c_w = stages[-1]
@@ -198,7 +217,7 @@ class AggregationPhase(EnginePhase):
         c_b = stages[-1]
         m.d.comb += self.src.addr.eq(Mux(c_b["valid"], addr["address"], 0))
         if gcn:
-            m.d.comb += self.norm_j.addr.eq(Mux(c_b["valid"], addr["j"], 0))
+            m.d.comb += self.coef_j.addr.eq(Mux(c_b["valid"], addr["j"], 0))
         for j in range(READ_LATENCY):  # stage 1: the word and the coefficient are read
             stages.append(delay(m, stages[-1], f"r{j}" if j + 1 < READ_LATENCY else "1"))
         c1 = stages[-1]
@@ -218,7 +237,7 @@ class AggregationPhase(EnginePhase):
             shifted = Mux(st["empty"], 0, coef << st["plane"])
             if not gcn:
                 return {"term": shifted}
-            negate = ~st["empty"] & (st["plane"] + 1 == ob)
+            negate = ~st["empty"] & (st["plane"] + 1 == st["bits"])
             as_signed = Cat(shifted, C(0, 1)).as_signed()
             return {"term": Mux(negate, ~as_signed, as_signed), "negate": negate}
 
@@ -226,10 +245,10 @@ class AggregationPhase(EnginePhase):
             c0 = stages[-2]
             term1 = delay(m, signed_term(c0, Mux(c0["own"], self.scalars.data.self_coef,
                                                  1 << FRAC)), "1t")
-        elif self.norm_j.early:
-            term1 = delay(m, signed_term(stages[-2], self.norm_j.data), "1t")
+        elif self.coef_j.early:
+            term1 = delay(m, signed_term(stages[-2], self.coef_j.data.coef), "1t")
         else:  # the coefficient comes from the read's last register (a memory of a few words)
-            term1 = signed_term(c1, self.norm_j.data)
+            term1 = signed_term(c1, self.coef_j.data.coef)
         codes, L = self.src.data, self.used_lanes
         field_bits = len(codes[0])
         groups = -(-L // LANES_PER_TERM)

@@ -30,7 +30,8 @@ class CombinationPhase(EnginePhase):
     by them -> two stages of adder tree -> shifted by the plane -> accumulate -> presented ->
     the engine's shared requantization (:func:`~a2q.hw.engine.core.serve_in_groups`) -> one
     write of ``dst`` per (node, tile). GCN: the operand
-    ``P = clamp(rshift_round(A * comb_m[i] * xw_m[c], comb_sh[i]), -Q, Q)``, written to ``op``.
+    ``P = clamp(rshift_round(A * comb_m[i] * xw_m[c], comb_sh[i]), -Q_i, Q_i)`` (Q_i from the
+    node's ``op_bits``), written to ``op``.
     GIN: ``V = A * scale_m[i] * out_m[c] + (bias[c] << scale_sh[i])``; the logits on the last
     layer, else ``clamp(rshift_round(V, out_sh[i]), 0, 2^next_op_bits - 1)`` to ``op``.
 
@@ -203,8 +204,8 @@ class CombinationPhase(EnginePhase):
 
     def constants_of(self):
         node, sc = self.node.data, self.scalars.data
-        if self.cfg.gcn:  # A * xw_m[c] * comb_m[i], rounded by comb_sh[i], clamped to +-Q
-            return {"m_node": node.comb_m, "sh": node.comb_sh, "hi_bits": sc.op_bits - 1,
+        if self.cfg.gcn:  # A * xw_m[c] * comb_m[i], rounded by comb_sh[i], clamped to +-Q_i
+            return {"m_node": node.comb_m, "sh": node.comb_sh, "hi_bits": node.op_bits - 1,
                     "symmetric": 1, "clamp": 1}
         # A * out_m[c] * scale_m[i] + (bias[c] << scale_sh[i]): the logits, or rounded by
         # out_sh[i] and clamped to the next operand's codes

@@ -28,6 +28,9 @@ with K)                                        the input's non-zero codes, node 
                                                two's complement; GIN layers 2..: unsigned)
 ``logits``             max_nodes * T(C)        P signed logits (written by the engine)
 ``norm`` (GCN)         max_nodes               ``gcn_norm``
+``layer{l}_items``     T(out_dim) * max_edges  the operand bits of each item the layer's
+(GCN)                                          aggregation visits, in the order it visits
+                                               them: node by node, each tile the row again
 ``layer{l}_node``      max_nodes               per-node fields (:func:`node_fields`)
 ``cols``               sum of the phases'      P per-column fields of the requantization
                        T(width)                (:func:`column_fields`), each phase's tiles
@@ -237,7 +240,10 @@ def node_fields(cfg: EngineConfig, layer: int) -> data.StructLayout:
     """Per-node fields of layer ``layer`` (1-based). ``bits`` is the combination input's width.
 
     GCN: ``comb_m``/``comb_sh`` scale XW into operand units (the input's step times
-    ``xw_scale``); ``next_bits``/``next_m``/``next_sh`` requantize the layer's output into the
+    ``xw_scale``, over the node's operand step where it has its own), ``op_bits`` its operand's
+    bits, ``coef`` the weight of its operand in the aggregation (``gcn_norm``, times its own
+    operand step where it has one); ``next_bits``/``next_m``/``next_sh`` (not on the last
+    layer) requantize the layer's output into the
     next layer's codes (unused on the last layer). GIN: ``agg_m``/``agg_sh`` requantize the
     aggregation into codes (``1 / step``); ``scale_m``/``scale_sh`` are the node's step and
     ``out_sh`` the final shift of the output. ``words`` (GCN layer 1, input stored as its
@@ -245,8 +251,10 @@ def node_fields(cfg: EngineConfig, layer: int) -> data.StructLayout:
     bits = range(cfg.max_bits + 1)
     if cfg.gcn:
         words = {"words": cfg.input_words_per_node()} if cfg.sparse_input and layer == 1 else {}
+        nxt = ({"next_bits": bits, "next_m": MANTISSA, "next_sh": SHIFT}
+               if layer < len(cfg.layers) else {})
         return data.StructLayout({"bits": bits, "comb_m": MANTISSA, "comb_sh": SHIFT,
-                                  "next_bits": bits, "next_m": MANTISSA, "next_sh": SHIFT,
+                                  "op_bits": bits, "coef": range(2 ** FRAC + 1), **nxt,
                                   **words})
     return data.StructLayout({"bits": bits, "agg_m": MANTISSA, "agg_sh": SHIFT,
                               "scale_m": MANTISSA, "scale_sh": NODE_SHIFT, "out_sh": SHIFT})
@@ -327,6 +335,8 @@ def _memories(cfg: EngineConfig) -> dict[str, MemorySpec]:
     ]
     if cfg.gcn:
         mems.append(MemorySpec("norm", n, range(2 ** FRAC + 1)))
+        mems += [MemorySpec(f"layer{l}_items", max(cfg.tiles(L.out_dim) * cfg.max_edges, 2),
+                            range(cfg.max_bits + 1)) for l, L in enumerate(cfg.layers, start=1)]
     columns = sum(cfg.tiles(width) for *_, width in cfg.phase_widths())
     mems.append(MemorySpec("cols", max(columns, 2),
                            data.ArrayLayout(column_fields(cfg.bias_bits), P)))

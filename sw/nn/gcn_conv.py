@@ -23,7 +23,8 @@ class QGCNConv(MessagePassing):
     where :math:`\hat{\mathbf{A}} = \mathbf{A} + \mathbf{I}`, :math:`Q_x` quantizes each node's
     input row (A²Q: its own learned bits; skipped when ``quantize_input=False``, as for binary
     bag-of-words inputs), :math:`Q_w` quantizes the weight per output column and :math:`Q_{op}`
-    quantizes the combination result XW per column before aggregation. The normalisation stays
+    quantizes the combination result XW before aggregation, per column (the paper) or per node
+    (A²Q's bits on every edge's operand). The normalisation stays
     real-valued here; the hardware export fixes it to a fixed-point constant.
 
     The input is assumed non-negative (it follows a ReLU) when quantized.
@@ -40,7 +41,7 @@ class QGCNConv(MessagePassing):
         self.input_quant = (scheme.features(num_nodes, unsigned=True, init_bits=init_bits)
                             if quantize_input else nn.Identity())
         self.weight_quant = scheme.weight(self.weight)
-        self.operand_quant = scheme.operand(out_channels)
+        self.operand_quant = scheme.operand(out_channels, num_nodes=num_nodes)
         self.cached = cached
         self._adj: torch.Tensor | None = None
 

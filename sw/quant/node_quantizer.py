@@ -66,3 +66,9 @@ class NodeQuantizer(nn.Module):
     def extra_repr(self) -> str:
         return (f"num_nodes={self.step.shape[0]}, unsigned={self.unsigned}, local={self.local}, "
                 f"learn_bits={isinstance(self.bits, nn.Parameter)}")
+
+
+class OperandQuantizer(NodeQuantizer):
+    """A :class:`NodeQuantizer` of the aggregation operand (XW for GCN): every edge reads the
+    source node's operand, so its bits are what the engine's aggregation pays per edge. Its
+    steps train at the operand's learning rate."""

@@ -11,8 +11,9 @@ method        node features           weights                   aggregation oper
 ``dq``        N bits, percentile      N bits, min-max           N bits, percentile
               range, protected nodes                            range, protected nodes
 ``a2q``       learned bits and step   4 bits, per-column step   4 bits, per-column step
-              per node (node-level)
-              or NN pool (graph-level)
+              per node (node-level)                             (the paper's), or learned
+              or NN pool (graph-level)                          bits and step per node
+                                                                (``operand="node"``)
 ============  ======================  ========================  =========================
 
 Node-level per-node steps (``uniform``, ``a2q``) learn from the local L1 error; graph-level
@@ -31,7 +32,10 @@ from a2q.common.choices import METHODS
 from .column_quantizer import ColumnQuantizer
 from .degree_quant import ProtectiveMask, RangeQuantizer
 from .nearest_neighbor import NearestNeighborQuantizer
-from .node_quantizer import NodeQuantizer
+from .node_quantizer import NodeQuantizer, OperandQuantizer
+
+#: How A²Q quantizes the aggregation operand: per column at 4 bits (the paper) or per node.
+OPERANDS = ("column", "node")
 
 
 class QuantScheme(nn.Module):
@@ -39,10 +43,15 @@ class QuantScheme(nn.Module):
 
     def __init__(self, method: str, *, bits: int = 4, weight_bits: int = 4,
                  node_level: bool = True, in_degree: torch.Tensor | None = None,
-                 pool_size: int = 32):
+                 pool_size: int = 32, operand: str = "column"):
         super().__init__()
         if method not in METHODS:
             raise ValueError(f"unknown method {method!r}; valid methods: {', '.join(METHODS)}")
+        if operand not in OPERANDS:
+            raise ValueError(f"unknown operand quantization {operand!r}; valid: "
+                             f"{', '.join(OPERANDS)}")
+        #: A²Q node level: the aggregation operand gets per-node learned bits and steps
+        self.node_operand = operand == "node" and method == "a2q" and node_level
         if not 1 <= bits <= 8:
             raise ValueError(f"bits must be in 1..8, got {bits}")
         self.method = method
@@ -80,12 +89,17 @@ class QuantScheme(nn.Module):
         q.init_step_(weight)
         return q
 
-    def operand(self, channels: int, *, unsigned: bool = False) -> nn.Module:
-        """Quantizer of the aggregation operand ``[N, channels]`` (XW for GCN/GAT, x for GIN)."""
+    def operand(self, channels: int, *, unsigned: bool = False,
+                num_nodes: int | None = None) -> nn.Module:
+        """Quantizer of the aggregation operand ``[N, channels]`` (XW for GCN/GAT, x for GIN):
+        per column, or per node (``node_operand``, given ``num_nodes``) starting at 4 stored
+        bits, steps and bits learned on each node's local error."""
         if self.method == "fp32":
             return nn.Identity()
         if self.method == "dq":
             return RangeQuantizer(self.weight_bits, mask=self.protect)
+        if self.node_operand and num_nodes is not None:
+            return OperandQuantizer(num_nodes, 4 + unsigned, unsigned=unsigned, local=True)
         width = self.bits if self.method == "uniform" else 4
         return ColumnQuantizer(channels, width, channel_dim=1, local=True, unsigned=unsigned)
 
