@@ -87,7 +87,7 @@ def pack(layout, name: str, values, count: int) -> list[int]:
         words = words + ((vals.astype(object) & ((1 << s.width) - 1)) << offset)
 
     def walk(layout, offset, vals, field):
-        if isinstance(layout, data.StructLayout):
+        if isinstance(layout, (data.StructLayout, data.FlexibleLayout)):
             for key, f in layout:
                 walk(f.shape, offset + f.offset, vals[key], f"{field}.{key}" if field else key)
         elif isinstance(layout, data.ArrayLayout):
@@ -207,7 +207,7 @@ def memory_words(cfg: EngineConfig, g: AnnotatedGraph) -> dict[str, list[int]]:
                     "next_bits": zeros, "next_m": zeros, "next_sh": zeros}
             # the aggregation's items in the order it visits them: each tile the row again
             depth(f"layer{l}_items", cfg.tiles(L["out_dim"]) * e)
-            words[f"layer{l}_items"] = _visit_order(a["indptr"], op_bits[a["indices"]],
+            words[f"layer{l}_items"] = _visit_order(a["indptr"], op_bits[a["indices"]] - 1,
                                                     cfg.tiles(L["out_dim"]))
             if l == 1 and cfg.sparse_input:
                 node["words"] = node_words

@@ -90,7 +90,7 @@ def test_input_held_as_non_zeros_equals_golden_and_cycle_model(seed):
     check(cfg, graphs)
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("seed", [0, 2, pytest.param(1, marks=pytest.mark.regress)])
 def test_operands_with_per_node_bits_equal_golden_and_cycle_model(seed):
     """GCN engines whose operands carry per-node bits (2..8) and steps: every edge costs its
     source's bits; several graphs through the load port."""

@@ -25,9 +25,9 @@ class AggregationPhase(EnginePhase):
     The walker visits node i, tile t, each item of the row and bit k = 0 .. b - 1 of the
     item's operand (least significant first, the top bit negative in GCN's two's complement),
     one a cycle; every lane adds ``coef << k`` where the bit is set. b is the item's own bits
-    for GCN (``layer{l}_items``, read in order ahead of the walker: a node's operand bits
-    cost that many cycles on every edge that reads it), the layer's ``op_bits`` scalar for
-    GIN. A (node, tile) costs the sum of its items' b (one cycle if the row is empty), or
+    for GCN (``layer{l}_items`` holds b - 1, read in order ahead of the walker: a node's
+    operand bits cost that many cycles on every edge that reads it), the layer's ``op_bits``
+    scalar for GIN. A (node, tile) costs the sum of its items' b (one cycle if the row is empty), or
     the requantization's ``groups`` if more (the walker holds on its last position), node and
     tile changes nothing: ``indptr`` is read in order ahead of the walker
     (:func:`~a2q.hw.engine.in_order_reads.in_order_reads`).
@@ -62,7 +62,7 @@ class AggregationPhase(EnginePhase):
         self.indices = hub.read("indices", f"{self.name}_indices")
         if cfg.gcn:
             self.coef_j = hub.read(f"layer{layer}_node", f"{self.name}_coef_j", early=True)
-            self.norm_i = hub.read("norm", f"{self.name}_norm_i", port="B")
+            self.norm_i = hub.read("norm", f"{self.name}_norm_i")
             self.node_requests.append(self.norm_i)
             self.item_bits = hub.read(f"layer{layer}_items", f"{self.name}_item_bits")
 
@@ -150,9 +150,9 @@ class AggregationPhase(EnginePhase):
         if gcn:
             new_item = adv_item | (adv_t & ~row_empty) | (new_row & ~same)
             upcoming, _, _ = in_order_reads(m, self.item_bits, start=self.start, idle=idle,
-                                            take=new_item, name="item_bits")
-            m.d.sync += ob.eq(Mux(new_item, upcoming, ob))
-            first_bits = Mux(new_item, upcoming, ob)
+                                            take=new_item, name="item_bits")  # bits - 1
+            m.d.sync += ob.eq(Mux(new_item, upcoming + 1, ob))
+            first_bits = Mux(new_item, upcoming + 1, ob)
         else:
             first_bits = ob
         m.d.sync += [

@@ -28,7 +28,7 @@ with K)                                        the input's non-zero codes, node 
                                                two's complement; GIN layers 2..: unsigned)
 ``logits``             max_nodes * T(C)        P signed logits (written by the engine)
 ``norm`` (GCN)         max_nodes               ``gcn_norm``
-``layer{l}_items``     T(out_dim) * max_edges  the operand bits of each item the layer's
+``layer{l}_items``     T(out_dim) * max_edges  the operand bits - 1 of each item the layer's
 (GCN)                                          aggregation visits, in the order it visits
                                                them: node by node, each tile the row again
 ``layer{l}_node``      max_nodes               per-node fields (:func:`node_fields`)
@@ -59,6 +59,7 @@ from amaranth import Shape, signed, unsigned
 from amaranth.lib import data
 
 from a2q.common.choices import ENGINE_MODELS as MODELS
+from a2q.hw.primitives.block_ram import slice_widths
 
 #: Memories the engine's core reaches through ports instead of holding on chip.
 OFF_CHIP = ("x", "logits")
@@ -236,8 +237,10 @@ class MemorySpec:
         return Shape.cast(self.layout).width
 
 
-def node_fields(cfg: EngineConfig, layer: int) -> data.StructLayout:
-    """Per-node fields of layer ``layer`` (1-based). ``bits`` is the combination input's width.
+def node_fields(cfg: EngineConfig, layer: int) -> data.FlexibleLayout:
+    """Per-node fields of layer ``layer`` (1-based), those read in order and as an item's
+    source (port A) apart from the node constants (port B): :func:`port_aligned`. ``bits`` is
+    the combination input's width.
 
     GCN: ``comb_m``/``comb_sh`` scale XW into operand units (the input's step times
     ``xw_scale``, over the node's operand step where it has its own), ``op_bits`` its operand's
@@ -253,11 +256,25 @@ def node_fields(cfg: EngineConfig, layer: int) -> data.StructLayout:
         words = {"words": cfg.input_words_per_node()} if cfg.sparse_input and layer == 1 else {}
         nxt = ({"next_bits": bits, "next_m": MANTISSA, "next_sh": SHIFT}
                if layer < len(cfg.layers) else {})
-        return data.StructLayout({"bits": bits, "comb_m": MANTISSA, "comb_sh": SHIFT,
-                                  "op_bits": bits, "coef": range(2 ** FRAC + 1), **nxt,
-                                  **words})
-    return data.StructLayout({"bits": bits, "agg_m": MANTISSA, "agg_sh": SHIFT,
-                              "scale_m": MANTISSA, "scale_sh": NODE_SHIFT, "out_sh": SHIFT})
+        return port_aligned(cfg.max_nodes, {"bits": bits, "coef": range(2 ** FRAC + 1), **words},
+                            {"comb_m": MANTISSA, "comb_sh": SHIFT, "op_bits": bits, **nxt})
+    return port_aligned(cfg.max_nodes, {"bits": bits},
+                        {"agg_m": MANTISSA, "agg_sh": SHIFT, "scale_m": MANTISSA,
+                         "scale_sh": NODE_SHIFT, "out_sh": SHIFT})
+
+
+def port_aligned(depth: int, port_a: dict, port_b: dict) -> data.FlexibleLayout:
+    """A word of ``port_a``'s fields (read on a memory's port A), then ``port_b``'s from the
+    next block RAM slice boundary of a ``depth``-word memory: a slice whose bits both ports
+    read is two block RAMs (one per read port), so no slice holds fields of both."""
+    slice_width = slice_widths(1 << 16, depth)[0]
+    fields, offset = {}, 0
+    for group in (port_a, port_b):
+        offset = -(-offset // slice_width) * slice_width
+        for name, shape in group.items():
+            fields[name] = data.Field(shape, offset)
+            offset += Shape.cast(shape).width
+    return data.FlexibleLayout(offset, fields)
 
 
 def column_fields(bias_bits: int) -> data.StructLayout:
@@ -336,7 +353,7 @@ def _memories(cfg: EngineConfig) -> dict[str, MemorySpec]:
     if cfg.gcn:
         mems.append(MemorySpec("norm", n, range(2 ** FRAC + 1)))
         mems += [MemorySpec(f"layer{l}_items", max(cfg.tiles(L.out_dim) * cfg.max_edges, 2),
-                            range(cfg.max_bits + 1)) for l, L in enumerate(cfg.layers, start=1)]
+                            range(cfg.max_bits)) for l, L in enumerate(cfg.layers, start=1)]
     columns = sum(cfg.tiles(width) for *_, width in cfg.phase_widths())
     mems.append(MemorySpec("cols", max(columns, 2),
                            data.ArrayLayout(column_fields(cfg.bias_bits), P)))
