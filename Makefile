@@ -37,7 +37,7 @@ demo: system-packages $(STAMP)
 test: system-packages $(STAMP)
 	$(BIN)/python -m pytest -n 2 -q -m "not regress" tests
 
-# The regression: 2000 random cases per (unit, signedness, simulator) and 56 random graphs and
+# The regression: 2000 random cases per (unit, signedness, simulator) and 84 random graphs and
 # models per simulator through the whole layer engine, then the long cases make test leaves
 # out (marked regress: nextpnr's options each through a place and route); JUnit XML under
 # build/regress.

@@ -332,6 +332,19 @@ def _cmd_bench_hw(args) -> int:
         p["exact"] for p in result["sweep"]) else 1
 
 
+def _cmd_bench_cpu(args) -> int:
+    from a2q.app.bench.cpu_latency import run_cpu_bench
+
+    for name in ("fmax", "repeats", "lanes"):
+        v = getattr(args, name)
+        if v is not None and v <= 0:
+            raise A2QError(f"--{name} must be positive, got {v}")
+    run_cpu_bench(args.out, dataset=args.dataset, model=args.model, seed=args.seed,
+                  fmax_mhz=args.fmax, lanes=args.lanes, repeats=args.repeats,
+                  data_root=args.data_root, progress=lambda s: print(s, flush=True))
+    return 0
+
+
 def _cmd_bench_timing(args) -> int:
     from a2q.app.bench.hardware import run_timing_bench
     from a2q.hw.fpga.synthesis import SynthesisError, pnr_settings
@@ -572,6 +585,15 @@ def _add_bench_parsers(sub) -> None:
     b.add_argument("--no-synth", action="store_true", help="sweep cycles only, no Yosys")
     b.add_argument("--device", default="85k", help="ECP5 device of the sweep's synthesis")
     b.add_argument("--freq", type=float, default=100.0, help="target clock in MHz")
+    b = bench("cpu", "PyTorch's CPU inference time of a trained model beside the engine's "
+                     "cycles and latency", "cpu.md and cpu.json", _cmd_bench_cpu)
+    b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--dataset", default="Cora")
+    b.add_argument("--model", default="gcn", choices=list(ENGINE_MODELS))
+    b.add_argument("--lanes", type=int, default=DEFAULT_LANES)
+    b.add_argument("--fmax", type=float, help="the engine's routed Fmax in MHz (a2q synth's "
+                                              "report) for its latency")
+    b.add_argument("--repeats", type=int, default=200)
     b = bench("timing", "the engine a2q flow builds, through Yosys and nextpnr: Fmax and the "
                         "critical path", "timing.md and timing.json", _cmd_bench_timing)
     b.add_argument("--seed", type=int, default=0)

@@ -17,9 +17,10 @@ Each baseline is the same trained model re-exported at uniform bits
 told otherwise.
 
 A *stage* is one phase of the engine (``layer1.combination``, ...) or ``total``. A stage whose
-input carries per-node bits (GCN's combinations after layer 1, every GIN combination) has an
-``ideal_speedup``: the baseline's bits over A²Q's average bits on that input, what a
-bit-serial stage with no per-node overhead would gain.
+input carries per-node bits (GCN's combinations after layer 1, every GIN combination, GCN's
+aggregations of operands with per-node bits) has an ``ideal_speedup``: the baseline's bits
+over A²Q's average bits on that input (per item for an aggregation), what a bit-serial stage
+with no per-node overhead would gain.
 """
 
 from __future__ import annotations
@@ -47,11 +48,16 @@ def baseline_variant(g: AnnotatedGraph, name: str) -> AnnotatedGraph:
 
 
 def per_node_stages(g: AnnotatedGraph) -> dict[str, np.ndarray]:
-    """Stage -> the per-node bits of its input, for the stages whose input carries them."""
+    """Stage -> the per-node bits it pays, for the stages whose input carries them: a
+    combination's input bits per node, an aggregation's operand bits per item (each CSR
+    entry its source's: GCN with per-node operand bits)."""
     out = {}
     for l, L in enumerate(g.layers, start=1):
         if L["per_node_input"] and not (g.model == "gcn" and l == 1):
             out[f"layer{l}.combination"] = g[f"layer{l}.node_bits"].astype(np.int64)
+        if L["per_node_operand"]:
+            out[f"layer{l}.aggregation"] = g[f"layer{l}.node_op_bits"].astype(np.int64)[
+                g["indices"]]
     return out
 
 

@@ -194,10 +194,27 @@ def _train_node(cfg: TrainConfig, gd, progress: bool) -> RunResult:
                        avg_bits=avg_bits, mem=mem, train_seconds=train_seconds)
     metrics.update(selected_epoch=best["epoch"] + 1, val_acc=best["val"],
                    best_test_epoch=best_test_epoch + 1, num_nodes=n,
+                   avg_bits_by_tensor=bits_by_tensor(model),
                    pearson_bits_degree={k: v["pearson_bits_degree"]
                                         for k, v in bbd["layers"].items()})
     ckpt = _checkpoint(cfg, "node", best["state"])
     return RunResult(metrics, ckpt, bbd, history)
+
+
+def bits_by_tensor(model: QuantizedModel) -> dict[str, float]:
+    """Average stored bits of every quantized tensor, layer by layer: per-node tensors (their
+    nodes' mean) and fixed-width ones (weights, per-column operands)."""
+    out = {}
+    per_node = {name: q for name, q, _ in model.per_node_tensors()}
+    for l, conv in enumerate(model.convs, start=1):
+        for name, q in ((f"layer{l}.input", conv.input_quant),
+                        (f"layer{l}.weight", conv.weight_quant),
+                        (f"layer{l}.operand", getattr(conv, "operand_quant", None))):
+            if name in per_node:
+                out[name] = round(float(per_node[name].stored_bits().float().mean()), 4)
+            elif isinstance(q, ColumnQuantizer):
+                out[name] = float(q.width)
+    return out
 
 
 def _metrics(cfg: TrainConfig, *, test_acc, test_acc_best_epoch, avg_bits, mem,

@@ -18,3 +18,16 @@ def test_train_bench_writes_table_and_ratios(tmp_path):
     assert abs(rows["a2q"]["time_ratio_to_fp32"] - (sum(a2q) / sum(fp32))) < 0.01
     md = (tmp_path / "train.md").read_text()
     assert "| Cora | GCN | a2q |" in md and "paper: 80.9 at 1.70 bits" in md
+
+
+def test_a_configuration_beats_a2q_only_with_no_more_cycles_and_more_accuracy():
+    from a2q.app.bench.hardware import dominating
+
+    def row(config, acc, cycles, dataset="Cora"):
+        return {"dataset": dataset, "model": "gcn", "config": config, "test_acc": acc,
+                "cycles": cycles}
+
+    rows = [row("a2q", 81.3, 1000), row("uniform3", 82.3, 1000), row("uniform4", 83.4, 1001),
+            row("uniform2", 69.6, 500), row("uniform8", 81.3, 900),
+            row("a2q", 70.0, 10, "CiteSeer"), row("uniform3", 71.0, 11, "CiteSeer")]
+    assert [r["config"] for r in dominating(rows)] == ["uniform3"]

@@ -15,12 +15,27 @@ from a2q.sw.run_folder import write_run
 from a2q.sw.train import train
 
 
-@pytest.fixture(scope="module", params=["gcn", "gin"])
+@pytest.fixture(scope="module", params=["gcn", "gcn-column", "gin"])
 def trained(request, tmp_path_factory):
+    """Cora GCN with its default per-node operand bits, with the paper's per-column operand,
+    and GIN."""
+    model, _, operand = request.param.partition("-")
     run = tmp_path_factory.mktemp(request.param) / "run"
-    cfg = default_config("Cora", request.param, "a2q", epochs=60, seed=0)
+    cfg = default_config("Cora", model, "a2q", epochs=60, seed=0, operand=operand or None)
     write_run(train(cfg, progress=False), run)
     return run
+
+
+def test_cora_gcn_exports_per_node_operands_by_default(trained):
+    g = read_graph(export_run(trained))
+    per_node = [L["per_node_operand"] for L in g.layers]
+    column = g.model == "gin" or trained.parent.name.startswith("gcn-column")
+    assert per_node == [not column] * 2
+    if not column:  # every node's bits and steps, its coefficient within the engine's field
+        for l in (1, 2):
+            b = g[f"layer{l}.node_op_bits"]
+            assert b.min() >= 2 and b.max() == g.layers[l - 1]["operand_bits"]
+            assert 1 <= g[f"layer{l}.op_coef"].min() <= g[f"layer{l}.op_coef"].max() <= 1 << 15
 
 
 def test_golden_matches_torch_on_trained_model(trained):

@@ -1,7 +1,7 @@
 """Read and write registers of a memory split into slices (hw/engine/memory_requests.py)."""
 
 import pytest
-from amaranth import Cat, Module, Signal
+from amaranth import Cat, Module, Signal, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
@@ -229,3 +229,18 @@ def test_a_write_word_is_chosen_by_a_register_per_group_of_slices(tmp_path):
         nets = synthesized(tmp_path / str(template), ChosenWord(template), "chosen")["netnames"]
         assert len({tuple(v["bits"]) for k, v in nets.items()
                     if k.startswith("mem_word_from_rq")}) == count
+
+
+@pytest.mark.parametrize("depth", [500, 2000, 2708, 13000])
+def test_node_fields_read_on_two_ports_share_no_block_ram_slice(depth):
+    """A slice read on both ports is two block RAMs: a node word's port-A fields (read in
+    order, and as an item's source) and its port-B fields (node constants) lie in slices of
+    their own, whatever slice width the memory's depth gives."""
+    from a2q.hw.engine.layout import port_aligned
+
+    layout = port_aligned(depth, {"bits": range(9), "coef": range(2 ** 15 + 1)},
+                          {"m": unsigned(17), "sh": unsigned(8), "op_bits": range(9)})
+    spans = {name: (f.offset, f.offset + f.width) for name, f in layout}
+    for lo, width in slice_bits(layout.size, depth):
+        inside = {n for n, (a, b) in spans.items() if a < lo + width and b > lo}
+        assert not (inside & {"bits", "coef"} and inside & {"m", "sh", "op_bits"}), inside

@@ -4,7 +4,8 @@ and models, bit for bit against the golden model and cycle for cycle against the
 Each random engine (dimensions, lanes, depths) is built once per simulator and runs several
 random exports in one simulator process: the first from the ``$readmemh`` init files, the others
 through the load port. ``A2Q_ENGINE_SUITES`` engines per model of ``A2Q_ENGINE_GRAPHS`` exports
-each (``make regress``: 4 x 7 per model, 56 inferences per simulator); cocotb writes JUnit XML.
+each (``make regress``: 4 x 7 per model and form, 84 inferences per simulator); cocotb writes
+JUnit XML.
 """
 
 import json

@@ -128,7 +128,12 @@ def run_hw_bench(out: str | os.PathLike, *, datasets=("Cora", "CiteSeer"),
                 sweep.append(point)
             latency = _latency(tmp / "-".join(sweep_on), sweep, lanes=lanes,
                                data_root=data_root, progress=progress)
-    result = {"command": "a2q bench hw", "seed": seed, "lanes": lanes,
+    command = " ".join(["a2q bench hw", f"--seed {seed}", f"--lanes {lanes}",
+                        "--datasets", *datasets, "--models", *models,
+                        "--sweep-lanes", *map(str, sweep_lanes)]
+                       + ([f"--sweep-dataset {sweep_on[0]} --sweep-model {sweep_on[1]}"]
+                          if sweep_lanes else []) + ([] if synth else ["--no-synth"]))
+    result = {"command": command, "seed": seed, "lanes": lanes,
               "baselines": {k: {"bits": b, "input_bits": i} for k, (b, i) in BASELINES.items()},
               "device": f"ecp5 {device}", "freq_target_mhz": freq_mhz,
               "sweep_on": list(sweep_on), "seconds": round(time.perf_counter() - t_start, 1),
@@ -183,19 +188,13 @@ def dominating(trade_off: list[dict]) -> list[dict]:
 def _latency(run: Path, sweep: list[dict], *, lanes: int, data_root, progress) -> dict:
     """The default engine's latency at its routed Fmax (where routed) and PyTorch's CPU
     inference time of the same model on this machine."""
-    from .cpu_latency import cpu_inference_ms
+    from .cpu_latency import cpu_inference_ms, engine_against_cpu
 
     progress("PyTorch CPU inference time of the same model (200 runs each)")
     cpu = cpu_inference_ms(run, data_root=data_root)
-    point = next((p for p in sweep if p["lanes"] == lanes), None)
-    fmax = point.get("fmax_mhz") if point else None
-    engine_ms = round(point["cycles_a2q"] / fmax / 1000, 3) if fmax else None
-    return {**cpu, "lanes": lanes, "cycles": point["cycles_a2q"] if point else None,
-            "fmax_mhz": fmax, "timing_met": point.get("timing_met") if point else None,
-            "engine_ms": engine_ms,
-            "speedup_vs_fp32": round(cpu["fp32_pyg_ms"] / engine_ms, 3) if engine_ms else None,
-            "speedup_vs_quantized": (round(cpu["quantized_ms"] / engine_ms, 3)
-                                     if engine_ms else None)}
+    point = next((p for p in sweep if p["lanes"] == lanes), {})
+    return {**engine_against_cpu(cpu, point.get("cycles_a2q"), point.get("fmax_mhz")),
+            "lanes": lanes, "timing_met": point.get("timing_met")}
 
 def run_timing_bench(out: str | os.PathLike, *, dataset: str = "Cora", model: str = "gcn",
                      seed: int = 0, lanes=(DEFAULT_LANES,), max_nodes: int | None = None,
@@ -368,9 +367,8 @@ def markdown(result: dict) -> str:
     base = list(result["baselines"])
     lines = [
         "# A²Q on the layer engine: cycles against uniform bits, and the engine's cost", "",
-        f"`a2q bench hw` (seed {result['seed']}, {result['lanes']} lanes, {result['seconds']:.0f}"
-        " s). Every figure of cycles is the engine's counter in RTL simulation (Verilator), "
-        "phase by phase; every run below was bit-exact against the golden model and equal to "
+        f"`{result['command']}` ({result['seconds']:.0f} s). Every figure of cycles is the "
+        "engine's counter in RTL simulation (Verilator), phase by phase; every run below was bit-exact against the golden model and equal to "
         "the cycle model in every phase unless the **exact** column says otherwise. The "
         "baselines are the same trained model re-exported at uniform bits and run on the same "
         "engine:", "",
@@ -390,7 +388,7 @@ def markdown(result: dict) -> str:
         + " | ".join(f"{b} cycles | speedup" for b in base) + " | exact |",
         "|---|---|---|---|---|" + "---|---|" * len(base) + "---|"]
     for s in result["summary"]:
-        bits = ", ".join(f"{k.split('.')[0]} {v:.2f}" for k, v in s["avg_bits"].items())
+        bits = ", ".join(f"{k} {v:.2f}" for k, v in s["avg_bits"].items())
         lines.append(
             f"| {s['dataset']} | {s['model'].upper()} | {bits} | {s['test_acc']:.1f} | "
             f"{s['cycles']['a2q']} | "
@@ -479,7 +477,7 @@ def _latency_lines(latency: dict | None) -> list[str]:
 
 def _where_text(result: dict, per_node: list[dict]) -> str:
     """A few sentences, from the measured rows, on what A²Q's bits can and cannot speed up."""
-    from a2q.sim.cycles import COMBINATION_PHASE_OVERHEAD
+    from a2q.sim.cycles import AGGREGATION_PHASE_OVERHEAD, COMBINATION_PHASE_OVERHEAD
 
     if not per_node:
         return "No stage of these models reads per-node bits."
@@ -492,14 +490,16 @@ def _where_text(result: dict, per_node: list[dict]) -> str:
             for r in per_node))
         share.append(f"{s['dataset']} {s['model'].upper()} {touched / stages['total']:.1%}")
     return (
-        "A²Q's per-node bits shorten only the stages that read a per-node tensor: the "
-        "combinations after GCN's first layer and every GIN combination. Their share of A²Q's "
+        "A²Q's per-node bits shorten the stages that read a per-node tensor: the combinations "
+        "of a per-node input (GCN's after layer 1, every GIN combination) and the aggregations "
+        "of operands with per-node bits (GCN with `--operand node`). Their share of A²Q's "
         "cycles: " + ", ".join(share) + ". The rest is layer 1 over the raw input (GCN: a "
         "cycle per word of 4 non-zero inputs and plane; GIN: one bit-plane per input chunk and "
         "edge; the same for every method unless a baseline pays the input at 4 or 8 bits) and "
-        "the aggregations of 4-bit operands (GCN's XW, GIN's later layers), which A²Q leaves "
-        "at 4 bits. On the per-node stages the engine's speedup over "
-        f"uniform4 is {worst['fraction_of_ideal']:.1%} of the ideal at worst ({worst['dataset']} "
-        f"{worst['model'].upper()} {worst['stage']}): a combination phase costs its bit-serial "
-        f"work, each (node, tile) at least the cycles the requantization takes over it (its "
-        f"groups of lanes), plus {COMBINATION_PHASE_OVERHEAD} cycles and those groups once.")
+        "the aggregations of operands quantized per column (4 bits, the paper's). On the "
+        f"per-node stages the engine's speedup over uniform4 is {worst['fraction_of_ideal']:.1%} "
+        f"of the ideal at worst ({worst['dataset']} {worst['model'].upper()} {worst['stage']}): "
+        "a phase costs its bit-serial work, each (node, tile) at least the cycles the "
+        "requantization takes over it (its groups of lanes), plus a fixed "
+        f"{COMBINATION_PHASE_OVERHEAD} to {AGGREGATION_PHASE_OVERHEAD} cycles and those "
+        "groups once.")
