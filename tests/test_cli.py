@@ -49,6 +49,8 @@ def test_train_writes_the_run_folder(tmp_path):
     (["--method", "uniform", "--bits", "9"], ["bits must be in 1..8"]),
     (["--method", "uniform", "--bits", "0"], ["bits must be in 1..8"]),
     (["--dataset", "PROTEINS", "--model", "gcn"], ["graph-level", "gin"]),
+    (["--model", "gin", "--operand", "node"], ["--operand node", "node-level GCN"]),
+    (["--method", "uniform", "--operand", "node"], ["--operand node", "A²Q"]),
 ])
 def test_bad_training_input_is_one_line(tmp_path, args, fragments):
     out = tmp_path / "run"
