@@ -13,6 +13,16 @@ from .memory_requests import READ_LATENCY, copies_in_groups
 from .phase import EnginePhase, delay, min_spacing, one_hot, then_last_node, tree_levels
 
 
+def launch_after_first_fields(m: Module, start) -> tuple[list[Signal], Signal]:
+    """A combination walker's start: ``start`` -> :data:`FIRST_WORD` cycles for node 0's
+    fields (read in order ahead of the walker) -> ``launch``, the walker running from the next
+    cycle. Returns the registers of those cycles (``launch`` the last)."""
+    starting = [Signal(name=f"starting_{j}") for j in range(FIRST_WORD)]
+    m.d.sync += [starting[0].eq(start)]
+    m.d.sync += [b.eq(a) for a, b in zip(starting, starting[1:])]
+    return starting, starting[-1]
+
+
 class CombinationPhase(EnginePhase):
     """Layer ``layer``'s combination over nodes ``0 .. num_nodes - 1``, written to ``dst``.
 
@@ -68,12 +78,7 @@ class CombinationPhase(EnginePhase):
         q = Signal(range(max(Q, 2)), name="chunk")
         k = Signal(range(cfg.max_bits), name="plane")
         running = Signal()
-        # start -> FIRST_WORD cycles for node 0's bits -> ``launch``: the walker runs from the
-        # next cycle.
-        starting = [Signal(name=f"starting_{j}") for j in range(FIRST_WORD)]
-        m.d.sync += [starting[0].eq(self.start)]
-        m.d.sync += [b.eq(a) for a, b in zip(starting, starting[1:])]
-        launch = starting[-1]
+        starting, launch = launch_after_first_fields(m, self.start)
         # Node i's bits, registered, from the node fields read in order ahead of the walker.
         bits = Signal(range(cfg.max_bits + 1), name="node_bits")
         # The position's flags and the move the walker makes this cycle are registers, each

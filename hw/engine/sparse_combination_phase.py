@@ -8,8 +8,8 @@ from operator import or_
 
 from amaranth import Cat, Module, Mux, Signal
 
-from .combination_phase import CombinationPhase
-from .in_order_reads import FIRST_WORD, in_order_reads
+from .combination_phase import CombinationPhase, launch_after_first_fields
+from .in_order_reads import in_order_reads
 from .memory_requests import READ_LATENCY, copies_in_groups
 from .phase import delay, min_spacing, one_hot, then_last_node
 
@@ -60,12 +60,7 @@ class SparseCombinationPhase(CombinationPhase):
         k = Signal(range(cfg.max_bits), name="plane")
         tile_base = Signal(range(T * F + 1), name="tile_base")  # t * in_dim
         running = Signal()
-        # start -> FIRST_WORD cycles for node 0's fields -> ``launch``: the walker runs from
-        # the next cycle.
-        starting = [Signal(name=f"starting_{j}") for j in range(FIRST_WORD)]
-        m.d.sync += [starting[0].eq(self.start)]
-        m.d.sync += [b.eq(a) for a, b in zip(starting, starting[1:])]
-        launch = starting[-1]
+        starting, launch = launch_after_first_fields(m, self.start)
         # Node i's bits and words, registered, from the node fields read in order ahead of
         # the walker; ``left``: the node's words after the walker's; ``first_word``: the
         # walker is on the node's first word.
