@@ -23,6 +23,23 @@ def launch_after_first_fields(m: Module, start) -> tuple[list[Signal], Signal]:
     return starting, starting[-1]
 
 
+def register_moves(m: Module, flags: tuple, then: tuple, moves: tuple, *, next_running,
+                   then_at_last, then_hold) -> None:
+    """A combination walker's position flags (``flags``: last plane, word or chunk, tile and
+    node) registered from those of the position it moves to (``then``), and its moves
+    (``moves``: to the next plane, word or chunk, tile, node, or ``finish``) made from them:
+    the walker leaves a (node, tile) when it moves to its last position (``then_at_last``,
+    driven here) and no ``then_hold`` keeps it there."""
+    then_k, then_q, then_t, then_i = then
+    adv_k, adv_q, adv_t, adv_i, finish = moves
+    m.d.comb += then_at_last.eq(then_k & then_q)
+    tile_done = next_running & then_at_last & ~then_hold
+    m.d.sync += [f.eq(v) for f, v in zip(flags, then)]
+    m.d.sync += [adv_k.eq(next_running & ~then_k), adv_q.eq(next_running & then_k & ~then_q),
+                 adv_t.eq(tile_done & ~then_t), adv_i.eq(tile_done & then_t & ~then_i),
+                 finish.eq(tile_done & then_t & then_i)]
+
+
 class CombinationPhase(EnginePhase):
     """Layer ``layer``'s combination over nodes ``0 .. num_nodes - 1``, written to ``dst``.
 
@@ -111,17 +128,13 @@ class CombinationPhase(EnginePhase):
         then_last_t = Mux(stay | adv_q, last_t, Mux(adv_t, t == T - 2, T == 1))
         then_last_i = then_last_node(m, n, self.num_nodes, keep=stay | adv_q | adv_t,
                                      advance=adv_i, last=last_i)
-        m.d.comb += then_at_last.eq(then_last_k & then_last_q)
-        tile_done = next_running & then_at_last & ~then_hold
+        register_moves(m, (last_k, last_q, last_t, last_i),
+                       (then_last_k, then_last_q, then_last_t, then_last_i),
+                       (adv_k, adv_q, adv_t, adv_i, finish), next_running=next_running,
+                       then_at_last=then_at_last, then_hold=then_hold)
         m.d.sync += [
             k.eq(next_k), q.eq(next_q), t.eq(next_t), i.eq(next_i), bits.eq(next_bits),
-            running.eq(next_running), last_k.eq(then_last_k), last_q.eq(then_last_q),
-            last_t.eq(then_last_t), last_i.eq(then_last_i),
-            adv_k.eq(next_running & ~then_last_k), moved_k.eq(adv_k),
-            adv_q.eq(next_running & then_last_k & ~then_last_q),
-            adv_t.eq(tile_done & ~then_last_t),
-            adv_i.eq(tile_done & then_last_t & ~then_last_i),
-            finish.eq(tile_done & then_last_t & then_last_i),
+            running.eq(next_running), moved_k.eq(adv_k),
         ]
 
         # The read addresses of the next position, chosen among registers that hold every

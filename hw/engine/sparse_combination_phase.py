@@ -8,7 +8,11 @@ from operator import or_
 
 from amaranth import Cat, Module, Mux, Signal
 
-from .combination_phase import CombinationPhase, launch_after_first_fields
+from .combination_phase import (
+    CombinationPhase,
+    launch_after_first_fields,
+    register_moves,
+)
 from .in_order_reads import in_order_reads
 from .memory_requests import READ_LATENCY, copies_in_groups
 from .phase import delay, min_spacing, one_hot, then_last_node
@@ -91,8 +95,10 @@ class SparseCombinationPhase(CombinationPhase):
         then_last_t = Mux(stay | adv_q, last_t, Mux(adv_t, t == T - 2, T == 1))
         then_last_i = then_last_node(m, n, self.num_nodes, keep=stay | adv_q | adv_t,
                                      advance=adv_i, last=last_i)
-        m.d.comb += then_at_last.eq(then_last_k & then_last_q)
-        tile_done = next_running & then_at_last & ~then_hold
+        register_moves(m, (last_k, last_q, last_t, last_i),
+                       (then_last_k, then_last_q, then_last_t, then_last_i),
+                       (adv_k, adv_q, adv_t, adv_i, finish), next_running=next_running,
+                       then_at_last=then_at_last, then_hold=then_hold)
         m.d.sync += [
             k.eq(Mux(adv_k, k + 1, Mux(hold, k, 0))),
             t.eq(Mux(stay | adv_q, t, Mux(adv_t, t + 1, 0))),
@@ -101,13 +107,7 @@ class SparseCombinationPhase(CombinationPhase):
             bits.eq(next_bits), words.eq(next_words),
             left.eq(Mux(stay, left, Mux(adv_q, left - 1, next_words - 1))),
             first_word.eq(Mux(stay, first_word, ~adv_q)),
-            running.eq(next_running), last_k.eq(then_last_k), last_q.eq(then_last_q),
-            last_t.eq(then_last_t), last_i.eq(then_last_i),
-            adv_k.eq(next_running & ~then_last_k),
-            adv_q.eq(next_running & then_last_k & ~then_last_q),
-            adv_t.eq(tile_done & ~then_last_t),
-            adv_i.eq(tile_done & then_last_t & ~then_last_i),
-            finish.eq(tile_done & then_last_t & then_last_i),
+            running.eq(next_running),
         ]
 
         # The word address of the next position, chosen among registers that hold every
