@@ -39,8 +39,9 @@ test: system-packages $(STAMP)
 
 # The regression: 2000 random cases per (unit, signedness, simulator) and 84 random graphs and
 # models per simulator through the whole layer engine, then the long cases make test leaves
-# out (marked regress: nextpnr's options each through a place and route); JUnit XML under
-# build/regress.
+# out (marked regress: nextpnr's options each through a place and route), then 2000 fuzzed
+# inputs per reader (exports, checkpoints, unit arrays) and per golden-bound property; JUnit
+# XML under build/regress.
 regress: system-packages $(STAMP)
 	mkdir -p build/regress
 	A2Q_RTL_CASES=2000 A2Q_ENGINE_SUITES=4 A2Q_ENGINE_GRAPHS=7 $(BIN)/python -m pytest -n 2 -q \
@@ -48,6 +49,9 @@ regress: system-packages $(STAMP)
 		--junitxml build/regress/rtl.junit.xml
 	$(BIN)/python -m pytest -n 2 -q -m regress tests --basetemp build/regress/long \
 		--junitxml build/regress/long.junit.xml
+	A2Q_FUZZ_EXAMPLES=2000 $(BIN)/python -m pytest -n 2 -q tests/test_fuzz_inputs.py \
+		tests/test_golden_bounds.py --hypothesis-show-statistics --basetemp build/regress/fuzz \
+		--junitxml build/regress/fuzz.junit.xml
 
 bench: system-packages $(STAMP)
 	$(BIN)/a2q bench train --out bench

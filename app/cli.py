@@ -10,7 +10,47 @@ from pathlib import Path
 
 from a2q.common.choices import DEFAULT_LANES, ENGINE_MODELS, MODELS
 from a2q.common.errors import A2QError
+from a2q.common.files import check_output
 from a2q.hw.fpga.synthesis import PLACERS, ROUTERS
+
+#: the options each form of ``a2q rtl`` and ``a2q sim`` reads (beyond the unit, --out,
+#: --force); any other option given is refused rather than ignored
+RTL_UNIT_OPTIONS = {
+    "combination": {"lanes", "max_bits", "weight_bits", "in_features", "acc_width",
+                    "signed_input", "no_lint"},
+    "aggregation": {"lanes", "max_bits", "columns", "max_nodes", "max_edges", "acc_width",
+                    "signed_input", "no_lint"},
+}
+SIM_UNIT_OPTIONS = {
+    "combination": {"x", "bits", "w", "signed", "simulator", "lanes", "max_bits",
+                    "weight_bits", "build_dir"},
+    "aggregation": {"x", "bits", "indptr", "indices", "signed", "simulator", "lanes",
+                    "max_bits", "build_dir"},
+}
+ENGINE_OPTIONS = {
+    "rtl": {"graph", "lanes", "max_nodes", "max_edges", "baselines", "no_lint"},
+    "sim": {"graph", "rtl", "lanes", "max_nodes", "max_edges", "baselines", "simulator",
+            "waves", "load_port", "build_dir"},
+}
+#: every option of ``a2q rtl`` and ``a2q sim`` that one of their forms may refuse, and its
+#: value when not given
+_FORM_OPTIONS = {
+    "lanes": None, "max_bits": None, "weight_bits": None, "in_features": None,
+    "columns": None, "max_nodes": None, "max_edges": None, "acc_width": None,
+    "signed_input": None, "signed": False, "no_lint": False, "graph": None, "rtl": None,
+    "baselines": None, "x": None, "bits": None, "w": None, "indptr": None, "indices": None,
+    "waves": False, "load_port": False, "simulator": "verilator", "build_dir": "build/sim",
+}
+
+
+def _only_options(args, form: str, allowed: set) -> None:
+    """Refuse the options ``form`` does not read (given, so not at their default)."""
+    given = [k for k, default in _FORM_OPTIONS.items()
+             if hasattr(args, k) and k not in allowed and getattr(args, k) != default]
+    if given:
+        flags = ", ".join("--" + ("signed" if k == "signed_input" else k.replace("_", "-"))
+                          for k in given)
+        raise A2QError(f"{form} does not take {flags}")
 
 
 def _add_train_args(p: argparse.ArgumentParser) -> None:
@@ -43,6 +83,16 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--no-export", action="store_true",
                    help="do not export the bitwidth-annotated graph (<out>/graph) at the end")
+    p.add_argument("--force", action="store_true",
+                   help="replace --out even if it holds something that is not this command's "
+                        "own earlier output")
+
+
+def _data_inputs(args) -> list:
+    """The dataset cache a command reads (an output must never replace it)."""
+    from a2q.sw.data import default_cache
+
+    return [args.data_root or default_cache()]
 
 
 def _cmd_train(args) -> int:
@@ -50,6 +100,7 @@ def _cmd_train(args) -> int:
     from a2q.sw.run_folder import write_run
     from a2q.sw.train import train
 
+    check_output(args.out, "a2q train", inputs=_data_inputs(args), force=args.force)
     overrides = {k: getattr(args, k) for k in (
         "seed", "epochs", "bits", "hidden", "heads", "layers", "dropout", "lr", "weight_decay",
         "lam", "memory_target_kb", "pool_size", "batch_size", "folds", "operand")}
@@ -84,7 +135,10 @@ def _exportable(cfg) -> bool:
 def _cmd_export(args) -> int:
     from a2q.sw.export import export_run
 
-    print(f"bitwidth-annotated graph -> {export_run(args.run, args.out, data_root=args.data_root)}")
+    run = Path(args.run)
+    out = args.out or (run if run.is_dir() else run.parent) / "graph"
+    check_output(out, "a2q export", inputs=[run, *_data_inputs(args)], force=args.force)
+    print(f"bitwidth-annotated graph -> {export_run(args.run, out, data_root=args.data_root)}")
     return 0
 
 
@@ -92,17 +146,22 @@ def _cmd_golden(args) -> int:
     from a2q.sim.annotated_graph import GraphFormatError
     from a2q.sim.golden_run import run_golden
 
-    if args.lanes < 1:
-        raise A2QError(f"--lanes must be at least 1, got {args.lanes}")
+    if not 1 <= args.lanes <= 64:
+        raise A2QError(f"--lanes must be an integer in 1..64, got {args.lanes}")
+    check_output(args.out, "a2q golden", inputs=[args.graph], force=args.force)
     try:
         s = run_golden(args.graph, args.out, lanes=args.lanes)
     except GraphFormatError as exc:
         raise A2QError(str(exc)) from None
-    print(f"{s['dataset']} {s['model']}: golden test_acc {s['test_acc']:.2f} "
-          f"(torch {s['reference_test_acc']:.2f}), predictions agree on "
+    print(f"{s['dataset']} {s['model']}: golden test_acc {_percent(s['test_acc'])} "
+          f"(torch {_percent(s['reference_test_acc'])}), predictions agree on "
           f"{100 * s['prediction_agreement']:.2f}% of nodes, {s['seconds']:.3f} s, "
           f"cycles vs uniform 4-bit: {s['cycles_speedup_vs_uniform4']:.2f}x -> {args.out}")
     return 0
+
+
+def _percent(value: float | None) -> str:
+    return "n/a (no test nodes)" if value is None else f"{value:.2f}"
 
 
 def _cmd_eval(args) -> int:
@@ -139,6 +198,9 @@ def _engine_build(args, command: str):
 
     if args.graph is None:
         raise A2QError(f"{command} engine needs --graph (an export folder)")
+    _only_options(args, f"{command} engine", ENGINE_OPTIONS[command])
+    check_output(args.out, f"a2q {command}" + (" engine" if command == "sim" else ""),
+                 inputs=[args.graph, getattr(args, "rtl", None)], force=args.force)
     if getattr(args, "rtl", None) is not None:
         given = [f"--{k.replace('_', '-')}" for k in ("lanes", "max_nodes", "max_edges",
                                                        "baselines")
@@ -187,7 +249,8 @@ def _cmd_sim_engine(args) -> int:
                    progress=lambda s: print(s, file=sys.stderr))
     print(f"{args.out}: {r['dataset']} {r['model']} on {r['simulator']}: logits equal the golden "
           f"model on {r['num_nodes'] - r['mismatched_nodes']}/{r['num_nodes']} nodes; test_acc "
-          f"{r['test_acc']:.2f} (golden {r['golden_test_acc']:.2f}); cycles {r['cycles_measured']}"
+          f"{_percent(r['test_acc'])} (golden {_percent(r['golden_test_acc'])}); cycles "
+          f"{r['cycles_measured']}"
           f" (model {r['cycles_predicted']}); {r['cycles_per_second']:.0f} cycles/s; Verilog "
           f"sha256 {r['verilog_sha256'][:16]}")
     for key, u in r["baselines"].items():
@@ -202,11 +265,13 @@ def _cmd_rtl(args) -> int:
 
     if args.unit == "engine":
         return _cmd_rtl_engine(args)
-
+    _only_options(args, f"rtl {args.unit}", RTL_UNIT_OPTIONS[args.unit])
+    check_output(args.out, "a2q rtl", force=args.force)
     defaults = {"combination": {"in_features": 16},
                 "aggregation": {"columns": 16, "max_nodes": 4096, "max_edges": 16384}}
-    params = defaults[args.unit] | {k: v for k, v in vars(args).items()
-                                    if k in rtl.unit_parameters(args.unit) and v is not None}
+    params = defaults[args.unit] | {"max_bits": 8} | {
+        k: v for k, v in vars(args).items()
+        if k in rtl.unit_parameters(args.unit) and v is not None}
     try:
         unit = rtl.make_unit(args.unit, params)
     except ValueError as exc:
@@ -223,6 +288,7 @@ def _cmd_sim(args) -> int:
     if args.unit == "engine":
         return _cmd_sim_engine(args)
 
+    _only_options(args, f"sim {args.unit}", SIM_UNIT_OPTIONS[args.unit])
     common = dict(signed_input=args.signed, simulator=args.simulator, lanes=args.lanes,
                   max_bits=args.max_bits, build_root=args.build_dir)
     needs = ["x", "bits"] + (["w"] if args.unit == "combination" else ["indptr", "indices"])
@@ -231,9 +297,12 @@ def _cmd_sim(args) -> int:
         raise A2QError(f"sim {args.unit} needs {' and '.join(missing)}")
     if args.simulator not in ("icarus", "verilator"):
         raise A2QError(f"unknown simulator {args.simulator!r}: expected icarus or verilator")
+    check_output(args.out, f"a2q sim {args.unit}", file=True, force=args.force,
+                 inputs=[getattr(args, k) for k in needs])
     if args.unit == "combination":
         r = unit_run.simulate_combination(args.x, args.bits, args.w, args.out,
-                                          weight_bits=args.weight_bits, **common)
+                                          weight_bits=4 if args.weight_bits is None
+                                          else args.weight_bits, **common)
     else:
         r = unit_run.simulate_aggregation(args.indptr, args.indices, args.x, args.bits, args.out,
                                           **common)
@@ -251,6 +320,7 @@ def _cmd_synth(args) -> int:
         synthesize,
     )
 
+    check_output(args.out, "a2q synth", inputs=[args.rtl], force=args.force)
     try:
         pnr = pnr_settings(args.target, placer=args.placer, router=args.router,
                            timing_ripup=args.tmg_ripup)
@@ -304,6 +374,7 @@ def _cmd_flow(args) -> int:
                           simulator=args.simulator, synth=not args.no_synth,
                           place=args.place, device=args.device, freq_mhz=args.freq)
     out = args.out or f"runs/flow-{args.dataset.lower()}-{args.model}"
+    check_output(out, "a2q flow", inputs=[args.run], force=args.force)
     flow = Flow(out, options, data_root=args.data_root, build_root=args.build_dir,
                 restart=args.restart, echo=lambda s: print(s, flush=True))
     try:
@@ -389,12 +460,18 @@ def _add_train_parsers(sub) -> None:
     p.add_argument("run", help="run folder or checkpoint.pt")
     p.add_argument("--out", help="export folder (default <run>/graph)")
     p.add_argument("--data-root")
+    p.add_argument("--force", action="store_true",
+                   help="replace --out even if it holds something that is not this command's "
+                        "own earlier output")
     p.set_defaults(func=_cmd_export)
 
     p = sub.add_parser("golden", help="run the integer golden model on an export")
     p.add_argument("graph", help="export folder (manifest.json and .npy files)")
     p.add_argument("--out", required=True)
     p.add_argument("--lanes", type=int, default=DEFAULT_LANES, help="lanes of the cycle model")
+    p.add_argument("--force", action="store_true",
+                   help="replace --out even if it holds something that is not this command's "
+                        "own earlier output")
     p.set_defaults(func=_cmd_golden)
 
 
@@ -420,7 +497,7 @@ def _add_rtl_parsers(sub, baselines) -> None:
     p.add_argument("--out", required=True, help="folder to write")
     _add_engine_args(p, baselines)
     p.add_argument("--lanes", type=int, help=f"default {DEFAULT_LANES}")
-    p.add_argument("--max-bits", type=int, default=8)
+    p.add_argument("--max-bits", type=int, help="default 8")
     p.add_argument("--weight-bits", type=int, help="combination (default 4)")
     p.add_argument("--in-features", type=int, help="combination (default 16)")
     p.add_argument("--columns", type=int, help="aggregation (default 16)")
@@ -428,6 +505,9 @@ def _add_rtl_parsers(sub, baselines) -> None:
     p.add_argument("--signed", dest="signed_input", action="store_true",
                    help="two's complement features (default unsigned, as after a ReLU)")
     p.add_argument("--no-lint", action="store_true", help="skip verilator --lint-only -Wall")
+    p.add_argument("--force", action="store_true",
+                   help="replace --out even if it holds something that is not this command's "
+                        "own earlier output")
     p.set_defaults(func=_cmd_rtl, signed_input=None)
 
     p = sub.add_parser("sim", help="run a unit's RTL on your arrays, or the layer engine on an "
@@ -453,8 +533,11 @@ def _add_rtl_parsers(sub, baselines) -> None:
                    help="engine: fill the memories through the load port instead of init "
                         "files (one word a cycle, slow on large graphs)")
     p.add_argument("--max-bits", type=int, help="default the largest of --bits")
-    p.add_argument("--weight-bits", type=int, default=4)
+    p.add_argument("--weight-bits", type=int, help="combination (default 4)")
     p.add_argument("--build-dir", default="build/sim", help="simulator models, reused")
+    p.add_argument("--force", action="store_true",
+                   help="replace --out even if it holds something that is not this command's "
+                        "own earlier output")
     p.set_defaults(func=_cmd_sim)
 
 
@@ -495,6 +578,9 @@ def _add_synth_parser(sub) -> None:
     p.add_argument("--out", required=True,
                    help="folder for the logs and report.json/md (exit 1 when the design does "
                         "not fit the device; the report says what limits it)")
+    p.add_argument("--force", action="store_true",
+                   help="replace --out even if it holds something that is not this command's "
+                        "own earlier output")
     p.set_defaults(func=_cmd_synth)
 
 
@@ -533,6 +619,9 @@ def _add_flow_parser(sub, baselines) -> None:
     p.add_argument("--from", dest="from_stage", choices=STAGES, metavar="STAGE",
                    help=f"run this stage and the later ones again ({', '.join(STAGES)})")
     p.add_argument("--data-root")
+    p.add_argument("--force", action="store_true",
+                   help="replace --out even if it holds something that is not this command's "
+                        "own earlier output")
     p.set_defaults(func=_cmd_flow)
 
 

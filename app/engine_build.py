@@ -16,11 +16,11 @@ Between processes the build travels as its RTL folder (:meth:`EngineBuild.write_
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from a2q.common import strict_json
 from a2q.common.choices import DEFAULT_LANES
 from a2q.common.errors import A2QError
 
@@ -97,10 +97,16 @@ def _runs(graph, baselines) -> tuple:
 
 
 def _images(cfg, g, variants: dict) -> dict:
-    """Each run's memory words (refusing, with ``EngineFitError``, a run that does not fit)."""
+    """Each run's memory words, refusing a run the golden model refuses (its integer bounds,
+    ``GraphFormatError``: the engine is verified against it, so it runs nothing the golden
+    model cannot compute) or one that does not fit (``EngineFitError``)."""
+    from a2q.sim import golden
     from a2q.sim.engine_image import memory_words
 
-    return {name: memory_words(cfg, v) for name, v in [("a2q", g), *variants.items()]}
+    runs = [("a2q", g), *variants.items()]
+    for _, v in runs:
+        golden.run(v)
+    return {name: memory_words(cfg, v) for name, v in runs}
 
 
 def load_engine_build(rtl_folder: str | os.PathLike, graph) -> EngineBuild:
@@ -113,14 +119,19 @@ def load_engine_build(rtl_folder: str | os.PathLike, graph) -> EngineBuild:
     folder = Path(rtl_folder)
     params = folder / "params.json"
     try:
-        info = json.loads(params.read_text())
+        info = strict_json.read(params)
+        if not isinstance(info.get("verilog"), str) or Path(info["verilog"]).name != info[
+                "verilog"]:
+            raise ValueError(f"verilog {info.get('verilog')!r} is not a file name")
         verilog_file = folder / info["verilog"]
         recorded, baselines = info["verilog_sha256"], info["baselines"]
         cfg = EngineConfig.from_json(info["config"])
     except FileNotFoundError:
         raise A2QError(f"{params}: not found; give a folder written by the engine build "
                        "(a2q rtl engine, a2q flow's rtl stage)") from None
-    except (ValueError, KeyError, TypeError) as exc:
+    except IsADirectoryError:
+        raise A2QError(f"{params}: a folder, not an engine build's parameters") from None
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise A2QError(f"{params}: not an engine build's parameters ({exc!r} in field "
                        "verilog, verilog_sha256, baselines or config)") from None
     try:

@@ -36,6 +36,7 @@ from pathlib import Path
 
 from a2q.common.choices import DEFAULT_LANES, ENGINE_MODELS
 from a2q.common.errors import A2QError
+from a2q.common.files import STAMP
 from a2q.sim.baselines import DEFAULT_BASELINES
 
 from .flow_stages import OTHER_METHODS, STAGE_FOLDERS, STAGE_TEXT, STAGES
@@ -148,6 +149,7 @@ class Flow:
     def _save_state(self) -> None:
         self.state["verilog_sha256"] = self._verilog_sha256()
         self.out.mkdir(parents=True, exist_ok=True)
+        (self.out / STAMP).write_text("a2q flow\n")
         tmp = self.out / f".{STATE}.tmp"
         tmp.write_text(json.dumps(self.state, indent=2) + "\n")
         os.replace(tmp, self.out / STATE)

@@ -48,6 +48,27 @@ LINT_WAIVERS = "".join(
     if "{file}" in line else line + "\n" for line in _LINT_TEMPLATE.splitlines())
 
 
+#: the range of every unit parameter ``a2q rtl`` and ``a2q sim`` accept (the constructors'
+#: own checks come after): lanes as the engine's, memories and widths a synthesis can hold
+UNIT_LIMITS = {
+    "lanes": (1, 64), "in_features": (1, 1 << 16), "columns": (1, 1 << 16),
+    "weight_bits": (2, 16), "max_bits": (1, 16), "max_nodes": (2, 1 << 20),
+    "max_edges": (1, 1 << 24), "acc_width": (1, 128),
+}
+
+
+def check_unit_parameters(kind: str, params: dict) -> None:
+    """Refuse (``ValueError``, naming the option) a parameter outside :data:`UNIT_LIMITS`."""
+    for name in unit_parameters(kind):
+        v = params.get(name)
+        if v is None or name not in UNIT_LIMITS:
+            continue
+        lo, hi = UNIT_LIMITS[name]
+        if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
+            raise ValueError(f"--{name.replace('_', '-')} must be an integer in {lo}..{hi}, "
+                             f"got {v!r}")
+
+
 def unit_parameters(kind: str) -> list[str]:
     """Constructor arguments of a unit (those ``a2q rtl`` and ``a2q sim`` may set)."""
     cls, _ = _unit(kind)
@@ -66,6 +87,7 @@ def make_unit(kind: str, params: dict):
     unknown = set(params) - set(unit_parameters(kind))
     if unknown:
         raise ValueError(f"{kind} has no parameter {', '.join(sorted(unknown))}")
+    check_unit_parameters(kind, params)
     return cls(**params)
 
 

@@ -14,10 +14,12 @@ import hashlib
 import io
 import json
 import os
+import re
 from pathlib import Path, PurePosixPath
 
 import numpy as np
 
+from a2q.common import npy, strict_json
 from a2q.common.choices import ENGINE_MODELS as MODELS
 from a2q.common.files import atomic_folder
 
@@ -56,7 +58,7 @@ def write_graph(out: str | os.PathLike, manifest: dict, arrays: dict[str, np.nda
     nothing half-written. The same inputs give the same bytes.
     """
     out = Path(out)
-    with atomic_folder(out) as tmp:
+    with atomic_folder(out, command="a2q export") as tmp:
         tensors = {}
         for name in sorted(arrays):
             a = np.asarray(arrays[name])
@@ -107,9 +109,33 @@ def _safe_file(folder: Path, name: str, field: str) -> Path:
     if (not name or p.is_absolute() or ".." in p.parts or "\\" in name or len(p.parts) != 1):
         _fail(folder / MANIFEST, field, f"file name {name!r} leaves the export folder")
     target = folder / name
-    if target.is_symlink() and folder.resolve() not in target.resolve().parents:
-        _fail(folder / MANIFEST, field, f"file {name!r} is a link that leaves the export folder")
+    if target.is_symlink():
+        try:
+            inside = folder.resolve() in target.resolve(strict=True).parents
+        except (OSError, RuntimeError):  # a loop, or a link to nothing
+            _fail(folder / MANIFEST, field, f"file {name!r} is a link that does not resolve")
+        if not inside:
+            _fail(folder / MANIFEST, field, f"file {name!r} is a link that leaves the export "
+                                            "folder")
     return target
+
+
+def _tensor_entry(t, name: str, path: Path) -> None:
+    """A ``tensors`` entry's own fields are what the writer puts there."""
+    field = f"tensors.{name}"
+    if not isinstance(t, dict):
+        _fail(path, field, f"must be an object, got {type(t).__name__}")
+    if not isinstance(t.get("file"), str):
+        _fail(path, field + ".file", f"must be a file name, got {t.get('file')!r}")
+    if not isinstance(t.get("dtype"), str):
+        _fail(path, field + ".dtype", f"must be a string, got {t.get('dtype')!r}")
+    shape = t.get("shape")
+    if not isinstance(shape, list) or not all(
+            isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape):
+        _fail(path, field + ".shape", f"must be a list of non-negative integers, got "
+                                      f"{shape!r}")
+    if not isinstance(t.get("sha256"), str) or not re.fullmatch(r"[0-9a-f]{64}", t["sha256"]):
+        _fail(path, field + ".sha256", "must be 64 lowercase hex digits")
 
 
 def _int_field(manifest: dict, key: str, path: Path, lo=None, hi=None, where=None) -> int:
@@ -291,9 +317,11 @@ def read_graph(path: str | os.PathLike) -> AnnotatedGraph:
     if not mpath.is_file():
         raise GraphFormatError(f"{mpath}: missing (not an export folder)")
     try:
-        manifest = json.loads(mpath.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise GraphFormatError(f"{mpath}: not valid JSON ({exc})") from None
+        manifest = strict_json.read(mpath)
+    except strict_json.StrictJSONError as exc:
+        raise GraphFormatError(f"{mpath}: {exc}") from None
+    except OSError as exc:
+        raise GraphFormatError(f"{mpath}: unreadable ({exc.strerror or exc})") from None
     if not isinstance(manifest, dict):
         _fail(mpath, "(root)", "must be a JSON object")
     _check_manifest(manifest, mpath)
@@ -305,28 +333,34 @@ def read_graph(path: str | os.PathLike) -> AnnotatedGraph:
     extra = sorted(set(tensors) - set(spec))
     if extra:
         _fail(mpath, f"tensors.{extra[0]}", "not part of this model's format")
+    for name in spec:
+        _tensor_entry(tensors[name], name, mpath)
     arrays = {}
     for name, (dtype, shape) in spec.items():
         t = tensors[name]
-        if not isinstance(t, dict) or not isinstance(t.get("file"), str):
-            _fail(mpath, f"tensors.{name}.file", "missing")
+        if t["dtype"] != dtype:
+            _fail(mpath, f"tensors.{name}.dtype", f"expected {dtype}, got {t['dtype']!r}")
+        if t["shape"] != list(shape):
+            _fail(mpath, f"tensors.{name}.shape", f"expected {list(shape)}, got {t['shape']}")
         f = _safe_file(folder, t["file"], f"tensors.{name}.file")
-        if not f.is_file():
-            raise GraphFormatError(f"{f}: field 'tensors.{name}': file missing")
-        data = f.read_bytes()
-        if hashlib.sha256(data).hexdigest() != t.get("sha256"):
+        try:
+            data = f.read_bytes()
+        except OSError as exc:
+            raise GraphFormatError(f"{f}: field 'tensors.{name}': "
+                                   f"{'file missing' if not f.exists() else exc.strerror}") \
+                from None
+        if hashlib.sha256(data).hexdigest() != t["sha256"]:
             raise GraphFormatError(f"{f}: field 'tensors.{name}.sha256': checksum mismatch")
         try:
-            arr = np.load(io.BytesIO(data), allow_pickle=False)
-        except (ValueError, OSError, EOFError) as exc:
-            raise GraphFormatError(f"{f}: field 'tensors.{name}': unreadable .npy "
-                                   f"({str(exc)[:100]})") from None
-        if str(arr.dtype) != dtype or t.get("dtype") != dtype:
+            arr = npy.loads(data)
+        except npy.NpyError as exc:
+            raise GraphFormatError(f"{f}: field 'tensors.{name}': {exc}") from None
+        if str(arr.dtype) != dtype:
             raise GraphFormatError(f"{f}: field 'tensors.{name}.dtype': expected {dtype}, "
-                                   f"got {arr.dtype}")
-        if tuple(arr.shape) != shape or list(t.get("shape", [])) != list(shape):
+                                   f"the file holds {arr.dtype}")
+        if tuple(arr.shape) != shape:
             raise GraphFormatError(f"{f}: field 'tensors.{name}.shape': expected "
-                                   f"{list(shape)}, got {list(arr.shape)}")
+                                   f"{list(shape)}, the file holds {list(arr.shape)}")
         arrays[name] = arr
     g = AnnotatedGraph(folder, manifest, arrays)
     _check_values(g)

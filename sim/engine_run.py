@@ -99,8 +99,8 @@ def simulate(model: rtl_sim.Model, cfg, graphs: list[AnnotatedGraph], work: Path
                                                      r.get("phase_starts", []), r["cycles"]),
             "cycles_by_phase_predicted": predicted,
             "logits_equal_golden": mismatched == 0, "mismatched_nodes": mismatched,
-            "test_acc": round(100 * golden.accuracy(g, pred), 2),
-            "golden_test_acc": round(100 * golden.accuracy(g, gold.predictions), 2),
+            "test_acc": golden.percent(golden.accuracy(g, pred)),
+            "golden_test_acc": golden.percent(golden.accuracy(g, gold.predictions)),
         })
     seconds = res["seconds"]
     for r in out:  # one process: its wall time is shared
@@ -157,7 +157,7 @@ def run_engine(build, out: str | os.PathLike, *, simulator: str = "verilator",
     report["stages"] = stage_rows(g, variants, {
         "a2q": main["cycles_by_phase_measured"],
         **{k: b["cycles_by_phase_measured"] for k, b in report["baselines"].items()}})
-    with atomic_folder(out) as tmp:
+    with atomic_folder(out, command="a2q sim engine") as tmp:
         _save(tmp / "logits.npy", main["logits"])
         _save(tmp / "predictions.npy", main["predictions"])
         for f in (Path(main["junit"]), Path(main["log"])):

@@ -27,11 +27,14 @@ def fixed(x) -> tuple[np.ndarray, np.ndarray]:
 
 
 def rshift_round(t, s) -> np.ndarray:
-    """round_half_away(t / 2**s) for int64 ``t`` and shifts ``s >= 0`` (broadcast)."""
+    """round_half_away(t / 2**s) for int64 ``t`` (|t| < 2**63) and shifts ``s >= 0``
+    (broadcast), any shift: ``((|t| >> (s - 1)) + 1) >> 1`` adds nothing to ``t`` that could
+    overflow, and a shift past 63 gives 0."""
     t = np.asarray(t, dtype=np.int64)
     s = np.asarray(s, dtype=np.int64)
-    half = np.where(s > 0, np.left_shift(np.int64(1), np.maximum(s - 1, 0)), 0)
-    mag = np.right_shift(np.abs(t) + half, s)
+    mag = np.abs(t)
+    halves = np.right_shift(mag, np.clip(s - 1, 0, 63))
+    mag = np.where(s > 0, np.right_shift(halves + 1, 1), mag)
     return np.where(t < 0, -mag, mag)
 
 

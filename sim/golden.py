@@ -21,7 +21,11 @@ and for GIN layer l
     P' = clamp(rshift_round(V), 0, Qop')                     next layer's operand codes
 
 where each real constant is a 16-bit mantissa with a shift (``a2q.sim.fixed_point``). All
-arithmetic is int64; :func:`run` refuses a model whose worst case would not fit.
+arithmetic is int64. Before each stage, the largest magnitude it can produce is bounded with
+Python integers from the magnitudes of its operands (a sum by the sum of its terms' bounds);
+a stage whose bound reaches 2**62 (:data:`INT64_LIMIT`, headroom for the rounding's half) is
+refused with :class:`GraphFormatError` naming the layer, the stage and the fields, so that no
+value ever wraps. The engine build runs this model first and refuses the same exports.
 """
 
 from __future__ import annotations
@@ -60,17 +64,23 @@ def exact_matmul(X: np.ndarray, W: np.ndarray) -> np.ndarray:
     return X.astype(np.int64) @ W.astype(np.int64)
 
 
-def _bound(*maxima) -> None:
-    prod = 1
-    for m in maxima:
-        prod *= int(m)
-    if prod >= INT64_LIMIT:
-        raise GraphFormatError(f"an intermediate product can reach {prod:.3e}, beyond int64; "
-                               "the graph's degrees or the scales are too large for this datapath")
+def _fits(g: AnnotatedGraph, layer: int, stage: str, fields: str, bound: int) -> None:
+    """Refuse ``g`` when layer ``layer``'s ``stage`` can reach ``bound`` >= 2**62."""
+    if bound >= INT64_LIMIT:
+        raise GraphFormatError(
+            f"{g.path}: field {fields!r}: layer {layer}'s {stage} can reach about "
+            f"2^{bound.bit_length() - 1}, beyond the integer datapath's 2^62; the values, the "
+            "scales or the graph's degrees are too large")
+
+
+def _max_degree(indptr: np.ndarray) -> int:
+    return int(np.diff(indptr).max(initial=0))
 
 
 def _amax(a) -> int:
-    return int(np.abs(np.asarray(a, dtype=np.int64)).max()) if np.size(a) else 0
+    """max |a| as a Python integer (int64's most negative value included)."""
+    a = np.asarray(a)
+    return max(abs(int(a.max())), abs(int(a.min()))) if a.size else 0
 
 
 def _gcn(g: AnnotatedGraph) -> GoldenResult:
@@ -85,17 +95,21 @@ def _gcn(g: AnnotatedGraph) -> GoldenResult:
         p = f"layer{l}."
         if L["per_node_input"]:
             in_m, in_sh = a[p + "node_scale_m"], a[p + "node_scale_sh"]
-        A = exact_matmul(X, a[p + "weight"])
+        W = a[p + "weight"]
+        _fits(g, l, "combination X @ W", p + "weight", _amax(X) * _amax(W) * L["in_dim"])
+        A = exact_matmul(X, W)
         op_m, op_sh, op_bits, coef = gcn_operand(g, l, in_m, in_sh)
         qop = (1 << (op_bits - 1)) - 1
-        _bound(_amax(A), _amax(op_m), _amax(a[p + "xw_scale_m"]))
+        _fits(g, l, "operand product A * s * xw_scale", p + "xw_scale_m",
+              _amax(A) * _amax(op_m) * _amax(a[p + "xw_scale_m"]))
         P = clamp(rshift_round(A * op_m[:, None] * a[p + "xw_scale_m"][None, :],
                                op_sh[:, None] + L["xw_scale_sh"]), -qop[:, None], qop[:, None])
-        _bound(_amax(P), _amax(coef), int(np.diff(ip).max(initial=1)))
+        _fits(g, l, "aggregation", "indptr", _amax(P) * _amax(coef) * _max_degree(ip))
         G = neighbour_sum(ip, ix, coef[:, None] * P)
-        _bound(_amax(G), _amax(norm))
+        _fits(g, l, "normalization G * n", "gcn_norm", _amax(G) * _amax(norm))
         T = rshift_round(G * norm[:, None], frac)
-        _bound(_amax(T), _amax(a[p + "out_scale_m"]))
+        _fits(g, l, "output T * out_scale + bias", p + "bias_fx",
+              _amax(T) * _amax(a[p + "out_scale_m"]) + _amax(a[p + "bias_fx"]))
         U = T * a[p + "out_scale_m"][None, :] + a[p + "bias_fx"][None, :]
         outs.update({p + "combination": A, p + "operand": P, p + "aggregation": G,
                      p + "normalized": T, p + "output": U})
@@ -104,7 +118,7 @@ def _gcn(g: AnnotatedGraph) -> GoldenResult:
             return GoldenResult(U, shift, U.argmax(1), outs)
         nxt = f"layer{l + 1}."
         inv_m, inv_sh = a[nxt + "node_inv_m"], a[nxt + "node_inv_sh"]
-        _bound(_amax(U), _amax(inv_m))
+        _fits(g, l, "requantization U * inv", nxt + "node_inv_m", _amax(U) * _amax(inv_m))
         hi = (1 << a[nxt + "node_bits"].astype(np.int64)) - 1
         X = clamp(rshift_round(U * inv_m[:, None], frac + L["out_scale_sh"] + inv_sh[:, None]),
                   0, hi[:, None])
@@ -134,16 +148,22 @@ def _gin(g: AnnotatedGraph) -> GoldenResult:
     outs = {}
     for l, L in enumerate(layers, start=1):
         p = f"layer{l}."
+        _fits(g, l, "aggregation", "indptr",
+              (L["eps_fx"] + (_max_degree(ip) << efrac)) * _amax(P))
         S = L["eps_fx"] * P + (neighbour_sum(ip, ix, P) << efrac)
         inv_m, inv_sh = a[p + "node_inv_m"], a[p + "node_inv_sh"]
-        _bound(_amax(S), _amax(a[p + "op_scale_m"]), _amax(inv_m))
+        _fits(g, l, "requantization S * op_scale * inv", p + "node_inv_m",
+              _amax(S) * _amax(a[p + "op_scale_m"]) * _amax(inv_m))
         hi = (1 << a[p + "node_bits"].astype(np.int64)) - 1
         X = clamp(rshift_round(S * a[p + "op_scale_m"][None, :] * inv_m[:, None],
                                efrac + L["op_scale_sh"] + inv_sh[:, None]), 0, hi[:, None])
-        A = exact_matmul(X, a[p + "weight"])
+        W = a[p + "weight"]
+        _fits(g, l, "combination X @ W", p + "weight", _amax(X) * _amax(W) * L["in_dim"])
+        A = exact_matmul(X, W)
         s_m, s_sh = a[p + "node_scale_m"], a[p + "node_scale_sh"]
-        _bound(_amax(A), _amax(s_m), _amax(a[p + "out_scale_m"]))
-        _bound(_amax(a[p + "bias_fx"]), 1 << int(s_sh.max()))
+        _fits(g, l, "output A * s * out_scale + (bias << sh)", p + "bias_fx",
+              _amax(A) * _amax(s_m) * _amax(a[p + "out_scale_m"])
+              + (_amax(a[p + "bias_fx"]) << int(s_sh.max(initial=0))))
         V = A * s_m[:, None] * a[p + "out_scale_m"][None, :] + (
             a[p + "bias_fx"][None, :] << s_sh[:, None])
         outs.update({p + "aggregation": S, p + "input": X, p + "combination": A,
@@ -163,6 +183,12 @@ def run(g: AnnotatedGraph) -> GoldenResult:
     return _gcn(g) if g.model == "gcn" else _gin(g)
 
 
-def accuracy(g: AnnotatedGraph, pred: np.ndarray, mask: str = "test_mask") -> float:
+def accuracy(g: AnnotatedGraph, pred: np.ndarray, mask: str = "test_mask") -> float | None:
+    """The fraction of ``mask``'s nodes ``pred`` gets right; None when the mask is empty."""
     m = g[mask]
-    return float((pred[m] == g["labels"][m]).mean()) if m.any() else float("nan")
+    return float((pred[m] == g["labels"][m]).mean()) if m.any() else None
+
+
+def percent(fraction: float | None) -> float | None:
+    """A fraction as a percentage rounded to 2 decimals (None stays None: no nodes)."""
+    return None if fraction is None else round(100 * fraction, 2)

@@ -31,7 +31,7 @@ def run_golden(graph: str | os.PathLike, out: str | os.PathLike, *,
     t0 = time.perf_counter()
     res = golden.run(g)
     seconds = time.perf_counter() - t0
-    with atomic_folder(out) as tmp:
+    with atomic_folder(out, command="a2q golden") as tmp:
         _save(tmp / "predictions.npy", res.predictions)
         _save(tmp / "logits.npy", res.logits)
         _save(tmp / "logit_shift.npy", res.logit_shift)
@@ -45,8 +45,8 @@ def run_golden(graph: str | os.PathLike, out: str | os.PathLike, *,
         ref = g["reference_pred"]
         summary = {
             "model": g.model, "dataset": g.manifest.get("dataset"),
-            "test_acc": round(100 * golden.accuracy(g, res.predictions), 2),
-            "reference_test_acc": round(100 * golden.accuracy(g, ref), 2),
+            "test_acc": golden.percent(golden.accuracy(g, res.predictions)),
+            "reference_test_acc": golden.percent(golden.accuracy(g, ref)),
             "prediction_agreement": round(float((res.predictions == ref).mean()), 6),
             "disagreeing_nodes": int((res.predictions != ref).sum()),
             "seconds": round(seconds, 4),

@@ -80,7 +80,7 @@ def write_linted(out, write, *, lint_it: bool = True) -> dict:
     ``out`` whole or not at all, linted with :func:`lint` first unless ``lint_it`` is False."""
     from a2q.common.files import atomic_folder
 
-    with atomic_folder(out) as tmp:
+    with atomic_folder(out, command="a2q rtl") as tmp:
         info = write(tmp)
         if lint_it:
             lint(tmp, info["verilog"])

@@ -11,6 +11,7 @@ the FP32, uniform and Degree-Quant baselines (dropout 0.5 / 0.6, weight decay 5e
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields
 
 from a2q.common.choices import METHODS, MODELS
@@ -53,6 +54,8 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
+        if not isinstance(d, dict):
+            raise A2QError(f"must be an object, got {type(d).__name__}")
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in known})
 
@@ -104,7 +107,51 @@ def default_config(dataset: str, model: str, method: str, **overrides) -> TrainC
     return cfg
 
 
+#: the largest seed (NumPy's seeds are 32-bit)
+MAX_SEED = 2**32 - 1
+
+
+def _check_types(cfg: TrainConfig) -> None:
+    """Every field of the type its default has (an int where a float is expected is fine),
+    finite, and the seed in 0..:data:`MAX_SEED`."""
+    for f in fields(cfg):
+        v, want = getattr(cfg, f.name), type(f.default)
+        flag = f.name.replace("_", "-")
+        ok = (isinstance(v, want) and not isinstance(v, bool)) or (
+            want is float and isinstance(v, int) and not isinstance(v, bool))
+        if not ok:
+            raise A2QError(f"{flag} must be {want.__name__ if want is not str else 'a string'}"
+                           f", got {v!r}")
+        if want is float and not math.isfinite(v):
+            raise A2QError(f"{flag} must be finite, got {v!r}")
+    if not 0 <= cfg.seed <= MAX_SEED:
+        raise A2QError(f"seed must be in 0..{MAX_SEED}, got {cfg.seed}")
+
+
+#: upper bounds of the sizes (far above any model a2q trains; they keep a typo from
+#: allocating the machine's memory)
+_LIMITS = {"epochs": 100_000, "hidden": 4096, "heads": 64, "layers": 16, "pool_size": 4096,
+           "batch_size": 1 << 16, "folds": 100}
+
+
 def validate(cfg: TrainConfig) -> None:
+    _check_types(cfg)
+    check_name(cfg.dataset)
+    if cfg.model not in MODELS:
+        raise A2QError(f"unknown model {cfg.model!r}; valid models: {', '.join(MODELS)}")
+    if cfg.method not in METHODS:
+        raise A2QError(f"unknown method {cfg.method!r}; valid methods: {', '.join(METHODS)}")
+    for name, hi in _LIMITS.items():
+        if getattr(cfg, name) > hi:
+            raise A2QError(f"{name.replace('_', '-')} must be at most {hi}, got "
+                           f"{getattr(cfg, name)}")
+    for name in ("lr_bits", "lr_step_features", "lr_step_weight", "lr_step_operand",
+                 "weight_decay"):
+        if getattr(cfg, name) < 0:
+            raise A2QError(f"{name.replace('_', '-')} must not be negative, got "
+                           f"{getattr(cfg, name)}")
+    if not 1 <= cfg.init_bits <= 8:
+        raise A2QError(f"init-bits must be in 1..8, got {cfg.init_bits}")
     if cfg.epochs <= 0:
         raise A2QError(f"epochs must be positive, got {cfg.epochs}")
     if not 1 <= cfg.bits <= 8:

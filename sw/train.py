@@ -390,7 +390,7 @@ def model_from_checkpoint(ckpt: dict, *, data_root=None):
     try:
         cfg = TrainConfig.from_dict(ckpt["config"])
         validate(cfg)
-    except (TypeError, A2QError) as exc:
+    except (TypeError, ValueError, A2QError) as exc:
         raise A2QError(f"checkpoint field 'config' is invalid: {exc}") from None
     gd = load_dataset(cfg.dataset, data_root)
     states = ckpt["state"] if ckpt["task"] == "graph" else [ckpt["state"]]
@@ -412,10 +412,19 @@ def model_from_checkpoint(ckpt: dict, *, data_root=None):
             model.load_state_dict(state)
         except (RuntimeError, TypeError, AttributeError) as exc:
             raise A2QError("checkpoint field 'state' does not match the model it describes: "
-                           f"{(str(exc).strip().splitlines() or [''])[0][:200]}") from None
+                           f"{state_mismatch(exc)}") from None
         model.eval()
         models.append(model)
     return cfg, gd, models
+
+
+def state_mismatch(exc: Exception) -> str:
+    """PyTorch's ``load_state_dict`` error on one line: its details (the missing, unexpected
+    and mis-sized parameters), not its heading."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    details = [line for line in lines if not line.startswith("Error(s) in loading")]
+    text = "; ".join(details or lines or [type(exc).__name__])
+    return text if len(text) <= 300 else text[:297] + "..."
 
 
 def evaluate_checkpoint(ckpt: dict, *, data_root=None) -> dict:

@@ -20,7 +20,7 @@ def test_rtl_writes_verilog_filelist_params_and_lints(tmp_path):
 
 def test_rtl_refuses_bad_parameters(tmp_path, capsys):
     assert main(["rtl", "combination", "--lanes", "0", "--out", str(tmp_path / "r")]) == 1
-    assert "lanes must be an integer >= 1" in capsys.readouterr().err
+    assert "--lanes must be an integer in 1..64, got 0" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
 
 

@@ -171,7 +171,7 @@ def _trained_uniform(tmp: Path, dataset: str, model: str, *, seed: int, lanes: i
         g = read_graph(export_run(folder, data_root=data_root))
         out.append({"dataset": dataset, "model": model, "config": f"trained uniform{bits}",
                     "source": "trained at uniform bits",
-                    "test_acc": round(100 * golden.accuracy(g, golden.run(g).predictions), 2),
+                    "test_acc": golden.percent(golden.accuracy(g, golden.run(g).predictions)),
                     "cycles": engine_cycles(g, lanes=lanes)["total"], "measured": False})
     return out
 

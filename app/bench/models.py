@@ -190,8 +190,8 @@ def run_golden_bench(out: str | os.PathLike, *, datasets, models, seed: int = 0,
                 c = cycle_report(g, lanes=lanes)
                 row = {"dataset": dataset, "model": model, "seed": seed, "lanes": lanes,
                        "golden_seconds": round(min(times), 4),
-                       "golden_test_acc": round(100 * golden.accuracy(g, res.predictions), 2),
-                       "torch_test_acc": round(100 * golden.accuracy(g, ref), 2),
+                       "golden_test_acc": golden.percent(golden.accuracy(g, res.predictions)),
+                       "torch_test_acc": golden.percent(golden.accuracy(g, ref)),
                        "prediction_agreement": round(float((res.predictions == ref).mean()), 5),
                        "avg_node_bits": round(float(np.mean(np.concatenate(
                            [g[f"layer{l}.node_bits"] for l, L in enumerate(g.layers, 1)

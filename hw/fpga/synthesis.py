@@ -35,6 +35,8 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+from a2q.common.files import STAMP
+
 from .ecp5_output_registers import absorb_output_registers
 from .netlist_fanout import widest_fanout
 
@@ -278,6 +280,7 @@ def synthesize(rtl: Path, target: str, work: Path, *, device: str | None = None,
     if not info_file.exists():
         raise SynthesisError(f"{rtl}: no params.json; give a folder written by a2q rtl")
     work.mkdir(parents=True, exist_ok=True)
+    (work / STAMP).write_text("a2q synth\n")
     for stale in ("report.json", "report.md"):
         (work / stale).unlink(missing_ok=True)
     info = json.loads(info_file.read_text())
