@@ -24,7 +24,7 @@ class NpyError(ValueError):
 def loads(data: bytes) -> np.ndarray:
     """The array that ``data`` (a whole ``.npy`` file) holds, as a writable array."""
     if not data.startswith(_MAGIC):
-        if data.startswith(b"PK\x03\x04") or data.startswith(b"PK\x05\x06"):
+        if data.startswith((b"PK\x03\x04", b"PK\x05\x06")):
             raise NpyError("an .npz archive (or another zip file), not an .npy array")
         raise NpyError("not an .npy array (no NumPy header)")
     fh = io.BytesIO(data)

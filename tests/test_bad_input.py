@@ -343,8 +343,8 @@ def test_sim_refuses_an_option_its_form_does_not_read(tmp_path, capsys):
 def test_an_interrupt_while_importing_is_one_line(tmp_path):
     """Ctrl-C 0.3 s after start, while PyTorch loads (a second or more): one line, status
     130, nothing written."""
-    p = subprocess.Popen([sys.executable, "-c", "import sys; from a2q.app.entry import main; "
-                          "sys.exit(main())", "train", "--epochs", "1", "--no-progress",
+    entry = "import sys; from a2q.app.entry import main; sys.exit(main())"
+    p = subprocess.Popen([sys.executable, "-c", entry, "train", "--epochs", "1", "--no-progress",
                           "--out", str(tmp_path / "out")], stderr=subprocess.PIPE, text=True)
     time.sleep(0.3)
     p.send_signal(signal.SIGINT)

@@ -7,6 +7,7 @@ nothing written, or a correct result. ``A2Q_FUZZ_EXAMPLES`` sets the examples pe
 
 import hashlib
 import io
+import itertools
 import json
 import os
 import re
@@ -334,7 +335,7 @@ def test_fuzzed_unit_arrays(tmp_path_factory, unit, signed, data):
                   for r in x]
     else:
         ip, ix = case["indptr"].tolist(), case["indices"].tolist()
-        assert ip[0] == 0 and ip[-1] == len(ix) and all(a <= b for a, b in zip(ip, ip[1:]))
+        assert ip[0] == 0 and ip[-1] == len(ix) and all(a <= b for a, b in itertools.pairwise(ip))
         assert all(0 <= j < len(x) for j in ix)
         expect = [[sum(x[j][c] for j in ix[ip[i]:ip[i + 1]]) for c in range(len(x[0]))]
                   for i in range(len(x))]

@@ -38,7 +38,7 @@ def reference(g) -> dict:
     ip, ix = [int(v) for v in a["indptr"]], [int(v) for v in a["indices"]]
     rows = [ix[ip[i]:ip[i + 1]] for i in range(n)]
     X = [[int(v) for v in r] for r in a["x"]]
-    col = lambda name: [int(v) for v in a[name]]  # noqa: E731
+    col = lambda name: [int(v) for v in a[name]]
     out = {}
     if man["model"] == "gcn":
         in_m, in_sh = [1 << 15] * n, [15] * n
@@ -119,10 +119,12 @@ def exact_or_refused(g) -> bool:
 
 
 def extreme(model: str, *, seed: int = 0, node_operand: bool = False, n: int = 9,
-            hub: bool = True, bias_exp: int = 20, shift: int | None = None):
+            hub: bool = True, bias_exp: int = 20, shift: int | None = None,
+            bias_layers=(1, 2)):
     """An export at the format's extremes: 8-bit input codes all at their maximum, 8-bit
     weights at +-127, every mantissa 2^16, GIN's eps at its largest, one node that every
-    other node feeds (``hub``), biases of magnitude 2^``bias_exp``, node shifts ``shift``."""
+    other node feeds (``hub``), biases of magnitude 2^``bias_exp`` in ``bias_layers`` (2^4 in
+    the others), node shifts ``shift``."""
     rng = np.random.default_rng(seed)
     man, arr = random_export(rng, model, n=n, f0=7, hidden=5, classes=3,
                              node_operand=node_operand)
@@ -153,14 +155,15 @@ def extreme(model: str, *, seed: int = 0, node_operand: bool = False, n: int = 9
                 arr[k] = np.full_like(arr[k], shift)
             if k.startswith(p) and k.endswith(("node_bits", "node_op_bits")):
                 arr[k] = np.full_like(arr[k], 8)
-        if "operand_bits" in L and L["operand_bits"]:
+        if L.get("operand_bits"):
             L["operand_bits"] = 8
         if p + "op_coef" in arr:
             arr[p + "op_coef"][:] = 1 << 15
         if model == "gin":
             L["eps_fx"] = 1 << 20
         sign = np.where(np.arange(L["out_dim"]) % 2 == 0, 1, -1)
-        magnitude = (1 << bias_exp) if bias_exp < 63 else (1 << 63) - 1
+        exp = bias_exp if l in bias_layers else 4
+        magnitude = (1 << exp) if exp < 63 else (1 << 63) - 1
         arr[p + "bias_fx"] = np.where(sign > 0, magnitude, -magnitude).astype(np.int64)
     return in_memory(man, arr)
 
@@ -172,32 +175,33 @@ def test_every_stage_at_the_formats_extremes_is_exact(model, node_operand):
     assert exact_or_refused(extreme(model, node_operand=node_operand))
 
 
+@pytest.mark.parametrize("layer", [1, 2])
 @pytest.mark.parametrize("model, node_operand", [("gcn", False), ("gcn", True), ("gin", False)])
-def test_the_bias_stages_up_to_their_limit(model, node_operand):
-    """Biases of 2^0 .. 2^63 (GIN's shifted by 14): exact up to the largest the bounds
-    admit, then refused naming the output or the requantization; both happen, and the last
-    one computed carries values of 2^44 or more (GCN's requantization multiplies them by
-    2^16, GIN's output shifts its bias by 14: within a factor 4 of 2^62)."""
+def test_the_bias_stages_up_to_their_limit(model, node_operand, layer):
+    """One layer's biases of 2^0 .. 2^63 (GIN's shifted by 14): exact up to the largest the
+    bounds admit, then refused naming that layer's output or requantization; both happen,
+    and the last one computed carries values of 2^44 or more (GCN's requantization
+    multiplies them by 2^16, GIN's output shifts its bias by 14: within a factor 4 of
+    2^62)."""
+    def export(exp):
+        return extreme(model, node_operand=node_operand, bias_exp=exp, bias_layers=(layer,),
+                       shift=None if model == "gcn" else 14)
     computed, refused = [], []
-    for exp in range(0, 64):
-        g = extreme(model, node_operand=node_operand, bias_exp=exp,
-                    shift=None if model == "gcn" else 14)
-        (computed if exact_or_refused(g) else refused).append(exp)
+    for exp in range(64):
+        (computed if exact_or_refused(export(exp)) else refused).append(exp)
     assert computed and refused and max(computed) < min(refused)
-    g = extreme(model, node_operand=node_operand, bias_exp=max(computed),
-                shift=None if model == "gcn" else 14)
-    top = max(int(np.abs(v).max()) for v in golden.run(g).layer_outputs.values())
+    top = max(int(np.abs(v).max()) for v in golden.run(export(max(computed))).layer_outputs.values())
     assert top >= 1 << 44
-    with pytest.raises(GraphFormatError, match=r"layer \d's (output|requantization)"):
-        golden.run(extreme(model, node_operand=node_operand, bias_exp=min(refused),
-                           shift=None if model == "gcn" else 14))
+    with pytest.raises(GraphFormatError, match=rf"layer {layer}'s (output|requantization)"):
+        golden.run(export(min(refused)))
 
 
 @settings(max_examples=FUZZ, deadline=None, suppress_health_check=list(HealthCheck))
 @given(model=st.sampled_from(["gcn", "gcn-node", "gin"]), seed=st.integers(0, 2 ** 16),
        bias_exp=st.integers(0, 63), shift=st.one_of(st.none(), st.integers(0, 62)),
-       hub=st.booleans(), n=st.integers(2, 12))
-def test_any_extreme_is_exact_or_refused(model, seed, bias_exp, shift, hub, n):
+       hub=st.booleans(), n=st.integers(2, 12),
+       bias_layers=st.sampled_from([(1,), (2,), (1, 2)]))
+def test_any_extreme_is_exact_or_refused(model, seed, bias_exp, shift, hub, n, bias_layers):
     g = extreme(model.split("-")[0], node_operand=model.endswith("node"), seed=seed, n=n,
-                hub=hub, bias_exp=bias_exp, shift=shift)
+                hub=hub, bias_exp=bias_exp, shift=shift, bias_layers=bias_layers)
     exact_or_refused(g)
