@@ -195,8 +195,10 @@ def test_columns_past_a_layers_width_are_left_out(model):
     assert not y[:, 3:].any()
 
 
-@pytest.mark.parametrize("model", ["gcn", "gin"])
+@pytest.mark.parametrize("model", [pytest.param("gcn", marks=pytest.mark.regress), "gin"])
 def test_load_port_fills_every_memory(model):
+    """(GCN's load port in make test: the next test here, and ``a2q sim engine --load-port``
+    on Verilator.)"""
     cfg, graphs = engine_suite(np.random.default_rng(7), model, 1)
     check(cfg, graphs, via_load_port=True)
 
