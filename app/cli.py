@@ -72,9 +72,15 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--operand", choices=["column", "node"],
                    help="A²Q's aggregation operand: 4 bits per column (the paper) or learned "
                         "bits per node (node-level GCN)")
-    p.add_argument("--lambda", dest="lam", type=float, help="memory penalty weight")
+    p.add_argument("--lambda", dest="lam", type=float, help="penalty weight")
+    p.add_argument("--penalty", choices=["memory", "cycles"],
+                   help="what A²Q's penalty weighs: the per-node features' memory (default, "
+                        "the paper) or the layer engine's cycles of their bits (node-level)")
     p.add_argument("--memory-target", dest="memory_target_kb", type=float,
                    help="memory target in KB (per graph for graph-level tasks)")
+    p.add_argument("--cycle-target", dest="cycle_target_k", type=float,
+                   help="cycle target of --penalty cycles, in thousands of engine cycles of "
+                        f"the stages that read per-node bits ({DEFAULT_LANES} lanes; default 50)")
     p.add_argument("--pool-size", type=int, help="Nearest-Neighbor pool size (graph-level)")
     p.add_argument("--batch-size", type=int, help="graph-level (default 32)")
     p.add_argument("--folds", type=int, help="graph-level cross-validation folds (default 10)")
@@ -103,7 +109,8 @@ def _cmd_train(args) -> int:
     check_output(args.out, "a2q train", inputs=_data_inputs(args), force=args.force)
     overrides = {k: getattr(args, k) for k in (
         "seed", "epochs", "bits", "hidden", "heads", "layers", "dropout", "lr", "weight_decay",
-        "lam", "memory_target_kb", "pool_size", "batch_size", "folds", "operand")}
+        "lam", "memory_target_kb", "pool_size", "batch_size", "folds", "operand", "penalty",
+        "cycle_target_k")}
     cfg = default_config(args.dataset, args.model, args.method, **overrides)
     result = train(cfg, data_root=args.data_root, progress=not args.no_progress)
     out = write_run(result, args.out)

@@ -38,8 +38,12 @@ class TrainConfig:
     #: A²Q's aggregation operand: "column" (4 bits per column, the paper) or "node" (learned
     #: bits and step per node, as the features)
     operand: str = "column"
-    lam: float = 2.5  # memory penalty weight
+    lam: float = 2.5  # penalty weight
+    #: what the penalty weighs: "memory" (the paper: KB of per-node features) or "cycles"
+    #: (the layer engine's cycles of those bits, node-level A²Q)
+    penalty: str = "memory"
     memory_target_kb: float = 5.0
+    cycle_target_k: float = 50.0  # thousands of engine cycles (penalty "cycles")
     init_bits: float = 4.0  # initial B of the per-node quantizers (sign included)
     lr_bits: float = 0.1
     lr_step_features: float = 0.04
@@ -177,5 +181,9 @@ def validate(cfg: TrainConfig) -> None:
         raise A2QError(f"dropout must be in [0, 1), got {cfg.dropout}")
     if cfg.lr <= 0:
         raise A2QError(f"lr must be positive, got {cfg.lr}")
-    if cfg.lam < 0 or cfg.memory_target_kb < 0:
-        raise A2QError("lambda and the memory target must be non-negative")
+    if cfg.lam < 0 or cfg.memory_target_kb < 0 or cfg.cycle_target_k < 0:
+        raise A2QError("lambda and the memory and cycle targets must be non-negative")
+    if cfg.penalty not in ("memory", "cycles"):
+        raise A2QError(f"penalty must be memory or cycles, got {cfg.penalty!r}")
+    if cfg.penalty == "cycles" and (cfg.method != "a2q" or not is_node_level(cfg.dataset)):
+        raise A2QError("the cycle penalty (--penalty cycles) is for A²Q's node-level models")

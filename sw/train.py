@@ -24,12 +24,14 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from a2q.common.choices import DEFAULT_LANES
 from a2q.common.errors import A2QError
 
 from .config import TrainConfig
 from .data import load_dataset
 from .models import GraphGIN, QuantizedModel, build_node_model
 from .quant.column_quantizer import ColumnQuantizer
+from .quant.cycle_penalty import cycle_weights, kilo_cycles
 from .quant.memory import memory_kb, memory_penalty
 from .quant.nearest_neighbor import NearestNeighborQuantizer
 from .quant.node_quantizer import NodeQuantizer, OperandQuantizer
@@ -98,13 +100,19 @@ def feature_bits_summary(model: QuantizedModel, cfg: TrainConfig) -> tuple[float
     return avg, mem
 
 
-def _penalty(model: QuantizedModel, cfg: TrainConfig, graphs: int = 1) -> torch.Tensor | None:
+def _penalty(model: QuantizedModel, cfg: TrainConfig, graphs: int = 1,
+             cycles: list | None = None) -> torch.Tensor | None:
+    """The memory penalty, or with ``cycles`` (:func:`cycle_weights`, ``--penalty cycles``)
+    the engine-cycle penalty; None where there is none (not A²Q, lambda 0)."""
     if cfg.method != "a2q" or cfg.lam == 0:
         return None
     qs = model.feature_quantizers()
     if not qs:
         return None
-    mem = memory_kb([q.memory_bits() for q in qs], model.penalty_widths(), graphs)
+    bits = [q.memory_bits() for q in qs]
+    if cycles is not None:
+        return memory_penalty(kilo_cycles(bits, cycles), cfg.cycle_target_k, cfg.lam)
+    mem = memory_kb(bits, model.penalty_widths(), graphs)
     return memory_penalty(mem, cfg.memory_target_kb, cfg.lam)
 
 
@@ -146,6 +154,9 @@ def _train_node(cfg: TrainConfig, gd, progress: bool) -> RunResult:
     opt = torch.optim.Adam(param_groups(model, cfg))
     x, ei, y = data.x, data.edge_index, data.y
     masks = {k: getattr(data, f"{k}_mask") for k in ("train", "val", "test")}
+    cycles = None
+    if cfg.penalty == "cycles":
+        cycles = cycle_weights(model, torch.bincount(ei[0], minlength=n), DEFAULT_LANES)
 
     best = {"val": -1.0, "val_loss": float("inf"), "epoch": -1, "state": None, "test": 0.0}
     best_test, best_test_epoch = -1.0, -1
@@ -158,7 +169,7 @@ def _train_node(cfg: TrainConfig, gd, progress: bool) -> RunResult:
         opt.zero_grad()
         out = model(x, ei)
         task_loss = F.cross_entropy(out[masks["train"]], y[masks["train"]])
-        pen = _penalty(model, cfg)
+        pen = _penalty(model, cfg, cycles=cycles)
         loss = task_loss if pen is None else task_loss + pen
         _check_finite(loss, epoch)
         loss.backward()

@@ -51,6 +51,9 @@ def test_train_writes_the_run_folder(tmp_path):
     (["--dataset", "PROTEINS", "--model", "gcn"], ["graph-level", "gin"]),
     (["--model", "gin", "--operand", "node"], ["--operand node", "node-level GCN"]),
     (["--method", "uniform", "--operand", "node"], ["--operand node", "A²Q"]),
+    (["--method", "fp32", "--penalty", "cycles"], ["--penalty cycles", "node-level"]),
+    (["--dataset", "MUTAG", "--model", "gin", "--penalty", "cycles"], ["--penalty cycles"]),
+    (["--cycle-target", "-1"], ["cycle targets must be non-negative"]),
 ])
 def test_bad_training_input_is_one_line(tmp_path, args, fragments):
     out = tmp_path / "run"

@@ -158,3 +158,49 @@ def test_range_quantizer_levels_and_protection():
     mask.eval()
     out = q(x)
     assert out[1].tolist() == [1.0, 0.0, 3.0]  # evaluation quantizes everything
+
+
+def _tiny_gcn():
+    from a2q.sw.models import build_node_model
+
+    n = 5
+    scheme = QuantScheme("a2q", in_degree=torch.ones(n, dtype=torch.long), operand="node")
+    return build_node_model("gcn", 3, 20, scheme, num_nodes=n, hidden=4, dropout=0.0,
+                            heads=1, init_bits=4.0)
+
+
+def test_cycle_weights_by_hand():
+    """A 5-node GCN, hidden 4 and 20 classes at 16 lanes: layer 1's operand (4 wide, 1 tile)
+    is read by each of a node's edges and its self-loop, layer 2's input by its combination
+    (20 wide, 2 tiles), layer 2's operand by the edges, 2 tiles each."""
+    from a2q.sw.quant.cycle_penalty import cycle_weights, kilo_cycles
+
+    model = _tiny_gcn()
+    out_degree = torch.tensor([4, 1, 1, 0, 2])
+    names = [name for name, _, _ in model.per_node_tensors()]
+    assert names == ["layer1.operand", "layer2.input", "layer2.operand"]
+    w = cycle_weights(model, out_degree, lanes=16)
+    assert w[0].tolist() == [5, 2, 2, 1, 3]
+    assert w[1].tolist() == [2] * 5
+    assert w[2].tolist() == [10, 4, 4, 2, 6]
+    bits = [torch.full((5,), 3.0), torch.full((5,), 2.0), torch.full((5,), 1.0)]
+    assert kilo_cycles(bits, w).item() == pytest.approx((3 * 13 + 2 * 10 + 1 * 26) / 1000)
+
+
+def test_the_cycle_penalty_weighs_a_hub_by_its_edges():
+    """Above its target the cycle penalty's gradient on a node's operand bits is in
+    proportion to the items that read them: a hub's bits cost more than a leaf's, where the
+    memory penalty weighs them alike."""
+    from a2q.sw.quant.cycle_penalty import cycle_weights, kilo_cycles
+
+    model = _tiny_gcn()
+    w = cycle_weights(model, torch.tensor([9, 0, 0, 0, 0]), lanes=16)
+    bits = [q.memory_bits() for q in model.feature_quantizers()]
+    memory_penalty(kilo_cycles(bits, w), 0.0, 1.0).backward()
+    grad = model.feature_quantizers()[0].bits.grad.view(-1)
+    assert grad[0] / grad[1] == pytest.approx(10.0)
+    model.zero_grad()
+    bits = [q.memory_bits() for q in model.feature_quantizers()]
+    memory_penalty(memory_kb(bits, model.penalty_widths()), 0.0, 1.0).backward()
+    grad = model.feature_quantizers()[0].bits.grad.view(-1)
+    assert grad[0] / grad[1] == pytest.approx(1.0)
