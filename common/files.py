@@ -17,6 +17,7 @@ import fcntl
 import os
 import shutil
 import signal
+import stat
 import tempfile
 import threading
 from pathlib import Path
@@ -74,6 +75,7 @@ def check_output(out: str | os.PathLike, command: str, *, inputs=(), force: bool
         return _check_output_file(out, command, force)
     if not (out.exists() or out.is_symlink()):
         return out
+    _plain(out)
     if out.is_dir() and not out.is_symlink():
         if not any(out.iterdir()) or written_by(out) == command:
             return out
@@ -85,6 +87,15 @@ def check_output(out: str | os.PathLike, command: str, *, inputs=(), force: bool
     return out
 
 
+def _plain(path: Path) -> None:
+    """Refuse, even with ``--force``, to replace what is neither a file, a folder nor a link
+    (a device such as /dev/null, a FIFO, a socket)."""
+    mode = path.lstat().st_mode
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode) or stat.S_ISLNK(mode)):
+        raise A2QError(f"--out {path}: a device, FIFO or socket, not a file or folder; give "
+                       "the name of a folder to write")
+
+
 def _check_output_file(out: Path, command: str, force: bool) -> Path:
     """An output file ``out`` (``.npy``) and its report ``out.json`` beside it."""
     if out.suffix != ".npy":
@@ -94,6 +105,8 @@ def _check_output_file(out: Path, command: str, force: bool) -> Path:
     for path in (out, report):
         if path.is_dir():
             raise A2QError(f"--out {out}: {path} is a folder")
+        if path.exists() or path.is_symlink():
+            _plain(path)
     if not (out.exists() or report.exists()) or force:
         return out
     from . import strict_json

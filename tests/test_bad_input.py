@@ -233,6 +233,7 @@ CASES = {
     "out-foreign-folder": lambda root, t: golden(export(root), _foreign(root)),
     "out-input": lambda root, t: golden(export(root), root / "graph"),
     "out-input-force": lambda root, t: golden(export(root), root / "graph", "--force"),
+    "out-device": lambda root, t: golden(export(root), _fifo(root), "--force"),
     "out-folder-for-file": lambda root, t: agg(arrays(root), _foreign(root, "y.npy")),
     "out-not-npy": lambda root, t: comb(arrays(root), root / "y.txt"),
 }
@@ -253,6 +254,11 @@ def _foreign(root: Path, name: str = "mine") -> Path:
     (root / name).mkdir()
     (root / name / "notes.txt").write_text("mine\n")
     return root / name
+
+
+def _fifo(root: Path) -> Path:
+    os.mkfifo(root / "pipe")
+    return root / "pipe"
 
 
 def _first_weight(obj) -> str:
