@@ -119,7 +119,10 @@ def _cmd_train(args) -> int:
     if not args.no_export and _exportable(cfg):
         from a2q.sw.export import export_run
 
-        exported = export_run(out, data_root=args.data_root)
+        try:
+            exported = export_run(out, data_root=args.data_root)
+        except A2QError as exc:  # the run is written and whole; only its export is not
+            print(f"a2q: warning: no bitwidth-annotated graph: {exc}", file=sys.stderr)
     print(f"{m['dataset']} {m['model']} {m['method']} seed {m['seed']}: "
           f"test_acc {m['test_acc']:.2f} (val-selected), "
           f"{m['test_acc_best_epoch']:.2f} (best epoch, paper protocol), "
@@ -218,7 +221,8 @@ def _engine_build(args, command: str):
                            "engine)")
         return load_engine_build(args.rtl, args.graph)
     baselines = tuple(DEFAULT_BASELINES if args.baselines is None else args.baselines)
-    return build_engine(args.graph, lanes=args.lanes or DEFAULT_LANES, baselines=baselines,
+    lanes = DEFAULT_LANES if args.lanes is None else args.lanes
+    return build_engine(args.graph, lanes=lanes, baselines=baselines,
                         max_nodes=args.max_nodes, max_edges=args.max_edges)
 
 
@@ -274,8 +278,9 @@ def _cmd_rtl(args) -> int:
         return _cmd_rtl_engine(args)
     _only_options(args, f"rtl {args.unit}", RTL_UNIT_OPTIONS[args.unit])
     check_output(args.out, "a2q rtl", force=args.force)
-    defaults = {"combination": {"in_features": 16},
-                "aggregation": {"columns": 16, "max_nodes": 4096, "max_edges": 16384}}
+    defaults = {"combination": {"in_features": 16, "lanes": DEFAULT_LANES},
+                "aggregation": {"columns": 16, "lanes": DEFAULT_LANES, "max_nodes": 4096,
+                                "max_edges": 16384}}
     params = defaults[args.unit] | {"max_bits": 8} | {
         k: v for k, v in vars(args).items()
         if k in rtl.unit_parameters(args.unit) and v is not None}
@@ -725,12 +730,17 @@ def main(argv: list[str] | None = None) -> int:
     from a2q.sim.toolchain import ToolchainError
     from a2q.sim.unit_run import InputError
 
-    warnings.filterwarnings("ignore", message=".*[Ss]parse.*")
+    if not sys.warnoptions:  # a2q says what matters in one line; python -W shows the rest
+        warnings.simplefilter("ignore")
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
     except (A2QError, InputError, ToolchainError, SimulationError) as exc:
         print(f"a2q: error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # a file system that refuses: read-only, full, permissions
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"a2q: error: {where}{exc.strerror or exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("a2q: interrupted", file=sys.stderr)

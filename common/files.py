@@ -26,6 +26,8 @@ from .errors import A2QError
 
 #: the file in every output folder that names the command that wrote it
 STAMP = ".a2q-output"
+#: the longest file name (bytes) Linux file systems hold
+NAME_MAX = 255
 
 
 def _resolve(path: Path, what: str) -> Path:
@@ -49,6 +51,8 @@ def check_output(out: str | os.PathLike, command: str, *, inputs=(), force: bool
     ``file``: the output is one file (and its ``.json`` report) instead of a folder.
     ``inputs``: the paths the command reads."""
     out = Path(out)
+    if "\0" in str(out) or len(os.fsencode(out.name)) > NAME_MAX:
+        raise A2QError(f"--out {str(out)[:80]!r}: not a file name this system can hold")
     if out.name in ("", ".", ".."):
         raise A2QError(f"--out {out}: names the current folder or one above it; give the name "
                        "of a folder to write")
@@ -57,6 +61,7 @@ def check_output(out: str | os.PathLike, command: str, *, inputs=(), force: bool
     if target == here or target in here.parents:
         raise A2QError(f"--out {out}: holds the current folder; give the name of a folder to "
                        "write")
+    inside_input = False
     for given in inputs:
         if given is None:
             continue
@@ -64,6 +69,7 @@ def check_output(out: str | os.PathLike, command: str, *, inputs=(), force: bool
         if source == target or target in source.parents:
             raise A2QError(f"--out {out}: would replace the input {given}; give another "
                            "--out")
+        inside_input |= source in target.parents
     parent = target.parent
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent
@@ -82,6 +88,8 @@ def check_output(out: str | os.PathLike, command: str, *, inputs=(), force: bool
         what = "holds files that are not an earlier output of " + command
     else:
         what = "is a file, not an earlier output of " + command
+    if inside_input:  # part of an input: --force would destroy it
+        raise A2QError(f"--out {out}: {what}, inside an input; give another --out")
     if not force:
         raise A2QError(f"--out {out}: {what}; give --force to replace it")
     return out
@@ -149,7 +157,7 @@ def atomic_folder(out: str | os.PathLike, *, command: str | None = None):
     stamp the folder as that command's output (:func:`written_by`)."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name[:NAME_MAX // 2]}.", dir=out.parent))
     umask = os.umask(0)
     os.umask(umask)
     tmp.chmod(0o777 & ~umask)  # mkdtemp makes it private; the folder it becomes should not be
@@ -159,7 +167,8 @@ def atomic_folder(out: str | os.PathLike, *, command: str | None = None):
             (tmp / STAMP).write_text(command + "\n")
         with interrupts_held():
             if out.exists() or out.is_symlink():
-                old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
+                old = Path(tempfile.mkdtemp(prefix=f".{out.name[:NAME_MAX // 2]}.old.",
+                                            dir=out.parent))
                 os.rename(out, old / "replaced")
                 try:
                     os.rename(tmp, out)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import math
 import os
+import stat
 
 import numpy as np
 
@@ -21,13 +22,15 @@ class NpyError(ValueError):
     """Bytes that are not a plain ``.npy`` array; the message says what they are instead."""
 
 
-def loads(data: bytes) -> np.ndarray:
-    """The array that ``data`` (a whole ``.npy`` file) holds, as a writable array."""
-    if not data.startswith(_MAGIC):
-        if data.startswith((b"PK\x03\x04", b"PK\x05\x06")):
+def _header(fh, size: int):
+    """(shape, fortran order, dtype, data bytes) of the ``.npy`` file ``fh`` of ``size``
+    bytes, positioned at its data; refuses what is not a plain array of that many bytes."""
+    magic = fh.read(6)
+    if magic != _MAGIC:
+        if magic[:4] in (b"PK\x03\x04", b"PK\x05\x06"):
             raise NpyError("an .npz archive (or another zip file), not an .npy array")
         raise NpyError("not an .npy array (no NumPy header)")
-    fh = io.BytesIO(data)
+    fh.seek(0)
     try:
         version = np.lib.format.read_magic(fh)
         if version == (1, 0):
@@ -45,15 +48,35 @@ def loads(data: bytes) -> np.ndarray:
         raise NpyError(f"dtype {dtype} holds Python objects or records; a2q reads plain "
                        "numbers only")
     count = math.prod(shape)
-    need, have = count * dtype.itemsize, len(data) - fh.tell()
+    need, have = count * dtype.itemsize, size - fh.tell()
     if need != have:
         raise NpyError(f"the header declares shape {list(shape)} ({need} bytes of {dtype}) but "
                        f"{have} bytes follow it" + (" (truncated)" if have < need else ""))
-    arr = np.frombuffer(data, dtype=dtype, count=count, offset=fh.tell())
+    return shape, fortran, dtype, count
+
+
+def _array(data: bytes, offset: int, shape, fortran, dtype, count) -> np.ndarray:
+    arr = np.frombuffer(data, dtype=dtype, count=count, offset=offset)
     return arr.reshape(shape, order="F" if fortran else "C").copy()
 
 
+def loads(data: bytes) -> np.ndarray:
+    """The array that ``data`` (a whole ``.npy`` file) holds, as a writable array."""
+    fh = io.BytesIO(data)
+    shape, fortran, dtype, count = _header(fh, len(data))
+    return _array(data, fh.tell(), shape, fortran, dtype, count)
+
+
 def load(path: str | os.PathLike) -> np.ndarray:
-    """:func:`loads` of a file."""
+    """:func:`loads` of a file, which must be a regular file (a FIFO or a device is refused
+    before it is opened): its header is checked against the file's size before the data is
+    read, so a sparse file of terabytes is refused, not read."""
+    st = os.stat(path)
+    if stat.S_ISDIR(st.st_mode):
+        raise IsADirectoryError(21, "Is a directory", str(path))
+    if not stat.S_ISREG(st.st_mode):
+        raise NpyError("not a regular file (a device, a FIFO or a socket)")
     with open(path, "rb") as fh:
-        return loads(fh.read())
+        shape, fortran, dtype, count = _header(fh, st.st_size)
+        data = fh.read()
+    return _array(data, 0, shape, fortran, dtype, count)

@@ -51,10 +51,18 @@ LINT_WAIVERS = "".join(
 #: the range of every unit parameter ``a2q rtl`` and ``a2q sim`` accept (the constructors'
 #: own checks come after): lanes as the engine's, memories and widths a synthesis can hold
 UNIT_LIMITS = {
-    "lanes": (1, 64), "in_features": (1, 1 << 16), "columns": (1, 1 << 16),
+    "lanes": (1, 64), "in_features": (1, 8192), "columns": (1, 8192),
     "weight_bits": (2, 16), "max_bits": (1, 16), "max_nodes": (2, 1 << 20),
     "max_edges": (1, 1 << 24), "acc_width": (1, 128),
 }
+
+
+#: the most words of the aggregation unit's feature memory (max_nodes x tiles)
+MAX_UNIT_WORDS = 1 << 20
+#: the most weight bits in the combination unit's adder trees (in_features x lanes x
+#: weight_bits): 1433 x 16 x 8 took 72 s and 1.5 GB to elaborate, 4096 x 16 x 4 258 s and
+#: 6.2 GB (`a2q rtl combination --no-lint`)
+MAX_UNIT_WEIGHT_BITS = 1 << 17
 
 
 def check_unit_parameters(kind: str, params: dict) -> None:
@@ -67,6 +75,19 @@ def check_unit_parameters(kind: str, params: dict) -> None:
         if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
             raise ValueError(f"--{name.replace('_', '-')} must be an integer in {lo}..{hi}, "
                              f"got {v!r}")
+    if kind == "combination" and all(isinstance(params.get(k), int)
+                                     for k in ("in_features", "lanes")):
+        bits = params["in_features"] * params["lanes"] * (params.get("weight_bits") or 4)
+        if bits > MAX_UNIT_WEIGHT_BITS:
+            raise ValueError(f"--in-features x --lanes x --weight-bits is {bits} weight bits "
+                             f"in the adder trees, more than the {MAX_UNIT_WEIGHT_BITS} a unit "
+                             "is built with")
+    if kind == "aggregation" and all(isinstance(params.get(k), int)
+                                     for k in ("max_nodes", "columns", "lanes")):
+        words = params["max_nodes"] * -(-params["columns"] // params["lanes"])
+        if words > MAX_UNIT_WORDS:
+            raise ValueError(f"--max-nodes x tiles of --columns is {words} feature words, "
+                             f"more than the {MAX_UNIT_WORDS} a unit is built with")
 
 
 def unit_parameters(kind: str) -> list[str]:

@@ -13,8 +13,10 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import math
 import os
 import re
+import stat
 from pathlib import Path, PurePosixPath
 
 import numpy as np
@@ -51,11 +53,14 @@ def seal(manifest: dict) -> dict:
     return dict(manifest, manifest_sha256=manifest_digest(manifest))
 
 
-def write_graph(out: str | os.PathLike, manifest: dict, arrays: dict[str, np.ndarray]) -> Path:
+def write_graph(out: str | os.PathLike, manifest: dict, arrays: dict[str, np.ndarray], *,
+                check: bool = False) -> Path:
     """Write ``arrays`` (name -> array) and ``manifest`` (without ``tensors``) to ``out``.
 
     Files are written to a temporary sibling folder, then moved into place: a failure leaves
-    nothing half-written. The same inputs give the same bytes.
+    nothing half-written. The same inputs give the same bytes. ``check``: read the folder back
+    with :func:`read_graph` before it takes ``out``'s place, so that nothing the reader would
+    refuse is ever written (the message names ``out``).
     """
     out = Path(out)
     with atomic_folder(out, command="a2q export") as tmp:
@@ -69,6 +74,11 @@ def write_graph(out: str | os.PathLike, manifest: dict, arrays: dict[str, np.nda
                              "sha256": hashlib.sha256(data).hexdigest()}
         full = seal(dict(manifest, format=FORMAT, version=VERSION, tensors=tensors))
         (tmp / MANIFEST).write_text(json.dumps(full, indent=2, sort_keys=True) + "\n")
+        if check:
+            try:
+                read_graph(tmp)
+            except GraphFormatError as exc:
+                raise GraphFormatError(str(exc).replace(str(tmp), str(out))) from None
     return out
 
 
@@ -106,6 +116,8 @@ def _fail(path: Path, field: str, what: str):
 
 def _safe_file(folder: Path, name: str, field: str) -> Path:
     p = PurePosixPath(name)
+    if "\0" in name or len(os.fsencode(name)) > 255:
+        _fail(folder / MANIFEST, field, f"{name[:40]!r}... is not a file name")
     if (not name or p.is_absolute() or ".." in p.parts or "\\" in name or len(p.parts) != 1):
         _fail(folder / MANIFEST, field, f"file name {name!r} leaves the export folder")
     target = folder / name
@@ -118,6 +130,33 @@ def _safe_file(folder: Path, name: str, field: str) -> Path:
             _fail(folder / MANIFEST, field, f"file {name!r} is a link that leaves the export "
                                             "folder")
     return target
+
+
+#: a manifest is a few KB; anything far larger is not one
+MANIFEST_MAX_BYTES = 1 << 24
+
+
+def _npy_max_bytes(dtype: str, shape: tuple) -> int:
+    """The most bytes a ``.npy`` file of ``shape`` and ``dtype`` may take: its data and the
+    longest header NumPy reads (64 KB)."""
+    return math.prod(shape) * np.dtype(dtype).itemsize + 65536
+
+
+def _regular_file(path: Path, max_bytes: int, field: str) -> None:
+    """``path`` is a regular file of at most ``max_bytes``: never a FIFO, a device or a
+    folder (reading one would hang or never end), never larger than its field can be."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise GraphFormatError(f"{path}: field {field!r}: file missing") from None
+    except (OSError, RuntimeError) as exc:
+        raise GraphFormatError(f"{path}: field {field!r}: unreadable "
+                               f"({getattr(exc, 'strerror', None) or exc})") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise GraphFormatError(f"{path}: field {field!r}: not a regular file")
+    if st.st_size > max_bytes:
+        raise GraphFormatError(f"{path}: field {field!r}: {st.st_size} bytes, more than the "
+                               f"{max_bytes} it can hold")
 
 
 def _tensor_entry(t, name: str, path: Path) -> None:
@@ -138,13 +177,14 @@ def _tensor_entry(t, name: str, path: Path) -> None:
         _fail(path, field + ".sha256", "must be 64 lowercase hex digits")
 
 
-def _int_field(manifest: dict, key: str, path: Path, lo=None, hi=None, where=None) -> int:
+def _int_field(manifest: dict, key: str, path: Path, lo=None, hi=None, where=None,
+               prefix: str = "") -> int:
     d = manifest if where is None else where
     v = d.get(key)
     if not isinstance(v, int) or isinstance(v, bool):
-        _fail(path, key, f"must be an integer, got {v!r}")
+        _fail(path, prefix + key, f"must be an integer, got {v!r}")
     if (lo is not None and v < lo) or (hi is not None and v > hi):
-        _fail(path, key, f"{v} outside {lo}..{hi}")
+        _fail(path, prefix + key, f"{v} outside {lo}..{'' if hi is None else hi}")
     return v
 
 
@@ -192,7 +232,7 @@ def expected_tensors(manifest: dict) -> dict[str, tuple[str, tuple]]:
 def _check_manifest(m: dict, path: Path) -> None:
     if m.get("format") != FORMAT:
         _fail(path, "format", f"expected {FORMAT!r}, got {m.get('format')!r}")
-    if m.get("version") != VERSION:
+    if type(m.get("version")) is not int or m["version"] != VERSION:
         _fail(path, "version", f"unknown format version {m.get('version')!r} (this reader: "
                                f"{VERSION})")
     if m.get("manifest_sha256") != manifest_digest(m):
@@ -201,14 +241,16 @@ def _check_manifest(m: dict, path: Path) -> None:
         _fail(path, "model", f"{m.get('model')!r} is not one of {', '.join(MODELS)}")
     if m.get("method") not in ("a2q", "uniform"):
         _fail(path, "method", f"{m.get('method')!r} is not one of a2q, uniform")
-    if not isinstance(m.get("dataset"), str) or not m["dataset"]:
-        _fail(path, "dataset", "must be a non-empty string")
     _int_field(m, "seed", path)
     if m.get("self_loops") is not (m["model"] == "gcn"):
         _fail(path, "self_loops", f"must be {m['model'] == 'gcn'} for {m['model']}")
-    if m.get("norm_frac") != NORM_FRAC or m.get("eps_frac") != EPS_FRAC:
-        _fail(path, "norm_frac" if m.get("norm_frac") != NORM_FRAC else "eps_frac",
-              f"this format version fixes norm_frac = {NORM_FRAC} and eps_frac = {EPS_FRAC}")
+    for key, fixed_value in (("norm_frac", NORM_FRAC), ("eps_frac", EPS_FRAC)):
+        if type(m.get(key)) is not int or m[key] != fixed_value:
+            _fail(path, key, f"this format version fixes norm_frac = {NORM_FRAC} and "
+                             f"eps_frac = {EPS_FRAC}, got {m.get(key)!r}")
+    if not isinstance(m.get("dataset"), str) or not re.fullmatch(r"[\w.+-]{1,64}",
+                                                                 m["dataset"]):
+        _fail(path, "dataset", "must be a name of 1..64 letters, digits, '.', '+', '-', '_'")
     _int_field(m, "num_nodes", path, 1)
     _int_field(m, "num_edges", path, 0)
     _int_field(m, "num_classes", path, 1)
@@ -219,14 +261,15 @@ def _check_manifest(m: dict, path: Path) -> None:
     for l, L in enumerate(layers, start=1):
         if not isinstance(L, dict):
             _fail(path, f"layers[{l - 1}]", "must be an object")
+        at = f"layers[{l - 1}]."
         for k in ("in_dim", "out_dim"):
-            _int_field(L, k, path, 1, where=L)
-        _int_field(L, "weight_bits", path, 2, 8, where=L)
-        _int_field(L, "operand_bits", path, 0, 8, where=L)
+            _int_field(L, k, path, 1, where=L, prefix=at)
+        _int_field(L, "weight_bits", path, 2, 8, where=L, prefix=at)
+        _int_field(L, "operand_bits", path, 0, 8, where=L, prefix=at)
         shifts = ("xw_scale_sh", "out_scale_sh") if m["model"] == "gcn" else (
             "op_scale_sh", "out_scale_sh")
         for k in shifts:
-            _int_field(L, k, path, 0, 62, where=L)
+            _int_field(L, k, path, 0, 62, where=L, prefix=at)
         if m["model"] == "gin" and l > 1 and not L["operand_bits"]:
             _fail(path, f"layers[{l - 1}].operand_bits", "GIN's hidden operand must be quantized")
         if m["model"] == "gcn" and not L["operand_bits"]:
@@ -242,14 +285,14 @@ def _check_manifest(m: dict, path: Path) -> None:
             if m["model"] != "gcn":
                 _fail(path, f"layers[{l - 1}].per_node_operand",
                       "per-node operand bits are defined for GCN only")
-            _int_field(L, "op_coef_sh", path, 0, 62, where=L)
+            _int_field(L, "op_coef_sh", path, 0, 62, where=L, prefix=at)
         want = "none" if l == len(layers) else "relu"
         if L.get("activation") != want:
             _fail(path, f"layers[{l - 1}].activation", f"must be {want!r} for this layer")
         if L.get("operand_signed") is not (m["model"] == "gcn"):
             _fail(path, f"layers[{l - 1}].operand_signed", f"must be {m['model'] == 'gcn'}")
         if m["model"] == "gin":
-            _int_field(L, "eps_fx", path, 0, 1 << 20, where=L)
+            _int_field(L, "eps_fx", path, 0, 1 << 20, where=L, prefix=at)
         if l > 1 and L["in_dim"] != layers[l - 2]["out_dim"]:
             _fail(path, f"layers[{l - 1}].in_dim", "does not match the previous out_dim")
     if layers[-1]["out_dim"] != m["num_classes"]:
@@ -314,8 +357,9 @@ def read_graph(path: str | os.PathLike) -> AnnotatedGraph:
     """Load and validate an export folder (see module docstring)."""
     folder = Path(path)
     mpath = folder / MANIFEST
-    if not mpath.is_file():
+    if not (mpath.exists() or mpath.is_symlink()):
         raise GraphFormatError(f"{mpath}: missing (not an export folder)")
+    _regular_file(mpath, MANIFEST_MAX_BYTES, "(the manifest)")
     try:
         manifest = strict_json.read(mpath)
     except strict_json.StrictJSONError as exc:
@@ -343,6 +387,7 @@ def read_graph(path: str | os.PathLike) -> AnnotatedGraph:
         if t["shape"] != list(shape):
             _fail(mpath, f"tensors.{name}.shape", f"expected {list(shape)}, got {t['shape']}")
         f = _safe_file(folder, t["file"], f"tensors.{name}.file")
+        _regular_file(f, _npy_max_bytes(dtype, shape), f"tensors.{name}")
         try:
             data = f.read_bytes()
         except OSError as exc:

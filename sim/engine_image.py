@@ -39,6 +39,8 @@ def engine_config(g: AnnotatedGraph, *, lanes: int = DEFAULT_LANES,
     where that takes fewer cycles (``nonzeros_per_word`` None:
     :func:`~a2q.sim.cycles.default_nonzeros_per_word`), in as many words as ``g`` needs and one
     more for each node ``max_nodes`` holds beyond ``g``'s, unless ``max_input_words`` says."""
+    if not isinstance(lanes, int) or isinstance(lanes, bool) or not 1 <= lanes <= 64:
+        raise EngineFitError(f"lanes must be an integer 1..64, got {lanes!r}")
     man = g.manifest
     layers = tuple(LayerShape(L["in_dim"], L["out_dim"], L["weight_bits"]) for L in g.layers)
     max_nodes = max(g.num_nodes, 2) if max_nodes is None else max_nodes

@@ -16,6 +16,14 @@ from .annotated_graph import NORM_FRAC
 from .fixed_point import fixed, fixed_common
 
 
+def _fx(field: str, to_fixed, x):
+    """``to_fixed(x)``; a value fixed point cannot hold is refused naming the export field."""
+    try:
+        return to_fixed(x)
+    except ValueError as exc:
+        raise ValueError(f"field {field!r}: {exc}") from None
+
+
 def derive_constants(model: str, layers: list[dict], arrays: dict) -> None:
     """Fill ``arrays`` and each ``layers[l]`` in place with the derived constants."""
     gcn = model == "gcn"
@@ -24,23 +32,29 @@ def derive_constants(model: str, layers: list[dict], arrays: dict) -> None:
         w_step, bias = arrays[p + "weight_step"], arrays[p + "bias"]
         if L["per_node_input"]:
             step = arrays[p + "node_step"]
-            arrays[p + "node_scale_m"], arrays[p + "node_scale_sh"] = fixed(step)
-            arrays[p + "node_inv_m"], arrays[p + "node_inv_sh"] = fixed(1.0 / step)
+            arrays[p + "node_scale_m"], arrays[p + "node_scale_sh"] = _fx(
+                p + "node_scale_m", fixed, step)
+            arrays[p + "node_inv_m"], arrays[p + "node_inv_sh"] = _fx(
+                p + "node_inv_m", fixed, 1.0 / step)
         if gcn and L.get("per_node_operand"):
             _per_node_operand(L, p, arrays, w_step, bias)
             continue
         op_step = (arrays[p + "operand_step"] if L["operand_bits"]
                    else np.ones(L["in_dim"]))
         if gcn:
-            arrays[p + "xw_scale_m"], L["xw_scale_sh"] = fixed_common(w_step / op_step)
-            arrays[p + "out_scale_m"], L["out_scale_sh"] = fixed_common(op_step)
+            arrays[p + "xw_scale_m"], L["xw_scale_sh"] = _fx(
+                p + "xw_scale_m", fixed_common, w_step / op_step)
+            arrays[p + "out_scale_m"], L["out_scale_sh"] = _fx(
+                p + "out_scale_m", fixed_common, op_step)
             arrays[p + "bias_fx"] = np.floor(
                 bias * 2.0 ** (NORM_FRAC + L["out_scale_sh"]) + 0.5).astype(np.int64)
         else:
-            arrays[p + "op_scale_m"], L["op_scale_sh"] = fixed_common(op_step)
+            arrays[p + "op_scale_m"], L["op_scale_sh"] = _fx(
+                p + "op_scale_m", fixed_common, op_step)
             nxt = (arrays[f"layer{l + 1}.operand_step"] if l < len(layers)
                    else np.ones(L["out_dim"]))
-            arrays[p + "out_scale_m"], L["out_scale_sh"] = fixed_common(w_step / nxt)
+            arrays[p + "out_scale_m"], L["out_scale_sh"] = _fx(
+                p + "out_scale_m", fixed_common, w_step / nxt)
             arrays[p + "bias_fx"] = np.floor(
                 bias / nxt * 2.0 ** L["out_scale_sh"] + 0.5).astype(np.int64)
 
@@ -53,15 +67,17 @@ def _per_node_operand(L: dict, p: str, arrays: dict, w_step, bias) -> None:
     2^(15 - op_coef_sh), so that the bias and every later step are as with column steps."""
     t = arrays[p + "node_op_step"]
     step_in = arrays[p + "node_step"] if L["per_node_input"] else np.ones_like(t)
-    arrays[p + "node_op_m"], arrays[p + "node_op_sh"] = fixed(step_in / t)
-    arrays[p + "xw_scale_m"], L["xw_scale_sh"] = fixed_common(w_step)
+    arrays[p + "node_op_m"], arrays[p + "node_op_sh"] = _fx(
+        p + "node_op_m", fixed, step_in / t)
+    arrays[p + "xw_scale_m"], L["xw_scale_sh"] = _fx(p + "xw_scale_m", fixed_common, w_step)
     degree = np.maximum(np.diff(arrays["indptr"]), 1).astype(np.float64)
     coef = t / np.sqrt(degree)
-    _, sh = fixed(coef.max())  # the largest at 2^15 .. 2^16: one bit less keeps it <= 2^15
+    # the largest at 2^15 .. 2^16: one bit less keeps it <= 2^15
+    _, sh = _fx(p + "op_coef", fixed, coef.max())
     L["op_coef_sh"] = int(sh) - 1
     arrays[p + "op_coef"] = np.maximum(1, np.floor(np.ldexp(coef, L["op_coef_sh"]) + 0.5)
                                        ).astype(np.int64)
-    arrays[p + "out_scale_m"], L["out_scale_sh"] = fixed_common(
+    arrays[p + "out_scale_m"], L["out_scale_sh"] = _fx(p + "out_scale_m", fixed_common, 
         np.full(len(w_step), 2.0 ** (NORM_FRAC - L["op_coef_sh"])))
     arrays[p + "bias_fx"] = np.floor(
         bias * 2.0 ** (NORM_FRAC + L["out_scale_sh"]) + 0.5).astype(np.int64)

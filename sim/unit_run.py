@@ -91,7 +91,7 @@ def prepare_combination(x_path, bits_path, w_path, *, signed_input=False, lanes=
         raise InputError(f"{bits_path}: bits has {bits.shape[0]} entries, x has {x.shape[0]} rows")
     if w.shape[0] != x.shape[1]:
         raise InputError(f"{w_path}: w has {w.shape[0]} rows, x has {x.shape[1]} columns")
-    check_fits(x, bits, signed_input, str(x_path))
+    check_fits(x, bits, signed_input, str(x_path), str(bits_path))
     lim = 1 << (weight_bits - 1)
     if w.min() < -lim or w.max() >= lim:
         raise InputError(f"{w_path}: w holds {w.min()}..{w.max()}, beyond {weight_bits}-bit "
@@ -130,7 +130,7 @@ def prepare_aggregation(indptr_path, indices_path, x_path, bits_path, *, signed_
     if indices.min() < 0 or indices.max() >= n:
         raise InputError(f"{indices_path}: indices out of range 0..{n - 1} "
                          f"(found {indices.min()}..{indices.max()})")
-    check_fits(x, bits, signed_input, str(x_path))
+    check_fits(x, bits, signed_input, str(x_path), str(bits_path))
     lanes = lanes or min(x.shape[1], 16)
     max_bits = max_bits or int(bits.max())
     if bits.max() > max_bits:

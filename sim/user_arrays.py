@@ -47,10 +47,13 @@ def load_int_array(path, field: str, ndim: int) -> np.ndarray:
     return a.astype(np.int64)
 
 
-def check_fits(x: np.ndarray, bits: np.ndarray, signed_input: bool, where: str) -> None:
-    """Every row i of ``x`` fits ``bits[i]`` bits (two's complement if signed)."""
+def check_fits(x: np.ndarray, bits: np.ndarray, signed_input: bool, where: str,
+               bits_where: str | None = None) -> None:
+    """Every row i of ``x`` (file ``where``) fits ``bits[i]`` bits (file ``bits_where``),
+    two's complement if signed."""
     if bits.min() < 1 or bits.max() > 16:
-        raise InputError(f"{where}: bits must be 1..16, found {bits.min()}..{bits.max()}")
+        raise InputError(f"{bits_where or where}: bits must be 1..16, found "
+                         f"{bits.min()}..{bits.max()}")
     lo = -(1 << (bits - 1)) if signed_input else np.zeros_like(bits)
     hi = (1 << (bits - 1)) - 1 if signed_input else (1 << bits) - 1
     bad = np.argwhere((x < lo[:, None]) | (x > hi[:, None]))

@@ -132,6 +132,9 @@ def _check_types(cfg: TrainConfig) -> None:
         raise A2QError(f"seed must be in 0..{MAX_SEED}, got {cfg.seed}")
 
 
+#: the largest learning rate, weight decay or lambda: PyTorch holds them as float32 (a larger
+#: one diverges, which training reports, instead of failing to convert)
+MAX_RATE = 1e30
 #: upper bounds of the sizes (far above any model a2q trains; they keep a typo from
 #: allocating the machine's memory)
 _LIMITS = {"epochs": 100_000, "hidden": 4096, "heads": 64, "layers": 16, "pool_size": 4096,
@@ -149,11 +152,18 @@ def validate(cfg: TrainConfig) -> None:
         if getattr(cfg, name) > hi:
             raise A2QError(f"{name.replace('_', '-')} must be at most {hi}, got "
                            f"{getattr(cfg, name)}")
-    for name in ("lr_bits", "lr_step_features", "lr_step_weight", "lr_step_operand",
-                 "weight_decay"):
-        if getattr(cfg, name) < 0:
-            raise A2QError(f"{name.replace('_', '-')} must not be negative, got "
+    for name in ("lr", "lr_bits", "lr_step_features", "lr_step_weight", "lr_step_operand",
+                 "weight_decay", "lam"):
+        if not 0 <= getattr(cfg, name) <= MAX_RATE:
+            flag = "lambda" if name == "lam" else name.replace("_", "-")
+            raise A2QError(f"{flag} must be in 0..{MAX_RATE:g}, got {getattr(cfg, name)}")
+    for name in ("memory_target_kb", "cycle_target_k"):
+        if getattr(cfg, name) > 1e9:
+            raise A2QError(f"{name.replace('_', '-')} must be at most 1e9, got "
                            f"{getattr(cfg, name)}")
+    if cfg.model == "gat" and cfg.hidden * cfg.heads > 4096:
+        raise A2QError(f"GAT's hidden width times heads must be at most 4096, got "
+                       f"{cfg.hidden} x {cfg.heads}")
     if not 1 <= cfg.init_bits <= 8:
         raise A2QError(f"init-bits must be in 1..8, got {cfg.init_bits}")
     if cfg.epochs <= 0:

@@ -148,6 +148,6 @@ def export_run(run: str | os.PathLike, out: str | os.PathLike | None = None, *,
     except ValueError as exc:  # a constant that fixed point cannot represent
         raise A2QError(f"cannot export {run}: {exc}") from None
     try:
-        return write_graph(out, manifest, arrays)
+        return write_graph(out, manifest, arrays, check=True)
     except (GraphFormatError, ValueError) as exc:
-        raise A2QError(str(exc)) from None
+        raise A2QError(f"cannot export {run}: the export would be invalid: {exc}") from None

@@ -74,7 +74,7 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
         raise A2QError(f"{path}: corrupted checkpoint: {_first_line(exc)}") from None
     if not isinstance(obj, dict) or obj.get("format") != CHECKPOINT_FORMAT:
         raise A2QError(f"{path}: not an a2q checkpoint (field 'format')")
-    if obj.get("version") != CHECKPOINT_VERSION:
+    if type(obj.get("version")) is not int or obj["version"] != CHECKPOINT_VERSION:
         raise A2QError(f"{path}: unsupported checkpoint version {obj.get('version')!r} "
                        f"(field 'version'; this a2q reads {CHECKPOINT_VERSION})")
     for key in ("task", "config", "state"):
@@ -97,6 +97,9 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
             if not isinstance(t, torch.Tensor):
                 raise A2QError(f"{path}: field '{where}.{name}' must be a tensor, got "
                                f"{type(t).__name__}")
+            if t.layout != torch.strided or t.device.type != "cpu" or t.is_complex():
+                raise A2QError(f"{path}: field '{where}.{name}' must be a dense real tensor "
+                               f"in memory, got {t.layout}, {t.device.type}, {t.dtype}")
             if t.is_floating_point() and not bool(torch.isfinite(t).all()):
                 raise A2QError(f"{path}: field '{where}.{name}': NaN or infinite value")
     return obj

@@ -419,6 +419,11 @@ def model_from_checkpoint(ckpt: dict, *, data_root=None):
                                      init_bits=cfg.init_bits)
         else:
             model = _graph_model(cfg, gd)
+        own = model.state_dict()
+        for name, t in state.items():
+            if name in own and t.dtype != own[name].dtype:
+                raise A2QError(f"checkpoint field 'state.{name}': dtype {t.dtype}, the model's "
+                               f"is {own[name].dtype}")
         try:
             model.load_state_dict(state)
         except (RuntimeError, TypeError, AttributeError) as exc:

@@ -189,6 +189,13 @@ CASES = {
     "export-nan": _export_case(lambda d: replace_array(
         d, "layer1.weight_step", lambda a: a.__setitem__(0, np.nan))),
     "export-csr": _export_case(lambda d: replace_array(d, "indptr", _decreasing)),
+    "export-fifo": _export_case(lambda d: ((d / "x.npy").unlink(), os.mkfifo(d / "x.npy"))),
+    "export-sparse-file": _export_case(lambda d: os.truncate(d / "x.npy", 2 << 30)),
+    "export-float-field": _export_case(lambda d: reseal(d, lambda m: m.update(eps_frac=15.0))),
+    "export-nul-name": _export_case(lambda d: reseal(
+        d, lambda m: m["tensors"]["x"].update(file="x\0.npy"))),
+    "export-dataset-name": _export_case(lambda d: reseal(
+        d, lambda m: m.update(dataset="Cora\nsecond line"))),
     "export-overflow": _export_case(lambda d: replace_array(d, "layer2.bias_fx", _overflow)),
     "export-overflow-engine": lambda root, t: _overflowing_engine(root),
     "checkpoint-missing": lambda root, t: ["eval", str(root)],
@@ -204,6 +211,18 @@ CASES = {
         root, t, lambda o: o["state"].update({_first_weight(o): torch.zeros(3, 3)})))],
     "checkpoint-nan-parameter": lambda root, t: ["export", str(edited_checkpoint(
         root, t, lambda o: o["state"][_first_weight(o)].fill_(float("nan"))))],
+    "checkpoint-version-float": lambda root, t: ["eval", str(edited_checkpoint(
+        root, t, lambda o: o.update(version=1.0)))],
+    "checkpoint-sparse": lambda root, t: ["eval", str(edited_checkpoint(
+        root, t, lambda o: o["state"].update({_first_weight(o): o["state"][
+            _first_weight(o)].to_sparse()})))],
+    "checkpoint-dtype": lambda root, t: ["eval", str(edited_checkpoint(
+        root, t, lambda o: o["state"].update({_first_weight(o): o["state"][
+            _first_weight(o)] > 0})))],
+    "array-fifo": lambda root, t: comb({**arrays(root), "x": str(_fifo(root))},
+                                       root / "y.npy"),
+    "array-bits-range": lambda root, t: comb(arrays(root, bits=np.full(4, 17)),
+                                             root / "y.npy"),
     "array-npz": lambda root, t: comb(arrays(root, x=_npz_bytes()), root / "y.npy"),
     "array-huge-header": lambda root, t: comb(arrays(root, x=huge_header("<i8")),
                                               root / "y.npy"),
@@ -227,6 +246,21 @@ CASES = {
                                          str(root / "r")],
     "option-seed": lambda root, t: ["train", "--seed", "-1", "--out", str(root / "run"),
                                     "--no-progress"],
+    "option-lanes-engine": lambda root, t: ["rtl", "engine", "--graph", str(export(root)),
+                                            "--lanes", "0", "--out", str(root / "r")],
+    "option-max-nodes-engine": lambda root, t: ["rtl", "engine", "--graph", str(export(root)),
+                                                "--max-nodes", "100000000000", "--out",
+                                                str(root / "r")],
+    "option-unit-size": lambda root, t: ["rtl", "combination", "--in-features", "8192",
+                                         "--lanes", "64", "--out", str(root / "r")],
+    "option-rate": lambda root, t: ["train", "--weight-decay", "1e308", "--out",
+                                    str(root / "run"), "--no-progress"],
+    "option-gat-size": lambda root, t: ["train", "--model", "gat", "--hidden", "4096",
+                                        "--heads", "64", "--out", str(root / "run"),
+                                        "--no-progress"],
+    "out-inside-input": lambda root, t: ["export", str(checkpoint(root, t)), "--out",
+                                         str(root / "run" / "checkpoint.pt"), "--force"],
+    "out-long-name": lambda root, t: golden(export(root), root / ("a" * 300)),
     "out-current-folder": lambda root, t: golden(export(root), "."),
     "out-parent-file": lambda root, t: golden(export(root), _file(root) / "out"),
     "out-file": lambda root, t: golden(export(root), _file(root)),
@@ -295,7 +329,8 @@ def test_every_class_of_the_table_has_a_case():
 def test_bad_input(name, tmp_path, monkeypatch, capsys, request):
     command, text = spec()[name]
     trained = request.getfixturevalue("trained") if name.startswith("checkpoint-") and name not in (
-        "checkpoint-missing", "checkpoint-pickle", "checkpoint-format") else None
+        "checkpoint-missing", "checkpoint-pickle", "checkpoint-format") or name == (
+        "out-inside-input") else None
     work = tmp_path / "work"
     work.mkdir()
     argv = CASES[name](tmp_path, trained)

@@ -94,3 +94,16 @@ def test_truncated_real_checkpoint(tmp_path):
     ck = out / "checkpoint.pt"
     ck.write_bytes(ck.read_bytes()[:-400])
     _one_line_error(a2q("eval", str(out)), "corrupted checkpoint")
+
+
+def test_a_run_whose_export_fails_is_kept_with_a_warning(tmp_path):
+    """One epoch of Cora GCN leaves a per-node step that fixed point cannot hold: the run is
+    written whole and the command succeeds, saying in one line which field has no export."""
+    out = tmp_path / "run"
+    p = a2q("train", "--epochs", "1", "--out", str(out), "--no-progress")
+    assert p.returncode == 0, p.stderr
+    warning = [line for line in p.stderr.splitlines() if line.startswith("a2q: warning")]
+    assert len(warning) == 1 and "no bitwidth-annotated graph" in warning[0]
+    assert "field 'layer" in warning[0]
+    assert (out / "checkpoint.pt").is_file() and not (out / "graph").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]

@@ -73,3 +73,10 @@ def test_sim_bad_input_is_one_clear_line(arrays, capsys, swap, message):
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
     assert not list(d.glob("bad*"))
+
+
+def test_rtl_units_take_the_default_lanes(tmp_path):
+    for unit in ("combination", "aggregation"):
+        assert main(["rtl", unit, "--no-lint", "--out", str(tmp_path / unit)]) == 0
+        assert json.loads((tmp_path / unit / "params.json").read_text())["parameters"][
+            "lanes"] == 16

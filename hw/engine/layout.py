@@ -68,6 +68,9 @@ OFF_CHIP = ("x", "logits")
 NONZEROS_PER_WORD = 4
 #: Fraction bits of the format's fixed-point constants (``norm_frac``, ``eps_frac``).
 FRAC = 15
+#: the deepest memories an engine is built with (an ECP5-85F holds 3.7 Mbit of block RAM)
+MAX_NODES = 1 << 20
+MAX_EDGES = 1 << 24
 MANTISSA = unsigned(17)  # 1 .. 2**16
 SHIFT = unsigned(8)      # a combined shift: up to 15 + 62 + 62
 NODE_SHIFT = unsigned(6)  # one node's shift: 0 .. 62
@@ -120,12 +123,12 @@ class EngineConfig:
         def need(name, v, lo, hi=None):
             if not isinstance(v, int) or isinstance(v, bool) or v < lo or (hi and v > hi):
                 rng = f"{lo}..{hi}" if hi else f">= {lo}"
-                raise ValueError(f"engine parameter {name} must be an integer {rng}, got {v!r}")
+                raise ValueError(f"{name} must be an integer {rng}, got {v!r}")
         if self.model not in MODELS:
             raise ValueError(f"the engine runs models {', '.join(MODELS)}, not {self.model!r}")
         need("lanes", self.lanes, 1, 64)
-        need("max_nodes", self.max_nodes, 2)
-        need("max_edges", self.max_edges, 1)
+        need("max_nodes", self.max_nodes, 2, MAX_NODES)
+        need("max_edges", self.max_edges, 1, MAX_EDGES)
         need("input_bits", self.input_bits, 1, 8)
         need("max_bits", self.max_bits, 2, 8)
         need("bias_bits", self.bias_bits, 2, 64)

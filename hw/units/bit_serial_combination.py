@@ -95,7 +95,7 @@ class BitSerialCombination(wiring.Component):
         first = self.planes.p.first
         with m.If(self.planes.valid & self.planes.ready):
             for c in range(P):
-                dot = sum(Mux(plane[k], w[k][c], 0) for k in range(F))
+                dot = _tree_sum([Mux(plane[k], w[k][c], 0) for k in range(F)])
                 term = Mux(first & Const(int(self.signed_input), 1), -dot, dot)
                 prev = Mux(first, 0, acc[c])
                 m.d.sync += acc[c].eq((prev << 1) + term)
@@ -116,3 +116,13 @@ def bit_planes(x_row, bits: int, signed_input: bool) -> list[int]:
             word |= ((v >> b) & 1) << k
         planes.append(word)
     return planes
+
+
+def _tree_sum(terms: list):
+    """The sum of ``terms`` as a balanced tree of adders: log2(len) deep, where Python's
+    ``sum`` nests as deep as there are terms (thousands of inputs exceed Python's recursion
+    limit when Amaranth walks the expression)."""
+    while len(terms) > 1:
+        terms = [terms[i] + terms[i + 1] if i + 1 < len(terms) else terms[i]
+                 for i in range(0, len(terms), 2)]
+    return terms[0]
