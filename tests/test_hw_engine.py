@@ -341,7 +341,8 @@ def test_graphs_that_do_not_fit_are_refused_naming_the_memory():
 @pytest.mark.parametrize("kwargs, message", [
     ({"model": "gat"}, "runs models gcn, gin"),
     ({"lanes": 0}, "lanes must be an integer 1..64"),
-    ({"max_nodes": 1}, "max_nodes must be an integer >= 2"),
+    ({"max_nodes": 1}, "max_nodes must be an integer 2..1048576"),
+    ({"max_edges": 1 << 25}, "max_edges must be an integer 1..16777216"),
     ({"layers": (LayerShape(4, 3, 4), LayerShape(5, 2, 4))}, "layer 2 in_dim 5 differs"),
 ])
 def test_bad_engine_parameters(kwargs, message):
