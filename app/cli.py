@@ -122,7 +122,8 @@ def _cmd_train(args) -> int:
         try:
             exported = export_run(out, data_root=args.data_root)
         except A2QError as exc:  # the run is written and whole; only its export is not
-            print(f"a2q: warning: no bitwidth-annotated graph: {exc}", file=sys.stderr)
+            print("a2q: warning: no bitwidth-annotated graph: " + str(exc).replace("\n", "\\n"),
+                  file=sys.stderr)
     print(f"{m['dataset']} {m['model']} {m['method']} seed {m['seed']}: "
           f"test_acc {m['test_acc']:.2f} (val-selected), "
           f"{m['test_acc_best_epoch']:.2f} (best epoch, paper protocol), "
@@ -725,6 +726,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _error(message: str) -> None:
+    """The one line of an error: a newline inside a name the input gave is shown as \\n."""
+    print("a2q: error: " + message.replace("\n", "\\n"), file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     from a2q.sim.rtl_sim import SimulationError
     from a2q.sim.toolchain import ToolchainError
@@ -736,11 +742,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except (A2QError, InputError, ToolchainError, SimulationError) as exc:
-        print(f"a2q: error: {exc}", file=sys.stderr)
+        _error(str(exc))
         return 1
     except OSError as exc:  # a file system that refuses: read-only, full, permissions
         where = f"{exc.filename}: " if exc.filename else ""
-        print(f"a2q: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        _error(f"{where}{exc.strerror or exc}")
         return 1
     except KeyboardInterrupt:
         print("a2q: interrupted", file=sys.stderr)

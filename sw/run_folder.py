@@ -95,13 +95,13 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
                            f"object), got {type(state).__name__}")
         for name, t in state.items():
             if not isinstance(t, torch.Tensor):
-                raise A2QError(f"{path}: field '{where}.{name}' must be a tensor, got "
+                raise A2QError(f"{path}: field {f'{where}.{name}'!r} must be a tensor, got "
                                f"{type(t).__name__}")
             if t.layout != torch.strided or t.device.type != "cpu" or t.is_complex():
-                raise A2QError(f"{path}: field '{where}.{name}' must be a dense real tensor "
-                               f"in memory, got {t.layout}, {t.device.type}, {t.dtype}")
+                raise A2QError(f"{path}: field {f'{where}.{name}'!r} must be a dense real "
+                               f"tensor in memory, got {t.layout}, {t.device.type}, {t.dtype}")
             if t.is_floating_point() and not bool(torch.isfinite(t).all()):
-                raise A2QError(f"{path}: field '{where}.{name}': NaN or infinite value")
+                raise A2QError(f"{path}: field {f'{where}.{name}'!r}: NaN or infinite value")
     return obj
 
 

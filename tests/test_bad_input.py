@@ -219,6 +219,8 @@ CASES = {
     "checkpoint-dtype": lambda root, t: ["eval", str(edited_checkpoint(
         root, t, lambda o: o["state"].update({_first_weight(o): o["state"][
             _first_weight(o)] > 0})))],
+    "checkpoint-key-newline": lambda root, t: ["eval", str(edited_checkpoint(
+        root, t, lambda o: o["state"].update({"a\nb": None})))],
     "array-fifo": lambda root, t: comb({**arrays(root), "x": str(_fifo(root))},
                                        root / "y.npy"),
     "array-bits-range": lambda root, t: comb(arrays(root, bits=np.full(4, 17)),
