@@ -25,6 +25,7 @@ from a2q.sim.annotated_graph import read_graph, seal, write_graph
 from a2q.sim.user_arrays import InputError
 
 from .sim_exports import random_export
+from .test_bad_input import tree
 from .test_golden_bounds import reference
 
 FUZZ = int(os.environ.get("A2Q_FUZZ_EXAMPLES", "60"))
@@ -39,11 +40,6 @@ JSON_VALUES = st.recursive(
                                                                 max_size=3),
     max_leaves=6)
 DTYPES = ["|u1", "|i1", "<i8", "<u8", "<f8", "<f4", "|b1", ">i8", "<i4", "|O", "<U3", "|V8"]
-
-
-def tree(root: Path) -> dict:
-    return {str(p.relative_to(root)): (p.lstat().st_size, p.lstat().st_mtime_ns)
-            for p in sorted(root.rglob("*"))}
 
 
 def run_checked(argv, root: Path, capsys) -> int:
