@@ -32,20 +32,20 @@ ENGINE_OPTIONS = {
     "sim": {"graph", "rtl", "lanes", "max_nodes", "max_edges", "baselines", "simulator",
             "waves", "load_port", "build_dir"},
 }
-#: every option of ``a2q rtl`` and ``a2q sim`` that one of their forms may refuse, and its
-#: value when not given
-_FORM_OPTIONS = {
-    "lanes": None, "max_bits": None, "weight_bits": None, "in_features": None,
-    "columns": None, "max_nodes": None, "max_edges": None, "acc_width": None,
-    "signed_input": None, "signed": False, "no_lint": False, "graph": None, "rtl": None,
-    "baselines": None, "x": None, "bits": None, "w": None, "indptr": None, "indices": None,
-    "waves": False, "load_port": False, "simulator": "verilator", "build_dir": "build/sim",
-}
+#: every option of ``a2q rtl`` and ``a2q sim`` that one of their forms may refuse
+_FORM_OPTIONS = sorted(set().union(*RTL_UNIT_OPTIONS.values(), *SIM_UNIT_OPTIONS.values(),
+                                   *ENGINE_OPTIONS.values()))
+
+
+def _form_defaults(p: argparse.ArgumentParser) -> None:
+    """Record ``p``'s defaults of :data:`_FORM_OPTIONS`, against which :func:`_only_options`
+    tells an option given from one left out."""
+    p.set_defaults(form_defaults={k: p.get_default(k) for k in _FORM_OPTIONS})
 
 
 def _only_options(args, form: str, allowed: set) -> None:
     """Refuse the options ``form`` does not read (given, so not at their default)."""
-    given = [k for k, default in _FORM_OPTIONS.items()
+    given = [k for k, default in args.form_defaults.items()
              if hasattr(args, k) and k not in allowed and getattr(args, k) != default]
     if given:
         flags = ", ".join("--" + ("signed" if k == "signed_input" else k.replace("_", "-"))
@@ -522,6 +522,7 @@ def _add_rtl_parsers(sub, baselines) -> None:
                    help="replace --out even if it holds something that is not this command's "
                         "own earlier output")
     p.set_defaults(func=_cmd_rtl, signed_input=None)
+    _form_defaults(p)
 
     p = sub.add_parser("sim", help="run a unit's RTL on your arrays, or the layer engine on an "
                                    "export (Icarus or Verilator)")
@@ -552,6 +553,7 @@ def _add_rtl_parsers(sub, baselines) -> None:
                    help="replace --out even if it holds something that is not this command's "
                         "own earlier output")
     p.set_defaults(func=_cmd_sim)
+    _form_defaults(p)
 
 
 def _add_pnr_args(p, *, seed_flag: str) -> None:

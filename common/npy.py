@@ -67,16 +67,23 @@ def loads(data: bytes) -> np.ndarray:
     return _array(data, fh.tell(), shape, fortran, dtype, count)
 
 
-def load(path: str | os.PathLike) -> np.ndarray:
-    """:func:`loads` of a file, which must be a regular file (a FIFO or a device is refused
-    before it is opened): its header is checked against the file's size before the data is
-    read, so a sparse file of terabytes is refused, not read."""
+def regular_size(path: str | os.PathLike) -> int:
+    """The size of ``path``, a regular file: a folder raises ``IsADirectoryError``, a device,
+    FIFO or socket :class:`NpyError` (opening one could block or never end)."""
     st = os.stat(path)
     if stat.S_ISDIR(st.st_mode):
         raise IsADirectoryError(21, "Is a directory", str(path))
     if not stat.S_ISREG(st.st_mode):
         raise NpyError("not a regular file (a device, a FIFO or a socket)")
+    return st.st_size
+
+
+def load(path: str | os.PathLike) -> np.ndarray:
+    """:func:`loads` of a file, which must be a regular file (a FIFO or a device is refused
+    before it is opened): its header is checked against the file's size before the data is
+    read, so a sparse file of terabytes is refused, not read."""
+    size = regular_size(path)
     with open(path, "rb") as fh:
-        shape, fortran, dtype, count = _header(fh, st.st_size)
+        shape, fortran, dtype, count = _header(fh, size)
         data = fh.read()
     return _array(data, 0, shape, fortran, dtype, count)

@@ -16,7 +16,6 @@ import json
 import math
 import os
 import re
-import stat
 from pathlib import Path, PurePosixPath
 
 import numpy as np
@@ -143,19 +142,17 @@ def _npy_max_bytes(dtype: str, shape: tuple) -> int:
 
 
 def _regular_file(path: Path, max_bytes: int, field: str) -> None:
-    """``path`` is a regular file of at most ``max_bytes``: never a FIFO, a device or a
-    folder (reading one would hang or never end), never larger than its field can be."""
+    """``path`` is a regular file (:func:`a2q.common.npy.regular_size`: never a FIFO, a
+    device or a folder) of at most ``max_bytes``, never larger than its field can be."""
     try:
-        st = path.stat()
+        size = npy.regular_size(path)
     except FileNotFoundError:
         raise GraphFormatError(f"{path}: field {field!r}: file missing") from None
-    except (OSError, RuntimeError) as exc:
-        raise GraphFormatError(f"{path}: field {field!r}: unreadable "
-                               f"({getattr(exc, 'strerror', None) or exc})") from None
-    if not stat.S_ISREG(st.st_mode):
-        raise GraphFormatError(f"{path}: field {field!r}: not a regular file")
-    if st.st_size > max_bytes:
-        raise GraphFormatError(f"{path}: field {field!r}: {st.st_size} bytes, more than the "
+    except (OSError, RuntimeError, npy.NpyError) as exc:
+        what = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise GraphFormatError(f"{path}: field {field!r}: {what}") from None
+    if size > max_bytes:
+        raise GraphFormatError(f"{path}: field {field!r}: {size} bytes, more than the "
                                f"{max_bytes} it can hold")
 
 
