@@ -71,7 +71,10 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weight-decay", type=float)
     p.add_argument("--operand", choices=["column", "node"],
                    help="A²Q's aggregation operand: 4 bits per column (the paper) or learned "
-                        "bits per node (node-level GCN)")
+                        "bits per node (node-level GCN, GIN combine-first)")
+    p.add_argument("--gin-order", choices=["aggregate-first", "combine-first"],
+                   help="node-level GIN: the sum, then W (learned eps; the paper) or W, then "
+                        "the sum (GIN-0 on the GCN datapath)")
     p.add_argument("--lambda", dest="lam", type=float, help="penalty weight")
     p.add_argument("--penalty", choices=["memory", "cycles"],
                    help="what A²Q's penalty weighs: the per-node features' memory (default, "
@@ -110,7 +113,7 @@ def _cmd_train(args) -> int:
     overrides = {k: getattr(args, k) for k in (
         "seed", "epochs", "bits", "hidden", "heads", "layers", "dropout", "lr", "weight_decay",
         "lam", "memory_target_kb", "pool_size", "batch_size", "folds", "operand", "penalty",
-        "cycle_target_k")}
+        "cycle_target_k", "gin_order")}
     cfg = default_config(args.dataset, args.model, args.method, **overrides)
     result = train(cfg, data_root=args.data_root, progress=not args.no_progress)
     out = write_run(result, args.out)

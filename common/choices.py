@@ -12,3 +12,6 @@ METHODS = ("fp32", "uniform", "dq", "a2q")
 ENGINE_MODELS = ("gcn", "gin")
 #: the engine's lanes unless a command is told otherwise
 DEFAULT_LANES = 16
+#: a layer's order: "combine-first" (X W, then the sum over the neighbours: GCN, GIN-0) or
+#: "aggregate-first" (the sum, then W: GIN as its paper and A²Q's train it)
+ORDERS = ("combine-first", "aggregate-first")

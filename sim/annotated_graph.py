@@ -22,12 +22,13 @@ import numpy as np
 
 from a2q.common import npy, strict_json
 from a2q.common.choices import ENGINE_MODELS as MODELS
+from a2q.common.choices import ORDERS
 from a2q.common.files import atomic_folder
 
 FORMAT = "a2q-annotated-graph"
-VERSION = 2
+VERSION = 3
 MANIFEST = "manifest.json"
-NORM_FRAC = 15  # GCN normalisation constants: round(2**15 / sqrt(deg))
+NORM_FRAC = 15  # normalisation constants: GCN round(2**15 / sqrt(deg)), GIN-0 2**15
 EPS_FRAC = 15  # GIN: round((1 + eps) * 2**15)
 
 
@@ -99,6 +100,11 @@ class AnnotatedGraph:
     @property
     def model(self) -> str:
         return self.manifest["model"]
+
+    @property
+    def combine_first(self) -> bool:
+        """Every layer multiplies by W, then sums its neighbours' operands (GCN, GIN-0)."""
+        return self.manifest["order"] == "combine-first"
 
     @property
     def layers(self) -> list[dict]:
@@ -196,7 +202,8 @@ def expected_tensors(manifest: dict) -> dict[str, tuple[str, tuple]]:
         "train_mask": ("bool", (n,)), "val_mask": ("bool", (n,)), "test_mask": ("bool", (n,)),
         "x": ("uint8", (n, f0)), "reference_pred": ("int64", (n,)),
     }
-    if manifest["model"] == "gcn":
+    combine_first = manifest["order"] == "combine-first"
+    if combine_first:
         spec["gcn_norm"] = ("int64", (n,))
     for l, L in enumerate(layers, start=1):
         p = f"layer{l}."
@@ -211,7 +218,7 @@ def expected_tensors(manifest: dict) -> dict[str, tuple[str, tuple]]:
                           ("node_scale_m", "int64"), ("node_scale_sh", "int64"),
                           ("node_inv_m", "int64"), ("node_inv_sh", "int64")):
                 spec[p + k] = (dt, (n,))
-        op_dim = fo if manifest["model"] == "gcn" else fi
+        op_dim = fo if combine_first else fi
         if L["per_node_operand"]:
             for k, dt in (("node_op_bits", "uint8"), ("node_op_step", "float64"),
                           ("node_op_m", "int64"), ("node_op_sh", "int64"),
@@ -219,7 +226,7 @@ def expected_tensors(manifest: dict) -> dict[str, tuple[str, tuple]]:
                 spec[p + k] = (dt, (n,))
         elif L["operand_bits"]:
             spec[p + "operand_step"] = ("float64", (op_dim,))
-        if manifest["model"] == "gcn":
+        if combine_first:
             spec[p + "xw_scale_m"] = ("int64", (fo,))
         else:
             spec[p + "op_scale_m"] = ("int64", (fi,))
@@ -239,8 +246,13 @@ def _check_manifest(m: dict, path: Path) -> None:
     if m.get("method") not in ("a2q", "uniform"):
         _fail(path, "method", f"{m.get('method')!r} is not one of a2q, uniform")
     _int_field(m, "seed", path)
-    if m.get("self_loops") is not (m["model"] == "gcn"):
-        _fail(path, "self_loops", f"must be {m['model'] == 'gcn'} for {m['model']}")
+    if m.get("order") not in ORDERS:
+        _fail(path, "order", f"{m.get('order')!r} is not one of {', '.join(ORDERS)}")
+    if m["model"] == "gcn" and m["order"] != "combine-first":
+        _fail(path, "order", "a GCN is combine-first")
+    cf = m["order"] == "combine-first"
+    if m.get("self_loops") is not cf:
+        _fail(path, "self_loops", f"must be {cf} for a {m['order']} model")
     for key, fixed_value in (("norm_frac", NORM_FRAC), ("eps_frac", EPS_FRAC)):
         if type(m.get(key)) is not int or m[key] != fixed_value:
             _fail(path, key, f"this format version fixes norm_frac = {NORM_FRAC} and "
@@ -263,15 +275,15 @@ def _check_manifest(m: dict, path: Path) -> None:
             _int_field(L, k, path, 1, where=L, prefix=at)
         _int_field(L, "weight_bits", path, 2, 8, where=L, prefix=at)
         _int_field(L, "operand_bits", path, 0, 8, where=L, prefix=at)
-        shifts = ("xw_scale_sh", "out_scale_sh") if m["model"] == "gcn" else (
+        shifts = ("xw_scale_sh", "out_scale_sh") if cf else (
             "op_scale_sh", "out_scale_sh")
         for k in shifts:
             _int_field(L, k, path, 0, 62, where=L, prefix=at)
-        if m["model"] == "gin" and l > 1 and not L["operand_bits"]:
+        if not cf and l > 1 and not L["operand_bits"]:
             _fail(path, f"layers[{l - 1}].operand_bits", "GIN's hidden operand must be quantized")
-        if m["model"] == "gcn" and not L["operand_bits"]:
-            _fail(path, f"layers[{l - 1}].operand_bits", "GCN's operand XW must be quantized")
-        if m["model"] == "gin" or l > 1:
+        if cf and not L["operand_bits"]:
+            _fail(path, f"layers[{l - 1}].operand_bits", "the operand XW must be quantized")
+        if not cf or l > 1:
             if not L.get("per_node_input"):
                 _fail(path, f"layers[{l - 1}].per_node_input", "must be true for this layer")
         if not isinstance(L.get("per_node_input"), bool):
@@ -279,16 +291,16 @@ def _check_manifest(m: dict, path: Path) -> None:
         if not isinstance(L.get("per_node_operand"), bool):
             _fail(path, f"layers[{l - 1}].per_node_operand", "must be true or false")
         if L["per_node_operand"]:
-            if m["model"] != "gcn":
+            if not cf:
                 _fail(path, f"layers[{l - 1}].per_node_operand",
-                      "per-node operand bits are defined for GCN only")
+                      "per-node operand bits are defined for combine-first models only")
             _int_field(L, "op_coef_sh", path, 0, 62, where=L, prefix=at)
         want = "none" if l == len(layers) else "relu"
         if L.get("activation") != want:
             _fail(path, f"layers[{l - 1}].activation", f"must be {want!r} for this layer")
-        if L.get("operand_signed") is not (m["model"] == "gcn"):
-            _fail(path, f"layers[{l - 1}].operand_signed", f"must be {m['model'] == 'gcn'}")
-        if m["model"] == "gin":
+        if L.get("operand_signed") is not cf:
+            _fail(path, f"layers[{l - 1}].operand_signed", f"must be {cf}")
+        if not cf:
             _int_field(L, "eps_fx", path, 0, 1 << 20, where=L, prefix=at)
         if l > 1 and L["in_dim"] != layers[l - 2]["out_dim"]:
             _fail(path, f"layers[{l - 1}].in_dim", "does not match the previous out_dim")
@@ -332,6 +344,8 @@ def _check_values(g: AnnotatedGraph) -> None:
             bad(name, "fixed-point shift outside 0..62")
     if "gcn_norm" in a and np.any((a["gcn_norm"] < 1) | (a["gcn_norm"] > (1 << NORM_FRAC))):
         bad("gcn_norm", f"outside 1..2**{NORM_FRAC}")
+    if m["model"] == "gin" and "gcn_norm" in a and np.any(a["gcn_norm"] != 1 << NORM_FRAC):
+        bad("gcn_norm", f"a GIN sums its neighbours: every node's must be 2**{NORM_FRAC}")
     for l, L in enumerate(m["layers"], start=1):
         p = f"layer{l}."
         q = (1 << (L["weight_bits"] - 1)) - 1

@@ -53,7 +53,7 @@ def per_node_stages(g: AnnotatedGraph) -> dict[str, np.ndarray]:
     entry its source's: GCN with per-node operand bits)."""
     out = {}
     for l, L in enumerate(g.layers, start=1):
-        if L["per_node_input"] and not (g.model == "gcn" and l == 1):
+        if L["per_node_input"] and not (g.combine_first and l == 1):
             out[f"layer{l}.combination"] = g[f"layer{l}.node_bits"].astype(np.int64)
         if L["per_node_operand"]:
             out[f"layer{l}.aggregation"] = g[f"layer{l}.node_op_bits"].astype(np.int64)[

@@ -27,8 +27,10 @@ on ``lanes`` output (or aggregated) columns at once, a tile is ``lanes`` columns
   ``cycles`` counter (each phase adds :data:`COMBINATION_PHASE_OVERHEAD` or
   :data:`AGGREGATION_PHASE_OVERHEAD`).
 
-GCN combines (per-node bits on layer 2's input) then aggregates the 4-bit XW; GIN aggregates its
-operand (the input's bits on layer 1, 4-bit columns after) then combines (per-node bits).
+A combine-first model (GCN; GIN-0, a GIN trained with ``--gin-order combine-first``) combines
+(per-node bits on layer 2's input) then aggregates XW (4-bit columns, or per-node bits); an
+aggregate-first GIN aggregates its operand (the input's bits on layer 1, 4-bit columns after)
+then combines (per-node bits). "GCN" and "GIN" above name these two datapaths.
 ``uniform=N`` re-counts the same model with every per-node and operand width set to N (the
 layer-1 input keeps its own width, 1 bit for bag-of-words), as the engine runs the model
 re-exported at N bits.
@@ -127,7 +129,7 @@ def default_nonzeros_per_word(g: AnnotatedGraph, *, lanes: int) -> int:
     :data:`~a2q.hw.engine.layout.NONZEROS_PER_WORD` a word (a GCN whose layer-1 combination
     then takes fewer cycles than over the dense input, ``ceil(F / lanes)`` words a node), or
     dense (0). Depends on ``x`` alone, so an export and its uniform re-exports agree."""
-    if g.model != "gcn":
+    if not g.combine_first:
         return 0
     dense = g.num_nodes * math.ceil(g.layers[0]["in_dim"] / lanes)
     sparse = int(input_words(g["x"], NONZEROS_PER_WORD).sum())
@@ -142,7 +144,7 @@ def phase_groups(g: AnnotatedGraph, *, lanes: int,
     r = requant_lanes or default_requant_lanes(lanes)
     out = {}
     for l, L in enumerate(g.layers, start=1):
-        agg_dim = L["out_dim"] if g.model == "gcn" else L["in_dim"]
+        agg_dim = L["out_dim"] if g.combine_first else L["in_dim"]
         out[f"layer{l}.combination"] = requant_groups(L["out_dim"], lanes, r)
         out[f"layer{l}.aggregation"] = requant_groups(agg_dim, lanes, r)
     return out
@@ -162,9 +164,9 @@ def per_node_cycles(g: AnnotatedGraph, *, lanes: int, uniform: int | None = None
     out = {}
     for l, L in enumerate(g.layers, start=1):
         p = f"layer{l}."
-        if L["per_node_input"] and not (g.model == "gcn" and l == 1):
+        if L["per_node_input"] and not (g.combine_first and l == 1):
             node_bits = a[p + "node_bits"].astype(np.int64)
-        else:  # GCN's layer 1 combines the raw input x
+        else:  # a combine-first layer 1 combines the raw input x
             node_bits = np.full(n, g.manifest["input_bits"], dtype=np.int64)
         op_bits = L["operand_bits"] or g.manifest["input_bits"]
         if uniform is not None:
@@ -173,17 +175,17 @@ def per_node_cycles(g: AnnotatedGraph, *, lanes: int, uniform: int | None = None
             if L["operand_bits"]:
                 op_bits = uniform
         chunks = math.ceil(L["in_dim"] / lanes)
-        if l == 1 and nonzeros_per_word:  # GCN's input held as its non-zeros
+        if l == 1 and nonzeros_per_word:  # the input held as its non-zeros (combine-first)
             chunks = input_words(a["x"], nonzeros_per_word)
         comb = (np.maximum(node_bits * chunks, groups[p + "combination"]) + NODE_OVERHEAD
                 ) * math.ceil(L["out_dim"] / lanes)
-        agg_dim = L["out_dim"] if g.model == "gcn" else L["in_dim"]
+        agg_dim = L["out_dim"] if g.combine_first else L["in_dim"]
         if L["per_node_operand"]:  # each item costs its source's bits
             source_bits = (a[p + "node_op_bits"].astype(np.int64) if uniform is None
                            else np.full(n, uniform, dtype=np.int64))
             work = neighbour_sum(a["indptr"], a["indices"], source_bits)
-        else:  # GIN's own (1 + eps) term goes through too
-            work = (deg + 1 if g.model == "gin" else deg) * op_bits
+        else:  # aggregate-first: GIN's own (1 + eps) term goes through too
+            work = (deg if g.combine_first else deg + 1) * op_bits
         agg = (np.maximum(work, groups[p + "aggregation"]) + NODE_OVERHEAD
                ) * math.ceil(agg_dim / lanes)
         out[p + "combination"] = comb.astype(np.int64)
@@ -204,8 +206,8 @@ def engine_cycles(g: AnnotatedGraph, *, lanes: int, uniform: int | None = None,
     groups = phase_groups(g, lanes=lanes, requant_lanes=requant_lanes)
     out = {}
     for l in range(1, len(g.layers) + 1):
-        order = ("combination", "aggregation") if g.model == "gcn" else ("aggregation",
-                                                                         "combination")
+        order = (("combination", "aggregation") if g.combine_first
+                 else ("aggregation", "combination"))
         for unit in order:
             overhead = (AGGREGATION_PHASE_OVERHEAD if unit == "aggregation"
                         else SPARSE_COMBINATION_PHASE_OVERHEAD if l == 1 and nonzeros_per_word

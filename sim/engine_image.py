@@ -51,7 +51,8 @@ def engine_config(g: AnnotatedGraph, *, lanes: int = DEFAULT_LANES,
         if nonzeros_per_word:
             need = int(input_words(g["x"], nonzeros_per_word).sum())
             max_input_words = max(2, need + max(0, max_nodes - g.num_nodes))
-    return EngineConfig(model=g.model, layers=layers, lanes=lanes, requant_lanes=requant_lanes,
+    return EngineConfig(model=g.model, order=man["order"], layers=layers, lanes=lanes,
+                        requant_lanes=requant_lanes,
                         input_bits=man["input_bits"] if input_bits is None else input_bits,
                         max_nodes=max_nodes,
                         max_edges=max(man["num_edges"], 1) if max_edges is None else max_edges,
@@ -148,7 +149,9 @@ def memory_words(cfg: EngineConfig, g: AnnotatedGraph) -> dict[str, list[int]]:
     """The init words of every loaded memory of ``cfg`` for export ``g``."""
     a, man, n, P = g.arrays, g.manifest, g.num_nodes, cfg.lanes
     mems = cfg.memories
-    _fit(g.model == cfg.model, f"the engine runs {cfg.model}, the export is {g.model}")
+    _fit((g.model, g.manifest["order"]) == (cfg.model, cfg.order),
+         f"the engine runs {cfg.order} {cfg.model}, the export is {g.manifest['order']} "
+         f"{g.model}")
     _fit(len(g.layers) == len(cfg.layers),
          f"the engine has {len(cfg.layers)} layers, the export {len(g.layers)}")
     for l, (L, S) in enumerate(zip(g.layers, cfg.layers), start=1):
@@ -189,7 +192,7 @@ def memory_words(cfg: EngineConfig, g: AnnotatedGraph) -> dict[str, list[int]]:
                                    int(node_words.sum()))
     else:
         words["x"] = pack(mems["x"].layout, "x", _tiled(a["x"].astype(np.int64), P, tx), n * tx)
-    if cfg.gcn:
+    if cfg.combine_first:
         words["norm"] = pack(mems["norm"].layout, "norm", a["gcn_norm"], n)
     in_m = np.full(n, 1 << FRAC, dtype=np.int64)  # the golden model's layer-1 input scale
     in_sh = np.full(n, FRAC, dtype=np.int64)
@@ -198,7 +201,7 @@ def memory_words(cfg: EngineConfig, g: AnnotatedGraph) -> dict[str, list[int]]:
         p, last = f"layer{l}.", l == len(g.layers)
         nxt = g.layers[l] if not last else None
         zeros = np.zeros(n, dtype=np.int64)
-        if cfg.gcn:
+        if cfg.combine_first:
             if L["per_node_input"]:
                 in_m, in_sh = a[p + "node_scale_m"], a[p + "node_scale_sh"]
             bits = (a[p + "node_bits"].astype(np.int64) if l > 1

@@ -24,9 +24,10 @@ def _fx(field: str, to_fixed, x):
         raise ValueError(f"field {field!r}: {exc}") from None
 
 
-def derive_constants(model: str, layers: list[dict], arrays: dict) -> None:
-    """Fill ``arrays`` and each ``layers[l]`` in place with the derived constants."""
-    gcn = model == "gcn"
+def derive_constants(model: str, order: str, layers: list[dict], arrays: dict) -> None:
+    """Fill ``arrays`` and each ``layers[l]`` in place with the derived constants of a
+    ``model`` whose layers run in ``order`` (combine-first: GCN, GIN-0)."""
+    gcn = order == "combine-first"
     for l, L in enumerate(layers, start=1):
         p = f"layer{l}."
         w_step, bias = arrays[p + "weight_step"], arrays[p + "bias"]
@@ -37,7 +38,7 @@ def derive_constants(model: str, layers: list[dict], arrays: dict) -> None:
             arrays[p + "node_inv_m"], arrays[p + "node_inv_sh"] = _fx(
                 p + "node_inv_m", fixed, 1.0 / step)
         if gcn and L.get("per_node_operand"):
-            _per_node_operand(L, p, arrays, w_step, bias)
+            _per_node_operand(L, p, arrays, w_step, bias, normalized=model == "gcn")
             continue
         op_step = (arrays[p + "operand_step"] if L["operand_bits"]
                    else np.ones(L["in_dim"]))
@@ -59,11 +60,11 @@ def derive_constants(model: str, layers: list[dict], arrays: dict) -> None:
                 bias / nxt * 2.0 ** L["out_scale_sh"] + 0.5).astype(np.int64)
 
 
-def _per_node_operand(L: dict, p: str, arrays: dict, w_step, bias) -> None:
-    """GCN layer with per-node operand steps t_j: XW's requantization takes the node's
-    ``in_step / t_j`` (``node_op_m``, ``node_op_sh``) and the column's weight step
-    (``xw_scale_m``); the aggregation weighs P_j by ``op_coef[j]`` = n_j * t_j (n_j = 1 /
-    sqrt(d_j)) over 2^-op_coef_sh, at most 2^15; the output scale ``out_scale_m`` is
+def _per_node_operand(L: dict, p: str, arrays: dict, w_step, bias, *, normalized: bool) -> None:
+    """Combine-first layer with per-node operand steps t_j: XW's requantization takes the
+    node's ``in_step / t_j`` (``node_op_m``, ``node_op_sh``) and the column's weight step
+    (``xw_scale_m``); the aggregation weighs P_j by ``op_coef[j]`` = n_j * t_j (GCN, n_j = 1 /
+    sqrt(d_j); GIN-0's sum, n_j = 1) over 2^-op_coef_sh, at most 2^15; the output scale ``out_scale_m`` is
     2^(15 - op_coef_sh), so that the bias and every later step are as with column steps."""
     t = arrays[p + "node_op_step"]
     step_in = arrays[p + "node_step"] if L["per_node_input"] else np.ones_like(t)
@@ -71,7 +72,7 @@ def _per_node_operand(L: dict, p: str, arrays: dict, w_step, bias) -> None:
         p + "node_op_m", fixed, step_in / t)
     arrays[p + "xw_scale_m"], L["xw_scale_sh"] = _fx(p + "xw_scale_m", fixed_common, w_step)
     degree = np.maximum(np.diff(arrays["indptr"]), 1).astype(np.float64)
-    coef = t / np.sqrt(degree)
+    coef = t / np.sqrt(degree) if normalized else t
     # the largest at 2^15 .. 2^16: one bit less keeps it <= 2^15
     _, sh = _fx(p + "op_coef", fixed, coef.max())
     L["op_coef_sh"] = int(sh) - 1

@@ -180,7 +180,7 @@ def _gin(g: AnnotatedGraph) -> GoldenResult:
 
 def run(g: AnnotatedGraph) -> GoldenResult:
     """Integer inference of the whole exported model."""
-    return _gcn(g) if g.model == "gcn" else _gin(g)
+    return _gcn(g) if g.combine_first else _gin(g)
 
 
 def accuracy(g: AnnotatedGraph, pred: np.ndarray, mask: str = "test_mask") -> float | None:

@@ -2,7 +2,7 @@
 
 Each per-node input and each aggregation operand (per column or per node) keeps its clipping
 range (``step * q_max``) and is re-quantized at ``bits``: ``step' = step * q_max(old bits) / q_max(bits)`` (unsigned
-per-node codes: ``q_max = 2^b - 1``; GCN's signed operand ``2^(b-1) - 1``; GIN's unsigned
+per-node codes: ``q_max = 2^b - 1``; the signed operand XW of GCN and GIN-0 ``2^(b-1) - 1``; GIN's unsigned
 operand ``2^b - 1``), and every fixed-point constant is derived again
 (:func:`a2q.sim.export_constants.derive_constants`). Layer 1's raw input keeps its own bits
 unless ``input_bits`` asks for more: its codes are unchanged and paid for at ``input_bits``
@@ -34,7 +34,7 @@ def uniform_variant(g: AnnotatedGraph, bits: int, *,
     if input_bits is not None:
         man["input_bits"] = max(man["input_bits"], input_bits)
     arrays = dict(g.arrays)
-    gcn = g.model == "gcn"
+    gcn = g.combine_first  # the operand is XW, signed
     for l, L in enumerate(man["layers"], start=1):
         p = f"layer{l}."
         if L["per_node_input"]:
@@ -43,7 +43,7 @@ def uniform_variant(g: AnnotatedGraph, bits: int, *,
             arrays[p + "node_bits"] = np.full_like(arrays[p + "node_bits"], bits)
         if L["operand_bits"]:
             if gcn and bits < 2:
-                raise ValueError("GCN's signed operand needs at least 2 bits")
+                raise ValueError("a signed operand (XW) needs at least 2 bits")
             def qmax(b):
                 return 2 ** (b - 1) - 1 if gcn else 2 ** b - 1
             if L["per_node_operand"]:  # each node's range kept, at the same bits
@@ -55,7 +55,7 @@ def uniform_variant(g: AnnotatedGraph, bits: int, *,
                     qmax(L["operand_bits"]) / qmax(bits))
             L["operand_bits"] = bits
     try:
-        derive_constants(g.model, man["layers"], arrays)
+        derive_constants(g.model, man["order"], man["layers"], arrays)
     except ValueError as exc:
         raise GraphFormatError(f"{g.path}: cannot re-export at {bits} bits: {exc}") from None
     wide = "" if man["input_bits"] == g.manifest["input_bits"] else f"-input{man['input_bits']}"

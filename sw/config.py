@@ -38,6 +38,9 @@ class TrainConfig:
     #: A²Q's aggregation operand: "column" (4 bits per column, the paper) or "node" (learned
     #: bits and step per node, as the features)
     operand: str = "column"
+    #: node-level GIN's layer order: "aggregate-first" (the sum, then W, learned eps: the GIN
+    #: and A²Q papers) or "combine-first" (W, then the sum, eps 0: GIN-0 on the GCN datapath)
+    gin_order: str = "aggregate-first"
     lam: float = 2.5  # penalty weight
     #: what the penalty weighs: "memory" (the paper: KB of per-node features) or "cycles"
     #: (the layer engine's cycles of those bits, node-level A²Q)
@@ -71,8 +74,13 @@ _A2Q_NODE = {
                           memory_target_kb=16.0),
     ("gcn", "CiteSeer"): dict(dropout=0.5, weight_decay=0.015, lam=1.5, lr_step_weight=0.008),
     ("gcn", "PubMed"): dict(dropout=0.5, weight_decay=0.015, lam=0.1),
-    ("gin", "Cora"): dict(dropout=0.35, weight_decay=0.02, lam=2.0, init_bits=5.0),
-    ("gin", "CiteSeer"): dict(dropout=0.5, weight_decay=0.015, lam=0.5, init_bits=5.0),
+    # GIN-0 combine-first with per-node operand bits: as GCN's, three per-node tensors
+    # (measured: docs/architecture.md); --gin-order aggregate-first takes _A2Q_GIN_PAPER's
+    ("gin", "Cora"): dict(dropout=0.35, weight_decay=0.02, lam=1.0, init_bits=5.0,
+                          gin_order="combine-first", operand="node", memory_target_kb=24.0),
+    ("gin", "CiteSeer"): dict(dropout=0.5, weight_decay=0.015, lam=0.5, init_bits=5.0,
+                              gin_order="combine-first", operand="node",
+                              memory_target_kb=32.0),
     ("gin", "PubMed"): dict(dropout=0.5, weight_decay=0.015, lam=0.5, init_bits=5.0),
     # GAT's quantized tensor is 64 wide (8 heads x 8): at 1 bit on every node it already holds
     # 21 KB (Cora), so the authors' lambda (0.3 / 0.25) against a 10 KB target drives every
@@ -81,6 +89,13 @@ _A2Q_NODE = {
     ("gat", "Cora"): dict(dropout=0.6, weight_decay=1e-3, lam=0.05, memory_target_kb=10.0),
     ("gat", "CiteSeer"): dict(dropout=0.6, weight_decay=1e-3, lam=0.04, memory_target_kb=10.0),
     ("gat", "PubMed"): dict(dropout=0.6, weight_decay=1e-3, lam=0.02, memory_target_kb=10.0),
+}
+
+
+#: A²Q's node-level GIN in the paper's order (aggregate-first), where the default differs
+_A2Q_GIN_PAPER = {
+    "Cora": dict(dropout=0.35, weight_decay=0.02, lam=2.0, init_bits=5.0),
+    "CiteSeer": dict(dropout=0.5, weight_decay=0.015, lam=0.5, init_bits=5.0),
 }
 
 
@@ -96,7 +111,11 @@ def default_config(dataset: str, model: str, method: str, **overrides) -> TrainC
         if model == "gat":
             cfg.hidden, cfg.lr, cfg.dropout = 8, 0.005, 0.6
         if method == "a2q":
-            for k, v in _A2Q_NODE[(model, dataset)].items():
+            table = _A2Q_NODE[(model, dataset)]
+            if (model == "gin" and overrides.get("gin_order") == "aggregate-first"
+                    and dataset in _A2Q_GIN_PAPER):
+                table = _A2Q_GIN_PAPER[dataset]
+            for k, v in table.items():
                 setattr(cfg, k, v)
     else:
         if model != "gin":
@@ -177,9 +196,19 @@ def validate(cfg: TrainConfig) -> None:
 
     if cfg.operand not in OPERANDS:
         raise A2QError(f"operand must be one of {', '.join(OPERANDS)}, got {cfg.operand!r}")
-    if cfg.operand == "node" and (cfg.method != "a2q" or cfg.model != "gcn"
+    from .models import GIN_ORDERS
+
+    if cfg.gin_order not in GIN_ORDERS:
+        raise A2QError(f"gin-order must be one of {', '.join(GIN_ORDERS)}, got "
+                       f"{cfg.gin_order!r}")
+    combine_first = cfg.model == "gcn" or cfg.gin_order == "combine-first"
+    if cfg.gin_order == "combine-first" and (cfg.model != "gin"
+                                             or not is_node_level(cfg.dataset)):
+        raise A2QError("--gin-order combine-first is for node-level GIN")
+    if cfg.operand == "node" and (cfg.method != "a2q" or not combine_first
                                   or not is_node_level(cfg.dataset)):
-        raise A2QError("per-node operand bits (--operand node) are for A²Q's node-level GCN")
+        raise A2QError("per-node operand bits (--operand node) are for A²Q's node-level GCN "
+                       "and GIN with --gin-order combine-first (the operand is XW)")
     if not 2 <= cfg.weight_bits <= 8:
         raise A2QError(f"weight bits must be in 2..8, got {cfg.weight_bits}")
     for name in ("hidden", "heads", "layers", "pool_size", "batch_size"):

@@ -78,7 +78,9 @@ def build_export(ckpt: dict, *, data_root=None) -> tuple[dict, dict]:
     with torch.no_grad():
         reference = model(x, data.edge_index).argmax(1)
 
-    gcn = cfg.model == "gcn"
+    # GCN and GIN-0 multiply by W first and sum over the neighbours and the node itself
+    gcn = cfg.model == "gcn" or cfg.gin_order == "combine-first"
+    order = "combine-first" if gcn else "aggregate-first"
     indptr, indices = _csr(data.edge_index, n, self_loops=gcn)
     ei, _ = remove_self_loops(data.edge_index)
     arrays = {
@@ -89,9 +91,11 @@ def build_export(ckpt: dict, *, data_root=None) -> tuple[dict, dict]:
         "test_mask": data.test_mask.numpy(),
         "x": x.numpy().astype(np.uint8), "reference_pred": reference.numpy().astype(np.int64),
     }
-    if gcn:
+    if cfg.model == "gcn":
         deg_hat = np.diff(indptr).astype(np.float64)
         arrays["gcn_norm"] = np.floor(2.0 ** NORM_FRAC / np.sqrt(deg_hat) + 0.5).astype(np.int64)
+    elif gcn:  # GIN-0's plain sum
+        arrays["gcn_norm"] = np.full(n, 1 << NORM_FRAC, dtype=np.int64)
 
     convs = list(model.convs)
     layers = []
@@ -127,11 +131,11 @@ def build_export(ckpt: dict, *, data_root=None) -> tuple[dict, dict]:
             if L["eps_fx"] < 0:
                 raise A2QError(f"layer {l}: 1 + eps is negative; not supported by the hardware")
         layers.append(L)
-    derive_constants(cfg.model, layers, arrays)
+    derive_constants(cfg.model, order, layers, arrays)
     manifest = {
         "model": cfg.model, "method": cfg.method, "dataset": cfg.dataset, "seed": cfg.seed,
         "num_nodes": n, "num_edges": int(indices.size), "num_classes": gd.num_classes,
-        "input_bits": input_bits, "self_loops": gcn, "norm_frac": NORM_FRAC,
+        "input_bits": input_bits, "order": order, "self_loops": gcn, "norm_frac": NORM_FRAC,
         "eps_frac": EPS_FRAC, "layers": layers,
     }
     return manifest, arrays

@@ -14,12 +14,15 @@ from torch_geometric.nn import global_add_pool
 
 from a2q.common.choices import MODELS
 
-from .nn import QGATConv, QGCNConv, QGINConv
+from .nn import QGATConv, QGCNConv, QGIN0Conv, QGINConv
 from .quant.nearest_neighbor import NearestNeighborQuantizer
 from .quant.node_quantizer import NodeQuantizer
 from .quant.scheme import QuantScheme
 
 PER_NODE = (NodeQuantizer, NearestNeighborQuantizer)
+#: Orders of a node-level GIN layer: the sum first (the GIN paper, A²Q's), or the linear layer
+#: first (GIN-0, the GCN layer's datapath)
+GIN_ORDERS = ("aggregate-first", "combine-first")
 
 
 class QuantizedModel(nn.Module):
@@ -83,20 +86,37 @@ class NodeGCN(QuantizedModel):
 
 
 class NodeGIN(QuantizedModel):
-    """GIN(F→hidden) → ReLU → dropout → GIN(hidden→classes); binary input operand unquantized."""
+    """GIN(F→hidden) → ReLU → dropout → GIN(hidden→classes).
+
+    ``order`` (:data:`GIN_ORDERS`): "aggregate-first" sums the features, then applies W
+    (:class:`~a2q.sw.nn.QGINConv`, learned eps, the binary input's operand unquantized);
+    "combine-first" applies W, then sums (:class:`~a2q.sw.nn.QGIN0Conv`, eps 0, layer 1's
+    binary input unquantized).
+    """
 
     def __init__(self, in_channels: int, hidden: int, classes: int, scheme: QuantScheme, *,
-                 num_nodes: int, dropout: float, init_bits: float = 5.0):
+                 num_nodes: int, dropout: float, init_bits: float = 5.0,
+                 order: str = "aggregate-first"):
         super().__init__()
         self.scheme = scheme
         self.hidden_width = hidden
         self.dropout = dropout
-        self.convs = nn.ModuleList([
-            QGINConv(in_channels, hidden, scheme, num_nodes=num_nodes, quantize_operand=False,
-                     init_bits=init_bits, cached=True),
-            QGINConv(hidden, classes, scheme, num_nodes=num_nodes, quantize_operand=True,
-                     init_bits=init_bits, cached=True),
-        ])
+        if order == "combine-first":
+            self.convs = nn.ModuleList([
+                QGIN0Conv(in_channels, hidden, scheme, num_nodes=num_nodes,
+                          quantize_input=False, cached=True),
+                QGIN0Conv(hidden, classes, scheme, num_nodes=num_nodes, quantize_input=True,
+                          init_bits=init_bits, cached=True),
+            ])
+        elif order == "aggregate-first":
+            self.convs = nn.ModuleList([
+                QGINConv(in_channels, hidden, scheme, num_nodes=num_nodes,
+                         quantize_operand=False, init_bits=init_bits, cached=True),
+                QGINConv(hidden, classes, scheme, num_nodes=num_nodes, quantize_operand=True,
+                         init_bits=init_bits, cached=True),
+            ])
+        else:
+            raise ValueError(f"unknown GIN order {order!r}; valid: {', '.join(GIN_ORDERS)}")
 
     def forward(self, x, edge_index):
         self.scheme.resample()
@@ -171,12 +191,12 @@ def _in_degree(edge_index: torch.Tensor, num_nodes: int) -> torch.Tensor:
 
 def build_node_model(model: str, in_channels: int, classes: int, scheme: QuantScheme, *,
                      num_nodes: int, hidden: int, dropout: float, heads: int,
-                     init_bits: float) -> QuantizedModel:
+                     init_bits: float, gin_order: str = "aggregate-first") -> QuantizedModel:
     kwargs = dict(num_nodes=num_nodes, dropout=dropout, init_bits=init_bits)
     if model == "gcn":
         return NodeGCN(in_channels, hidden, classes, scheme, **kwargs)
     if model == "gin":
-        return NodeGIN(in_channels, hidden, classes, scheme, **kwargs)
+        return NodeGIN(in_channels, hidden, classes, scheme, order=gin_order, **kwargs)
     if model == "gat":
         return NodeGAT(in_channels, hidden, classes, scheme, heads=heads, **kwargs)
     raise ValueError(f"unknown model {model!r}; valid models: {', '.join(MODELS)}")

@@ -150,7 +150,7 @@ def _train_node(cfg: TrainConfig, gd, progress: bool) -> RunResult:
                          node_level=True, in_degree=in_degree, operand=cfg.operand)
     model = build_node_model(cfg.model, gd.num_features, gd.num_classes, scheme, num_nodes=n,
                              hidden=cfg.hidden, dropout=cfg.dropout, heads=cfg.heads,
-                             init_bits=cfg.init_bits)
+                             init_bits=cfg.init_bits, gin_order=cfg.gin_order)
     opt = torch.optim.Adam(param_groups(model, cfg))
     x, ei, y = data.x, data.edge_index, data.y
     masks = {k: getattr(data, f"{k}_mask") for k in ("train", "val", "test")}
@@ -416,7 +416,7 @@ def model_from_checkpoint(ckpt: dict, *, data_root=None):
             model = build_node_model(cfg.model, gd.num_features, gd.num_classes, scheme,
                                      num_nodes=data.num_nodes, hidden=cfg.hidden,
                                      dropout=cfg.dropout, heads=cfg.heads,
-                                     init_bits=cfg.init_bits)
+                                     init_bits=cfg.init_bits, gin_order=cfg.gin_order)
         else:
             model = _graph_model(cfg, gd)
         own = model.state_dict()

@@ -25,12 +25,13 @@ def sparse_input(rng: np.random.Generator, x: np.ndarray) -> np.ndarray:
 
 
 def engine_suite(rng: np.random.Generator, model: str, graphs: int, nonzeros: bool = False,
-                 node_operand: bool = False):
+                 node_operand: bool = False, order: str | None = None):
     """One engine of random dimensions, lanes and requantization lanes, and ``graphs`` random
     exports it runs: each its own graph (random size up to the engine's depth, random degrees,
     zero included), bits (1..8 per node, 2..8 operands), weights (2..8 bits), steps and
-    biases. ``nonzeros`` (GCN): the input is mostly zeros (:func:`sparse_input`) and the
-    engine holds it as its non-zeros, 1..5 a word. ``node_operand`` (GCN): every operand with
+    biases. ``order`` as :func:`~tests.sim_exports.random_export`'s. ``nonzeros``
+    (combine-first): the input is mostly zeros (:func:`sparse_input`) and the engine holds it
+    as its non-zeros, 1..5 a word. ``node_operand`` (combine-first): every operand with
     per-node bits (2..8) and steps."""
     max_nodes = int(rng.integers(2, 41))
     f0, hidden, classes = (int(rng.integers(1, 21)), int(rng.integers(1, 11)),
@@ -40,13 +41,14 @@ def engine_suite(rng: np.random.Generator, model: str, graphs: int, nonzeros: bo
     gs = []
     for _ in range(graphs):
         man, arr = random_export(rng, model, n=int(rng.integers(1, max_nodes + 1)), f0=f0,
-                                 hidden=hidden, classes=classes, node_operand=node_operand)
+                                 hidden=hidden, classes=classes, node_operand=node_operand,
+                                 order=order)
         if nonzeros:
             arr["x"] = sparse_input(rng, arr["x"])
         gs.append(in_memory(man, arr))
     per_word = int(rng.integers(1, 6)) if nonzeros else 0
     words = max(int(input_words(g["x"], per_word).sum()) for g in gs) if nonzeros else 0
-    cfg = EngineConfig(model=model, lanes=lanes, requant_lanes=requant_lanes, input_bits=3,
+    cfg = EngineConfig(model=model, order=gs[0].manifest["order"], lanes=lanes, requant_lanes=requant_lanes, input_bits=3,
                        max_nodes=max_nodes,
                        max_edges=max(max(int(g["indptr"][-1]) for g in gs), 1),
                        layers=(LayerShape(f0, hidden, 8), LayerShape(hidden, classes, 8)),

@@ -7,14 +7,18 @@ from a2q.sim.export_constants import derive_constants
 
 
 def random_export(rng: np.random.Generator, model: str, *, n=None, f0=None, hidden=None,
-                  classes=None, node_operand: bool = False) -> tuple[dict, dict]:
-    """(manifest without tensors, arrays) of a random 2-layer GCN or GIN export;
-    ``node_operand`` (GCN): every layer's operand with per-node bits (2..8) and steps."""
+                  classes=None, node_operand: bool = False,
+                  order: str | None = None) -> tuple[dict, dict]:
+    """(manifest without tensors, arrays) of a random 2-layer GCN or GIN export (``order``:
+    "combine-first" makes a GIN a GIN-0 on the GCN datapath; None: the model's own);
+    ``node_operand`` (combine-first): every layer's operand with per-node bits (2..8) and
+    steps."""
+    order = order or ("combine-first" if model == "gcn" else "aggregate-first")
     n = n or int(rng.integers(1, 40))
     f0 = f0 or int(rng.integers(1, 20))
     hidden = hidden or int(rng.integers(1, 10))
     classes = classes or int(rng.integers(1, 6))
-    gcn = model == "gcn"
+    gcn = order == "combine-first"  # the GCN datapath
     e = int(rng.integers(0, 4 * n + 1))
     src, dst = rng.integers(0, n, e), rng.integers(0, n, e)
     keep = src != dst
@@ -23,8 +27,8 @@ def random_export(rng: np.random.Generator, model: str, *, n=None, f0=None, hidd
     if gcn:
         src = np.concatenate([src, np.arange(n)])
         dst = np.concatenate([dst, np.arange(n)])
-    order = np.lexsort((src, dst))
-    indices = src[order].astype(np.int64)
+    by_target = np.lexsort((src, dst))
+    indices = src[by_target].astype(np.int64)
     indptr = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(np.bincount(dst, minlength=n), out=indptr[1:])
     input_bits = int(rng.integers(1, 4))
@@ -36,9 +40,11 @@ def random_export(rng: np.random.Generator, model: str, *, n=None, f0=None, hidd
         "x": rng.integers(0, 1 << input_bits, (n, f0)).astype(np.uint8),
         "reference_pred": rng.integers(0, classes, n).astype(np.int64),
     }
-    if gcn:
+    if model == "gcn":
         arrays["gcn_norm"] = np.floor(2.0 ** NORM_FRAC / np.sqrt(np.diff(indptr)) + 0.5).astype(
             np.int64)
+    elif gcn:  # GIN-0 sums
+        arrays["gcn_norm"] = np.full(n, 1 << NORM_FRAC, dtype=np.int64)
     dims = [(f0, hidden), (hidden, classes)]
     op_steps = [rng.uniform(0.05, 1.0, (fo if gcn else fi)) for fi, fo in dims]
     layers = []
@@ -70,9 +76,9 @@ def random_export(rng: np.random.Generator, model: str, *, n=None, f0=None, hidd
         if not gcn:
             L["eps_fx"] = int(rng.integers(0, 2 << EPS_FRAC))
         layers.append(L)
-    derive_constants(model, layers, arrays)
+    derive_constants(model, order, layers, arrays)
     manifest = {"model": model, "method": "a2q", "dataset": "random", "seed": 0,
                 "num_nodes": n, "num_edges": int(indices.size), "num_classes": classes,
-                "input_bits": input_bits, "self_loops": gcn, "norm_frac": NORM_FRAC,
+                "input_bits": input_bits, "order": order, "self_loops": gcn, "norm_frac": NORM_FRAC,
                 "eps_frac": EPS_FRAC, "layers": layers}
     return manifest, arrays

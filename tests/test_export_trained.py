@@ -15,22 +15,30 @@ from a2q.sw.run_folder import write_run
 from a2q.sw.train import train
 
 
-@pytest.fixture(scope="module", params=["gcn", "gcn-column", "gin"])
+#: each case's options: Cora GCN and GIN with their defaults (per-node operand bits; GIN as
+#: GIN-0, combine-first), GCN with the paper's per-column operand, GIN in the paper's order
+CASES = {"gcn": {}, "gcn-column": {"operand": "column"}, "gin": {},
+         "gin-aggregate-first": {"gin_order": "aggregate-first"}}
+
+
+@pytest.fixture(scope="module", params=list(CASES))
 def trained(request, tmp_path_factory):
-    """Cora GCN with its default per-node operand bits, with the paper's per-column operand,
-    and GIN."""
-    model, _, operand = request.param.partition("-")
+    model = request.param.partition("-")[0]
     run = tmp_path_factory.mktemp(request.param) / "run"
-    cfg = default_config("Cora", model, "a2q", epochs=60, seed=0, operand=operand or None)
+    cfg = default_config("Cora", model, "a2q", epochs=60, seed=0, **CASES[request.param])
     write_run(train(cfg, progress=False), run)
     return run
 
 
-def test_cora_gcn_exports_per_node_operands_by_default(trained):
+def test_cora_exports_per_node_operands_by_default(trained):
     g = read_graph(export_run(trained))
     per_node = [L["per_node_operand"] for L in g.layers]
-    column = g.model == "gin" or trained.parent.name.startswith("gcn-column")
+    case = trained.parent.name
+    column = case.startswith(("gcn-column", "gin-aggregate-first"))
     assert per_node == [not column] * 2
+    assert g.combine_first is not case.startswith("gin-aggregate-first")
+    if g.model == "gin" and g.combine_first:  # GIN-0: a plain sum, self-loops in the CSR
+        assert (g["gcn_norm"] == 1 << 15).all() and g.manifest["self_loops"]
     if not column:  # every node's bits and steps, its coefficient within the engine's field
         for l in (1, 2):
             b = g[f"layer{l}.node_op_bits"]

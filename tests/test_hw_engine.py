@@ -99,6 +99,18 @@ def test_operands_with_per_node_bits_equal_golden_and_cycle_model(seed):
     check(cfg, graphs)
 
 
+@pytest.mark.parametrize("seed", [0, 1])
+def test_gin0_on_the_combine_first_datapath_equals_golden_and_cycle_model(seed):
+    """GIN-0 (combine-first: W, then the plain sum over the row and the node itself) on the
+    GCN datapath, the input held as its non-zeros and per-node operand bits, or dense with
+    per-column operands: ``norm`` is 2^15, every item weighs its source's coefficient."""
+    cfg, graphs = engine_suite(np.random.default_rng([seed, 5]), "gin", 3, nonzeros=seed == 0,
+                               node_operand=seed == 0, order="combine-first")
+    assert cfg.combine_first and cfg.model == "gin"
+    assert all(g.combine_first and np.all(g["gcn_norm"] == 1 << 15) for g in graphs)
+    check(cfg, graphs)
+
+
 @pytest.mark.parametrize("bits", [2, 8])
 def test_a_hub_operand_costs_its_bits_on_every_edge(bits):
     """Node 0 is read by every node (a hub), at ``bits``; the others at 2 bits: the
@@ -113,7 +125,7 @@ def test_a_hub_operand_costs_its_bits_on_every_edge(bits):
     for l in (1, 2):
         arr[f"layer{l}.node_op_bits"] = np.array([bits] + [2] * 8, dtype=np.uint8)
         man["layers"][l - 1]["operand_bits"] = bits
-    derive_constants("gcn", man["layers"], arr)
+    derive_constants("gcn", "combine-first", man["layers"], arr)
     g = in_memory(man, arr)
     cfg = engine_config(g, lanes=4, requant_lanes=4)
     check(cfg, [g])
@@ -329,7 +341,7 @@ def test_graphs_that_do_not_fit_are_refused_naming_the_memory():
         memory_words(engine_config(g, lanes=4, max_edges=5), g)
     other = EngineConfig(model="gcn", layers=(LayerShape(4, 3, 8), LayerShape(3, 2, 8)),
                          input_bits=3, lanes=4, max_nodes=30, max_edges=e)
-    with pytest.raises(EngineFitError, match="runs gcn, the export is gin"):
+    with pytest.raises(EngineFitError, match="runs combine-first gcn, the export is aggregate-first gin"):
         memory_words(other, g)
     narrow = EngineConfig(model="gin", layers=(LayerShape(4, 3, 2), LayerShape(3, 2, 2)),
                           input_bits=3, lanes=4, max_nodes=30, max_edges=e)

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch_geometric.nn import GCNConv, GINConv
 
-from a2q.sw.nn import QGCNConv, QGINConv
+from a2q.sw.nn import QGCNConv, QGIN0Conv, QGINConv
 from a2q.sw.quant.scheme import QuantScheme
 
 
@@ -40,6 +40,22 @@ def test_fp32_gin_equals_pyg_ginconv():
         mine.eps.fill_(0.3)
         ref.eps.fill_(0.3)
     torch.testing.assert_close(mine(x, ei), ref(x, ei), rtol=1e-5, atol=1e-6)
+
+
+def test_fp32_gin0_combine_first_equals_pyg_ginconv_with_eps_zero():
+    """W before the sum: the same function as PyG's GIN-0 with a single linear layer."""
+    x, ei = _graph(seed=1)
+    mine = QGIN0Conv(12, 5, QuantScheme("fp32"), num_nodes=30, quantize_input=False)
+    lin = torch.nn.Linear(12, 5)
+    ref = GINConv(lin, eps=0.0, train_eps=False)
+    with torch.no_grad():
+        lin.weight.copy_(mine.weight)
+        mine.bias.copy_(torch.randn(5))
+        lin.bias.copy_(mine.bias)
+    torch.testing.assert_close(mine(x, ei), ref(x, ei), rtol=1e-5, atol=1e-5)
+    # the node's own term counts once: self-loops in the input are dropped, one added
+    looped = torch.cat([ei, torch.arange(30).repeat(2, 1)], 1)
+    torch.testing.assert_close(mine(x, looped), mine(x, ei))
 
 
 @pytest.mark.parametrize("method", ["fp32", "uniform", "dq", "a2q"])

@@ -39,14 +39,17 @@ def build_root(tmp_path_factory):
 
 @pytest.mark.parametrize("simulator", ["icarus", "verilator"])
 @pytest.mark.parametrize("suite", range(SUITES))
-@pytest.mark.parametrize("model, a2q", [("gcn", False), ("gcn", True), ("gin", False)],
-                         ids=["gcn", "gcn-nonzeros-node-operand", "gin"])
+@pytest.mark.parametrize("model, a2q", [("gcn", False), ("gcn", True), ("gin", False),
+                                        ("gin", True)],
+                         ids=["gcn", "gcn-nonzeros-node-operand", "gin",
+                              "gin0-nonzeros-node-operand"])
 def test_engine_in_rtl_equals_golden_and_cycle_model(model, a2q, suite, simulator,
                                                       build_root, tmp_path):
-    """``a2q`` (GCN): the input mostly zeros, held on chip as its non-zeros, and the
-    operands with per-node bits; else dense and per column."""
+    """``a2q``: the input mostly zeros, held on chip as its non-zeros, and the operands with
+    per-node bits (GIN as GIN-0, combine-first); else dense and per column."""
     cfg, graphs = engine_suite(np.random.default_rng([suite, model == "gin", 11 + a2q]),
-                               model, GRAPHS, nonzeros=a2q, node_operand=a2q)
+                               model, GRAPHS, nonzeros=a2q, node_operand=a2q,
+                               order="combine-first" if a2q else None)
     engine = rtl_sim.build("engine", cfg, simulator, build_root)
     runs = simulate(engine, cfg, graphs, tmp_path,
                     name=f"engine-{model}{'-a2q' * a2q}-{suite}-{simulator}")

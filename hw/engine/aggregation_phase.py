@@ -16,9 +16,10 @@ LANES_PER_TERM = 4
 class AggregationPhase(EnginePhase):
     """Layer ``layer``'s aggregation over nodes ``0 .. num_nodes - 1``, written to ``dst``.
 
-    GCN: ``G[i] = sum_{j in N(i)} coef[j] * P[j]`` over the CSR row (self-loops included), P
-    the signed operand codes in ``op``, ``coef`` the source's field of ``layer{l}_node``
-    (``gcn_norm``, or that times the node's own operand step). GIN:
+    Combine-first ("GCN" below; GIN-0 too, whose ``norm`` is 2^15): ``G[i] = sum_{j in N(i)}
+    coef[j] * P[j]`` over the CSR row (self-loops included), P the signed operand codes in
+    ``op``, ``coef`` the source's field of ``layer{l}_node`` (``gcn_norm``, or that times the
+    node's own operand step). Aggregate-first ("GIN" below):
     ``S[i] = self_coef * P[i] + 2^15 * sum_j P[j]``, P unsigned (``x`` on layer 1, ``op``
     after); the self term is the row's first item.
 
@@ -57,10 +58,10 @@ class AggregationPhase(EnginePhase):
         shape = cfg.layers[layer - 1]
         super().__init__(cfg, layer, hub, **memories,
                          acc_width=aggregation_bound(cfg).bit_length() + 1,
-                         width=shape.out_dim if cfg.gcn else shape.in_dim)
+                         width=shape.out_dim if cfg.combine_first else shape.in_dim)
         self.indptr = hub.read("indptr", f"{self.name}_indptr")
         self.indices = hub.read("indices", f"{self.name}_indices")
-        if cfg.gcn:
+        if cfg.combine_first:
             self.coef_j = hub.read(f"layer{layer}_node", f"{self.name}_coef_j", early=True)
             self.norm_i = hub.read("norm", f"{self.name}_norm_i")
             self.node_requests.append(self.norm_i)
@@ -68,7 +69,7 @@ class AggregationPhase(EnginePhase):
 
     def elaborate(self, platform):
         m = Module()
-        cfg, gcn = self.cfg, self.cfg.gcn
+        cfg, gcn = self.cfg, self.cfg.combine_first  # the signed operand XW, CSR self-loops
         T, n = cfg.tiles(self.width), cfg.max_nodes
 
         i = Signal(range(n), name="node")
@@ -279,7 +280,7 @@ class AggregationPhase(EnginePhase):
 
     def constants_of(self):
         node = self.node.data
-        if self.cfg.gcn:  # T = rshift_round(G * norm[i], 15); T * out_m[c] + bias[c]: the
+        if self.cfg.combine_first:  # T = rshift_round(G * norm[i], 15); T * out_m[c] + bias[c]: the
             # logits, or times next_m[i], rounded by next_sh[i], clamped to next_bits[i]
             out = {"m_node": self.norm_i.data, "node_first": 1, "round15": 1}
             if not self.last:

@@ -108,9 +108,9 @@ class EngineCore(wiring.Component):
     :mod:`a2q.hw.primitives.block_ram`, one per width slice, filled from ``<memory>.<k>.hex`` instead of
     ``init``, and each multiplier as an instance of ``a2q_mul`` (:mod:`a2q.hw.primitives.dsp_multiply`).
 
-    The phases run one after the other: GCN layer l is a :class:`CombinationPhase` (``x`` or
+    The phases run one after the other: a combine-first layer l (GCN, GIN-0) is a :class:`CombinationPhase` (``x`` or
     ``h`` -> ``op``; layer 1 from ``x_nonzeros`` a :class:`SparseCombinationPhase`) then an :class:`AggregationPhase` (``op`` -> ``h``, the last layer ->
-    ``logits``); GIN layer l aggregates first (``x`` or ``op`` -> ``h``) and then combines
+    ``logits``); an aggregate-first GIN layer l aggregates first (``x`` or ``op`` -> ``h``) and then combines
     (``h`` -> ``op`` or ``logits``).
 
     Ports:
@@ -165,14 +165,14 @@ class EngineCore(wiring.Component):
                    "op": cfg.op_stride, "logits": cfg.tiles(cfg.layers[-1].out_dim)}
         for l in range(1, len(cfg.layers) + 1):
             last = l == len(cfg.layers)
-            if cfg.gcn and l == 1 and cfg.sparse_input:
+            if cfg.combine_first and l == 1 and cfg.sparse_input:
                 out.append(SparseCombinationPhase(cfg, l, hub, src="x_nonzeros", src_stride=1,
                                                   dst="op", dst_stride=strides["op"]))
-            elif cfg.gcn:
+            elif cfg.combine_first:
                 src = "x" if l == 1 else "h"
                 out.append(CombinationPhase(cfg, l, hub, src=src, src_stride=strides[src],
                                             dst="op", dst_stride=strides["op"]))
-            if cfg.gcn:
+            if cfg.combine_first:
                 dst = "logits" if last else "h"
                 out.append(AggregationPhase(cfg, l, hub, src="op", src_stride=strides["op"],
                                             dst=dst, dst_stride=strides[dst]))

@@ -7,6 +7,10 @@ per-node bits and fixed-point constants, per-column scales, biases, the operand 
 ``1 + eps``) lives in memories, so the same engine runs an A²Q export and its uniform-bit
 re-exports, and a host can replace the graph through the load port.
 
+The engine has two datapaths, chosen by ``order``: combine-first (a GCN; GIN-0, which is a
+GCN layer whose ``norm`` is 1) and aggregate-first (GIN as its paper trains it). Below, "GCN"
+names the combine-first datapath and "GIN" the aggregate-first one.
+
 Layout (P lanes; a *tile* is P consecutive columns; node i's tile t of a memory with ``stride``
 tiles per node is at address ``i * stride + t``):
 
@@ -59,6 +63,7 @@ from amaranth import Shape, signed, unsigned
 from amaranth.lib import data
 
 from a2q.common.choices import ENGINE_MODELS as MODELS
+from a2q.common.choices import ORDERS
 from a2q.hw.primitives.block_ram import slice_widths
 
 #: Memories the engine's core reaches through ports instead of holding on chip.
@@ -117,6 +122,9 @@ class EngineConfig:
     nonzeros_per_word: int = 0
     #: words of ``x_nonzeros`` (with ``nonzeros_per_word``)
     max_input_words: int = 0
+    #: the layers' order: "combine-first" (X W, then the sum over the CSR row, self-loops
+    #: included: GCN, GIN-0) or "aggregate-first" (GIN: the sum, then W); "": the model's own
+    order: str = ""
     memories: dict = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
@@ -126,6 +134,12 @@ class EngineConfig:
                 raise ValueError(f"{name} must be an integer {rng}, got {v!r}")
         if self.model not in MODELS:
             raise ValueError(f"the engine runs models {', '.join(MODELS)}, not {self.model!r}")
+        if not self.order:
+            object.__setattr__(self, "order", "combine-first" if self.model == "gcn"
+                               else "aggregate-first")
+        if self.order not in ORDERS or (self.model == "gcn" and self.order != "combine-first"):
+            raise ValueError(f"engine parameter order: {self.order!r} is not an order of "
+                             f"{self.model}")
         need("lanes", self.lanes, 1, 64)
         need("max_nodes", self.max_nodes, 2, MAX_NODES)
         need("max_edges", self.max_edges, 1, MAX_EDGES)
@@ -138,9 +152,10 @@ class EngineConfig:
         need("nonzeros_per_word", self.nonzeros_per_word, 0, 16)
         need("max_input_words", self.max_input_words, 0)
         if self.nonzeros_per_word:
-            if self.model != "gcn":
-                raise ValueError("engine parameter nonzeros_per_word: only a GCN stores its "
-                                 "input as non-zeros (GIN aggregates it dense)")
+            if not self.combine_first:
+                raise ValueError("engine parameter nonzeros_per_word: only a combine-first "
+                                 "model stores its input as non-zeros (an aggregate-first GIN "
+                                 "aggregates it dense)")
             need("max_input_words", self.max_input_words, 2)
         if not self.layers:
             raise ValueError("engine parameter layers: at least one layer")
@@ -164,8 +179,8 @@ class EngineConfig:
         inputs)."""
         out = []
         for l, L in enumerate(self.layers, start=1):
-            comb, agg = (l, "comb", L.out_dim), (l, "agg", L.out_dim if self.gcn else L.in_dim)
-            out += [comb, agg] if self.gcn else [agg, comb]
+            comb, agg = (l, "comb", L.out_dim), (l, "agg", L.out_dim if self.combine_first else L.in_dim)
+            out += [comb, agg] if self.combine_first else [agg, comb]
         return out
 
     def column_base(self, layer: int, kind: str) -> int:
@@ -183,8 +198,11 @@ class EngineConfig:
         return requant_groups(width, self.lanes, self.requant_lanes)
 
     @property
-    def gcn(self) -> bool:
-        return self.model == "gcn"
+    def combine_first(self) -> bool:
+        """The GCN datapath: combination, then the signed operand XW aggregated over the CSR
+        row with self-loops, each item weighed by its source's coefficient, the row by its
+        target's ``norm``."""
+        return self.order == "combine-first"
 
     @property
     def sparse_input(self) -> bool:
@@ -203,13 +221,13 @@ class EngineConfig:
     @property
     def h_stride(self) -> int:
         """Tiles per node in ``h``: the widest combination input held there."""
-        widths = [L.in_dim for l, L in enumerate(self.layers) if not self.gcn or l > 0]
+        widths = [L.in_dim for l, L in enumerate(self.layers) if not self.combine_first or l > 0]
         return self.tiles(max(widths, default=1))
 
     @property
     def op_stride(self) -> int:
         """Tiles per node in ``op``: GCN every layer's output, GIN layers 2..'s input."""
-        widths = ([L.out_dim for L in self.layers] if self.gcn
+        widths = ([L.out_dim for L in self.layers] if self.combine_first
                   else [L.in_dim for L in self.layers[1:]])
         return self.tiles(max(widths, default=1))
 
@@ -255,7 +273,7 @@ def node_fields(cfg: EngineConfig, layer: int) -> data.FlexibleLayout:
     ``out_sh`` the final shift of the output. ``words`` (GCN layer 1, input stored as its
     non-zeros): the node's words of ``x_nonzeros``."""
     bits = range(cfg.max_bits + 1)
-    if cfg.gcn:
+    if cfg.combine_first:
         words = {"words": cfg.input_words_per_node()} if cfg.sparse_input and layer == 1 else {}
         nxt = ({"next_bits": bits, "next_m": MANTISSA, "next_sh": SHIFT}
                if layer < len(cfg.layers) else {})
@@ -316,7 +334,7 @@ def logit_width(cfg: EngineConfig) -> int:
     """Bits of a signed logit (the last layer's output) for any memory contents: every
     mantissa below 2^17, every bias below 2^(bias_bits - 1), node shifts up to 63."""
     m = 2 ** MANTISSA.width
-    if cfg.gcn:
+    if cfg.combine_first:
         t = aggregation_bound(cfg) + 1  # |rshift_round(G * norm, 15)| with norm <= 2^15
         return (t * m + 2 ** (cfg.bias_bits - 1)).bit_length() + 1
     a = combination_bound(cfg, len(cfg.layers))
@@ -327,13 +345,13 @@ def logit_width(cfg: EngineConfig) -> int:
 def combination_bound(cfg: EngineConfig, layer: int) -> int:
     """Largest |X @ W| of layer ``layer``: in_dim codes of their widest times the widest weight."""
     L = cfg.layers[layer - 1]
-    code = cfg.input_bits if cfg.gcn and layer == 1 else cfg.max_bits
+    code = cfg.input_bits if cfg.combine_first and layer == 1 else cfg.max_bits
     return L.in_dim * (2 ** code - 1) * 2 ** (L.weight_bits - 1)
 
 
 def aggregation_bound(cfg: EngineConfig) -> int:
     """Largest |aggregation| of any layer: every edge (and GIN's self term) into one node."""
-    if cfg.gcn:
+    if cfg.combine_first:
         return cfg.max_edges * 2 ** FRAC * 2 ** (cfg.max_bits - 1)
     return (2 ** 18 + cfg.max_edges * 2 ** FRAC) * (2 ** max(cfg.max_bits, cfg.input_bits) - 1)
 
@@ -353,7 +371,7 @@ def _memories(cfg: EngineConfig) -> dict[str, MemorySpec]:
         MemorySpec("logits", n * cfg.tiles(cfg.layers[-1].out_dim),
                    data.ArrayLayout(signed(logit_width(cfg)), P), loaded=False),
     ]
-    if cfg.gcn:
+    if cfg.combine_first:
         mems.append(MemorySpec("norm", n, range(2 ** FRAC + 1)))
         mems += [MemorySpec(f"layer{l}_items", max(cfg.tiles(L.out_dim) * cfg.max_edges, 2),
                             range(cfg.max_bits)) for l, L in enumerate(cfg.layers, start=1)]

@@ -6,7 +6,7 @@ from __future__ import annotations
 from functools import reduce
 from operator import or_
 
-from amaranth import Cat, Module, Mux, Signal
+from amaranth import C, Cat, Module, Mux, Signal
 
 from .combination_phase import (
     CombinationPhase,
@@ -19,7 +19,7 @@ from .phase import delay, min_spacing, one_hot, then_last_node
 
 
 class SparseCombinationPhase(CombinationPhase):
-    """GCN layer 1's combination over nodes ``0 .. num_nodes - 1``, from ``x_nonzeros``.
+    """A combine-first (GCN, GIN-0) layer 1's combination over nodes ``0 .. num_nodes - 1``, from ``x_nonzeros``.
 
     Node i's non-zero input codes are ``words_i`` words of ``x_nonzeros`` (a field of
     ``layer1_node``, at least 1), each K = ``nonzeros_per_word`` pairs (input f, code); the
@@ -91,7 +91,10 @@ class SparseCombinationPhase(CombinationPhase):
         next_words = Mux(launch | adv_i, upcoming.words, words)
         m.d.comb += next_running.eq(Mux(running, ~finish, launch))
         then_last_k = Mux(hold, last_k, Mux(adv_k, k + 2 >= bits, next_bits <= 1))
-        then_last_q = Mux(stay, last_q, Mux(adv_q, left == 1, next_words <= 1))
+        # a node of at most one word (inputs no more than K) is always on its last word: the
+        # comparison would be constant, which Verilator's lint refuses
+        one_word = next_words <= 1 if per_node.stop > 2 else C(1, 1)
+        then_last_q = Mux(stay, last_q, Mux(adv_q, left == 1, one_word))
         then_last_t = Mux(stay | adv_q, last_t, Mux(adv_t, t == T - 2, T == 1))
         then_last_i = then_last_node(m, n, self.num_nodes, keep=stay | adv_q | adv_t,
                                      advance=adv_i, last=last_i)

@@ -45,7 +45,7 @@ class QGCNConv(MessagePassing):
         self.cached = cached
         self._adj: torch.Tensor | None = None
 
-    def normalized_adjacency(self, edge_index: torch.Tensor, num_nodes: int) -> torch.Tensor:
+    def adjacency(self, edge_index: torch.Tensor, num_nodes: int) -> torch.Tensor:
         """D^-1/2 (A + I) D^-1/2 as a CSR matrix indexed [target, source]."""
         if self.cached and self._adj is not None:
             return self._adj
@@ -56,7 +56,7 @@ class QGCNConv(MessagePassing):
         return adj
 
     def forward(self, x: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
-        adj = self.normalized_adjacency(edge_index, x.size(0))
+        adj = self.adjacency(edge_index, x.size(0))
         h = self.input_quant(x) @ self.weight_quant(self.weight).t()
         h = self.operand_quant(h)
         return self.propagate(adj, x=h) + self.bias
