@@ -61,13 +61,18 @@ def derive_constants(model: str, order: str, layers: list[dict], arrays: dict) -
 
 
 def _per_node_operand(L: dict, p: str, arrays: dict, w_step, bias, *, normalized: bool) -> None:
-    """Combine-first layer with per-node operand steps t_j: XW's requantization takes the
+    """Combine-first layer with per-node operand steps t_j (at least in_step / (2^15 - 1)):
+    XW's requantization takes the
     node's ``in_step / t_j`` (``node_op_m``, ``node_op_sh``) and the column's weight step
     (``xw_scale_m``); the aggregation weighs P_j by ``op_coef[j]`` = n_j * t_j (GCN, n_j = 1 /
     sqrt(d_j); GIN-0's sum, n_j = 1) over 2^-op_coef_sh, at most 2^15; the output scale ``out_scale_m`` is
     2^(15 - op_coef_sh), so that the bias and every later step are as with column steps."""
-    t = arrays[p + "node_op_step"]
-    step_in = arrays[p + "node_step"] if L["per_node_input"] else np.ones_like(t)
+    step_in = (arrays[p + "node_step"] if L["per_node_input"]
+               else np.ones_like(arrays[p + "node_op_step"]))
+    # in_step / t_j is a fixed-point constant below 2^15: a smaller step (a node whose XW is
+    # zero or nearly, as a featureless input row gives) is raised to the smallest it holds
+    t = arrays[p + "node_op_step"] = np.maximum(arrays[p + "node_op_step"],
+                                                step_in / (2.0 ** 15 - 1))
     arrays[p + "node_op_m"], arrays[p + "node_op_sh"] = _fx(
         p + "node_op_m", fixed, step_in / t)
     arrays[p + "xw_scale_m"], L["xw_scale_sh"] = _fx(p + "xw_scale_m", fixed_common, w_step)

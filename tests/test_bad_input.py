@@ -130,6 +130,14 @@ def golden(d, out="out", *extra):
     return ["golden", str(d), "--out", str(out), *extra]
 
 
+def _gin0_norm_not_one(root: Path) -> Path:
+    man, arr = random_export(np.random.default_rng(0), "gin", n=12, f0=5, hidden=4, classes=3,
+                             order="combine-first")
+    d = write_graph(root / "graph", man, arr)
+    replace_array(d, "gcn_norm", lambda a: a.__setitem__(0, 1 << 14))
+    return d
+
+
 def _export_case(edit):
     def build(root, trained):
         d = export(root)
@@ -167,6 +175,10 @@ CASES = {
                                                          '{"seed": ' + "7" * 5000 + "}")),
     "export-nan-constant": _export_case(lambda d: _write(d / "manifest.json", '{"seed": NaN}')),
     "export-version": _export_case(lambda d: reseal(d, lambda m: m.update(version=99))),
+    "export-order": _export_case(lambda d: reseal(d, lambda m: m.update(order="sideways"))),
+    "export-gcn-order": _export_case(lambda d: reseal(
+        d, lambda m: m.update(order="aggregate-first"))),
+    "export-gin0-norm": lambda root, t: golden(_gin0_norm_not_one(root), root / "out"),
     "export-edited": _export_case(lambda d: _write(d / "manifest.json", json.dumps(
         {**manifest(d), "seed": 5}))),
     "export-field-type": _export_case(lambda d: reseal(d, lambda m: m.update(num_nodes="12"))),

@@ -274,3 +274,27 @@ def test_overflowing_datapath_is_refused():
     g = _roundtrip(man, arr)
     with pytest.raises(GraphFormatError, match="layer 1.s requantization .* beyond the integer datapath"):
         golden.run(g)
+
+
+@pytest.mark.parametrize("model, order", [("gcn", None), ("gin", "combine-first")])
+def test_an_operand_step_too_small_for_fixed_point_is_raised_to_the_smallest_it_holds(
+        model, order, tmp_path):
+    """A node whose XW is 0 (a featureless input row) can learn a step so small that
+    in_step / t is past 2^15, more so once a uniform re-export at 8 bits divides it by 127:
+    the step is raised to in_step / (2^15 - 1), the export and every re-export stay valid,
+    and the node's operand codes are unchanged (0)."""
+    from a2q.sim.export_constants import derive_constants
+    from a2q.sim.uniform_export import uniform_variant
+
+    man, arr = random_export(np.random.default_rng(8), model, n=10, f0=6, hidden=4, classes=3,
+                             node_operand=True, order=order)
+    arr["x"][0] = 0
+    arr["layer1.node_op_step"][0] = 1e-9
+    derive_constants(model, man["order"], man["layers"], arr)
+    assert arr["layer1.node_op_step"][0] == 1 / (2.0 ** 15 - 1)
+    g = read_graph(write_graph(tmp_path / "g", man, arr))
+    assert golden.run(g).layer_outputs["layer1.operand"][0].tolist() == [0] * 4
+    for bits in (2, 8):
+        v = uniform_variant(g, bits)
+        assert v["layer1.node_op_step"][0] == 1 / (2.0 ** 15 - 1)
+        assert golden.run(v).layer_outputs["layer1.operand"][0].tolist() == [0] * 4

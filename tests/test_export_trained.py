@@ -79,6 +79,7 @@ def test_golden_cli_writes_results(trained, tmp_path):
         assert (tmp_path / "golden" / name).is_file()
 
 
+@pytest.mark.regress  # a whole 200-epoch training (a2q bench hw measures the same in RTL)
 def test_gcn_cora_needs_fewer_cycles_than_uniform4(tmp_path):
     run = tmp_path / "run"
     write_run(train(default_config("Cora", "gcn", "a2q", seed=0), progress=False), run)

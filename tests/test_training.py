@@ -97,3 +97,25 @@ def test_gcn_cora_full_run_learns_more_bits_for_higher_in_degree():
     assert layer["by_in_degree"]["9+"]["mean_bits"] > layer["by_in_degree"]["1"]["mean_bits"]
     assert r.metrics["avg_feature_bits"] <= 2.0
     assert r.metrics["test_acc"] >= 79.5
+
+
+@pytest.mark.parametrize("model, dataset, new, paper_options", [
+    ("gcn", "Cora", {"operand": "node", "penalty": "memory", "memory_target_kb": 16.0},
+     {"operand": "column"}),
+    ("gcn", "CiteSeer", {"operand": "node", "penalty": "cycles", "cycle_target_k": 50.0},
+     {"operand": "column"}),
+    ("gin", "Cora", {"operand": "node", "gin_order": "combine-first"},
+     {"gin_order": "aggregate-first"}),
+    ("gin", "CiteSeer", {"operand": "node", "gin_order": "combine-first"},
+     {"gin_order": "aggregate-first"})])
+def test_a2q_defaults_and_the_papers_configuration(model, dataset, new, paper_options):
+    """Node-level A²Q defaults to per-node operand bits (GIN as GIN-0, W first); asking for the
+    paper's operand or order gives the paper's whole configuration: 4-bit operand per column,
+    GIN aggregate-first, the memory penalty at its 5 KB target."""
+    cfg = default_config(dataset, model, "a2q")
+    assert {k: getattr(cfg, k) for k in new} == new
+    paper = default_config(dataset, model, "a2q", **paper_options)
+    assert (paper.operand, paper.gin_order, paper.penalty, paper.memory_target_kb) == (
+        "column", "aggregate-first", "memory", 5.0)
+    # the other methods keep the paper's layers
+    assert default_config(dataset, model, "fp32").gin_order == "aggregate-first"

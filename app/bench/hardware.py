@@ -180,8 +180,9 @@ def _trained_uniform(tmp: Path, dataset: str, model: str, *, seed: int, lanes: i
     return out
 
 
-#: the options that give A²Q's configuration in the paper where the default differs from it:
-#: the aggregation operand at 4 bits per column; GIN in its own order (aggregate-first)
+#: the options that give A²Q's configuration in the paper where the default differs from it
+#: (:func:`a2q.sw.config.default_config` then takes the paper's hyperparameters and memory
+#: penalty): the aggregation operand at 4 bits per column; GIN in its own order
 PAPER_CONFIGURATION = {"gcn": {"operand": "column"}, "gin": {"gin_order": "aggregate-first"}}
 
 
@@ -538,12 +539,13 @@ def _where_text(result: dict, per_node: list[dict]) -> str:
         share.append(f"{s['dataset']} {s['model'].upper()} {touched / stages['total']:.1%}")
     return (
         "A²Q's per-node bits shorten the stages that read a per-node tensor: the combinations "
-        "of a per-node input (GCN's after layer 1, every GIN combination) and the aggregations "
-        "of operands with per-node bits (GCN with `--operand node`). Their share of A²Q's "
-        "cycles: " + ", ".join(share) + ". The rest is layer 1 over the raw input (GCN: a "
-        "cycle per word of 4 non-zero inputs and plane; GIN: one bit-plane per input chunk and "
-        "edge; the same for every method unless a baseline pays the input at 4 or 8 bits) and "
-        "the aggregations of operands quantized per column (4 bits, the paper's). On the "
+        "of a per-node input (after layer 1; every combination of an aggregate-first GIN) and "
+        "the aggregations of operands with per-node bits (`--operand node`). Their share of "
+        "A²Q's cycles: " + ", ".join(share) + ". The rest is layer 1 over the raw input "
+        "(combine-first, GCN and GIN-0: a cycle per word of 4 non-zero inputs and plane; an "
+        "aggregate-first GIN: one bit-plane per input chunk and edge; the same for every method "
+        "unless a baseline pays the input at 4 or 8 bits) and the aggregations of operands "
+        "quantized per column (4 bits, the paper's). On the "
         f"per-node stages the engine's speedup over uniform4 is {worst['fraction_of_ideal']:.1%} "
         f"of the ideal at worst ({worst['dataset']} {worst['model'].upper()} {worst['stage']}): "
         "a phase costs its bit-serial work, each (node, tile) at least the cycles the "
