@@ -12,9 +12,11 @@ on ``lanes`` output (or aggregated) columns at once, a tile is ``lanes`` columns
   (:func:`default_nonzeros_per_word`): ``B_i * words_i * ceil(C / lanes)``, ``words_i =
   max(1, ceil(nnz_i / K))`` (:func:`input_words`);
 - aggregation of node i (operand bits ``b`` of each item, ``D`` columns):
-  ``items_i * b * ceil(D / lanes)`` cycles, items being the CSR row (GCN, self-loops
-  included) or the row plus the node's own ``(1 + eps)`` term (GIN); with per-node operand
-  bits, the sum of the row's sources' bits per tile;
+  ``items_i * ceil(b / planes) * ceil(D / lanes)`` cycles, items being the CSR row (GCN,
+  self-loops included) or the row plus the node's own ``(1 + eps)`` term (GIN); with
+  per-node operand bits, the sum over the row's sources of ``ceil(b_j / planes)`` per tile;
+  ``planes`` is 2 where ``D`` is at most half the lanes (the idle lanes take the next
+  bit-plane: :func:`~a2q.hw.engine.layout.planes_per_cycle`), else 1;
 - a (node, tile) of aggregation with no item still costs one cycle (it emits zeros);
 - in the engine, a (node, tile) costs at least ``groups`` cycles: its results go through the
   shared requantization ``requant_lanes`` lanes a cycle, ``groups`` =
@@ -45,6 +47,7 @@ import numpy as np
 from a2q.hw.engine.layout import (
     NONZEROS_PER_WORD,
     default_requant_lanes,
+    planes_per_cycle,
     requant_groups,
 )
 from a2q.hw.engine.memory_requests import READ_LATENCY
@@ -180,12 +183,13 @@ def per_node_cycles(g: AnnotatedGraph, *, lanes: int, uniform: int | None = None
         comb = (np.maximum(node_bits * chunks, groups[p + "combination"]) + NODE_OVERHEAD
                 ) * math.ceil(L["out_dim"] / lanes)
         agg_dim = L["out_dim"] if g.combine_first else L["in_dim"]
+        planes = planes_per_cycle(agg_dim, lanes)  # an item of b bits: ceil(b / planes)
         if L["per_node_operand"]:  # each item costs its source's bits
             source_bits = (a[p + "node_op_bits"].astype(np.int64) if uniform is None
                            else np.full(n, uniform, dtype=np.int64))
-            work = neighbour_sum(a["indptr"], a["indices"], source_bits)
+            work = neighbour_sum(a["indptr"], a["indices"], -(-source_bits // planes))
         else:  # aggregate-first: GIN's own (1 + eps) term goes through too
-            work = (deg if g.combine_first else deg + 1) * op_bits
+            work = (deg if g.combine_first else deg + 1) * -(-op_bits // planes)
         agg = (np.maximum(work, groups[p + "aggregation"]) + NODE_OVERHEAD
                ) * math.ceil(agg_dim / lanes)
         out[p + "combination"] = comb.astype(np.int64)

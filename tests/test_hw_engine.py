@@ -133,6 +133,49 @@ def test_a_hub_operand_costs_its_bits_on_every_edge(bits):
     assert agg.tolist() == [bits * 2] + [(bits + 2) * 2] * 8  # ceil(6 / 4) tiles
 
 
+@pytest.mark.parametrize("model, order", [("gcn", None), ("gin", None),
+                                          ("gin", "combine-first")])
+@pytest.mark.parametrize("bits", [3, 8])
+def test_narrow_aggregations_take_two_planes_a_cycle_on_the_idle_lanes(model, order, bits):
+    """Results of 3 columns on 8 lanes: the idle lanes take the next bit-plane of the same
+    operand word, so an item of b bits costs ceil(b / 2) cycles (odd b: the top plane alone),
+    GCN's negative top plane included. Node 0 is read by every node at ``bits`` (per-node
+    operands where the datapath is combine-first, its layer-1 codes negative: their fields
+    hold the sign above the top plane, which the second lane group must not read), the others
+    at 2 bits; exact either way."""
+    combine_first = model == "gcn" or order == "combine-first"
+    man, arr = random_export(np.random.default_rng(11), model, n=9, f0=3, hidden=3, classes=3,
+                             node_operand=combine_first, order=order)
+    arr["x"][0] = 1
+    arr["layer1.weight"] = -np.abs(arr["layer1.weight"])
+    rows = [[0, i] if i else [0] for i in range(9)]  # the edge from the hub (and self-loops)
+    if not combine_first:
+        rows = [[0] if i else [] for i in range(9)]
+    arr["indptr"] = np.cumsum([0] + [len(r) for r in rows])
+    arr["indices"] = np.concatenate(rows).astype(np.int64)
+    man["num_edges"] = int(arr["indices"].size)
+    if combine_first:
+        arr["gcn_norm"] = (np.floor(2.0 ** 15 / np.sqrt(np.diff(arr["indptr"])) + 0.5)
+                           if model == "gcn" else np.full(9, 2.0 ** 15)).astype(np.int64)
+        for l in (1, 2):
+            arr[f"layer{l}.node_op_bits"] = np.array([bits] + [2] * 8, dtype=np.uint8)
+            man["layers"][l - 1]["operand_bits"] = bits
+    else:
+        man["layers"][1]["operand_bits"] = bits
+    derive_constants(model, man["order"], man["layers"], arr)
+    g = in_memory(man, arr)
+    if combine_first:
+        assert (golden.run(g).layer_outputs["layer1.operand"][0] < 0).all()
+    cfg = engine_config(g, lanes=8, requant_lanes=8)
+    check(cfg, [g])
+    agg = per_node_cycles(g, lanes=8, requant_lanes=8)["layer2.aggregation"]
+    half = -(-bits // 2)
+    if combine_first:  # node 0: its self-loop; the others: the hub and their own 2 bits
+        assert agg.tolist() == [half] + [half + 1] * 8
+    else:  # every row: the node's own term and the hub, each at the layer's bits
+        assert agg.tolist() == [half] + [2 * half] * 8
+
+
 def test_non_zero_input_costs_its_words_not_its_width():
     """Layer 1's combination over 40 inputs, 2 a word, 3 tiles of 4 lanes, 2-bit codes: a node
     of 5 non-zeros costs 3 words x 2 planes per tile, a node of none one word, a dense node
@@ -234,7 +277,8 @@ def test_uniform_re_exports_run_on_the_same_engine(model):
 
 
 @pytest.mark.parametrize("stored_bits", [1, pytest.param(4, marks=pytest.mark.regress)])
-@pytest.mark.parametrize("model, per_word", [("gcn", 0), ("gcn", 4), ("gin", 0)])
+@pytest.mark.parametrize("model, per_word", [
+    ("gcn", 0), ("gcn", 4), pytest.param("gin", 0, marks=pytest.mark.regress)])
 def test_input_paid_at_four_bits_costs_four_planes_on_layer_one(model, per_word, stored_bits):
     """The uniform4 baseline pays the binary input at 4 bits: same logits, and layer 1's
     input stage (GCN's combination, GIN's aggregation) takes 4 bit-planes where it took 1

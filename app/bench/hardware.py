@@ -548,7 +548,10 @@ def _where_text(result: dict, per_node: list[dict]) -> str:
         "quantized per column (4 bits, the paper's). On the "
         f"per-node stages the engine's speedup over uniform4 is {worst['fraction_of_ideal']:.1%} "
         f"of the ideal at worst ({worst['dataset']} {worst['model'].upper()} {worst['stage']}): "
-        "a phase costs its bit-serial work, each (node, tile) at least the cycles the "
+        "a phase costs its bit-serial work (an aggregation at most half the lanes wide takes "
+        "two bit-planes a cycle on its idle lanes, so an item of b bits costs ceil(b / 2) "
+        "cycles: an odd b pays its top plane alone, and against a baseline's even bits the "
+        "stage falls short of the ideal by that much), each (node, tile) at least the cycles the "
         "requantization takes over it (its groups of lanes), plus a fixed "
         f"{COMBINATION_PHASE_OVERHEAD} to {AGGREGATION_PHASE_OVERHEAD} cycles and those "
         "groups once.")

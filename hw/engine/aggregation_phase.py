@@ -5,7 +5,7 @@ from __future__ import annotations
 from amaranth import C, Cat, Module, Mux, Signal
 
 from .in_order_reads import FIRST_WORD, in_order_reads
-from .layout import FRAC, EngineConfig, aggregation_bound
+from .layout import FRAC, EngineConfig, aggregation_bound, planes_per_cycle
 from .memory_requests import READ_LATENCY, copies
 from .phase import EnginePhase, delay, min_spacing, one_hot, then_last_node
 
@@ -25,10 +25,14 @@ class AggregationPhase(EnginePhase):
 
     The walker visits node i, tile t, each item of the row and bit k = 0 .. b - 1 of the
     item's operand (least significant first, the top bit negative in GCN's two's complement),
-    one a cycle; every lane adds ``coef << k`` where the bit is set. b is the item's own bits
+    one a cycle; every lane adds ``coef << k`` where the bit is set. A phase whose results
+    are at most half the lanes wide (L columns) puts its idle lanes to work: lane ``L + c``
+    takes bit k + 1 of column c from the same operand word, the walker steps two bits a
+    cycle (``planes``), and a (node, tile)'s result is lane c's sum plus lane L + c's: an
+    item of b bits costs ``ceil(b / 2)`` cycles. b is the item's own bits
     for GCN (``layer{l}_items`` holds b - 1, read in order ahead of the walker: a node's
-    operand bits cost that many cycles on every edge that reads it), the layer's ``op_bits``
-    scalar for GIN. A (node, tile) costs the sum of its items' b (one cycle if the row is empty), or
+    operand bits cost their cycles on every edge that reads it), the layer's ``op_bits``
+    scalar for GIN. A (node, tile) costs the sum of its items' ceil(b / planes) (one cycle if the row is empty), or
     the requantization's ``groups`` if more (the walker holds on its last position), node and
     tile changes nothing: ``indptr`` is read in order ahead of the walker
     (:func:`~a2q.hw.engine.in_order_reads.in_order_reads`).
@@ -59,6 +63,8 @@ class AggregationPhase(EnginePhase):
         super().__init__(cfg, layer, hub, **memories,
                          acc_width=aggregation_bound(cfg).bit_length() + 1,
                          width=shape.out_dim if cfg.combine_first else shape.in_dim)
+        #: bit-planes of an item a cycle (:func:`~a2q.hw.engine.layout.planes_per_cycle`)
+        self.planes = planes_per_cycle(self.width, cfg.lanes)
         self.indptr = hub.read("indptr", f"{self.name}_indptr")
         self.indices = hub.read("indices", f"{self.name}_indices")
         if cfg.combine_first:
@@ -157,7 +163,7 @@ class AggregationPhase(EnginePhase):
         else:
             first_bits = ob
         m.d.sync += [
-            k.eq(Mux(adv_k, k + 1, Mux(hold, k, 0))),
+            k.eq(Mux(adv_k, k + self.planes, Mux(hold, k, 0))),
             t.eq(Mux(adv_k | adv_item | hold, t, Mux(adv_t, t + 1, 0))),
             i.eq(Mux(stay, i, Mux(adv_i, i + 1, 0))),
             own.eq(next_own),
@@ -169,7 +175,8 @@ class AggregationPhase(EnginePhase):
                          end_next.eq(ptr + 1)]
         # The flags of the position moved to, case by case.
         then_last_k = Mux(hold, last_k,
-                          (~next_own & next_row_empty) | Mux(adv_k, k + 2 >= ob, first_bits <= 1))
+                          (~next_own & next_row_empty) | Mux(adv_k, k + 2 * self.planes >= ob,
+                                                             first_bits <= self.planes))
         then_more = Mux(adv_k | hold, more, Mux(
             adv_item, ~row_empty & Mux(own, begin_next != end, e_next2 != end), Mux(
                 adv_t, ~row_empty & (begin_next != end) if gcn else ~row_empty, Mux(
@@ -234,48 +241,64 @@ class AggregationPhase(EnginePhase):
         # complement, and the lanes whose bit is set add a carry into their sums, so that no
         # carry chain sits between the block RAM and the register (with one, that is the
         # engine's worst path).
-        def signed_term(st, coef):
-            shifted = Mux(st["empty"], 0, coef << st["plane"])
+        def signed_term(st, coef, g):  # lane group g: plane k + g
+            shifted = Mux(st["empty"], 0, (coef << g if g else coef) << st["plane"])
             if not gcn:
                 return {"term": shifted}
-            negate = ~st["empty"] & (st["plane"] + 1 == st["bits"])
+            negate = ~st["empty"] & (st["plane"] + (g + 1) == st["bits"])
             as_signed = Cat(shifted, C(0, 1)).as_signed()
             return {"term": Mux(negate, ~as_signed, as_signed), "negate": negate}
 
+        def named(key, g):
+            return key if g == 0 else f"{key}_{g}"
+
+        planes = range(self.planes)
         if not gcn:
             c0 = stages[-2]
-            term1 = delay(m, signed_term(c0, Mux(c0["own"], self.scalars.data.self_coef,
-                                                 1 << FRAC)), "1t")
+            own_coef = Mux(c0["own"], self.scalars.data.self_coef, 1 << FRAC)
+            term1 = [delay(m, signed_term(c0, own_coef, g), named("1t", g)) for g in planes]
         elif self.coef_j.early:
-            term1 = delay(m, signed_term(stages[-2], self.coef_j.data.coef), "1t")
+            term1 = [delay(m, signed_term(stages[-2], self.coef_j.data.coef, g),
+                           named("1t", g)) for g in planes]
         else:  # the coefficient comes from the read's last register (a memory of a few words)
-            term1 = signed_term(c1, self.coef_j.data.coef)
+            term1 = [signed_term(c1, self.coef_j.data.coef, g) for g in planes]
         codes, L = self.src.data, self.used_lanes
         field_bits = len(codes[0])
         groups = -(-L // LANES_PER_TERM)
         # Stage 2: the item's operand bit of every lane, and the term's copies. Planes above
-        # the field (an input paid at more bits than its codes are stored with) read zeros.
+        # the field (an input paid at more bits than its codes are stored with) read zeros,
+        # and so do a lane group's planes past the item's bits (a code's field holds its sign
+        # above them).
         if field_bits == 1:
             plane0 = Signal(name="plane0")
             m.d.comb += plane0.eq(k1 == 0)
-        bit2 = delay(m, {f"bit_{c}": codes[c] & plane0 if field_bits == 1
-                         else codes[c].bit_select(k1, 1) for c in range(L)}, "2")
-        term2 = {key: copies(m, v, groups, f"{key}_2") for key, v in term1.items()}
+
+        def lane_bit(c, g):
+            if field_bits == 1:
+                return codes[c] & plane0 if g == 0 else C(0, 1)
+            if g == 0:
+                return codes[c].bit_select(k1, 1)
+            return codes[c].bit_select(k1 + g, 1) & (k1 + g < c1["bits"])
+
+        bit2 = delay(m, {named(f"bit_{c}", g): lane_bit(c, g) for g in planes for c in range(L)},
+                     "2")
+        term2 = [{key: copies(m, v, groups, named(key, g) + "_2") for key, v in term1[g].items()}
+                 for g in planes]
         c2 = delay(m, {"node": node1, "tile": tile1, "valid": valid1, "first": first1,
                        "last": last1}, "2")
         # Stage 3: each lane's term: the coefficient where the lane's bit is set, and its carry.
-        def lane_term(c):
-            bit, g = bit2[f"bit_{c}"], c // LANES_PER_TERM
-            term = {"term": Mux(bit, term2["term"][g], 0)}
+        def lane_term(c, g):
+            bit, copy = bit2[named(f"bit_{c}", g)], c // LANES_PER_TERM
+            term = {"term": Mux(bit, term2[g]["term"][copy], 0)}
             if gcn:
-                term["carry"] = bit & term2["negate"][g]
-            return delay(m, term, f"3_{c}")
+                term["carry"] = bit & term2[g]["negate"][copy]
+            return delay(m, term, f"3_{c}" if g == 0 else f"3_{g}_{c}")
 
-        lane = [lane_term(c) for c in range(L)]
+        lane = [lane_term(c, g) for g in planes for c in range(L)]
         stages.append(c2)
         stages.append(delay(m, c2, "3"))
         self.accumulate(m, stages, [t["term"] for t in lane], ~idle,
-                        [t["carry"] for t in lane] if gcn else None)
+                        [t["carry"] for t in lane] if gcn else None, lane_groups=self.planes)
         return m
 
     def constants_of(self):

@@ -88,6 +88,18 @@ def default_requant_lanes(lanes: int) -> int:
     return math.ceil(lanes / 2)
 
 
+#: the most bit-planes an aggregation takes a cycle on its idle lanes
+MAX_PLANES_PER_CYCLE = 2
+
+
+def planes_per_cycle(width: int, lanes: int) -> int:
+    """Bit-planes of an item an aggregation whose results are ``width`` columns wide takes a
+    cycle: a tile of at most half the lanes leaves lanes idle, and they take the next plane
+    of the same operand word (lane ``g * width + c``: column c, plane ``k + g``), up to
+    :data:`MAX_PLANES_PER_CYCLE`; an item of b bits then costs ``ceil(b / planes)`` cycles."""
+    return max(1, min(MAX_PLANES_PER_CYCLE, lanes // min(width, lanes)))
+
+
 def requant_groups(width: int, lanes: int, requant_lanes: int) -> int:
     """Groups of ``requant_lanes`` lanes, one a cycle, in which the requantization takes a
     (node, tile) of a phase whose results are ``width`` columns wide (a tile holds

@@ -4,7 +4,7 @@ its side of the shared requantization (:mod:`a2q.hw.engine.requantization`)."""
 from __future__ import annotations
 
 from functools import reduce
-from operator import or_
+from operator import add, or_
 
 from amaranth import Const, Elaboratable, Module, Mux, Signal, Value, signed
 
@@ -67,14 +67,17 @@ class EnginePhase(Elaboratable):
         self.constants = Signal(NODE_CONSTANTS, name=f"{name}_constants")
         self.requantizing = Signal(name=f"{name}_requantizing")
 
-    def accumulate(self, m: Module, stages: list, terms: list, walker, carries=None) -> None:
+    def accumulate(self, m: Module, stages: list, terms: list, walker, carries=None,
+                   lane_groups: int = 1) -> None:
         """Add ``terms`` (one per lane; and ``carries``, a bit per lane, where given: the
         adder's carry in) to the lanes' sums while ``ctl["valid"]``, starting
         again at ``ctl["first"]``; a (node, tile) whose last term (``ctl["last"]``) is in is
         presented the next cycle (:meth:`present`). ``stages``: the controls of the pipeline's
         stages in order, the walker's (stage 0) first, each later one a register of the one
         before, ``ctl`` the last (the terms' stage; at least ``READ_LATENCY`` of them).
-        ``walker``: the walker holds work.
+        ``walker``: the walker holds work. ``lane_groups``: the terms are that many groups of
+        the used lanes, each a share of every lane's sum (its own bit-plane of each step): lane
+        c's result is the sum of lane c of every group.
 
         Each lane takes ``valid`` and ``first`` from its own copies of ``ctl``'s, registered
         from the stage before and kept apart in synthesis (as requantization.Kept): one
@@ -107,7 +110,10 @@ class EnginePhase(Elaboratable):
         m.d.comb += [req.addr.eq(Mux(reading, ahead["node"], 0)) for req in self.node_requests]
         base = self.cfg.column_base(self.layer, self.kind)
         m.d.comb += self.cols.addr.eq(Mux(reading, ahead["tile"] + base, 0))
-        self.present(m, emit, node, tile, acc, walker | holding)
+        used = len(terms) // lane_groups
+        sums = [reduce(add, (acc[g * used + c] for g in range(lane_groups)))
+                for c in range(used)]
+        self.present(m, emit, node, tile, sums, walker | holding)
 
     def present(self, m: Module, emit, node, tile, acc: list, walker_busy) -> None:
         """Hand the accumulated ``acc`` of (``node``, ``tile``), finished while ``emit``, to
