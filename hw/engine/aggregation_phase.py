@@ -29,12 +29,12 @@ class AggregationPhase(EnginePhase):
     are at most half the lanes wide (L columns) puts its idle lanes to work: lane ``L + c``
     takes bit k + 1 of column c from the same operand word, the walker steps two bits a
     cycle (``planes``), and a (node, tile)'s result is lane c's sum plus lane L + c's: an
-    item of b bits costs ``ceil(b / 2)`` cycles. b is the item's own bits
-    for GCN (``layer{l}_items`` holds b - 1, read in order ahead of the walker: a node's
-    operand bits cost their cycles on every edge that reads it), the layer's ``op_bits``
-    scalar for GIN. A (node, tile) costs the sum of its items' ceil(b / planes) (one cycle if the row is empty), or
-    the requantization's ``groups`` if more (the walker holds on its last position), node and
-    tile changes nothing: ``indptr`` is read in order ahead of the walker
+    item of b bits costs ``ceil(b / 2)`` cycles. b is the item's own bits for GCN
+    (``layer{l}_items`` holds b - 1, read in order ahead of the walker: a node's operand bits
+    cost their cycles on every edge that reads it), the layer's ``op_bits`` scalar for GIN. A
+    (node, tile) costs the sum of its items' ``ceil(b / planes)`` (one cycle if the row is
+    empty), or the requantization's ``groups`` if more (the walker holds on its last
+    position), node and tile changes nothing: ``indptr`` is read in order ahead of the walker
     (:func:`~a2q.hw.engine.in_order_reads.in_order_reads`).
 
     Pipeline, a register between steps (reads take ``READ_LATENCY`` = 4 cycles): walker
