@@ -153,30 +153,41 @@ def run_hw_bench(out: str | os.PathLike, *, datasets=("Cora", "CiteSeer"),
     return result
 
 
-def _trained_uniform(tmp: Path, dataset: str, model: str, *, seed: int, lanes: int,
-                     data_root, progress) -> list[dict]:
-    """The models trained at uniform 4 and 8 bits (``seed``, the defaults): each exported, its
-    test accuracy from the golden model and its cycles on the same engine from the cycle
-    model (equal to the RTL's in every test)."""
+def _trained_point(folder: Path, cfg, *, lanes: int, data_root) -> dict:
+    """A model trained with ``cfg`` into ``folder`` and exported: its test accuracy from the
+    golden model, its cycles on the engine from the cycle model (equal to the RTL's in every
+    test) and its average per-node bits by stage (``trade_off`` fields)."""
     from a2q.sim import golden
     from a2q.sim.annotated_graph import read_graph
+    from a2q.sim.baselines import per_node_stages
     from a2q.sim.cycles import engine_cycles
-    from a2q.sw.config import default_config
     from a2q.sw.export import export_run
     from a2q.sw.run_folder import write_run
     from a2q.sw.train import train
 
+    write_run(train(cfg, data_root=data_root, progress=False), folder)
+    g = read_graph(export_run(folder, data_root=data_root))
+    return {"dataset": cfg.dataset, "model": cfg.model,
+            "test_acc": golden.percent(golden.accuracy(g, golden.run(g).predictions)),
+            "cycles": engine_cycles(g, lanes=lanes)["total"], "measured": False,
+            "avg_bits": {k: round(float(v.mean()), 4) for k, v in per_node_stages(g).items()}}
+
+
+def _trained_uniform(tmp: Path, dataset: str, model: str, *, seed: int, lanes: int,
+                     data_root, progress) -> list[dict]:
+    """The models trained at uniform 4 and 8 bits (``seed``, the defaults)
+    (:func:`_trained_point`)."""
+    from a2q.sw.config import default_config
+
     out = []
     for bits in (4, 8):
         progress(f"{dataset} {model}: training uniform{bits} (seed {seed}) and exporting")
-        folder = tmp / f"{dataset}-{model}-uniform{bits}"
-        write_run(train(default_config(dataset, model, "uniform", seed=seed, bits=bits),
-                        data_root=data_root, progress=False), folder)
-        g = read_graph(export_run(folder, data_root=data_root))
+        point = _trained_point(tmp / f"{dataset}-{model}-uniform{bits}",
+                               default_config(dataset, model, "uniform", seed=seed, bits=bits),
+                               lanes=lanes, data_root=data_root)
+        del point["avg_bits"]  # every per-node tensor at the same bits
         out.append({"dataset": dataset, "model": model, "config": f"trained uniform{bits}",
-                    "source": "trained at uniform bits",
-                    "test_acc": golden.percent(golden.accuracy(g, golden.run(g).predictions)),
-                    "cycles": engine_cycles(g, lanes=lanes)["total"], "measured": False})
+                    "source": "trained at uniform bits", **point})
     return out
 
 
@@ -188,32 +199,19 @@ PAPER_CONFIGURATION = {"gcn": {"operand": "column"}, "gin": {"gin_order": "aggre
 
 def _paper_configuration(tmp: Path, dataset: str, model: str, *, seed: int, lanes: int,
                          data_root, progress) -> list[dict]:
-    """A²Q trained in the paper's configuration (:data:`PAPER_CONFIGURATION`, ``seed``), where
-    the default differs from it: exported, its test accuracy from the golden model, its
-    cycles on the engine from the cycle model (equal to the RTL's in every test) and its
-    average per-node bits by stage."""
-    from a2q.sim import golden
-    from a2q.sim.annotated_graph import read_graph
-    from a2q.sim.baselines import per_node_stages
-    from a2q.sim.cycles import engine_cycles
+    """A²Q trained in the paper's configuration (:data:`PAPER_CONFIGURATION`, ``seed``) where
+    the default differs from it (:func:`_trained_point`)."""
     from a2q.sw.config import default_config
-    from a2q.sw.export import export_run
-    from a2q.sw.run_folder import write_run
-    from a2q.sw.train import train
 
     cfg = default_config(dataset, model, "a2q", seed=seed, **PAPER_CONFIGURATION[model])
     if cfg == default_config(dataset, model, "a2q", seed=seed):
         return []
     progress(f"{dataset} {model}: training A²Q in the paper's configuration (seed {seed})")
-    folder = tmp / f"{dataset}-{model}-paper"
-    write_run(train(cfg, data_root=data_root, progress=False), folder)
-    g = read_graph(export_run(folder, data_root=data_root))
+    point = _trained_point(tmp / f"{dataset}-{model}-paper", cfg, lanes=lanes,
+                           data_root=data_root)
     return [{"dataset": dataset, "model": model, "config": "A²Q, paper's configuration",
              "source": "trained: " + ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in
-                                               PAPER_CONFIGURATION[model].items()),
-             "test_acc": golden.percent(golden.accuracy(g, golden.run(g).predictions)),
-             "cycles": engine_cycles(g, lanes=lanes)["total"], "measured": False,
-             "avg_bits": {k: round(float(v.mean()), 4) for k, v in per_node_stages(g).items()}}]
+                                               PAPER_CONFIGURATION[model].items()), **point}]
 
 
 def dominating(trade_off: list[dict]) -> list[dict]:
