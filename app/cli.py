@@ -8,7 +8,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from a2q.common.choices import DEFAULT_LANES, ENGINE_MODELS, MODELS
+from a2q.common.choices import DEFAULT_LANES, ENGINE_MODELS, MODELS, ORDERS
 from a2q.common.errors import A2QError
 from a2q.common.files import check_output
 from a2q.hw.fpga.synthesis import PLACERS, ROUTERS
@@ -72,7 +72,7 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--operand", choices=["column", "node"],
                    help="A²Q's aggregation operand: 4 bits per column (the paper) or learned "
                         "bits per node (node-level GCN, GIN combine-first)")
-    p.add_argument("--gin-order", choices=["aggregate-first", "combine-first"],
+    p.add_argument("--gin-order", choices=list(ORDERS),
                    help="node-level GIN: the sum, then W (learned eps; the paper) or W, then "
                         "the sum (GIN-0 on the GCN datapath)")
     p.add_argument("--lambda", dest="lam", type=float, help="penalty weight")

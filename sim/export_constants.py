@@ -62,11 +62,11 @@ def derive_constants(model: str, order: str, layers: list[dict], arrays: dict) -
 
 def _per_node_operand(L: dict, p: str, arrays: dict, w_step, bias, *, normalized: bool) -> None:
     """Combine-first layer with per-node operand steps t_j (at least in_step / (2^15 - 1)):
-    XW's requantization takes the
-    node's ``in_step / t_j`` (``node_op_m``, ``node_op_sh``) and the column's weight step
-    (``xw_scale_m``); the aggregation weighs P_j by ``op_coef[j]`` = n_j * t_j (GCN, n_j = 1 /
-    sqrt(d_j); GIN-0's sum, n_j = 1) over 2^-op_coef_sh, at most 2^15; the output scale ``out_scale_m`` is
-    2^(15 - op_coef_sh), so that the bias and every later step are as with column steps."""
+    XW's requantization takes the node's ``in_step / t_j`` (``node_op_m``, ``node_op_sh``) and
+    the column's weight step (``xw_scale_m``); the aggregation weighs P_j by ``op_coef[j]`` =
+    n_j * t_j (GCN, n_j = 1 / sqrt(d_j); GIN-0's sum, n_j = 1) over 2^-op_coef_sh, at most
+    2^15; the output scale ``out_scale_m`` is 2^(15 - op_coef_sh), so that the bias and every
+    later step are as with column steps."""
     step_in = (arrays[p + "node_step"] if L["per_node_input"]
                else np.ones_like(arrays[p + "node_op_step"]))
     # in_step / t_j is a fixed-point constant below 2^15: a smaller step (a node whose XW is

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, fields
 
-from a2q.common.choices import METHODS, MODELS
+from a2q.common.choices import METHODS, MODELS, ORDERS
 from a2q.common.errors import A2QError
 
 from .data import check_name, is_node_level
@@ -55,6 +55,12 @@ class TrainConfig:
     pool_size: int = 32  # Nearest-Neighbor pool (graph-level)
     batch_size: int = 32  # graph-level
     folds: int = 10  # graph-level cross-validation
+
+    @property
+    def order(self) -> str:
+        """The layers' order (:data:`a2q.common.choices.ORDERS`): a GCN's is combine-first,
+        a GIN's ``gin_order``."""
+        return "combine-first" if self.model == "gcn" else self.gin_order
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -204,12 +210,10 @@ def validate(cfg: TrainConfig) -> None:
 
     if cfg.operand not in OPERANDS:
         raise A2QError(f"operand must be one of {', '.join(OPERANDS)}, got {cfg.operand!r}")
-    from .models import GIN_ORDERS
-
-    if cfg.gin_order not in GIN_ORDERS:
-        raise A2QError(f"gin-order must be one of {', '.join(GIN_ORDERS)}, got "
+    if cfg.gin_order not in ORDERS:
+        raise A2QError(f"gin-order must be one of {', '.join(ORDERS)}, got "
                        f"{cfg.gin_order!r}")
-    combine_first = cfg.model == "gcn" or cfg.gin_order == "combine-first"
+    combine_first = cfg.order == "combine-first"
     if cfg.gin_order == "combine-first" and (cfg.model != "gin"
                                              or not is_node_level(cfg.dataset)):
         raise A2QError("--gin-order combine-first is for node-level GIN")

@@ -79,8 +79,8 @@ def build_export(ckpt: dict, *, data_root=None) -> tuple[dict, dict]:
         reference = model(x, data.edge_index).argmax(1)
 
     # GCN and GIN-0 multiply by W first and sum over the neighbours and the node itself
-    gcn = cfg.model == "gcn" or cfg.gin_order == "combine-first"
-    order = "combine-first" if gcn else "aggregate-first"
+    order = cfg.order
+    gcn = order == "combine-first"
     indptr, indices = _csr(data.edge_index, n, self_loops=gcn)
     ei, _ = remove_self_loops(data.edge_index)
     arrays = {

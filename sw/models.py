@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch_geometric.nn import global_add_pool
 
-from a2q.common.choices import MODELS
+from a2q.common.choices import MODELS, ORDERS
 
 from .nn import QGATConv, QGCNConv, QGIN0Conv, QGINConv
 from .quant.nearest_neighbor import NearestNeighborQuantizer
@@ -20,9 +20,6 @@ from .quant.node_quantizer import NodeQuantizer
 from .quant.scheme import QuantScheme
 
 PER_NODE = (NodeQuantizer, NearestNeighborQuantizer)
-#: Orders of a node-level GIN layer: the sum first (the GIN paper, A²Q's), or the linear layer
-#: first (GIN-0, the GCN layer's datapath)
-GIN_ORDERS = ("aggregate-first", "combine-first")
 
 
 class QuantizedModel(nn.Module):
@@ -88,7 +85,7 @@ class NodeGCN(QuantizedModel):
 class NodeGIN(QuantizedModel):
     """GIN(F→hidden) → ReLU → dropout → GIN(hidden→classes).
 
-    ``order`` (:data:`GIN_ORDERS`): "aggregate-first" sums the features, then applies W
+    ``order`` (:data:`a2q.common.choices.ORDERS`): "aggregate-first" sums the features, then applies W
     (:class:`~a2q.sw.nn.QGINConv`, learned eps, the binary input's operand unquantized);
     "combine-first" applies W, then sums (:class:`~a2q.sw.nn.QGIN0Conv`, eps 0, layer 1's
     binary input unquantized).
@@ -116,7 +113,7 @@ class NodeGIN(QuantizedModel):
                          init_bits=init_bits, cached=True),
             ])
         else:
-            raise ValueError(f"unknown GIN order {order!r}; valid: {', '.join(GIN_ORDERS)}")
+            raise ValueError(f"unknown GIN order {order!r}; valid: {', '.join(ORDERS)}")
 
     def forward(self, x, edge_index):
         self.scheme.resample()

@@ -222,7 +222,7 @@ class CombinationPhase(EnginePhase):
 
     def constants_of(self):
         node, sc = self.node.data, self.scalars.data
-        if self.cfg.combine_first:  # A * xw_m[c] * comb_m[i], rounded by comb_sh[i], clamped to +-Q_i
+        if self.cfg.combine_first:  # A * xw_m[c] * comb_m[i], rounded by comb_sh[i], to +-Q_i
             return {"m_node": node.comb_m, "sh": node.comb_sh, "hi_bits": node.op_bits - 1,
                     "symmetric": 1, "clamp": 1}
         # A * out_m[c] * scale_m[i] + (bias[c] << scale_sh[i]): the logits, or rounded by

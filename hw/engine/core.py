@@ -108,9 +108,11 @@ class EngineCore(wiring.Component):
     :mod:`a2q.hw.primitives.block_ram`, one per width slice, filled from ``<memory>.<k>.hex`` instead of
     ``init``, and each multiplier as an instance of ``a2q_mul`` (:mod:`a2q.hw.primitives.dsp_multiply`).
 
-    The phases run one after the other: a combine-first layer l (GCN, GIN-0) is a :class:`CombinationPhase` (``x`` or
-    ``h`` -> ``op``; layer 1 from ``x_nonzeros`` a :class:`SparseCombinationPhase`) then an :class:`AggregationPhase` (``op`` -> ``h``, the last layer ->
-    ``logits``); an aggregate-first GIN layer l aggregates first (``x`` or ``op`` -> ``h``) and then combines
+    The phases run one after the other: a combine-first layer l (GCN, GIN-0) is a
+    :class:`CombinationPhase` (``x`` or ``h`` -> ``op``; layer 1 from ``x_nonzeros`` a
+    :class:`SparseCombinationPhase`) then an :class:`AggregationPhase` (``op`` -> ``h``, the
+    last layer -> ``logits``); an aggregate-first GIN layer l aggregates first (``x`` or
+    ``op`` -> ``h``) and then combines
     (``h`` -> ``op`` or ``logits``).
 
     Ports:

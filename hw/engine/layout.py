@@ -191,7 +191,8 @@ class EngineConfig:
         inputs)."""
         out = []
         for l, L in enumerate(self.layers, start=1):
-            comb, agg = (l, "comb", L.out_dim), (l, "agg", L.out_dim if self.combine_first else L.in_dim)
+            agg_width = L.out_dim if self.combine_first else L.in_dim
+            comb, agg = (l, "comb", L.out_dim), (l, "agg", agg_width)
             out += [comb, agg] if self.combine_first else [agg, comb]
         return out
 

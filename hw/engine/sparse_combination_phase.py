@@ -19,7 +19,8 @@ from .phase import delay, min_spacing, one_hot, then_last_node
 
 
 class SparseCombinationPhase(CombinationPhase):
-    """A combine-first (GCN, GIN-0) layer 1's combination over nodes ``0 .. num_nodes - 1``, from ``x_nonzeros``.
+    """A combine-first (GCN, GIN-0) layer 1's combination over nodes ``0 .. num_nodes - 1``,
+    from ``x_nonzeros``.
 
     Node i's non-zero input codes are ``words_i`` words of ``x_nonzeros`` (a field of
     ``layer1_node``, at least 1), each K = ``nonzeros_per_word`` pairs (input f, code); the
