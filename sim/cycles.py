@@ -64,7 +64,7 @@ COMBINATION_RUN_LATENCY = 1
 #: result, ``busy`` falling).
 AGGREGATION_RUN_LATENCY = 6
 #: Engine combination phase beyond its walker's work and its requantization ``groups``: the
-#: launch cycle, ``READ_LATENCY`` (4) + 1 cycles for node 0's bits (``in_order_reads``),
+#: launch cycle, ``READ_LATENCY`` (5) + 1 cycles for node 0's bits (``in_order_reads``),
 #: the memory words read (``READ_LATENCY`` - 1 cycles after the walker), the gated weights,
 #: two adder-tree stages, the shift and the accumulate stage, the result presented, the result
 #: held,

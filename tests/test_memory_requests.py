@@ -10,7 +10,7 @@ from a2q.hw.engine.layout import MemorySpec
 from a2q.hw.engine.memory_requests import (
     DATA_REGISTERS,
     SHALLOW_WORDS,
-    SLICES_PER_WRITE_COPY,
+    SLICES_PER_COPY,
     ReadRequest,
     chosen_per_slices,
     copies_in_groups,
@@ -67,6 +67,44 @@ def test_each_slice_gets_its_own_address_registers(tmp_path, slices):
         assert shared == nets[0]
     else:
         assert all(not (a & b) for i, a in enumerate(nets) for b in nets[i + 1:])
+
+
+class TwoMemories(wiring.Component):
+    """Two one-slice memories written and read at the same addresses, as the host's load
+    writes every memory of the engine."""
+
+    def __init__(self):
+        super().__init__({"we": In(2), "waddr": In(9), "wdata": In(WIDTH // 4), "raddr": In(9),
+                          "rdata": Out(WIDTH // 2)})
+
+    def elaborate(self, platform):
+        m = Module()
+        out = []
+        for k in range(2):
+            spec = MemorySpec(f"mem{k}", DEPTH, WIDTH // 4)
+            waddr, wdata, we = registered_write(m, spec, self.waddr, self.wdata, self.we[k],
+                                                f"mem{k}")
+            raddr = registered_address(m, self.raddr, f"mem{k}_A")
+            out.append(ram(m, f"mem{k}", width=WIDTH // 4, depth=DEPTH, template=True, we=we,
+                           waddr=waddr, wdata=wdata, raddr_a=raddr)[0])
+        m.d.sync += self.rdata.eq(Cat(*out))
+        return m
+
+
+def test_memories_at_the_same_address_take_registers_of_their_own(tmp_path):
+    """Through ``a2q synth``'s Yosys script (ECP5), two memories given the same write and read
+    addresses share no address register: merged, one register would reach both memories'
+    block RAMs (the engine's slowest paths, when every loaded memory's write address was
+    one register)."""
+    cells = synthesized(tmp_path, TwoMemories(), "two", {"a2q_ram.v": VERILOG})["cells"]
+    rams = [c for c in cells.values() if c["type"] == "DP16KD"]
+    assert len(rams) == 2
+    nets = [{b for pin, bits in c["connections"].items() if pin.startswith(("ADA", "ADB"))
+             for b in bits if not isinstance(b, str)} for c in rams]
+    assert all(nets) and not nets[0] & nets[1]
+    drivers = {b for c in cells.values() if c["type"] == "TRELLIS_FF"
+               for b in c["connections"]["Q"]}
+    assert nets[0] | nets[1] <= drivers  # registers, not the inputs
 
 
 @pytest.mark.parametrize("times", [0, 1, DATA_REGISTERS, 3])
@@ -221,9 +259,9 @@ def test_a_write_word_is_chosen_by_the_select_of_the_cycle_before():
 
 
 def test_a_write_word_is_chosen_by_a_register_per_group_of_slices(tmp_path):
-    """Through ``a2q synth``'s Yosys script (ECP5), each group of SLICES_PER_WRITE_COPY slices
+    """Through ``a2q synth``'s Yosys script (ECP5), each group of SLICES_PER_COPY slices
     of the word takes its own select register; without the template, one chooses it all."""
-    groups = -(-len(slice_bits(ChosenWord.WORD, DEPTH)) // SLICES_PER_WRITE_COPY)
+    groups = -(-len(slice_bits(ChosenWord.WORD, DEPTH)) // SLICES_PER_COPY)
     assert groups == 3
     for template, count in ((True, groups), (False, 1)):
         nets = synthesized(tmp_path / str(template), ChosenWord(template), "chosen")["netnames"]

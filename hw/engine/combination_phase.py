@@ -52,7 +52,7 @@ class CombinationPhase(EnginePhase):
     tile and chunk changes cost nothing: the read addresses always follow the walker's next
     position.
 
-    Pipeline, a register between steps (reads take ``READ_LATENCY`` = 4 cycles): walker
+    Pipeline, a register between steps (reads take ``READ_LATENCY`` = 5 cycles): walker
     (memory reads) -> the plane's bits of the words read, a register per lane -> weights gated
     by them -> two stages of adder tree -> shifted by the plane -> accumulate -> presented ->
     the engine's shared requantization (:func:`~a2q.hw.engine.core.serve_in_groups`) -> one

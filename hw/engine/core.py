@@ -25,10 +25,11 @@ from .aggregation_phase import AggregationPhase
 from .combination_phase import CombinationPhase
 from .layout import OFF_CHIP, EngineConfig
 from .memory_requests import (
-    SLICES_PER_WRITE_COPY,
+    SLICES_PER_COPY,
     ReadRequest,
     chosen_per_slices,
     copies_in_groups,
+    is_shallow,
     read_registers,
     registered_address,
     registered_data_early,
@@ -219,6 +220,8 @@ class EngineCore(wiring.Component):
                   "tile": merged(lambda ph: ph.result_tile),
                   "phase": merged(lambda ph: Mux(ph.result_valid, phases.index(ph), 0)),
                   "groups": merged(lambda ph: Mux(ph.result_valid, ph.groups - 1, 0))}
+        if any(ph.planes > 1 for ph in phases):
+            result["planes"] = merged(lambda ph: Mux(ph.result_valid, ph.planes - 1, 0))
         lane_phase = copies_in_groups(m, index, cfg.lanes, "acc_phase")
         serving, y = serve_in_groups(
             m, cfg, merged(lambda ph: ph.result_valid), result,
@@ -252,26 +255,25 @@ class EngineCore(wiring.Component):
                     addr, en = Mux(select, rq[0], addr), Mux(select, rq[2], en)
                     word = chosen_per_slices(m, spec, select, rq_word, word, f"{name}_word",
                                              template=self.ram_template)
-            # The template's slices of a shallow memory (its read address registered more than
-            # once) take their own last address registers: copies of a register, where a
-            # block RAM's copies would each be a long wire from the address logic (at 16 lanes,
-            # 450 register inputs past 10 ns).
-            # A block RAM's write takes a copy of its address and enable per
-            # SLICES_PER_WRITE_COPY slices.
+            # The template's slices take copies of the last registers of each read address
+            # and of the write's address and enable: each slice of a shallow memory its own
+            # (copies of a register: a few bits, hundreds of LUT RAMs), a block RAM's slices
+            # one per SLICES_PER_COPY (one register reaching the 23 block RAMs of layer 1's
+            # node words takes 12 ns at 16 lanes).
             before, after = read_registers(spec)
             slices = (len(slice_bits(spec.width, spec.depth))
                       if self.ram_template and name not in OFF_CHIP else 1)
+            per_copy = 1 if is_shallow(spec) else SLICES_PER_COPY
             if name != "x":
-                addr, word, en = registered_write(
-                    m, spec, addr, word, en, name, slices,
-                    1 if before > 1 else SLICES_PER_WRITE_COPY)
+                addr, word, en = registered_write(m, spec, addr, word, en, name, slices,
+                                                  per_copy)
             reads = {}
             for port in ("A", "B"):
                 address = 0
                 for req in hub.reads.get((name, port), []):  # idle requesters drive address 0
                     address = address | req.addr
-                reads[port] = registered_address(m, address, f"{name}_{port}", before,
-                                                 slices if before > 1 else 1)
+                reads[port] = registered_address(m, address, f"{name}_{port}", before, slices,
+                                                 per_copy)
             if name == "x":
                 m.d.comb += self.x.addr.eq(reads["A"][0])
                 read_data = [self.x.data]
@@ -364,7 +366,8 @@ def serve_in_groups(m: Module, cfg: EngineConfig, valid, result: dict, acc: list
     # and no enable reaches them all (an enable holding the sums here is the 16-lane engine's
     # routed critical path).
     cols = data.View(layout.members["cols"], Value.cast(cols))
-    held_acc = [_delayed(m, a, c // R + 1, f"rq_held_acc_{c}") for c, a in enumerate(acc)]
+    chains = [_delay_chain(m, a, c // R + 1, f"rq_held_acc_{c}") for c, a in enumerate(acc)]
+    held_acc = [chain[-1] for chain in chains]
     held_cols = [_delayed(m, cols[c], c // R + 1, f"rq_held_cols_{c}") for c in range(cfg.lanes)]
 
     # Group g of the held result enters the pipeline; its constants one cycle later.
@@ -386,6 +389,17 @@ def serve_in_groups(m: Module, cfg: EngineConfig, valid, result: dict, acc: list
     lanes = [list(range(g * R, (g + 1) * R)) for g in range(G)]  # group g's lanes
     group_acc = [_select(lane_group[r], [held_acc[c] if c < cfg.lanes else 0 for c in lanes_r])
                  for r, lanes_r in enumerate(zip(*lanes))]
+    # A two-plane result (``planes``: at most half the lanes wide) has the second plane's sum
+    # of column c on lane half + c: it enters beside lane c's, from the register of its chain
+    # as deep as lane c's, and the pipeline's stage 1 adds them.
+    planes = {}
+    if "planes" in result:
+        half = cfg.lanes // 2
+        partner = [chains[half + c][c // R] if c < half else 0 for c in range(cfg.lanes)]
+        planes = {**{f"h{r}": _select(lane_group[r], [partner[c] if c < cfg.lanes else 0
+                                                      for c in lanes_r])
+                     for r, lanes_r in enumerate(zip(*lanes))},
+                  **{f"t{r}": Kept(held["planes"] != 0) for r in range(R)}}
     group_constants = Signal(constants_layout(R, cfg.bias_bits), name="rq_constants")
     m.d.comb += group_constants.node.eq(held_node)
     m.d.comb += [group_constants.cols[r].eq(_select(entered_group[r], [
@@ -403,7 +417,7 @@ def serve_in_groups(m: Module, cfg: EngineConfig, valid, result: dict, acc: list
                       "last": last,
                       **{f"group_{r}": Kept(group) if G > 1 else group for r in range(R)},
                       **{f"a{r}": a for r, a in enumerate(group_acc)},
-                      **{f"u{r}": Kept(u) for r, u in enumerate(used)}},
+                      **{f"u{r}": Kept(u) for r, u in enumerate(used)}, **planes},
         requantization_stages(R, group_constants, node_first), name="rq", template=template)
 
     # Each group's codes into the word; the write (its address and enable) comes in the cycle
@@ -425,11 +439,18 @@ def serve_in_groups(m: Module, cfg: EngineConfig, valid, result: dict, acc: list
     return serving, y
 
 
-def _delayed(m: Module, value, depth: int, name: str) -> Value:
-    """``value`` ``depth`` cycles ago, through a chain of free-running registers."""
+def _delay_chain(m: Module, value, depth: int, name: str) -> list[Value]:
+    """``value`` 1 .. ``depth`` cycles ago, through a chain of free-running registers."""
+    chain = []
     for k in range(depth):
         value = delay(m, {name: value}, f"d{k + 1}")[name]
-    return value
+        chain.append(value)
+    return chain
+
+
+def _delayed(m: Module, value, depth: int, name: str) -> Value:
+    """``value`` ``depth`` cycles ago, through a chain of free-running registers."""
+    return _delay_chain(m, value, depth, name)[-1]
 
 
 def _select(index: Value, values: list) -> Value:

@@ -33,7 +33,7 @@ class SparseCombinationPhase(CombinationPhase):
     changes cost nothing (the word's address always follows the walker's next position).
     Unused pairs hold code 0 and add nothing, so a node with no non-zero input is one word.
 
-    Pipeline, a register between steps: walker (``x_nonzeros`` read, ``READ_LATENCY`` = 4
+    Pipeline, a register between steps: walker (``x_nonzeros`` read, ``READ_LATENCY`` = 5
     cycles) -> each pair's weight-row address (``t * in_dim + f_j``) -> the K rows read
     (``READ_LATENCY``), and meanwhile the codes' plane bits, a register per lane -> as the
     dense :class:`CombinationPhase` from there: weights gated by the bits, two stages of adder
