@@ -9,10 +9,8 @@ from .layout import FRAC, EngineConfig, aggregation_bound, planes_per_cycle
 from .memory_requests import READ_LATENCY, copies
 from .phase import EnginePhase, delay, min_spacing, one_hot, then_last_node
 
-#: Lanes that take their coefficient term, and their bit-plane, from one register
-#: (:meth:`AggregationPhase.elaborate`; at 4, a term register reaching its lanes took 11 ns
-#: at 16 lanes).
-LANES_PER_TERM = 2
+#: Lanes that take their coefficient term from one register (:meth:`AggregationPhase.elaborate`).
+LANES_PER_TERM = 4
 
 
 class AggregationPhase(EnginePhase):
@@ -231,7 +229,7 @@ class AggregationPhase(EnginePhase):
         for j in range(READ_LATENCY):  # stage 1: the word and the coefficient are read
             stages.append(delay(m, stages[-1], f"r{j}" if j + 1 < READ_LATENCY else "1"))
         c1 = stages[-1]
-        node1, tile1, valid1 = c1["node"], c1["tile"], c1["valid"]
+        k1, node1, tile1, valid1 = c1["plane"], c1["node"], c1["tile"], c1["valid"]
         first1, last1 = c1["first"], c1["last"]
 
         # The item's coefficient shifted into place by the bit's place (zero for an empty row),
@@ -270,24 +268,17 @@ class AggregationPhase(EnginePhase):
         # Stage 2: the item's operand bit of every lane, and the term's copies. Planes above
         # the field (an input paid at more bits than its codes are stored with) read zeros,
         # and so do a lane group's planes past the item's bits (a code's field holds its sign
-        # above them). Each LANES_PER_TERM lanes choose their bits by stage 1's plane (k1 + g)
-        # and its flag (within the item's bits) from copies of their own, registered from the
-        # stage before: one register of the plane reaching every lane's bit choice takes 11 ns.
-        c0 = stages[-2]
+        # above them).
         if field_bits == 1:
-            plane0 = copies(m, c0["plane"] == 0, groups, "plane0_1")
-        else:
-            plane = [copies(m, c0["plane"] + g, groups, named("plane_1", g)) for g in planes]
-            inside = {g: copies(m, c0["plane"] + g < c0["bits"], groups, f"inside_1_{g}")
-                      for g in planes[1:]}
+            plane0 = Signal(name="plane0")
+            m.d.comb += plane0.eq(k1 == 0)
 
         def lane_bit(c, g):
-            copy = c // LANES_PER_TERM
             if field_bits == 1:
-                return codes[c] & plane0[copy] if g == 0 else C(0, 1)
+                return codes[c] & plane0 if g == 0 else C(0, 1)
             if g == 0:
-                return codes[c].bit_select(plane[0][copy], 1)
-            return codes[c].bit_select(plane[g][copy], 1) & inside[g][copy]
+                return codes[c].bit_select(k1, 1)
+            return codes[c].bit_select(k1 + g, 1) & (k1 + g < c1["bits"])
 
         bit2 = delay(m, {named(f"bit_{c}", g): lane_bit(c, g) for g in planes for c in range(L)},
                      "2")

@@ -220,8 +220,6 @@ class EngineCore(wiring.Component):
                   "tile": merged(lambda ph: ph.result_tile),
                   "phase": merged(lambda ph: Mux(ph.result_valid, phases.index(ph), 0)),
                   "groups": merged(lambda ph: Mux(ph.result_valid, ph.groups - 1, 0))}
-        if any(ph.planes > 1 for ph in phases):
-            result["planes"] = merged(lambda ph: Mux(ph.result_valid, ph.planes - 1, 0))
         lane_phase = copies_in_groups(m, index, cfg.lanes, "acc_phase")
         serving, y = serve_in_groups(
             m, cfg, merged(lambda ph: ph.result_valid), result,
@@ -366,8 +364,7 @@ def serve_in_groups(m: Module, cfg: EngineConfig, valid, result: dict, acc: list
     # and no enable reaches them all (an enable holding the sums here is the 16-lane engine's
     # routed critical path).
     cols = data.View(layout.members["cols"], Value.cast(cols))
-    chains = [_delay_chain(m, a, c // R + 1, f"rq_held_acc_{c}") for c, a in enumerate(acc)]
-    held_acc = [chain[-1] for chain in chains]
+    held_acc = [_delayed(m, a, c // R + 1, f"rq_held_acc_{c}") for c, a in enumerate(acc)]
     held_cols = [_delayed(m, cols[c], c // R + 1, f"rq_held_cols_{c}") for c in range(cfg.lanes)]
 
     # Group g of the held result enters the pipeline; its constants one cycle later.
@@ -389,17 +386,6 @@ def serve_in_groups(m: Module, cfg: EngineConfig, valid, result: dict, acc: list
     lanes = [list(range(g * R, (g + 1) * R)) for g in range(G)]  # group g's lanes
     group_acc = [_select(lane_group[r], [held_acc[c] if c < cfg.lanes else 0 for c in lanes_r])
                  for r, lanes_r in enumerate(zip(*lanes))]
-    # A two-plane result (``planes``: at most half the lanes wide) has the second plane's sum
-    # of column c on lane half + c: it enters beside lane c's, from the register of its chain
-    # as deep as lane c's, and the pipeline's stage 1 adds them.
-    planes = {}
-    if "planes" in result:
-        half = cfg.lanes // 2
-        partner = [chains[half + c][c // R] if c < half else 0 for c in range(cfg.lanes)]
-        planes = {**{f"h{r}": _select(lane_group[r], [partner[c] if c < cfg.lanes else 0
-                                                      for c in lanes_r])
-                     for r, lanes_r in enumerate(zip(*lanes))},
-                  **{f"t{r}": Kept(held["planes"] != 0) for r in range(R)}}
     group_constants = Signal(constants_layout(R, cfg.bias_bits), name="rq_constants")
     m.d.comb += group_constants.node.eq(held_node)
     m.d.comb += [group_constants.cols[r].eq(_select(entered_group[r], [
@@ -417,7 +403,7 @@ def serve_in_groups(m: Module, cfg: EngineConfig, valid, result: dict, acc: list
                       "last": last,
                       **{f"group_{r}": Kept(group) if G > 1 else group for r in range(R)},
                       **{f"a{r}": a for r, a in enumerate(group_acc)},
-                      **{f"u{r}": Kept(u) for r, u in enumerate(used)}, **planes},
+                      **{f"u{r}": Kept(u) for r, u in enumerate(used)}},
         requantization_stages(R, group_constants, node_first), name="rq", template=template)
 
     # Each group's codes into the word; the write (its address and enable) comes in the cycle
@@ -439,18 +425,11 @@ def serve_in_groups(m: Module, cfg: EngineConfig, valid, result: dict, acc: list
     return serving, y
 
 
-def _delay_chain(m: Module, value, depth: int, name: str) -> list[Value]:
-    """``value`` 1 .. ``depth`` cycles ago, through a chain of free-running registers."""
-    chain = []
-    for k in range(depth):
-        value = delay(m, {name: value}, f"d{k + 1}")[name]
-        chain.append(value)
-    return chain
-
-
 def _delayed(m: Module, value, depth: int, name: str) -> Value:
     """``value`` ``depth`` cycles ago, through a chain of free-running registers."""
-    return _delay_chain(m, value, depth, name)[-1]
+    for k in range(depth):
+        value = delay(m, {name: value}, f"d{k + 1}")[name]
+    return value
 
 
 def _select(index: Value, values: list) -> Value:

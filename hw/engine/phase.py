@@ -4,7 +4,7 @@ its side of the shared requantization (:mod:`a2q.hw.engine.requantization`)."""
 from __future__ import annotations
 
 from functools import reduce
-from operator import or_
+from operator import add, or_
 
 from amaranth import Const, Elaboratable, Module, Mux, Signal, Value, signed
 
@@ -30,9 +30,6 @@ class EnginePhase(Elaboratable):
     ``node * dst_stride + tile``."""
 
     kind = ""  # "comb" or "agg": names the signals and the phase's tiles of ``cols``
-    #: Groups of lanes that each sum a share of a result's columns (:meth:`accumulate`): the
-    #: sums of column c are on lanes ``g * lanes / planes + c``, added in the requantization.
-    planes = 1
 
     def __init__(self, cfg: EngineConfig, layer: int, hub, *, src: str, src_stride: int,
                  dst: str, dst_stride: int, acc_width: int, width: int,
@@ -80,9 +77,7 @@ class EnginePhase(Elaboratable):
         before, ``ctl`` the last (the terms' stage; at least ``READ_LATENCY`` of them).
         ``walker``: the walker holds work. ``lane_groups``: the terms are that many groups of
         the used lanes, each a share of every lane's sum (its own bit-plane of each step): lane
-        c's result is the sum of lane c of every group, which the requantization adds
-        (:attr:`planes`: group g's sums are presented on lanes ``g * lanes / lane_groups``
-        up).
+        c's result is the sum of lane c of every group.
 
         Each lane takes ``valid`` and ``first`` from its own copies of ``ctl``'s, registered
         from the stage before and kept apart in synthesis (as requantization.Kept): one
@@ -115,15 +110,10 @@ class EnginePhase(Elaboratable):
         m.d.comb += [req.addr.eq(Mux(reading, ahead["node"], 0)) for req in self.node_requests]
         base = self.cfg.column_base(self.layer, self.kind)
         m.d.comb += self.cols.addr.eq(Mux(reading, ahead["tile"] + base, 0))
-        # Group g's sum of column c is presented on lane g * (lanes / lane_groups) + c, where
-        # the requantization adds the groups (serve_in_groups): an adder here, between sums
-        # of lanes far apart and the requantization's first register, took 13 ns.
-        used, spread = len(terms) // lane_groups, self.cfg.lanes // lane_groups
-        assert used <= spread, "a lane group wider than its share of the lanes"
-        presented = [Const(0, 1)] * self.cfg.lanes
-        for g in range(lane_groups):
-            presented[g * spread:g * spread + used] = acc[g * used:(g + 1) * used]
-        self.present(m, emit, node, tile, presented, walker | holding)
+        used = len(terms) // lane_groups
+        sums = [reduce(add, (acc[g * used + c] for g in range(lane_groups)))
+                for c in range(used)]
+        self.present(m, emit, node, tile, sums, walker | holding)
 
     def present(self, m: Module, emit, node, tile, acc: list, walker_busy) -> None:
         """Hand the accumulated ``acc`` of (``node``, ``tile``), finished while ``emit``, to

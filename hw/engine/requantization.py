@@ -255,16 +255,13 @@ def pipeline(m: Module, valid: Value, values: dict[str, Value],
 
 def requantization_stages(lanes: int, k, node_first: list) -> list:
     """The generic form's stages for :func:`pipeline`: ``a{c}`` and ``u{c}`` in (lane c holds
-    a column of the result; if not, ``y{c}`` is 0), optionally ``h{c}`` and ``t{c}`` (lane
-    c's sum is ``a{c} + h{c}`` where ``t{c}`` is set: a result summed in two lane groups),
-    ``y{c}`` out; ``k`` (a view of
+    a column of the result; if not, ``y{c}`` is 0), ``y{c}`` out; ``k`` (a view of
     :func:`constants_layout`) holds the constants in stage 1, and ``node_first[c]`` lane c's
     own copy of ``k.node.node_first`` (a register kept apart in synthesis, as :class:`Kept`:
     the choice of ``m1`` and ``m2`` reaches 2 x 17 bits of each lane).
 
-    Stage by stage (each registered): 1 the constants leave block RAM (and ``h{c}`` is
-    added); 2-5 ``p1`` (products in the DSPs' two registers, two sums; the bias shifted
-    meanwhile); 6 ``v1``; 7-10 ``v2``
+    Stage by stage (each registered): 1 the constants leave block RAM; 2-5 ``p1`` (products
+    in the DSPs' two registers, two sums; the bias shifted meanwhile); 6 ``v1``; 7-10 ``v2``
     (products with the bias as one more term, two sums); 11-14 ``p3``; 15 the rounding addend;
     16-17 the arithmetic shift; 18-19 the clamp (its comparisons in parts, then
     joined and the choice). The node's values that every lane's wide logic or DSPs use
@@ -294,16 +291,7 @@ def requantization_stages(lanes: int, k, node_first: list) -> list:
         m2 = [Mux(node_first[c], k.cols[c].m, nk.m_node) for c in P]
         return {**per_node, **{f"m1_{c}": m1[c] for c in P}, **{f"m2_{c}": m2[c] for c in P},
                 **{f"b{c}": k.cols[c].bias for c in P},
-                **lane_copies({"bias_sh": nk.bias_sh}, "bias_sh", P), **planes_added(v)}
-
-    def planes_added(v):  # a lane's second sum where its flag is set (two-plane results)
-        out = {}
-        for c in P:
-            if f"h{c}" in v:
-                a = v[f"a{c}"]
-                out.update({f"a{c}": wrap(a + Mux(v[f"t{c}"], v[f"h{c}"], 0), len(a)),
-                            f"h{c}": None, f"t{c}": None})
-        return out
+                **lane_copies({"bias_sh": nk.bias_sh}, "bias_sh", P)}
 
     def s2(v):  # a * m1, one DSP per chunk; the bias shifted (low bits), sh's mask made
         out = {f"m1_{c}": None for c in P}
