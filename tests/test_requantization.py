@@ -29,37 +29,41 @@ from .yosys_netlists import synthesized
 
 
 def test_clamp_comparisons_equal_full_width_ones():
-    """Values at and around the bounds, at the datapath's extremes and at random, against
-    Python's comparison of the whole values."""
+    """Values at and around the bounds (hi = 2^b - 1 for every b the generic form's 4-bit
+    hi_bits gives, lo = -hi or 0), at the datapath's extremes and at random, against Python's
+    comparison of the whole values."""
     rng = np.random.default_rng(0)
     bound = 1 << (CLAMP_BITS - 1)
     cases = []
-    for hi in (0, 1, 2, 7, 255, bound - 2, bound - 1, *rng.integers(0, bound, 6).tolist()):
-        for lo in (-hi, 0):
+    for b in range(CLAMP_BITS):
+        hi = (1 << b) - 1
+        for symmetric in (1, 0):
+            lo = -hi if symmetric else 0
             near = [hi - 1, hi, hi + 1, lo - 1, lo, lo + 1, 0, -1, bound - 1, bound, -bound,
                     -bound - 1, 2 * bound, -2 * bound, (1 << 63) - 1, -(1 << 63),
-                    (1 << 63) - 1 - hi, -(1 << 63) + hi,
+                    (1 << 63) - 1 - hi, -(1 << 63) + hi, -(1 << b), -(1 << b) - 1,
+                    -(1 << b) + 1, -(3 << b), -(3 << b) + 1, (1 << b) | 1,
                     *rng.integers(-(1 << 63), 1 << 63, 4, dtype=np.int64).tolist(),
-                    *rng.integers(-4 * bound, 4 * bound, 4).tolist()]
-            cases += [(int(a), int(hi), int(lo)) for a in near]
-    a, hi, lo = Signal(signed(WIDTH)), Signal(CLAMP_BITS - 1), Signal(signed(CLAMP_BITS + 1))
+                    *rng.integers(-4 * bound, 4 * bound, 8).tolist()]
+            cases += [(int(a), hi, symmetric, lo) for a in near]
+    a, hi, symmetric = Signal(signed(WIDTH)), Signal(CLAMP_BITS - 1), Signal()
     is_above, is_below = Signal(), Signal()
     m = Module()
-    terms = clamp_terms(a, lo, hi)
+    terms = clamp_terms(a, hi, symmetric)
     m.d.comb += [is_above.eq(above(terms)), is_below.eq(below(terms))]
     got = []
 
     async def bench(ctx):
-        for va, vhi, vlo in cases:
+        for va, vhi, vsym, _ in cases:
             ctx.set(a, va)
             ctx.set(hi, vhi)
-            ctx.set(lo, vlo)
+            ctx.set(symmetric, vsym)
             got.append((ctx.get(is_above), ctx.get(is_below)))
 
     sim = Simulator(m)
     sim.add_testbench(bench)
     sim.run()
-    assert got == [(int(va > vhi), int(va < vlo)) for va, vhi, vlo in cases]
+    assert got == [(int(va > vhi), int(va < vlo)) for va, vhi, _, vlo in cases]
 
 
 def test_round15_from_its_terms_equals_rshift_round():

@@ -35,7 +35,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from amaranth import Cat, Module, Mux, Signal, Value, unsigned
+from amaranth import C, Cat, Module, Mux, Signal, Value, unsigned
 from amaranth.lib import data
 
 from a2q.hw.primitives.dsp_multiply import registered_product
@@ -52,7 +52,7 @@ WIDTH, NARROW = 64, 49
 #: 4 bits wide), so ``a`` compares with them on its low 16 bits and the rest's sign.
 CLAMP_BITS = 16
 #: The parts of the clamp's comparisons (:func:`clamp_terms`).
-TERMS = ("neg", "ones", "any", "lt", "gt")
+TERMS = ("neg", "ones", "any", "gt", "top", "tail", "sym")
 #: Bits of the wide operand each DSP multiplies (unsigned below the top chunk: 17 x 17 fits
 #: an 18 x 18 signed multiplier).
 CHUNK = 17
@@ -108,25 +108,33 @@ def wrap(v: Value, width: int) -> Value:
     return Value.cast(v)[:width].as_signed()
 
 
-def clamp_terms(a: Value, lo: Value, hi: Value) -> dict:
-    """The parts of the clamp's comparisons of a signed ``a`` with ``-2**(CLAMP_BITS - 1) <
-    lo <= 0 <= hi < 2**(CLAMP_BITS - 1)``, each a shallow cone that a stage registers on its
-    own: ``neg`` (a's sign), ``ones`` (a's bits from ``CLAMP_BITS - 1`` up all ones), ``any``
-    (a's bits from ``CLAMP_BITS`` up not all zero), ``lt`` and ``gt`` (a's low
-    :data:`CLAMP_BITS` bits, signed, below ``lo``; unsigned, above ``hi``). :func:`below` and
-    :func:`above` join them in the next stage; at the datapath's width ``a > hi`` is a carry
-    chain of 64 bits, and a chain with the ORs of the bits above it after it is 4 LUTs
-    deeper than either alone."""
-    a = Value.cast(a)
+def clamp_terms(a: Value, hi: Value, symmetric: Value) -> dict:
+    """The parts of the clamp's comparisons of a signed ``a`` with ``hi = 2**b - 1`` (0 <= b
+    < ``CLAMP_BITS``: the generic form's ``2**hi_bits - 1``) and ``lo = -hi`` if ``symmetric``
+    else 0, each a shallow cone that a stage registers on its own: ``neg`` (a's sign),
+    ``ones`` (a's bits from ``CLAMP_BITS - 1`` up all ones), ``any`` (a's bits from
+    ``CLAMP_BITS`` up not all zero), ``gt`` (a's low :data:`CLAMP_BITS` bits, unsigned, above
+    ``hi``: a bit from b up set), ``top`` and ``tail`` (those bits from b up all ones; a bit
+    below b set) and ``sym`` (``symmetric``). As ``hi`` is a mask of b ones, no comparison is
+    a carry chain or a comparator's LUT tree: each term is a 16-input AND or OR of bits and
+    the mask's (3 LUT levels; a 16-bit comparison was 5, the routed critical path).
+    :func:`below` and :func:`above` join them in the next stage."""
+    a, hi = Value.cast(a), Value.cast(hi)
+    low = a[:CLAMP_BITS]
+    mask = [hi[i] if i < len(hi) else C(0, 1) for i in range(CLAMP_BITS)]
     return {"neg": a[-1], "ones": a[CLAMP_BITS - 1:].all(), "any": a[CLAMP_BITS:].any(),
-            "lt": a[:CLAMP_BITS].as_signed() < lo, "gt": a[:CLAMP_BITS] > hi}
+            "gt": Cat(low[i] & ~mask[i] for i in range(CLAMP_BITS)).any(),
+            "top": Cat(low[i] | mask[i] for i in range(CLAMP_BITS)).all(),
+            "tail": Cat(low[i] & mask[i] for i in range(CLAMP_BITS)).any(),
+            "sym": Value.cast(symmetric)}
 
 
 def below(t: dict) -> Value:
     """``a < lo`` from :func:`clamp_terms`: a negative ``a`` is below ``lo`` if its bits from
-    ``CLAMP_BITS - 1`` up are not all ones (``a < -2**(CLAMP_BITS - 1)``), or else if its
-    low bits, signed, are."""
-    return t["neg"] & (~t["ones"] | t["lt"])
+    ``CLAMP_BITS - 1`` up are not all ones (``a < -2**(CLAMP_BITS - 1)``), or else, its low
+    bits x signed, if ``lo`` is 0, or if x <= -2**b (``lo = 1 - 2**b``): unless x's bits
+    from b up are all ones and one below them is set."""
+    return t["neg"] & (~t["ones"] | ~t["sym"] | ~(t["top"] & t["tail"]))
 
 
 def above(t: dict) -> Value:
@@ -298,7 +306,7 @@ def requantization_stages(lanes: int, k, node_first: list) -> list:
         out.update(mask=shift_mask(v["sh"], WIDTH + 1), rounds=v["sh"] != 0,
                    big_shift=v["sh"] > WIDTH - 1)
         hi = (Value.cast(1) << v["hi_bits"]) - 1
-        out.update(hi=hi, lo=Mux(v["symmetric"], -hi, 0), hi_bits=None, symmetric=None)
+        out.update(hi=hi, lo=Mux(v["symmetric"], -hi, 0), hi_bits=None)
         for c in P:
             products = partial_products(v[f"a{c}"], v[f"m1_{c}"])
             if len(products) > 4:  # the two sums below add four terms
@@ -377,8 +385,8 @@ def requantization_stages(lanes: int, k, node_first: list) -> list:
         out = {}
         for c in P:
             out.update({f"{key}{c}": t for key, t in
-                        clamp_terms(v[f"a{c}"], v["lo"], v["hi"]).items()})
-        return out
+                        clamp_terms(v[f"a{c}"], v["hi"], v["symmetric"]).items()})
+        return {**out, "symmetric": None}
 
     def s16(v):  # ... joined, and the clamp's choice (0 in a lane without a column)
         out = {}
