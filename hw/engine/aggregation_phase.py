@@ -131,7 +131,10 @@ class AggregationPhase(EnginePhase):
                 with m.If(finish):
                     m.next = "IDLE"
         walk = fsm.ongoing("WALK")
-        enter = fsm.ongoing("READ_END")
+        # In READ_END, the state after READ_BEGIN: a register, not the state's decoding, as it
+        # starts the walker's longest chain of logic (to ``take``, 11 LUT levels at 16 lanes).
+        enter = Signal(name="entering")
+        m.d.sync += enter.eq(fsm.ongoing("READ_BEGIN"))
         new_row = adv_i | enter  # begin, end = end, ptr
         empty = ~own & row_empty
         next_walk = enter | (walk & ~finish)
@@ -159,9 +162,13 @@ class AggregationPhase(EnginePhase):
             upcoming, _, _ = in_order_reads(m, self.item_bits, start=self.start, idle=idle,
                                             take=new_item, name="item_bits")  # bits - 1
             m.d.sync += ob.eq(Mux(new_item, upcoming + 1, ob))
-            first_bits = Mux(new_item, upcoming + 1, ob)
+            # ``ob <= planes`` (one cycle covers the item), registered with ``ob``, from the
+            # queue's word before its + 1: no adder or comparison after ``new_item``.
+            ob_within = Signal(name="op_bits_within", init=1)  # ob resets to 0
+            m.d.sync += ob_within.eq(Mux(new_item, upcoming < self.planes, ob_within))
+            first_within = Mux(new_item, upcoming < self.planes, ob_within)
         else:
-            first_bits = ob
+            first_within = ob <= self.planes
         m.d.sync += [
             k.eq(Mux(adv_k, k + self.planes, Mux(hold, k, 0))),
             t.eq(Mux(adv_k | adv_item | hold, t, Mux(adv_t, t + 1, 0))),
@@ -176,7 +183,7 @@ class AggregationPhase(EnginePhase):
         # The flags of the position moved to, case by case.
         then_last_k = Mux(hold, last_k,
                           (~next_own & next_row_empty) | Mux(adv_k, k + 2 * self.planes >= ob,
-                                                             first_bits <= self.planes))
+                                                             first_within))
         then_more = Mux(adv_k | hold, more, Mux(
             adv_item, ~row_empty & Mux(own, begin_next != end, e_next2 != end), Mux(
                 adv_t, ~row_empty & (begin_next != end) if gcn else ~row_empty, Mux(
