@@ -59,8 +59,8 @@ bench: system-packages $(STAMP)
 	$(BIN)/a2q bench rtl --out bench
 	$(BIN)/a2q bench engine --out bench
 	$(BIN)/a2q bench hw --out bench
-	# --fmax: the demo engine's routed Fmax, a2q synth --no-tmg-ripup (docs/architecture.md)
-	$(BIN)/a2q bench cpu --fmax 69.31 --out bench
+	# --fmax: the demo engine's routed Fmax, a2q synth with no flag (README)
+	$(BIN)/a2q bench cpu --fmax 102.22 --out bench
 	$(BIN)/a2q bench timing --lanes 4 --max-nodes 64 --max-edges 256 --placer heap --router router1 \
 		--out bench/timing-probe
 	$(BIN)/a2q bench timing --lanes 4 --placer heap --router router1 --out bench/timing-4lanes
