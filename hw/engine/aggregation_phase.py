@@ -165,8 +165,8 @@ class AggregationPhase(EnginePhase):
             # ``ob <= planes`` (one cycle covers the item), registered with ``ob``, from the
             # queue's word before its + 1: no adder or comparison after ``new_item``.
             ob_within = Signal(name="op_bits_within", init=1)  # ob resets to 0
-            m.d.sync += ob_within.eq(Mux(new_item, upcoming < self.planes, ob_within))
             first_within = Mux(new_item, upcoming < self.planes, ob_within)
+            m.d.sync += ob_within.eq(first_within)
         else:
             first_within = ob <= self.planes
         m.d.sync += [
