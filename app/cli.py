@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -336,7 +337,17 @@ def _cmd_synth(args) -> int:
         synthesize,
     )
 
-    check_output(args.out, "a2q synth", inputs=[args.rtl], force=args.force)
+    check_output(args.out, "a2q synth", inputs=[args.rtl, args.netlist], force=args.force)
+    if args.seeds is not None and args.seeds < 1:
+        raise A2QError(f"--seeds must be at least 1, got {args.seeds}")
+    if args.time_limit is not None and args.time_limit <= 0:
+        raise A2QError(f"--time-limit must be a positive number of seconds, got "
+                       f"{args.time_limit}")
+    if args.seeds is not None and (args.no_place or args.netlist):
+        raise A2QError("synth: --seeds places and routes; it takes neither --no-place nor "
+                       "--netlist (it runs Yosys once itself)")
+    if args.seeds is None and (args.scheduler or args.workers):
+        raise A2QError("synth: --scheduler and --workers run the seeds of --seeds")
     try:
         pnr = pnr_settings(args.target, placer=args.placer, router=args.router,
                            timing_ripup=args.tmg_ripup)
@@ -348,11 +359,24 @@ def _cmd_synth(args) -> int:
             + ", ".join(f"{k} {v}" for k, v in pnr.items()) + ")")
         print(f"synthesizing {args.rtl} for {args.target} (Yosys{then}; minutes on large "
               "designs, about 15 on the 16-lane Cora engine)", file=sys.stderr)
-        r = synthesize(args.rtl, args.target, args.out, device=args.device,
-                       package=args.package, freq_mhz=args.freq,
-                       place_and_route=not args.no_place, route=not args.no_route,
-                       placer=args.placer, router=args.router, timing_ripup=args.tmg_ripup,
-                       density=args.density, seed=args.pnr_seed)
+        options = dict(device=args.device, package=args.package, freq_mhz=args.freq,
+                       route=not args.no_route, placer=args.placer, router=args.router,
+                       timing_ripup=args.tmg_ripup, density=args.density)
+        if args.seeds is not None:
+            from .cluster import dask_client
+            from .synth_seeds import synthesize_seeds
+
+            first = 1 if args.pnr_seed is None else args.pnr_seed
+            with dask_client(args.scheduler, args.workers or min(args.seeds, os.cpu_count()
+                                                                 or 1)) as client:
+                r = synthesize_seeds(args.rtl, args.target, args.out, client=client,
+                                     seeds=list(range(first, first + args.seeds)),
+                                     time_limit_s=args.time_limit,
+                                     progress=lambda s: print(s, file=sys.stderr), **options)
+        else:
+            r = synthesize(args.rtl, args.target, args.out, place_and_route=not args.no_place,
+                           seed=args.pnr_seed, netlist_from=args.netlist,
+                           pnr_time_limit_s=args.time_limit, **options)
     except SynthesisError as exc:
         raise A2QError(f"synth: {exc}") from None
     fmax = "n/a" if r["fmax_mhz"] is None else f"{r['fmax_mhz']} MHz"
@@ -368,7 +392,85 @@ def _cmd_synth(args) -> int:
         print(f"timing {'met' if r['timing_met'] else 'NOT met'} at {args.freq} MHz{worst}")
     if r.get("verdict"):
         print(f"{r['verdict']} (report: {Path(args.out) / 'report.md'})")
+    if r.get("seeds") and r.get("best_seed") is None:
+        return 1
     return 1 if r.get("fits") is False else 0
+
+
+def _sweep_grids(args) -> list[dict]:
+    """The grids of ``--grid FILE`` (a JSON object of axes, or a list of them), or the one
+    grid of the axis options."""
+    from .sweep import AXES
+
+    axes = {"dataset": args.datasets, "model": args.models, "method": args.methods,
+            "seed": args.seeds, "epochs": args.epochs, "graph": args.graphs,
+            "lanes": args.lanes, "device": args.devices, "freq": args.freqs,
+            "placer": args.placers, "router": args.routers, "pnr_seed": args.pnr_seeds}
+    if args.grid is None:
+        return [{a: v for a, v in axes.items() if v is not None}]
+    given = [a for a, v in axes.items() if v is not None]
+    if given:
+        raise A2QError(f"sweep: --grid {args.grid} gives the axes; --{given[0].replace('_', '-')}"
+                       " would be a second grid (put it in the file)")
+    from a2q.common.strict_json import StrictJSONError, read
+
+    try:
+        grids = read(args.grid)
+    except OSError as exc:
+        raise A2QError(f"{args.grid}: cannot read the sweep grid ({exc.strerror})") from None
+    except StrictJSONError as exc:
+        raise A2QError(f"{args.grid}: {exc}") from None
+    grids = grids if isinstance(grids, list) else [grids]
+    if not grids:
+        raise A2QError(f"{args.grid}: no grid (an empty list); give an object of axes: "
+                       f"{', '.join(AXES)}")
+    return grids
+
+
+def _cmd_sweep(args) -> int:
+    from .cluster import dask_client
+    from .sweep import UNTIL, SweepOptions, expand_grid, run_sweep
+
+    if args.until not in UNTIL:
+        raise A2QError(f"sweep: --until {args.until!r}: expected one of {', '.join(UNTIL)}")
+    if args.time_limit is not None and args.time_limit <= 0:
+        raise A2QError(f"--time-limit must be a positive number of seconds, got "
+                       f"{args.time_limit}")
+    try:
+        points = expand_grid(_sweep_grids(args))
+    except A2QError as exc:
+        raise A2QError(f"{args.grid}: {exc}" if args.grid else str(exc)) from None
+    check_output(args.out, "a2q sweep", inputs=[args.grid, args.data_root,
+                                                 *(args.graphs or [])], force=args.force)
+    options = SweepOptions(until=args.until, simulator=args.simulator,
+                           time_limit_s=args.time_limit, data_root=args.data_root,
+                           build_dir=args.build_dir and str(Path(args.build_dir).resolve()))
+    with dask_client(args.scheduler, args.workers) as client:
+        state = run_sweep(args.out, points, options, client=client,
+                          retry_failed=args.retry_failed, echo=lambda s: print(s, flush=True))
+    failed = [r for r in state["points"] if r["status"] == "failed"]
+    print(f"{args.out}/sweep.md: {len(state['points']) - len(failed)} points done, "
+          f"{len(failed)} failed")
+    return 1 if failed else 0
+
+
+def _cmd_regress(args) -> int:
+    from .cluster import dask_client
+    from .regress import run_regress, summary_line
+
+    if args.shards is not None and args.shards < 1:
+        raise A2QError(f"--shards must be at least 1, got {args.shards}")
+    if args.time_limit is not None and args.time_limit <= 0:
+        raise A2QError(f"--time-limit must be a positive number of seconds, got "
+                       f"{args.time_limit}")
+    check_output(args.junitxml, "a2q regress", inputs=args.tests, file=True)
+    with dask_client(args.scheduler, args.workers) as client:
+        r = run_regress(args.tests, args.junitxml, client=client, shards=args.shards,
+                        marks=args.marks, keyword=args.keyword, pytest_args=args.pytest_arg,
+                        basetemp=args.basetemp, time_limit_s=args.time_limit,
+                        echo=lambda s: print(s, flush=True))
+    print(f"{args.junitxml}: {summary_line(r['counts'])}")
+    return 0 if r["passed"] else 1
 
 
 def _cmd_bench_engine(args) -> int:
@@ -593,6 +695,22 @@ def _add_synth_parser(sub) -> None:
     p.add_argument("--no-place", action="store_true",
                    help="stop after Yosys and the fit check (no nextpnr, no Fmax)")
     _add_pnr_args(p, seed_flag="--seed")
+    p.add_argument("--seeds", type=int, metavar="N",
+                   help="timing closure by seed sweep: Yosys once, then nextpnr with N seeds "
+                        "(from --seed, default 1) at once on a Dask cluster; keeps the best "
+                        "routed seed and lists every seed's outcome")
+    p.add_argument("--time-limit", type=float, metavar="SECONDS",
+                   help="stop nextpnr after this long (each seed of --seeds); the run counts "
+                        "as not routed")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="--seeds: a running Dask scheduler (tcp://host:8786) to place and "
+                        "route on (default: a local cluster); its workers need --out's path")
+    p.add_argument("--workers", type=int,
+                   help="--seeds: local Dask workers (default: one per seed, at most one per "
+                        "core)")
+    p.add_argument("--netlist", metavar="FOLDER",
+                   help="place and route the netlist of an earlier a2q synth --no-place of "
+                        "the same RTL folder (skips Yosys)")
     p.add_argument("--out", required=True,
                    help="folder for the logs and report.json/md (exit 1 when the design does "
                         "not fit the device; the report says what limits it)")
@@ -600,6 +718,74 @@ def _add_synth_parser(sub) -> None:
                    help="replace --out even if it holds something that is not this command's "
                         "own earlier output")
     p.set_defaults(func=_cmd_synth)
+
+
+def _add_sweep_parser(sub) -> None:
+    from .sweep import UNTIL
+
+    p = sub.add_parser("sweep", help="a grid of designs (training, lanes, clock, nextpnr "
+                                     "settings) on a Dask cluster: sweep.json, sweep.md, "
+                                     "Pareto fronts")
+    p.add_argument("--grid", help="a JSON file of axes (an object, or a list of objects for "
+                                  "several grids) instead of the axis options")
+    axes = p.add_argument_group("axes (each takes several values; every combination is a "
+                                "point)")
+    axes.add_argument("--datasets", nargs="+", help="default Cora")
+    axes.add_argument("--models", nargs="+", help="default gcn")
+    axes.add_argument("--methods", nargs="+", help="default a2q (others stop after training)")
+    axes.add_argument("--seeds", nargs="+", type=int, help="training seeds (default 0)")
+    axes.add_argument("--epochs", nargs="+", type=int, help="default: the model's")
+    axes.add_argument("--graphs", nargs="+", metavar="EXPORT",
+                      help="exports (a2q export folders) to build engines for, instead of "
+                           "training")
+    axes.add_argument("--lanes", nargs="+", type=int, help=f"default {DEFAULT_LANES}")
+    axes.add_argument("--devices", nargs="+", help="ECP5 devices (default 85k)")
+    axes.add_argument("--freqs", nargs="+", type=float, help="clock targets in MHz (default "
+                                                             "100)")
+    axes.add_argument("--placers", nargs="+", help="nextpnr placers (default a2q synth's)")
+    axes.add_argument("--routers", nargs="+", help="nextpnr routers (default a2q synth's)")
+    axes.add_argument("--pnr-seeds", nargs="+", type=int,
+                      help="nextpnr seeds (default nextpnr's own)")
+    p.add_argument("--until", default="pnr", choices=list(UNTIL),
+                   help="the last stage of every point (default pnr: place and route)")
+    p.add_argument("--simulator", default="verilator", choices=["verilator", "icarus"])
+    p.add_argument("--build-dir", help="simulator model cache, reused (default: "
+                                       "<out>/build/sim)")
+    p.add_argument("--time-limit", type=float, metavar="SECONDS",
+                   help="stop any stage of a point that runs longer; the point fails")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="a running Dask scheduler (tcp://host:8786); default: a local cluster "
+                        "on this machine. Its workers need a2q and --out's path")
+    p.add_argument("--workers", type=int, help="local cluster: workers (default: one per "
+                                               "core)")
+    p.add_argument("--retry-failed", action="store_true",
+                   help="run the points that failed before again (finished ones never are)")
+    p.add_argument("--data-root")
+    p.add_argument("--out", required=True, help="sweep folder (run again to resume)")
+    p.add_argument("--force", action="store_true",
+                   help="write into --out even if it holds something that is not a sweep")
+    p.set_defaults(func=_cmd_sweep)
+
+
+def _add_regress_parser(sub) -> None:
+    p = sub.add_parser("regress", help="a pytest regression sharded over a Dask cluster, one "
+                                       "JUnit XML")
+    p.add_argument("tests", nargs="+", help="test files or folders (pytest's arguments)")
+    p.add_argument("-m", dest="marks", help="pytest's -m: the marks to select")
+    p.add_argument("-k", dest="keyword", help="pytest's -k: the names to select")
+    p.add_argument("--pytest-arg", action="append", default=[], metavar="ARG",
+                   help="one more argument for every shard's pytest (repeat it)")
+    p.add_argument("--junitxml", required=True, help="the merged JUnit XML to write")
+    p.add_argument("--basetemp", help="the shards' pytest --basetemp parent")
+    p.add_argument("--shards", type=int, help="pytest runs to cut the cases into (default: "
+                                              "two per worker)")
+    p.add_argument("--time-limit", type=float, metavar="SECONDS",
+                   help="stop a shard that runs longer (its cases count as an error)")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="a running Dask scheduler; its workers need this checkout at the same "
+                        "path (default: a local cluster)")
+    p.add_argument("--workers", type=int, help="local cluster: workers (default: one per core)")
+    p.set_defaults(func=_cmd_regress)
 
 
 def _add_flow_parser(sub, baselines) -> None:
@@ -727,6 +913,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_rtl_parsers(sub, BASELINES)
     _add_synth_parser(sub)
     _add_flow_parser(sub, BASELINES)
+    _add_sweep_parser(sub)
+    _add_regress_parser(sub)
     _add_bench_parsers(sub)
     return parser
 

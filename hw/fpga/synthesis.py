@@ -30,12 +30,12 @@ import hashlib
 import json
 import re
 import shutil
-import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
 
 from a2q.common.files import STAMP
+from a2q.common.processes import TimeLimitExceeded, run_logged
 
 from .ecp5_output_registers import absorb_output_registers
 from .netlist_fanout import widest_fanout
@@ -214,14 +214,20 @@ def _tool(name: str) -> str:
     return found
 
 
-def _run(stage: str, cmd: list[str], cwd: Path, log: Path) -> None:
-    with open(log, "w") as f:
-        done = subprocess.run(cmd, cwd=cwd, stdout=f, stderr=subprocess.STDOUT)
-    if done.returncode != 0:
+class SynthesisTimeLimit(SynthesisError):
+    """nextpnr ran past its time limit and was stopped."""
+
+
+def _run(stage: str, cmd: list[str], cwd: Path, log: Path, timeout: float | None = None) -> None:
+    try:
+        returncode = run_logged(cmd, log, cwd=cwd, timeout=timeout)
+    except TimeLimitExceeded as exc:
+        raise SynthesisTimeLimit(f"{stage} stopped: {exc}; see {log}") from None
+    if returncode != 0:
         errors = [line for line in log.read_text(errors="replace").splitlines()
                   if "ERROR" in line]
         why = f": {errors[-1].strip()}" if errors else ""
-        raise SynthesisError(f"{stage} failed (exit {done.returncode}){why}; see {log}")
+        raise SynthesisError(f"{stage} failed (exit {returncode}){why}; see {log}")
 
 
 def vivado_tcl(top: str, sources: list[str], inits: list[str], device: str) -> str:
@@ -251,7 +257,8 @@ def synthesize(rtl: Path, target: str, work: Path, *, device: str | None = None,
                place_and_route: bool = True, route: bool = True,
                router: str | None = None, density: float | None = None,
                placer: str | None = None, seed: int | None = None,
-               timing_ripup: bool | None = None) -> dict:
+               timing_ripup: bool | None = None, netlist_from: Path | None = None,
+               pnr_time_limit_s: float | None = None) -> dict:
     """Run the flow for ``target`` on the RTL folder ``rtl`` in the folder ``work`` (created;
     each stage's log stays there, also when the stage fails); returns the report, written
     last as ``report.json`` and ``report.md`` (a failed run leaves none). The report names the
@@ -266,7 +273,11 @@ def synthesize(rtl: Path, target: str, work: Path, *, device: str | None = None,
     (:func:`pnr_settings`); ``density`` is the HeAP placer's highest cell density
     (``--placer-heap-beta``, 0.9 unless given); ``seed`` nextpnr's random seed (``--seed``;
     nextpnr's own default unless given; the same seed places and routes the same netlist the
-    same way, another one differently)."""
+    same way, another one differently). ``netlist_from``: the folder of an earlier
+    ``a2q synth --no-place`` of this design (``design_sha256``: the Verilog and the memories'
+    init files), whose netlist is placed and routed instead of
+    running Yosys again. ``pnr_time_limit_s``: nextpnr is stopped after that many seconds
+    (:class:`SynthesisTimeLimit`)."""
     pnr_settings(target, placer=placer, router=router, timing_ripup=timing_ripup)  # refusals
     if density is not None and placer is None:
         placer = "heap"  # a placement density is the heap placer's
@@ -298,12 +309,82 @@ def synthesize(rtl: Path, target: str, work: Path, *, device: str | None = None,
     report = {"target": target, "device": device, "package": package, "top": top,
               "freq_target_mhz": freq_mhz,
               "verilog_sha256": hashlib.sha256(
-                  (work / info.get("verilog", sources[0])).read_bytes()).hexdigest()}
+                  (work / info.get("verilog", sources[0])).read_bytes()).hexdigest(),
+              "design_sha256": design_sha256(work, [*sources, *inits])}
     if target == "xilinx":  # synth_xilinx needs ABC too; Vivado gives the figures
         report.update({r: None for r in RESOURCES["ecp5"]}, fmax_mhz=None,
                       note="run vivado.tcl (or quartus.tcl) for the figures")
-        _write_report(work, report)
+        write_report(work, report)
         return report
+    if netlist_from is None:
+        _yosys(work, sources, target, top, device, report)
+    else:
+        _reuse_netlist(Path(netlist_from).resolve(), work, report)
+    report.update(placed=False, routed=False, fmax_placed_mhz=None)
+    if t["pnr"] and not report["limits"] and place_and_route:
+        pnr = pnr_settings(target, placer=placer, router=router, timing_ripup=timing_ripup,
+                           cells=report["luts"] + report["ffs"])
+        placer, router, timing_ripup = pnr["placer"], pnr["router"], pnr["timing_ripup"]
+        report.update(placed=True, routed=route,
+                      router=router if route else None, placer=placer,
+                      placement_density=(density or DEFAULT_DENSITY) if placer == "heap"
+                      else None, pnr_seed=seed, timing_ripup=timing_ripup and route)
+        # Not quiet: the log shows the placer's and the router's progress as they go.
+        cmd = [_tool(t["pnr"]), f"--{device}", "--package", package, "--json", "netlist.json",
+               "--freq", str(freq_mhz), "--report", "pnr.json", "--detailed-timing-report",
+               "--timing-allow-fail"]
+        if target == "ecp5":
+            cmd.append("--out-of-context")
+        cmd += ["--placer", placer]
+        if density is not None:
+            cmd += ["--placer-heap-beta", str(density)]
+        if seed is not None:
+            cmd += ["--seed", str(seed)]
+        if not route:
+            cmd.append("--no-route")
+        else:
+            cmd += ["--router", router] + (["--tmg-ripup"] if timing_ripup else [])
+        report["nextpnr_args"] = cmd[1:]  # how to rerun it by hand, in ``work``
+        log = work / "nextpnr.log"
+        try:
+            _run("nextpnr place and route", cmd, work, log, timeout=pnr_time_limit_s)
+        except SynthesisTimeLimit:
+            raise
+        except SynthesisError:
+            limit = placement_limit(log.read_text(errors="replace"))
+            if limit is None:
+                raise
+            report.update(fits=False, limits=[limit])
+        else:
+            report["fits"] = True
+            report["fmax_placed_mhz"] = placement_estimate(log.read_text(errors="replace"))
+            pnr = json.loads((work / "pnr.json").read_text())
+            fmax = [c["achieved"] for c in pnr.get("fmax", {}).values()]
+            report["fmax_mhz"] = round(min(fmax), 2) if fmax and route else None
+            report["utilization"] = {k: {"used": v["used"], "available": v["available"],
+                                         "percent": round(100 * v["used"] / v["available"], 2)}
+                                     for k, v in pnr.get("utilization", {}).items() if v["used"]}
+            report["timing_met"] = (route and report["fmax_mhz"] is not None
+                                    and report["fmax_mhz"] >= freq_mhz)
+            report["critical_path"] = critical_path(pnr)
+            report["late_endpoints"] = late_endpoints(pnr, 1000.0 / freq_mhz)
+    report["verdict"] = verdict(report)
+    write_report(work, report)
+    return report
+
+
+def design_sha256(folder: Path, names: list[str]) -> str:
+    """One sha256 over the named files of ``folder``, names and contents: the Verilog and the
+    memories' init files, everything a netlist is made of."""
+    h = hashlib.sha256()
+    for name in sorted(names):
+        h.update(name.encode() + b"\0" + hashlib.sha256((folder / name).read_bytes()).digest())
+    return h.hexdigest()
+
+
+def _yosys(work: Path, sources: list[str], target: str, top: str, device: str,
+           report: dict) -> None:
+    """Yosys into ``work/netlist.json`` and the fit check; their figures go into ``report``."""
     # ECP5: the multiplier template holds its registers in a MULT18X18D
     # (hw/primitives/dsp_multiply.py)
     define = "-D A2Q_ECP5_DSP " if target == "ecp5" else ""
@@ -333,55 +414,34 @@ def synthesize(rtl: Path, target: str, work: Path, *, device: str | None = None,
     limits = fit_limits(target, device, report)
     report["fits"] = None if limits is None else not limits
     report["limits"] = limits or []
-    report.update(placed=False, routed=False, fmax_placed_mhz=None)
-    if t["pnr"] and not limits and place_and_route:
-        pnr = pnr_settings(target, placer=placer, router=router, timing_ripup=timing_ripup,
-                           cells=report["luts"] + report["ffs"])
-        placer, router, timing_ripup = pnr["placer"], pnr["router"], pnr["timing_ripup"]
-        report.update(placed=True, routed=route,
-                      router=router if route else None, placer=placer,
-                      placement_density=(density or DEFAULT_DENSITY) if placer == "heap"
-                      else None, pnr_seed=seed, timing_ripup=timing_ripup and route)
-        # Not quiet: the log shows the placer's and the router's progress as they go.
-        cmd = [_tool(t["pnr"]), f"--{device}", "--package", package, "--json", "netlist.json",
-               "--freq", str(freq_mhz), "--report", "pnr.json", "--detailed-timing-report",
-               "--timing-allow-fail"]
-        if target == "ecp5":
-            cmd.append("--out-of-context")
-        cmd += ["--placer", placer]
-        if density is not None:
-            cmd += ["--placer-heap-beta", str(density)]
-        if seed is not None:
-            cmd += ["--seed", str(seed)]
-        if not route:
-            cmd.append("--no-route")
-        else:
-            cmd += ["--router", router] + (["--tmg-ripup"] if timing_ripup else [])
-        report["nextpnr_args"] = cmd[1:]  # how to rerun it by hand, in ``work``
-        log = work / "nextpnr.log"
-        try:
-            _run("nextpnr place and route", cmd, work, log)
-        except SynthesisError:
-            limit = placement_limit(log.read_text(errors="replace"))
-            if limit is None:
-                raise
-            report.update(fits=False, limits=[limit])
-        else:
-            report["fits"] = True
-            report["fmax_placed_mhz"] = placement_estimate(log.read_text(errors="replace"))
-            pnr = json.loads((work / "pnr.json").read_text())
-            fmax = [c["achieved"] for c in pnr.get("fmax", {}).values()]
-            report["fmax_mhz"] = round(min(fmax), 2) if fmax and route else None
-            report["utilization"] = {k: {"used": v["used"], "available": v["available"],
-                                         "percent": round(100 * v["used"] / v["available"], 2)}
-                                     for k, v in pnr.get("utilization", {}).items() if v["used"]}
-            report["timing_met"] = (route and report["fmax_mhz"] is not None
-                                    and report["fmax_mhz"] >= freq_mhz)
-            report["critical_path"] = critical_path(pnr)
-            report["late_endpoints"] = late_endpoints(pnr, 1000.0 / freq_mhz)
-    report["verdict"] = verdict(report)
-    _write_report(work, report)
-    return report
+
+
+#: The report's fields that come from Yosys and the fit check: what a place and route of a
+#: netlist made before takes from that synthesis's report.
+NETLIST_FIELDS = ("bram_output_registers", "cells", "widest_fanout", *sorted(
+    {r for resources in RESOURCES.values() for r in resources}), "fit_utilization", "fits",
+    "limits")
+
+
+def _reuse_netlist(earlier: Path, work: Path, report: dict) -> None:
+    """Take ``earlier``'s Yosys netlist (an ``a2q synth --no-place`` of the same design for
+    the same target and device) and its figures instead of running Yosys again."""
+    try:
+        theirs = json.loads((earlier / "report.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise SynthesisError(f"{earlier / 'report.json'}: not a finished a2q synth report "
+                             f"({exc})") from None
+    for key in ("design_sha256", "target", "device"):
+        if theirs.get(key) != report[key]:
+            raise SynthesisError(f"{earlier / 'report.json'}: synthesized with {key} "
+                                 f"{theirs.get(key)!r}, this run has {report[key]!r} (field "
+                                 f"{key}); its netlist is another design's")
+    if not (earlier / "netlist.json").exists():
+        raise SynthesisError(f"{earlier}: no netlist.json; give a folder of a2q synth")
+    shutil.copy(earlier / "netlist.json", work / "netlist.json")
+    report.update({k: theirs[k] for k in NETLIST_FIELDS if k in theirs})
+    report.update(fmax_mhz=None, timing_met=False, critical_path=None)
+    report["netlist_from"] = str(earlier)
 
 
 def placement_estimate(log: str) -> float | None:
@@ -479,7 +539,8 @@ def _write_atomic(path: Path, text: str) -> None:
     tmp.replace(path)
 
 
-def _write_report(work: Path, report: dict) -> None:
+def write_report(work: Path, report: dict) -> None:
+    """``report.json`` and ``report.md`` in ``work``, each replaced whole."""
     for name, text in (("report.md", markdown(report)),
                        ("report.json", json.dumps(report, indent=2) + "\n")):
         _write_atomic(work / name, text)
@@ -516,6 +577,17 @@ def markdown(r: dict) -> str:
                   "| resource | used | available | % |", "|---|---|---|---|"]
         lines += [f"| {k} | {v['used']} | {v['available']} | {v['percent']} |"
                   for k, v in r["utilization"].items()]
+    if r.get("seeds"):
+        limit = r.get("seed_time_limit_s")
+        kept = (f"the report above is seed {r['best_seed']}'s" if r["best_seed"] is not None
+                else "none routed")
+        lines += ["", "nextpnr seeds, each placing and routing the same netlist"
+                  + (f" with a time limit of {limit:g} s" if limit else "") + f"; {kept}:", "",
+                  "| seed | outcome | seconds | Fmax MHz | timing met |", "|---|---|---|---|---|"]
+        lines += [f"| {o['seed']} | {o['status']} | {o['seconds']} | "
+                  f"{'n/a' if o.get('fmax_mhz') is None else o['fmax_mhz']} | "
+                  f"{'n/a' if o.get('timing_met') is None else o['timing_met']} |"
+                  for o in r["seeds"]]
     lines += late_endpoints_markdown(r.get("late_endpoints"))
     if r.get("widest_fanout"):
         lines += ["", "The nets that reach the most cell inputs (Yosys's netlist; a wide one is "

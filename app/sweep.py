@@ -1,0 +1,468 @@
+"""``a2q sweep``: a grid of designs, each point a pure function from its configuration to its
+folder of artifacts, run on a Dask cluster (:mod:`a2q.app.cluster`).
+
+A point is one value of every axis (:data:`AXES`: dataset, model, method, training seed and
+epochs, or an export given instead of training; lanes; the ECP5 device, the clock target,
+nextpnr's placer, router and seed). It runs the stages it needs, in order, up to ``--until``:
+
+======  ====================================================  ==============================
+stage   what (the ``a2q`` command it runs)                    depends on
+======  ====================================================  ==============================
+train   ``a2q train --no-export``                             dataset, model, method, seed,
+                                                              epochs
+export  ``a2q export`` (A²Q and uniform runs of Cora,         train
+        CiteSeer, PubMed GCN / GIN)
+golden  ``a2q golden --lanes``                                export, lanes
+rtl     ``a2q rtl engine --lanes`` (no baselines)             export, lanes
+sim     ``a2q sim engine`` (logits and cycles must be exact)  rtl, simulator
+synth   ``a2q synth --no-place`` (Yosys, fit check)           rtl, device
+pnr     ``a2q synth --netlist`` (nextpnr)                     synth, clock, placer, router,
+                                                              nextpnr seed
+======  ====================================================  ==============================
+
+Each stage is a Dask task named by a hash of what it depends on (``<stage>-<hash>``), so that
+points share their finished stages: two points that differ only in lanes train once. A stage
+runs its command as a child process (:func:`a2q.common.processes.run_logged`: killed past
+``--time-limit`` and when its worker dies) into a temporary folder renamed to
+``stages/<stage>-<hash>/`` when it succeeds, with ``stage.json`` (its command, seconds and
+figures) and ``stage.log``: a stage's folder is whole or absent. A stage that fails leaves its
+log as ``stages/<stage>-<hash>.failed.log``. Dask reruns the task of a worker that died on
+another worker.
+
+The client (the ``a2q sweep`` process) writes each point's row when its last stage finishes
+(``points/<point-hash>.json``) and, after every point, ``sweep.json``, ``sweep.md`` and the
+Pareto plots (:mod:`a2q.app.sweep_report`). Run the same command again and the points with a
+row are not run again (failed ones only with ``--retry-failed``); the stages they share with
+the others are reused.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import itertools
+import json
+import os
+import queue
+import shutil
+import sys
+import threading
+import time
+from pathlib import Path
+
+from a2q.common.choices import DEFAULT_LANES, ENGINE_MODELS
+from a2q.common.errors import A2QError
+from a2q.common.files import STAMP, atomic_folder, file_lock
+from a2q.common.processes import TimeLimitExceeded, run_logged
+
+from .sweep_report import best_so_far
+
+STAGES = ("train", "export", "golden", "rtl", "sim", "synth", "pnr")
+#: the last stage a sweep may stop at (``--until``)
+UNTIL = ("train", "golden", "sim", "synth", "pnr")
+
+#: axis -> default values (one grid: every combination of its axes' values)
+AXES = {
+    "dataset": ["Cora"], "model": ["gcn"], "method": ["a2q"], "seed": [0], "epochs": [None],
+    "graph": [None], "lanes": [DEFAULT_LANES], "device": ["85k"], "freq": [100.0],
+    "placer": [None], "router": [None], "pnr_seed": [None],
+}
+#: the axes each stage depends on (besides the stage before it)
+STAGE_AXES = {"train": ("dataset", "model", "method", "seed", "epochs"), "export": (),
+              "golden": ("lanes",), "rtl": ("lanes",), "sim": (), "synth": ("device",),
+              "pnr": ("device", "freq", "placer", "router", "pnr_seed")}
+#: the stages whose output folders each stage reads
+READS = {"export": ("train",), "golden": ("export",), "rtl": ("export",),
+         "sim": ("rtl", "export"), "synth": ("rtl",), "pnr": ("rtl", "synth")}
+#: what a given export (``graph``) replaces
+TRAIN_AXES = STAGE_AXES["train"]
+#: the environment the stages' commands see, passed to workers on other machines too
+PASSED_ENVIRONMENT = ("A2Q_DATA_ROOT", "A2Q_DATASETS_SOURCE")
+
+STATE = "sweep.json"
+
+
+class StageFailed(RuntimeError):
+    """A stage's command failed or ran past its time limit; the message names the stage."""
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepOptions:
+    """What every point shares."""
+    until: str = "pnr"
+    simulator: str = "verilator"
+    time_limit_s: float | None = None  # each stage of each point
+    data_root: str | None = None
+    build_dir: str | None = None  # the simulator models' cache (default <sweep>/build/sim)
+
+
+def _digest(obj) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def _folder_digest(folder: Path) -> str:
+    """An export folder's content: its files' names and bytes."""
+    h = hashlib.sha256()
+    for f in sorted(p for p in folder.rglob("*") if p.is_file() and p.name != STAMP):
+        h.update(str(f.relative_to(folder)).encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()[:12]
+
+
+def expand_grid(grids: list[dict]) -> list[dict]:
+    """Every point of every grid, in order, each once (a point two grids share counts once).
+    A grid maps axes of :data:`AXES` to a value or a list of values; an axis it leaves out
+    takes its default."""
+    points, seen = [], set()
+    for k, grid in enumerate(grids):
+        if not isinstance(grid, dict):
+            raise A2QError(f"sweep grid {k}: expected an object of axes, got {grid!r}")
+        unknown = [a for a in grid if a not in AXES]
+        if unknown:
+            raise A2QError(f"sweep grid {k}: unknown axis {unknown[0]!r}; axes: "
+                           f"{', '.join(AXES)}")
+        axes = {a: grid.get(a, d) for a, d in AXES.items()}
+        axes = {a: v if isinstance(v, list) else [v] for a, v in axes.items()}
+        for a, values in axes.items():
+            if not values:
+                raise A2QError(f"sweep grid {k}: axis {a!r} has no values")
+        for combo in itertools.product(*axes.values()):
+            point = _check_point(dict(zip(axes, combo)), k)
+            key = _digest(point)
+            if key not in seen:
+                seen.add(key)
+                points.append(point)
+    return points
+
+
+def _check_point(p: dict, grid: int) -> dict:
+    where = f"sweep grid {grid}"
+    for axis in ("lanes", "seed"):
+        if not isinstance(p[axis], int) or isinstance(p[axis], bool):
+            raise A2QError(f"{where}: axis {axis!r} takes integers, got {p[axis]!r}")
+    if p["lanes"] < 1:
+        raise A2QError(f"{where}: axis 'lanes' must be at least 1, got {p['lanes']}")
+    for axis in ("epochs", "pnr_seed"):
+        if p[axis] is not None and (not isinstance(p[axis], int) or p[axis] < 0):
+            raise A2QError(f"{where}: axis {axis!r} takes non-negative integers, got "
+                           f"{p[axis]!r}")
+    if not isinstance(p["freq"], (int, float)) or p["freq"] <= 0:
+        raise A2QError(f"{where}: axis 'freq' takes MHz above 0, got {p['freq']!r}")
+    p["freq"] = float(p["freq"])
+    from a2q.hw.fpga.synthesis import CAPACITY, PLACERS, ROUTERS
+
+    for axis, known in (("placer", PLACERS), ("router", ROUTERS),
+                        ("device", tuple(CAPACITY["ecp5"]))):
+        if p[axis] is not None and p[axis] not in known:
+            raise A2QError(f"{where}: axis {axis!r}: unknown {p[axis]!r}; expected one of "
+                           f"{', '.join(known)}")
+    if p["graph"] is not None:
+        graph = Path(p["graph"]).resolve()
+        if not (graph / "manifest.json").is_file():
+            raise A2QError(f"{where}: axis 'graph': {p['graph']} holds no manifest.json; give "
+                           "an export folder (a2q export)")
+        p["graph"] = str(graph)
+        for axis in TRAIN_AXES:  # the export replaces the training
+            p[axis] = None
+        return p
+    from a2q.sw.data import check_name
+
+    try:
+        check_name(p["dataset"])
+    except A2QError as exc:
+        raise A2QError(f"{where}: axis 'dataset': {exc}") from None
+    from a2q.common.choices import METHODS, MODELS
+
+    for axis, known in (("model", MODELS), ("method", METHODS)):
+        if p[axis] not in known:
+            raise A2QError(f"{where}: axis {axis!r}: unknown {p[axis]!r}; expected one of "
+                           f"{', '.join(known)}")
+    return p
+
+
+def last_stage(point: dict, until: str) -> str:
+    """The last stage ``point`` runs: ``until``, or ``train`` when the run has no export
+    (a method or model the engine does not run)."""
+    if point["graph"] is None:
+        from a2q.sw.data import is_node_level
+        from a2q.sw.export import EXPORTABLE_METHODS
+
+        if not (is_node_level(point["dataset"]) and point["model"] in ENGINE_MODELS
+                and point["method"] in EXPORTABLE_METHODS):
+            return "train"
+    return until
+
+
+def stage_chain(point: dict, until: str) -> list[tuple[str, str, dict]]:
+    """(stage, key, the axes it depends on) of every stage ``point`` runs, in order; each key
+    hashes its stage's axes and the key of the stage before it. ``golden`` hangs off
+    ``export`` beside ``rtl``."""
+    last = last_stage(point, until)
+    wanted = {"train": ["train"], "golden": ["train", "export", "golden"],
+              "sim": ["train", "export", "golden", "rtl", "sim"],
+              "synth": ["train", "export", "golden", "rtl", "sim", "synth"],
+              "pnr": list(STAGES)}[last]
+    if point["graph"] is not None:
+        wanted = [s for s in wanted if s not in ("train", "export")]
+    parent = {"export": "train", "golden": "export", "rtl": "export", "sim": "rtl",
+              "synth": "rtl", "pnr": "synth"}
+    keys: dict[str, str] = {}
+    if point["graph"] is not None:
+        keys["export"] = f"graph-{_folder_digest(Path(point['graph']))}"
+    chain = []
+    for stage in wanted:
+        axes = {a: point[a] for a in STAGE_AXES[stage]}
+        keys[stage] = f"{stage}-{_digest([stage, axes, keys.get(parent.get(stage))])}"
+        chain.append((stage, keys[stage], axes))
+    return chain
+
+
+def stage_command(stage: str, axes: dict, folders: dict[str, str], out: str,
+                  sweep: Path, options: SweepOptions) -> list[str]:
+    """The ``a2q`` words of ``stage``, given its inputs' folders and its output ``out``."""
+    data = ["--data-root", options.data_root] if options.data_root else []
+    if stage == "train":
+        words = ["train", "--dataset", axes["dataset"], "--model", axes["model"], "--method",
+                 axes["method"], "--seed", str(axes["seed"]), "--no-export", "--no-progress"]
+        if axes["epochs"] is not None:
+            words += ["--epochs", str(axes["epochs"])]
+        return [*words, *data, "--out", out]
+    if stage == "export":
+        return ["export", folders["train"], *data, "--out", out]
+    if stage == "golden":
+        return ["golden", folders["export"], "--lanes", str(axes["lanes"]), "--out", out]
+    if stage == "rtl":
+        return ["rtl", "engine", "--graph", folders["export"], "--lanes", str(axes["lanes"]),
+                "--baselines", "--out", out]
+    if stage == "sim":
+        return ["sim", "engine", "--rtl", folders["rtl"], "--graph", folders["export"],
+                "--simulator", options.simulator, "--build-dir",
+                options.build_dir or str(sweep / "build" / "sim"), "--out", out]
+    if stage == "synth":
+        return ["synth", folders["rtl"], "--target", "ecp5", "--device", axes["device"],
+                "--no-place", "--out", out]
+    words = ["synth", folders["rtl"], "--target", "ecp5", "--device", axes["device"],
+             "--netlist", folders["synth"], "--freq", f"{axes['freq']:g}"]
+    for axis, flag in (("placer", "--placer"), ("router", "--router"), ("pnr_seed", "--seed")):
+        if axes[axis] is not None:
+            words += [flag, str(axes[axis])]
+    return [*words, "--out", out]
+
+
+def stage_figures(stage: str, out: Path) -> dict:
+    """The figures a point's row takes from ``stage``'s output folder."""
+    def read(name):
+        return json.loads((out / name).read_text())
+
+    if stage == "train":
+        m = read("metrics.json")
+        return {"test_acc": m["test_acc"], "avg_bits": m["avg_feature_bits"]}
+    if stage == "golden":
+        s = read("summary.json")
+        return {"golden_test_acc": s["test_acc"],
+                "golden_agreement": s["prediction_agreement"]}
+    if stage == "sim":
+        r = read("result.json")
+        return {"cycles": r["cycles_measured"], "exact": True,
+                "rtl_test_acc": r["test_acc"]}
+    if stage in ("synth", "pnr"):
+        r = read("report.json")
+        figures = {k: r.get(k) for k in ("luts", "ffs", "brams", "dsps", "fits")}
+        if stage == "pnr":
+            figures.update({k: r.get(k) for k in ("fmax_mhz", "timing_met", "verdict")})
+        return figures
+    return {}
+
+
+def run_stage(sweep: str, stage: str, key: str, axes: dict, time_limit_s: float | None,
+              options: SweepOptions, env: dict, *inputs: dict) -> dict:
+    """Run one stage into ``stages/<key>`` (whole or not at all) unless it is there; returns
+    its ``stage.json``: key, folder, seconds, figures. ``inputs``: the ``stage.json`` of the
+    stages it reads. Runs on a Dask worker."""
+    sweep = Path(sweep)
+    final = sweep / "stages" / key
+    done = final / "stage.json"
+    if done.exists():
+        return json.loads(done.read_text())
+    folders = {i["stage"]: i["folder"] for i in inputs}
+    failed_log = sweep / "stages" / f"{key}.failed.log"
+    with atomic_folder(final) as tmp:
+        out = tmp / "out"
+        words = stage_command(stage, axes, folders, str(out), sweep, options)
+        cmd = [sys.executable, "-m", "a2q.app.entry", *words]
+        t0 = time.perf_counter()
+        try:
+            rc = run_logged(cmd, tmp / "stage.log", cwd=sweep,
+                            env={**os.environ, **env, "PYTHONUNBUFFERED": "1"},
+                            timeout=time_limit_s)
+        except TimeLimitExceeded as exc:
+            shutil.copy(tmp / "stage.log", failed_log)
+            raise StageFailed(f"stage {stage} {exc}; see {failed_log}") from None
+        if rc != 0:
+            shutil.copy(tmp / "stage.log", failed_log)
+            lines = [ln for ln in (tmp / "stage.log").read_text(errors="replace").splitlines()
+                     if ln.strip()]
+            why = lines[-1].strip().removeprefix("a2q: error: ") if lines else f"exit {rc}"
+            raise StageFailed(f"stage {stage} failed (exit {rc}): {why}; see {failed_log}")
+        seconds = round(time.perf_counter() - t0, 1)
+        record = {"stage": stage, "key": key, "folder": str(final / "out"), "axes": axes,
+                  "command": "a2q " + " ".join(words).replace(str(tmp), str(final)),
+                  "seconds": seconds, "figures": stage_figures(stage, out)}
+        (tmp / "stage.json").write_text(json.dumps(record, indent=2) + "\n")
+    failed_log.unlink(missing_ok=True)
+    return record
+
+
+def point_row(point: dict, key: str, records: list[dict]) -> dict:
+    """A finished point's row: its axes, its stages' figures and seconds, and its latency
+    (cycles at the routed Fmax)."""
+    figures = {}
+    for r in records:
+        figures.update(r["figures"])
+    if figures.get("cycles") is not None and figures.get("fmax_mhz"):
+        figures["latency_us"] = round(figures["cycles"] / figures["fmax_mhz"], 3)
+    return {"key": key, "point": point, "status": "done", **figures,
+            "stages": {r["stage"]: {"key": r["key"], "seconds": r["seconds"]}
+                       for r in records}}
+
+
+def point_key(point: dict, until: str) -> str:
+    return f"point-{_digest([point, last_stage(point, until)])}"
+
+
+def run_sweep(out: str | os.PathLike, points: list[dict], options: SweepOptions, *, client,
+              retry_failed: bool = False, echo=print, heartbeat_s: float = 60.0) -> dict:
+    """Run every point of ``points`` without a row in ``out/points`` (a failed one too with
+    ``retry_failed``) on ``client``; returns the sweep's state (``sweep.json``)."""
+    from dask.distributed import as_completed
+
+    from .sweep_report import varying_axes, write_sweep
+
+    out = Path(out).resolve()
+    (out / "points").mkdir(parents=True, exist_ok=True)
+    (out / "stages").mkdir(exist_ok=True)
+    (out / STAMP).write_text("a2q sweep\n")
+    env = {k: os.environ[k] for k in PASSED_ENVIRONMENT if k in os.environ}
+    with file_lock(out / ".sweep.lock"):
+        _remove_partial_stages(out)
+        rows, todo = {}, []
+        for point in points:
+            key = point_key(point, options.until)
+            row_file = out / "points" / f"{key}.json"
+            row = json.loads(row_file.read_text()) if row_file.exists() else None
+            if row is not None and (row["status"] == "done" or not retry_failed):
+                rows[key] = row
+            else:
+                todo.append((key, point))
+        order = [point_key(p, options.until) for p in points]
+        varying = varying_axes([{"point": p} for p in points]) or ["lanes"]
+        echo(f"sweep of {len(points)} points -> {out}: {len(rows)} finished before, "
+             f"{len(todo)} to run on {_describe(client)}")
+        stage_futures, by_last = {}, {}
+        for key, point in todo:
+            inputs: dict = {}
+            if point["graph"] is not None:
+                inputs["export"] = {"stage": "export", "folder": point["graph"]}
+            chain = []
+            for stage, skey, axes in stage_chain(point, options.until):
+                if skey not in stage_futures:
+                    stage_futures[skey] = client.submit(
+                        run_stage, str(out), stage, skey, axes, options.time_limit_s, options,
+                        env, *(inputs[s] for s in READS.get(stage, ())), key=skey, pure=False)
+                inputs[stage] = stage_futures[skey]
+                chain.append(stage_futures[skey])
+            by_last.setdefault(chain[-1].key, []).append((key, point, chain))
+        state = write_sweep(out, [rows[k] for k in order if k in rows], options)
+        pending = as_completed([chains[0][2][-1] for chains in by_last.values()])
+        for future in _with_heartbeat(pending, heartbeat_s):
+            if future is None:  # no point finished for heartbeat_s: say what runs
+                echo("  on the workers: " + (", ".join(_running(client))
+                                             or "nothing (waiting for workers)"))
+                continue
+            for key, point, chain in by_last[future.key]:
+                rows[key] = _finish_point(out, key, point, chain)
+                echo(_progress_line(rows[key], rows, varying, len(points),
+                                    _running_points(client, by_last, rows)))
+            state = write_sweep(out, [rows[k] for k in order if k in rows], options)
+        _remove_partial_stages(out)
+    return state
+
+
+def _running_points(client, by_last: dict, rows: dict) -> int:
+    """Points without a row one of whose stages a worker is running now."""
+    running = set(_running(client))
+    return sum(1 for chains in by_last.values() for key, _, chain in chains
+               if key not in rows and any(f.key in running for f in chain))
+
+
+def _finish_point(out: Path, key: str, point: dict, futures) -> dict:
+    try:
+        records = [f.result() for f in futures]
+    except Exception as exc:  # noqa: BLE001 - a failing point is a result
+        row = {"key": key, "point": point, "status": "failed",
+               "error": str(exc).strip().splitlines()[0] if str(exc).strip()
+               else type(exc).__name__}
+    else:
+        row = point_row(point, key, records)
+    tmp = out / "points" / f".{key}.json.tmp"
+    tmp.write_text(json.dumps(row, indent=2) + "\n")
+    os.replace(tmp, out / "points" / f"{key}.json")
+    return row
+
+
+def _with_heartbeat(pending, seconds: float):
+    """Yield ``pending``'s futures (a Dask ``as_completed``) as they finish, and None after
+    each ``seconds`` without one."""
+    q: queue.Queue = queue.Queue()
+
+    def pump():
+        try:
+            for f in pending:
+                q.put(f)
+        finally:
+            q.put(StopIteration)
+
+    threading.Thread(target=pump, daemon=True).start()
+    while True:
+        try:
+            item = q.get(timeout=seconds)
+        except queue.Empty:
+            yield None
+            continue
+        if item is StopIteration:
+            return
+        yield item
+
+
+def _running(client) -> list[str]:
+    return sorted({str(k) for keys in client.processing().values() for k in keys})
+
+
+def _describe(client) -> str:
+    from .cluster import describe
+
+    return describe(client)
+
+
+def _progress_line(row: dict, rows: dict, varying: list[str], total: int,
+                   running: int) -> str:
+    done = sum(r["status"] == "done" for r in rows.values())
+    failed = sum(r["status"] == "failed" for r in rows.values())
+    what = ", ".join(f"{a} {row['point'][a]}" for a in varying)
+    if row["status"] == "failed":
+        result = f"FAILED: {row['error']}"
+    else:
+        result = ", ".join(f"{k} {row[k]}" for k in (
+            "test_acc", "avg_bits", "golden_agreement", "cycles", "luts", "fmax_mhz",
+            "latency_us") if row.get(k) is not None) or "done"
+
+    best = best_so_far(list(rows.values()), varying)
+    return (f"[{done} done, {running} running, {failed} failed of {total}] {what}: {result}"
+            + (f"; best so far: {best}" if best else ""))
+
+
+def _remove_partial_stages(out: Path) -> None:
+    """The temporary folders of stages whose worker died mid-stage (no sweep runs here now:
+    the caller holds the folder's lock)."""
+    for tmp in (out / "stages").glob(".*"):
+        if tmp.is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)

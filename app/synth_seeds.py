@@ -1,0 +1,93 @@
+"""``a2q synth --seeds N``: timing closure by seed sweep.
+
+nextpnr's seed decides where the placer starts, and on a design as full as the 16-lane engine
+that decides whether the router converges at all: some seeds route in minutes, others stall
+for half an hour. The seed sweep runs Yosys once (``netlist/``), then places and routes the
+same netlist with N seeds at once on a Dask cluster (:mod:`a2q.app.cluster`), each in its own
+folder (``seed-<s>/``) and stopped at its time limit, and keeps the best routed result:
+``report.json`` and ``report.md`` are that seed's report with every seed's outcome, its
+seconds and its Fmax (``seeds``) and the seed kept (``best_seed``).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from a2q.hw.fpga.synthesis import (
+    SynthesisError,
+    SynthesisTimeLimit,
+    synthesize,
+    verdict,
+    write_report,
+)
+
+
+def place_and_route_seed(rtl: str, target: str, folder: str, netlist: str, seed: int,
+                         time_limit_s: float | None, options: dict) -> dict:
+    """One seed's place and route of ``netlist``'s netlist into ``folder``: its outcome
+    (``routed``, ``time limit`` or ``failed``), seconds and figures. Runs on a Dask worker."""
+    t0 = time.perf_counter()
+    outcome = {"seed": seed, "folder": folder}
+    try:
+        r = synthesize(rtl, target, folder, netlist_from=netlist, seed=seed,
+                       pnr_time_limit_s=time_limit_s, **options)
+    except SynthesisTimeLimit as exc:
+        outcome.update(status="time limit", error=str(exc))
+    except SynthesisError as exc:
+        outcome.update(status="failed", error=str(exc))
+    else:
+        outcome.update(status="routed" if r.get("routed") else "placed",
+                       fmax_mhz=r.get("fmax_mhz"), fmax_placed_mhz=r.get("fmax_placed_mhz"),
+                       timing_met=r.get("timing_met"), fits=r.get("fits"))
+    outcome["seconds"] = round(time.perf_counter() - t0, 1)
+    return outcome
+
+
+def synthesize_seeds(rtl: Path, target: str, work: Path, *, seeds: list[int], client,
+                     time_limit_s: float | None = None, progress=print, **options) -> dict:
+    """Yosys once into ``work/netlist``, then every seed of ``seeds`` on ``client``; returns
+    (and writes as ``work/report.json``) the best routed seed's report with ``seeds`` and
+    ``best_seed``. ``options``: :func:`~a2q.hw.fpga.synthesis.synthesize`'s device and
+    nextpnr settings."""
+    from dask.distributed import as_completed
+
+    work = Path(work).resolve()
+    rtl = Path(rtl).resolve()
+    progress(f"Yosys once for the {len(seeds)} seeds -> {work / 'netlist'}")
+    pnr_only = {k: options.pop(k) for k in ("placer", "router", "timing_ripup", "density")
+                if k in options}
+    netlist = synthesize(rtl, target, work / "netlist", place_and_route=False, **options)
+    if netlist["fits"] is False or target not in ("ecp5", "ice40"):
+        write_report(work, netlist)
+        return netlist
+    futures = [client.submit(place_and_route_seed, str(rtl), target, str(work / f"seed-{s}"),
+                             str(work / "netlist"), s, time_limit_s, {**options, **pnr_only},
+                             key=f"a2q-pnr-seed-{s}-{work}", pure=False)
+               for s in seeds]
+    progress(f"placing and routing seeds {', '.join(map(str, seeds))} at once"
+             + (f", each stopped after {time_limit_s:g} s" if time_limit_s else ""))
+    outcomes = []
+    for future in as_completed(futures):
+        o = future.result()
+        outcomes.append(o)
+        figure = (f"{o['fmax_mhz']} MHz, timing {'met' if o['timing_met'] else 'not met'}"
+                  if o.get("fmax_mhz") is not None else o.get("error", o["status"]))
+        progress(f"seed {o['seed']}: {o['status']} in {o['seconds']:.0f} s ({figure}); "
+                 f"{len(outcomes)}/{len(seeds)} seeds done")
+    outcomes.sort(key=lambda o: seeds.index(o["seed"]))
+    routed = [o for o in outcomes if o.get("fmax_mhz") is not None]
+    if routed:
+        best = max(routed, key=lambda o: (o["fmax_mhz"], -seeds.index(o["seed"])))
+        report = json.loads((Path(best["folder"]) / "report.json").read_text())
+        report["best_seed"] = best["seed"]
+    else:
+        report = dict(netlist, best_seed=None)
+    report["seeds"] = outcomes
+    report["seed_time_limit_s"] = time_limit_s
+    report["verdict"] = (verdict(report) + (f"; the best of {len(seeds)} seeds, seed "
+                         f"{report['best_seed']}" if routed else
+                         f"; none of the {len(seeds)} seeds routed"))
+    write_report(work, report)
+    return report
