@@ -40,17 +40,20 @@ test: system-packages $(STAMP)
 # The regression: 2000 random cases per (unit, signedness, simulator) and 84 random graphs and
 # models per simulator through the whole layer engine, then the long cases make test leaves
 # out (marked regress: nextpnr's options each through a place and route), then 2000 fuzzed
-# inputs per reader (exports, checkpoints, unit arrays) and per golden-bound property; JUnit
-# XML under build/regress.
+# inputs per reader (exports, checkpoints, unit arrays) and per golden-bound property. Each
+# suite is cut into shards run on a Dask cluster (a2q regress): a local one, or the running
+# scheduler SCHEDULER=tcp://host:8786 names (its workers need this checkout at the same path).
+# One merged JUnit XML per suite under build/regress.
+REGRESS := $(BIN)/a2q regress $(if $(SCHEDULER),--scheduler $(SCHEDULER))
 regress: system-packages $(STAMP)
 	mkdir -p build/regress
-	A2Q_RTL_CASES=2000 A2Q_ENGINE_SUITES=4 A2Q_ENGINE_GRAPHS=7 $(BIN)/python -m pytest -n 2 -q \
+	A2Q_RTL_CASES=2000 A2Q_ENGINE_SUITES=4 A2Q_ENGINE_GRAPHS=7 $(REGRESS) \
 		tests/test_rtl_units.py tests/test_rtl_engine.py --basetemp build/regress/rtl \
 		--junitxml build/regress/rtl.junit.xml
-	$(BIN)/python -m pytest -n 2 -q -m regress tests --basetemp build/regress/long \
+	$(REGRESS) tests -m regress --basetemp build/regress/long \
 		--junitxml build/regress/long.junit.xml
-	A2Q_FUZZ_EXAMPLES=2000 $(BIN)/python -m pytest -n 2 -q tests/test_fuzz_inputs.py \
-		tests/test_golden_bounds.py --hypothesis-show-statistics --basetemp build/regress/fuzz \
+	A2Q_FUZZ_EXAMPLES=2000 $(REGRESS) tests/test_fuzz_inputs.py tests/test_golden_bounds.py \
+		--pytest-arg=--hypothesis-show-statistics --basetemp build/regress/fuzz \
 		--junitxml build/regress/fuzz.junit.xml
 
 bench: system-packages $(STAMP)

@@ -463,7 +463,8 @@ def _cmd_regress(args) -> int:
     if args.time_limit is not None and args.time_limit <= 0:
         raise A2QError(f"--time-limit must be a positive number of seconds, got "
                        f"{args.time_limit}")
-    check_output(args.junitxml, "a2q regress", inputs=args.tests, file=True)
+    if Path(args.junitxml).is_dir():
+        raise A2QError(f"--junitxml {args.junitxml}: a folder; give the XML file to write")
     with dask_client(args.scheduler, args.workers) as client:
         r = run_regress(args.tests, args.junitxml, client=client, shards=args.shards,
                         marks=args.marks, keyword=args.keyword, pytest_args=args.pytest_arg,

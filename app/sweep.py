@@ -38,12 +38,15 @@ the others are reused.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import hashlib
 import itertools
 import json
 import os
 import queue
+import re
 import shutil
 import sys
 import threading
@@ -52,7 +55,7 @@ from pathlib import Path
 
 from a2q.common.choices import DEFAULT_LANES, ENGINE_MODELS
 from a2q.common.errors import A2QError
-from a2q.common.files import STAMP, atomic_folder, file_lock
+from a2q.common.files import STAMP, atomic_folder
 from a2q.common.processes import TimeLimitExceeded, run_logged
 
 from .sweep_report import best_so_far
@@ -192,10 +195,11 @@ def last_stage(point: dict, until: str) -> str:
     return until
 
 
-def stage_chain(point: dict, until: str) -> list[tuple[str, str, dict]]:
+def stage_chain(point: dict, until: str, simulator: str = "verilator"
+                ) -> list[tuple[str, str, dict]]:
     """(stage, key, the axes it depends on) of every stage ``point`` runs, in order; each key
-    hashes its stage's axes and the key of the stage before it. ``golden`` hangs off
-    ``export`` beside ``rtl``."""
+    hashes its stage's axes (``sim``: and the simulator) and the key of the stage before it.
+    ``golden`` hangs off ``export`` beside ``rtl``."""
     last = last_stage(point, until)
     wanted = {"train": ["train"], "golden": ["train", "export", "golden"],
               "sim": ["train", "export", "golden", "rtl", "sim"],
@@ -211,7 +215,8 @@ def stage_chain(point: dict, until: str) -> list[tuple[str, str, dict]]:
     chain = []
     for stage in wanted:
         axes = {a: point[a] for a in STAGE_AXES[stage]}
-        keys[stage] = f"{stage}-{_digest([stage, axes, keys.get(parent.get(stage))])}"
+        hashed = {**axes, "simulator": simulator} if stage == "sim" else axes
+        keys[stage] = f"{stage}-{_digest([stage, hashed, keys.get(parent.get(stage))])}"
         chain.append((stage, keys[stage], axes))
     return chain
 
@@ -266,9 +271,9 @@ def stage_figures(stage: str, out: Path) -> dict:
                 "rtl_test_acc": r["test_acc"]}
     if stage in ("synth", "pnr"):
         r = read("report.json")
-        figures = {k: r.get(k) for k in ("luts", "ffs", "brams", "dsps", "fits")}
+        figures = {k: r.get(k) for k in ("luts", "ffs", "brams", "dsps", "fits", "verdict")}
         if stage == "pnr":
-            figures.update({k: r.get(k) for k in ("fmax_mhz", "timing_met", "verdict")})
+            figures.update({k: r.get(k) for k in ("fmax_mhz", "timing_met")})
         return figures
     return {}
 
@@ -285,31 +290,49 @@ def run_stage(sweep: str, stage: str, key: str, axes: dict, time_limit_s: float 
         return json.loads(done.read_text())
     folders = {i["stage"]: i["folder"] for i in inputs}
     failed_log = sweep / "stages" / f"{key}.failed.log"
+    unfit = stage == "pnr" and next(i for i in inputs if i["stage"] == "synth")["figures"][
+        "fits"] is False
     with atomic_folder(final) as tmp:
         out = tmp / "out"
         words = stage_command(stage, axes, folders, str(out), sweep, options)
-        cmd = [sys.executable, "-m", "a2q.app.entry", *words]
         t0 = time.perf_counter()
-        try:
-            rc = run_logged(cmd, tmp / "stage.log", cwd=sweep,
-                            env={**os.environ, **env, "PYTHONUNBUFFERED": "1"},
-                            timeout=time_limit_s)
-        except TimeLimitExceeded as exc:
-            shutil.copy(tmp / "stage.log", failed_log)
-            raise StageFailed(f"stage {stage} {exc}; see {failed_log}") from None
-        if rc != 0:
-            shutil.copy(tmp / "stage.log", failed_log)
-            lines = [ln for ln in (tmp / "stage.log").read_text(errors="replace").splitlines()
-                     if ln.strip()]
-            why = lines[-1].strip().removeprefix("a2q: error: ") if lines else f"exit {rc}"
-            raise StageFailed(f"stage {stage} failed (exit {rc}): {why}; see {failed_log}")
-        seconds = round(time.perf_counter() - t0, 1)
+        if unfit:  # nothing to place: the synth stage's figures say why
+            words = []
+            out.mkdir()
+        else:
+            _run_command(stage, words, tmp, failed_log, sweep, env, time_limit_s)
         record = {"stage": stage, "key": key, "folder": str(final / "out"), "axes": axes,
-                  "command": "a2q " + " ".join(words).replace(str(tmp), str(final)),
-                  "seconds": seconds, "figures": stage_figures(stage, out)}
+                  "command": "a2q " + " ".join(words).replace(str(tmp), str(final))
+                  if words else None, "seconds": round(time.perf_counter() - t0, 1),
+                  "figures": {} if unfit else stage_figures(stage, out)}
         (tmp / "stage.json").write_text(json.dumps(record, indent=2) + "\n")
     failed_log.unlink(missing_ok=True)
     return record
+
+
+def _run_command(stage: str, words: list[str], tmp: Path, failed_log: Path, sweep: Path,
+                 env: dict, time_limit_s: float | None) -> None:
+    """``a2q <words>`` with its output into ``tmp/stage.log``; raises :class:`StageFailed`
+    (its log kept as ``failed_log``) unless it succeeds. A synthesis that finds the design too
+    big for the device (``a2q synth``'s exit 1 with a report saying so) is a result."""
+    cmd = [sys.executable, "-m", "a2q.app.entry", *words]
+    log = tmp / "stage.log"
+    try:
+        rc = run_logged(cmd, log, cwd=sweep, env={**os.environ, **env, "PYTHONUNBUFFERED": "1"},
+                        timeout=time_limit_s)
+    except TimeLimitExceeded as exc:
+        shutil.copy(log, failed_log)
+        raise StageFailed(f"stage {stage} {exc}; see {failed_log}") from None
+    report = tmp / "out" / "report.json"
+    if rc == 1 and stage in ("synth", "pnr") and report.exists() and json.loads(
+            report.read_text()).get("fits") is False:
+        return
+    if rc != 0:
+        shutil.copy(log, failed_log)
+        lines = [ln for ln in log.read_text(errors="replace").splitlines() if ln.strip()]
+        why = lines[-1].strip().removeprefix("a2q: error: ") if lines else f"exit {rc}"
+        why = re.sub(r" \(report: [^)]*\)", "", why)  # inside the folder just removed
+        raise StageFailed(f"stage {stage} failed (exit {rc}): {why}; see {failed_log}")
 
 
 def point_row(point: dict, key: str, records: list[dict]) -> dict:
@@ -325,8 +348,9 @@ def point_row(point: dict, key: str, records: list[dict]) -> dict:
                        for r in records}}
 
 
-def point_key(point: dict, until: str) -> str:
-    return f"point-{_digest([point, last_stage(point, until)])}"
+def point_key(point: dict, options: SweepOptions) -> str:
+    """A point's name: its axes, its last stage and the simulator."""
+    return f"point-{_digest([point, last_stage(point, options.until), options.simulator])}"
 
 
 def run_sweep(out: str | os.PathLike, points: list[dict], options: SweepOptions, *, client,
@@ -342,18 +366,18 @@ def run_sweep(out: str | os.PathLike, points: list[dict], options: SweepOptions,
     (out / "stages").mkdir(exist_ok=True)
     (out / STAMP).write_text("a2q sweep\n")
     env = {k: os.environ[k] for k in PASSED_ENVIRONMENT if k in os.environ}
-    with file_lock(out / ".sweep.lock"):
+    with _only_sweep(out):
         _remove_partial_stages(out)
         rows, todo = {}, []
         for point in points:
-            key = point_key(point, options.until)
+            key = point_key(point, options)
             row_file = out / "points" / f"{key}.json"
             row = json.loads(row_file.read_text()) if row_file.exists() else None
             if row is not None and (row["status"] == "done" or not retry_failed):
                 rows[key] = row
             else:
                 todo.append((key, point))
-        order = [point_key(p, options.until) for p in points]
+        order = [point_key(p, options) for p in points]
         varying = varying_axes([{"point": p} for p in points]) or ["lanes"]
         echo(f"sweep of {len(points)} points -> {out}: {len(rows)} finished before, "
              f"{len(todo)} to run on {_describe(client)}")
@@ -363,11 +387,12 @@ def run_sweep(out: str | os.PathLike, points: list[dict], options: SweepOptions,
             if point["graph"] is not None:
                 inputs["export"] = {"stage": "export", "folder": point["graph"]}
             chain = []
-            for stage, skey, axes in stage_chain(point, options.until):
-                if skey not in stage_futures:
+            for stage, skey, axes in stage_chain(point, options.until, options.simulator):
+                if skey not in stage_futures:  # the task's name: the stage's, in this sweep
                     stage_futures[skey] = client.submit(
                         run_stage, str(out), stage, skey, axes, options.time_limit_s, options,
-                        env, *(inputs[s] for s in READS.get(stage, ())), key=skey, pure=False)
+                        env, *(inputs[s] for s in READS.get(stage, ())),
+                        key=f"{skey}@{_digest(str(out))}", pure=False)
                 inputs[stage] = stage_futures[skey]
                 chain.append(stage_futures[skey])
             by_last.setdefault(chain[-1].key, []).append((key, point, chain))
@@ -375,7 +400,7 @@ def run_sweep(out: str | os.PathLike, points: list[dict], options: SweepOptions,
         pending = as_completed([chains[0][2][-1] for chains in by_last.values()])
         for future in _with_heartbeat(pending, heartbeat_s):
             if future is None:  # no point finished for heartbeat_s: say what runs
-                echo("  on the workers: " + (", ".join(_running(client))
+                echo("  on the workers: " + (", ".join(k.split("@")[0] for k in _running(client))
                                              or "nothing (waiting for workers)"))
                 continue
             for key, point, chain in by_last[future.key]:
@@ -434,6 +459,7 @@ def _with_heartbeat(pending, seconds: float):
 
 
 def _running(client) -> list[str]:
+    """The Dask tasks the workers hold now."""
     return sorted({str(k) for keys in client.processing().values() for k in keys})
 
 
@@ -458,6 +484,20 @@ def _progress_line(row: dict, rows: dict, varying: list[str], total: int,
     best = best_so_far(list(rows.values()), varying)
     return (f"[{done} done, {running} running, {failed} failed of {total}] {what}: {result}"
             + (f"; best so far: {best}" if best else ""))
+
+
+@contextlib.contextmanager
+def _only_sweep(out: Path):
+    """Hold ``out``'s lock for the block: refuse, with one line, a second sweep in it."""
+    with open(out / ".sweep.lock", "w") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise A2QError(f"{out}: another a2q sweep is running in this folder") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def _remove_partial_stages(out: Path) -> None:

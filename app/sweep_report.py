@@ -18,7 +18,8 @@ from pathlib import Path
 #: the row's figures in sweep.md's table: key -> heading
 COLUMNS = {"test_acc": "test acc %", "avg_bits": "avg bits",
            "golden_agreement": "golden = torch", "cycles": "cycles",
-           "luts": "LUTs", "brams": "BRAMs", "dsps": "DSPs", "fmax_mhz": "Fmax MHz",
+           "luts": "LUTs", "brams": "BRAMs", "dsps": "DSPs", "fits": "fits",
+           "fmax_mhz": "Fmax MHz",
            "timing_met": "timing met", "latency_us": "latency µs"}
 
 
@@ -122,7 +123,8 @@ def markdown(rows: list[dict], options, plots: list[str]) -> str:
              "|" + "---|" * (len(shown) + 1 + len(cols))]
     for r in rows:
         cells = [str(r["point"][a]) for a in shown]
-        status = r["status"] if r["status"] == "done" else f"failed: {r['error']}"
+        status = (f"failed: {r['error']}" if r["status"] == "failed"
+                  else r["verdict"] if r.get("fits") is False else "done")
         cells.append(status.replace("|", "\\|"))
         cells += ["" if r.get(c) is None else str(r[c]) for c in cols]
         lines.append("| " + " | ".join(cells) + " |")

@@ -251,7 +251,7 @@ def test_an_interrupted_sweep_resumes_without_rerunning_a_finished_point(referen
     finished = {s["key"]: (out / "stages" / s["key"] / "stage.json").stat().st_mtime_ns
                 for s in row["stages"].values()}
     written = first.stat().st_mtime_ns
-    rerun = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    rerun = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     assert "1 finished before, 1 to run" in rerun.stdout
     assert first.stat().st_mtime_ns == written  # the finished point's row, untouched

@@ -431,7 +431,7 @@ def _reuse_netlist(earlier: Path, work: Path, report: dict) -> None:
     except (OSError, ValueError) as exc:
         raise SynthesisError(f"{earlier / 'report.json'}: not a finished a2q synth report "
                              f"({exc})") from None
-    for key in ("design_sha256", "target", "device"):
+    for key in ("target", "device", "design_sha256"):
         if theirs.get(key) != report[key]:
             raise SynthesisError(f"{earlier / 'report.json'}: synthesized with {key} "
                                  f"{theirs.get(key)!r}, this run has {report[key]!r} (field "
