@@ -4,7 +4,9 @@ Without ``--scheduler`` a :class:`~dask.distributed.LocalCluster` on this machin
 process per core (or ``--workers``), one task at a time each, since every task here (a
 training, a simulation, a place and route) keeps a core busy by itself. With ``--scheduler
 ADDRESS`` the tasks go to a running cluster (``dask scheduler`` on one machine, ``dask worker
-ADDRESS`` on each of the others). Its workers need a2q installed and the sweep's or the
+ADDRESS --nthreads 1`` on each of the others; ``DASK_DISTRIBUTED__SCHEDULER__WORKER_SATURATION=1.0``
+beside the scheduler hands a worker its next task only when it is free, as the local cluster
+does). Its workers need a2q installed and the sweep's or the
 regression's folder at the same path (a shared file system): tasks hand each other folders,
 not data.
 """
@@ -35,9 +37,14 @@ def dask_client(scheduler: str | None = None, workers: int | None = None):
         with client:
             yield client
         return
+    import dask
+
     n = workers or os.cpu_count() or 1
-    with LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                      dashboard_address=":0", silence_logs=logging.CRITICAL) as cluster, \
+    # A worker takes its next task when it finishes one, not before: a task queued behind a
+    # 15-minute place and route would wait for it while another worker idles.
+    with dask.config.set({"distributed.scheduler.worker-saturation": 1.0}), \
+            LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                         dashboard_address=":0", silence_logs=logging.CRITICAL) as cluster, \
             Client(cluster) as client:
         yield client
 

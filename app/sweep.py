@@ -45,11 +45,9 @@ import hashlib
 import itertools
 import json
 import os
-import queue
 import re
 import shutil
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -357,15 +355,12 @@ def run_sweep(out: str | os.PathLike, points: list[dict], options: SweepOptions,
               retry_failed: bool = False, echo=print, heartbeat_s: float = 60.0) -> dict:
     """Run every point of ``points`` without a row in ``out/points`` (a failed one too with
     ``retry_failed``) on ``client``; returns the sweep's state (``sweep.json``)."""
-    from dask.distributed import as_completed
-
     from .sweep_report import varying_axes, write_sweep
 
     out = Path(out).resolve()
     (out / "points").mkdir(parents=True, exist_ok=True)
     (out / "stages").mkdir(exist_ok=True)
     (out / STAMP).write_text("a2q sweep\n")
-    env = {k: os.environ[k] for k in PASSED_ENVIRONMENT if k in os.environ}
     with _only_sweep(out):
         _remove_partial_stages(out)
         rows, todo = {}, []
@@ -381,86 +376,118 @@ def run_sweep(out: str | os.PathLike, points: list[dict], options: SweepOptions,
         varying = varying_axes([{"point": p} for p in points]) or ["lanes"]
         echo(f"sweep of {len(points)} points -> {out}: {len(rows)} finished before, "
              f"{len(todo)} to run on {_describe(client)}")
-        stage_futures, by_last = {}, {}
+        run = _StageRunner(out, options, client)
         for key, point in todo:
-            inputs: dict = {}
-            if point["graph"] is not None:
-                inputs["export"] = {"stage": "export", "folder": point["graph"]}
-            chain = []
-            for stage, skey, axes in stage_chain(point, options.until, options.simulator):
-                if skey not in stage_futures:  # the task's name: the stage's, in this sweep
-                    stage_futures[skey] = client.submit(
-                        run_stage, str(out), stage, skey, axes, options.time_limit_s, options,
-                        env, *(inputs[s] for s in READS.get(stage, ())),
-                        key=f"{skey}@{_digest(str(out))}", pure=False)
-                inputs[stage] = stage_futures[skey]
-                chain.append(stage_futures[skey])
-            by_last.setdefault(chain[-1].key, []).append((key, point, chain))
+            run.add_point(key, point)
         state = write_sweep(out, [rows[k] for k in order if k in rows], options)
-        pending = as_completed([chains[0][2][-1] for chains in by_last.values()])
-        for future in _with_heartbeat(pending, heartbeat_s):
-            if future is None:  # no point finished for heartbeat_s: say what runs
-                echo("  on the workers: " + (", ".join(k.split("@")[0] for k in _running(client))
-                                             or "nothing (waiting for workers)"))
-                continue
-            for key, point, chain in by_last[future.key]:
-                rows[key] = _finish_point(out, key, point, chain)
-                echo(_progress_line(rows[key], rows, varying, len(points),
-                                    _running_points(client, by_last, rows)))
+        for key, point, records, error in run.finished_points(heartbeat_s, echo):
+            rows[key] = _write_row(out, key, point, records, error)
+            echo(_progress_line(rows[key], rows, varying, len(points), run.running_points()))
             state = write_sweep(out, [rows[k] for k in order if k in rows], options)
         _remove_partial_stages(out)
     return state
 
 
-def _running_points(client, by_last: dict, rows: dict) -> int:
-    """Points without a row one of whose stages a worker is running now."""
-    running = set(_running(client))
-    return sum(1 for chains in by_last.values() for key, _, chain in chains
-               if key not in rows and any(f.key in running for f in chain))
+class _StageRunner:
+    """The points' stages on the cluster. A stage is submitted once every stage it reads has
+    finished, with their records as plain data: a task with no Dask dependency goes to
+    whichever worker frees first (a task holding futures is placed beside its inputs, and
+    Dask's work stealing left three 15-minute place and routes queued on one worker while
+    the other idled)."""
+
+    def __init__(self, out: Path, options: SweepOptions, client):
+        self.out, self.options, self.client = out, options, client
+        self.env = {k: os.environ[k] for k in PASSED_ENVIRONMENT if k in os.environ}
+        self.sweep_tag = _digest(str(out))
+        self.stages: dict[str, dict] = {}  # key -> {stage, axes, reads, record, error, future}
+        self.points: list[tuple[str, dict, list[str]]] = []
+        self.futures: dict = {}  # Dask future -> stage key
+
+    def add_point(self, key: str, point: dict) -> None:
+        reads: dict[str, str] = {}
+        chain = []
+        if point["graph"] is not None:
+            reads["export"] = f"given:{point['graph']}"
+            self.stages.setdefault(reads["export"], {
+                "record": {"stage": "export", "folder": point["graph"]}})
+        for stage, skey, axes in stage_chain(point, self.options.until, self.options.simulator):
+            self.stages.setdefault(skey, {"stage": stage, "axes": axes, "reads": [
+                reads[s] for s in READS.get(stage, ())]})
+            reads[stage] = skey
+            chain.append(skey)
+        self.points.append((key, point, chain))
+
+    def _submit_ready(self) -> None:
+        for skey, s in self.stages.items():
+            if "record" in s or "error" in s or "future" in s:
+                continue
+            inputs = [self.stages[r] for r in s["reads"]]
+            failed = next((i["error"] for i in inputs if "error" in i), None)
+            if failed is not None:
+                s["error"] = failed
+            elif all("record" in i for i in inputs):
+                s["future"] = self.client.submit(
+                    run_stage, str(self.out), s["stage"], skey, s["axes"],
+                    self.options.time_limit_s, self.options, self.env,
+                    *(i["record"] for i in inputs), key=f"{skey}@{self.sweep_tag}", pure=False)
+                self.futures[s["future"]] = skey
+
+    def finished_points(self, heartbeat_s: float, echo):
+        """Yield (key, point, records, error) for each point as its last stage finishes, or
+        its first failing stage fails; say what the workers run after each ``heartbeat_s``
+        without news."""
+        from dask.distributed import wait
+
+        remaining = list(self.points)
+        while remaining:
+            self._submit_ready()
+            still = []
+            for key, point, chain in remaining:
+                error = next((self.stages[k]["error"] for k in chain
+                              if "error" in self.stages[k]), None)
+                if error is not None:
+                    yield key, point, None, error
+                elif all("record" in self.stages[k] for k in chain):
+                    yield key, point, [self.stages[k]["record"] for k in chain], None
+                else:
+                    still.append((key, point, chain))
+            remaining = still
+            if not remaining:
+                break
+            try:
+                done, _ = wait(list(self.futures), timeout=heartbeat_s,
+                               return_when="FIRST_COMPLETED")
+            except TimeoutError:
+                echo("  on the workers: " + (", ".join(k.split("@")[0] for k in self._running())
+                                             or "nothing (waiting for workers)"))
+                continue
+            for future in done:
+                s = self.stages[self.futures.pop(future)]
+                del s["future"]
+                try:
+                    s["record"] = future.result()
+                except Exception as exc:  # noqa: BLE001 - a failing stage fails its points
+                    text = str(exc).strip()
+                    s["error"] = text.splitlines()[0] if text else type(exc).__name__
+
+    def _running(self) -> list[str]:
+        """The Dask tasks the workers hold now."""
+        return sorted({str(k) for keys in self.client.processing().values() for k in keys})
+
+    def running_points(self) -> int:
+        """Points one of whose stages a worker is running now."""
+        running = {k.split("@")[0] for k in self._running()}
+        return sum(1 for _, _, chain in self.points if running.intersection(chain))
 
 
-def _finish_point(out: Path, key: str, point: dict, futures) -> dict:
-    try:
-        records = [f.result() for f in futures]
-    except Exception as exc:  # noqa: BLE001 - a failing point is a result
-        row = {"key": key, "point": point, "status": "failed",
-               "error": str(exc).strip().splitlines()[0] if str(exc).strip()
-               else type(exc).__name__}
-    else:
-        row = point_row(point, key, records)
+def _write_row(out: Path, key: str, point: dict, records: list[dict] | None,
+               error: str | None) -> dict:
+    row = (point_row(point, key, records) if error is None
+           else {"key": key, "point": point, "status": "failed", "error": error})
     tmp = out / "points" / f".{key}.json.tmp"
     tmp.write_text(json.dumps(row, indent=2) + "\n")
     os.replace(tmp, out / "points" / f"{key}.json")
     return row
-
-
-def _with_heartbeat(pending, seconds: float):
-    """Yield ``pending``'s futures (a Dask ``as_completed``) as they finish, and None after
-    each ``seconds`` without one."""
-    q: queue.Queue = queue.Queue()
-
-    def pump():
-        try:
-            for f in pending:
-                q.put(f)
-        finally:
-            q.put(StopIteration)
-
-    threading.Thread(target=pump, daemon=True).start()
-    while True:
-        try:
-            item = q.get(timeout=seconds)
-        except queue.Empty:
-            yield None
-            continue
-        if item is StopIteration:
-            return
-        yield item
-
-
-def _running(client) -> list[str]:
-    """The Dask tasks the workers hold now."""
-    return sorted({str(k) for keys in client.processing().values() for k in keys})
 
 
 def _describe(client) -> str:
@@ -480,7 +507,6 @@ def _progress_line(row: dict, rows: dict, varying: list[str], total: int,
         result = ", ".join(f"{k} {row[k]}" for k in (
             "test_acc", "avg_bits", "golden_agreement", "cycles", "luts", "fmax_mhz",
             "latency_us") if row.get(k) is not None) or "done"
-
     best = best_so_far(list(rows.values()), varying)
     return (f"[{done} done, {running} running, {failed} failed of {total}] {what}: {result}"
             + (f"; best so far: {best}" if best else ""))
