@@ -111,7 +111,7 @@ def run_regress(tests: list[str], junitxml: Path, *, client, shards: int | None 
                 time_limit_s: float | None = None, echo=print) -> dict:
     """Collect, shard, run on ``client``, merge into ``junitxml``; returns the counts and
     each shard's outcome."""
-    from dask.distributed import as_completed
+    from .cluster import run_as_workers_free
 
     cwd = Path.cwd()
     ids = collect(tests, marks=marks, keyword=keyword, cwd=cwd)
@@ -128,14 +128,12 @@ def run_regress(tests: list[str], junitxml: Path, *, client, shards: int | None 
     env = {k: v for k, v in os.environ.items() if k.startswith("A2Q_")}
     echo(f"{len(ids)} cases in {len(parts)} shards on {len(client.scheduler_info()['workers'])}"
          f" Dask workers")
-    futures = {client.submit(run_shard, str(cwd), part, str(folder / f"shard-{k}.xml"),
-                             str(basetemp / f"shard-{k}"), list(pytest_args), env,
-                             time_limit_s, key=f"a2q-regress-shard-{k}-{junitxml}",
-                             pure=False): k
-               for k, part in enumerate(parts)}
+    calls = [(f"a2q-regress-shard-{k}-{junitxml}", run_shard,
+              (str(cwd), part, str(folder / f"shard-{k}.xml"), str(basetemp / f"shard-{k}"),
+               list(pytest_args), env, time_limit_s)) for k, part in enumerate(parts)]
     outcomes = {}
-    for future in as_completed(futures):
-        k = futures[future]
+    for key, future in run_as_workers_free(client, calls):
+        k = int(key.split("-")[3])
         o = outcomes[k] = future.result()
         what = o.get("summary") or o.get("error")
         echo(f"shard {k} ({o['cases']} cases, {o['seconds']:.0f} s): {what}; "

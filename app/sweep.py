@@ -20,9 +20,10 @@ pnr     ``a2q synth --netlist`` (nextpnr)                     synth, clock, plac
                                                               nextpnr seed
 ======  ====================================================  ==============================
 
-Each stage is a Dask task named by a hash of what it depends on (``<stage>-<hash>``), so that
-points share their finished stages: two points that differ only in lanes train once. A stage
-runs its command as a child process (:func:`a2q.common.processes.run_logged`: killed past
+Each stage is named by a hash of what it depends on (``<stage>-<hash>``), so that points share
+their finished stages: two points that differ only in lanes train once. It goes to the cluster
+as a Dask task once the stages it reads have finished (:class:`_StageRunner`). A stage runs
+its command as a child process (:func:`a2q.common.processes.run_logged`: killed past
 ``--time-limit`` and when its worker dies) into a temporary folder renamed to
 ``stages/<stage>-<hash>/`` when it succeeds, with ``stage.json`` (its command, seconds and
 figures) and ``stage.log``: a stage's folder is whole or absent. A stage that fails leaves its
@@ -390,10 +391,10 @@ def run_sweep(out: str | os.PathLike, points: list[dict], options: SweepOptions,
 
 class _StageRunner:
     """The points' stages on the cluster. A stage is submitted once every stage it reads has
-    finished, with their records as plain data: a task with no Dask dependency goes to
-    whichever worker frees first (a task holding futures is placed beside its inputs, and
-    Dask's work stealing left three 15-minute place and routes queued on one worker while
-    the other idled)."""
+    finished, with their records as plain data, and only while a worker thread is free, so
+    that Dask never queues it on a busy worker: a task holding futures is placed beside its
+    inputs, and Dask left three 15-minute place and routes queued on one worker while the
+    other idled (work stealing did not move them)."""
 
     def __init__(self, out: Path, options: SweepOptions, client):
         self.out, self.options, self.client = out, options, client
@@ -418,6 +419,11 @@ class _StageRunner:
         self.points.append((key, point, chain))
 
     def _submit_ready(self) -> None:
+        """Submit the stages whose inputs are finished, no more than the workers have threads
+        free: a task Dask places on a busy worker waits there even when another is free."""
+        from .cluster import free_threads
+
+        free = free_threads(self.client, len(self.futures))
         for skey, s in self.stages.items():
             if "record" in s or "error" in s or "future" in s:
                 continue
@@ -425,7 +431,8 @@ class _StageRunner:
             failed = next((i["error"] for i in inputs if "error" in i), None)
             if failed is not None:
                 s["error"] = failed
-            elif all("record" in i for i in inputs):
+            elif free > 0 and all("record" in i for i in inputs):
+                free -= 1
                 s["future"] = self.client.submit(
                     run_stage, str(self.out), s["stage"], skey, s["axes"],
                     self.options.time_limit_s, self.options, self.env,
@@ -455,6 +462,9 @@ class _StageRunner:
             if not remaining:
                 break
             try:
+                if not self.futures:  # no worker yet
+                    self.client.wait_for_workers(1, timeout=heartbeat_s)
+                    continue
                 done, _ = wait(list(self.futures), timeout=heartbeat_s,
                                return_when="FIRST_COMPLETED")
             except TimeoutError:

@@ -3,7 +3,7 @@
 nextpnr's seed decides where the placer starts, and on a design as full as the 16-lane engine
 that decides whether the router converges at all: some seeds route in minutes, others stall
 for half an hour. The seed sweep runs Yosys once (``netlist/``), then places and routes the
-same netlist with N seeds at once on a Dask cluster (:mod:`a2q.app.cluster`), each in its own
+same netlist with N seeds on a Dask cluster, as many at once as it has workers (:mod:`a2q.app.cluster`), each in its own
 folder (``seed-<s>/``) and stopped at its time limit, and keeps the best routed result:
 ``report.json`` and ``report.md`` are that seed's report with every seed's outcome, its
 seconds and its Fmax (``seeds``) and the seed kept (``best_seed``).
@@ -15,6 +15,7 @@ import json
 import time
 from pathlib import Path
 
+from a2q.app.cluster import run_as_workers_free
 from a2q.hw.fpga.synthesis import (
     SynthesisError,
     SynthesisTimeLimit,
@@ -51,8 +52,6 @@ def synthesize_seeds(rtl: Path, target: str, work: Path, *, seeds: list[int], cl
     (and writes as ``work/report.json``) the best routed seed's report with ``seeds`` and
     ``best_seed``. ``options``: :func:`~a2q.hw.fpga.synthesis.synthesize`'s device and
     nextpnr settings."""
-    from dask.distributed import as_completed
-
     work = Path(work).resolve()
     rtl = Path(rtl).resolve()
     progress(f"Yosys once for the {len(seeds)} seeds -> {work / 'netlist'}")
@@ -62,14 +61,14 @@ def synthesize_seeds(rtl: Path, target: str, work: Path, *, seeds: list[int], cl
     if netlist["fits"] is False or target not in ("ecp5", "ice40"):
         write_report(work, netlist)
         return netlist
-    futures = [client.submit(place_and_route_seed, str(rtl), target, str(work / f"seed-{s}"),
-                             str(work / "netlist"), s, time_limit_s, {**options, **pnr_only},
-                             key=f"a2q-pnr-seed-{s}-{work}", pure=False)
-               for s in seeds]
-    progress(f"placing and routing seeds {', '.join(map(str, seeds))} at once"
-             + (f", each stopped after {time_limit_s:g} s" if time_limit_s else ""))
+    calls = [(f"a2q-pnr-seed-{s}-{work}", place_and_route_seed,
+              (str(rtl), target, str(work / f"seed-{s}"), str(work / "netlist"), s,
+               time_limit_s, {**options, **pnr_only})) for s in seeds]
+    progress(f"placing and routing seeds {', '.join(map(str, seeds))}, as many at once as "
+             f"the cluster has workers" + (f", each stopped after {time_limit_s:g} s"
+                                            if time_limit_s else ""))
     outcomes = []
-    for future in as_completed(futures):
+    for _, future in run_as_workers_free(client, calls):
         o = future.result()
         outcomes.append(o)
         figure = (f"{o['fmax_mhz']} MHz, timing {'met' if o['timing_met'] else 'not met'}"
