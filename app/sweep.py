@@ -81,7 +81,10 @@ TRAIN_AXES = STAGE_AXES["train"]
 #: the environment the stages' commands see, passed to workers on other machines too
 PASSED_ENVIRONMENT = ("A2Q_DATA_ROOT", "A2Q_DATASETS_SOURCE")
 
-STATE = "sweep.json"
+#: Every stage takes one core (a worker per core runs one stage at a time): torch's float
+#: reductions then run on one thread wherever the stage runs, so a point trains the same model
+#: on any worker (``OMP_NUM_THREADS=1 a2q train ...`` gives it too).
+STAGE_ENVIRONMENT = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 
 
 class StageFailed(RuntimeError):
@@ -317,7 +320,7 @@ def _run_command(stage: str, words: list[str], tmp: Path, failed_log: Path, swee
     cmd = [sys.executable, "-m", "a2q.app.entry", *words]
     log = tmp / "stage.log"
     try:
-        rc = run_logged(cmd, log, cwd=sweep, env={**os.environ, **env, "PYTHONUNBUFFERED": "1"},
+        rc = run_logged(cmd, log, cwd=sweep, env={**os.environ, **env, **STAGE_ENVIRONMENT},
                         timeout=time_limit_s)
     except TimeLimitExceeded as exc:
         shutil.copy(log, failed_log)
@@ -441,11 +444,12 @@ class _StageRunner:
 
     def finished_points(self, heartbeat_s: float, echo):
         """Yield (key, point, records, error) for each point as its last stage finishes, or
-        its first failing stage fails; say what the workers run after each ``heartbeat_s``
-        without news."""
+        its first failing stage fails; after ``heartbeat_s`` without news, say what the
+        workers run (when it changed, or every ten such waits)."""
         from dask.distributed import wait
 
         remaining = list(self.points)
+        said, said_at = "", 0.0  # the last news of the workers, and when
         while remaining:
             self._submit_ready()
             still = []
@@ -468,8 +472,10 @@ class _StageRunner:
                 done, _ = wait(list(self.futures), timeout=heartbeat_s,
                                return_when="FIRST_COMPLETED")
             except TimeoutError:
-                echo("  on the workers: " + (", ".join(k.split("@")[0] for k in self._running())
-                                             or "nothing (waiting for workers)"))
+                now = ", ".join(k.split("@")[0] for k in self._running()) or "nothing"
+                if now != said or time.monotonic() - said_at > 10 * heartbeat_s:
+                    echo(f"  on the workers: {now}")
+                    said, said_at = now, time.monotonic()
                 continue
             for future in done:
                 s = self.stages[self.futures.pop(future)]
@@ -479,6 +485,7 @@ class _StageRunner:
                 except Exception as exc:  # noqa: BLE001 - a failing stage fails its points
                     text = str(exc).strip()
                     s["error"] = text.splitlines()[0] if text else type(exc).__name__
+            self._submit_ready()  # before the news: what runs now is what a line counts
 
     def _running(self) -> list[str]:
         """The Dask tasks the workers hold now."""

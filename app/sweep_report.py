@@ -25,7 +25,8 @@ COLUMNS = {"test_acc": "test acc %", "avg_bits": "avg bits",
 
 def pareto_front(rows: list[dict], x: str, y: str, *, maximize_y: bool = False) -> list[dict]:
     """The rows no other row beats on both ``x`` (lower is better) and ``y`` (lower, or higher
-    with ``maximize_y``), sorted by ``x``; rows missing either are left out."""
+    with ``maximize_y``), sorted by ``x``, the first of rows with equal figures only; rows
+    missing either are left out."""
     have = [r for r in rows if r.get(x) is not None and r.get(y) is not None]
     sign = -1 if maximize_y else 1
 
@@ -33,7 +34,11 @@ def pareto_front(rows: list[dict], x: str, y: str, *, maximize_y: bool = False) 
         return (a[x] <= b[x] and sign * a[y] <= sign * b[y]
                 and (a[x] < b[x] or sign * a[y] < sign * b[y]))
 
-    front = [r for r in have if not any(beats(o, r) for o in have)]
+    front, seen = [], set()
+    for r in have:  # points of one trained model share (bits, accuracy): the first stands
+        if (r[x], r[y]) not in seen and not any(beats(o, r) for o in have):
+            seen.add((r[x], r[y]))
+            front.append(r)
     return sorted(front, key=lambda r: (r[x], sign * r[y]))
 
 

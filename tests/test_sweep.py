@@ -100,7 +100,8 @@ def test_the_pareto_front_keeps_the_points_nothing_beats_on_both_axes():
             _row(6, 9000, 2.5)]  # as many LUTs as 4 lanes, slower
     assert [r["point"]["lanes"] for r in pareto_front(rows, "luts", "latency_us")] == [4, 8, 16]
     acc = [_row(1, 1, 1, acc=80.0, bits=2.5), _row(2, 1, 1, acc=81.0, bits=3.0),
-           _row(3, 1, 1, acc=79.0, bits=2.8), _row(4, 1, 1, acc=75.0, bits=1.1)]
+           _row(3, 1, 1, acc=79.0, bits=2.8), _row(4, 1, 1, acc=75.0, bits=1.1),
+           _row(5, 1, 1, acc=80.0, bits=2.5)]  # the same model as lanes 1: listed once
     front = pareto_front(acc, "avg_bits", "test_acc", maximize_y=True)
     assert [r["point"]["lanes"] for r in front] == [4, 1, 2]
 
