@@ -359,9 +359,9 @@ def _cmd_synth(args) -> int:
             + ", ".join(f"{k} {v}" for k, v in pnr.items()) + ")")
         print(f"synthesizing {args.rtl} for {args.target} (Yosys{then}; minutes on large "
               "designs, about 15 on the 16-lane Cora engine)", file=sys.stderr)
-        options = dict(device=args.device, package=args.package, freq_mhz=args.freq,
-                       route=not args.no_route, placer=args.placer, router=args.router,
-                       timing_ripup=args.tmg_ripup, density=args.density)
+        options = {"device": args.device, "package": args.package, "freq_mhz": args.freq,
+                   "route": not args.no_route, "placer": args.placer, "router": args.router,
+                   "timing_ripup": args.tmg_ripup, "density": args.density}
         if args.seeds is not None:
             from .cluster import dask_client
             from .synth_seeds import synthesize_seeds
@@ -684,6 +684,16 @@ def _add_pnr_args(p, *, seed_flag: str) -> None:
                         "timing (default: on with router2)")
 
 
+def _add_cluster_args(p, runs: str, workers_default: str = "one per core") -> None:
+    """``--scheduler`` and ``--workers``: where ``runs`` go (:mod:`a2q.app.cluster`)."""
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help=f"{runs} on a running Dask scheduler (tcp://host:8786) instead of a "
+                        "local cluster; its workers need a2q and this command's folders at "
+                        "the same paths")
+    p.add_argument("--workers", type=int,
+                   help=f"local cluster: worker processes (default: {workers_default})")
+
+
 def _add_synth_parser(sub) -> None:
     p = sub.add_parser("synth", help="FPGA synthesis of an a2q rtl folder (Yosys, nextpnr), "
                                      "with Vivado / Quartus project scripts")
@@ -703,12 +713,7 @@ def _add_synth_parser(sub) -> None:
     p.add_argument("--time-limit", type=float, metavar="SECONDS",
                    help="stop nextpnr after this long (each seed of --seeds); the run counts "
                         "as not routed")
-    p.add_argument("--scheduler", metavar="ADDRESS",
-                   help="--seeds: a running Dask scheduler (tcp://host:8786) to place and "
-                        "route on (default: a local cluster); its workers need --out's path")
-    p.add_argument("--workers", type=int,
-                   help="--seeds: local Dask workers (default: one per seed, at most one per "
-                        "core)")
+    _add_cluster_args(p, "--seeds: place and route", "one per seed, at most one per core")
     p.add_argument("--netlist", metavar="FOLDER",
                    help="place and route the netlist of an earlier a2q synth --no-place of "
                         "the same RTL folder (skips Yosys)")
@@ -754,11 +759,7 @@ def _add_sweep_parser(sub) -> None:
                                        "<out>/build/sim)")
     p.add_argument("--time-limit", type=float, metavar="SECONDS",
                    help="stop any stage of a point that runs longer; the point fails")
-    p.add_argument("--scheduler", metavar="ADDRESS",
-                   help="a running Dask scheduler (tcp://host:8786); default: a local cluster "
-                        "on this machine. Its workers need a2q and --out's path")
-    p.add_argument("--workers", type=int, help="local cluster: workers (default: one per "
-                                               "core)")
+    _add_cluster_args(p, "run the points")
     p.add_argument("--retry-failed", action="store_true",
                    help="run the points that failed before again (finished ones never are)")
     p.add_argument("--data-root")
@@ -782,10 +783,7 @@ def _add_regress_parser(sub) -> None:
                                               "two per worker)")
     p.add_argument("--time-limit", type=float, metavar="SECONDS",
                    help="stop a shard that runs longer (its cases count as an error)")
-    p.add_argument("--scheduler", metavar="ADDRESS",
-                   help="a running Dask scheduler; its workers need this checkout at the same "
-                        "path (default: a local cluster)")
-    p.add_argument("--workers", type=int, help="local cluster: workers (default: one per core)")
+    _add_cluster_args(p, "run the shards")
     p.set_defaults(func=_cmd_regress)
 
 
