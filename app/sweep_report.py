@@ -1,6 +1,7 @@
 """The sweep's results (:mod:`a2q.app.sweep`): ``sweep.json`` (every point's row), ``sweep.md``
 (the table, the Pareto fronts and the best design per device and clock target) and two plots:
-``pareto_latency_luts.png`` (latency against LUTs, routed points) and
+``pareto_latency_luts.png`` (latency against LUTs: the routed points and their front, and the
+points not routed, a design too big for the device among them, at their clock target) and
 ``pareto_accuracy_bits.png`` (test accuracy against average feature bits, trained points).
 
 A point's latency is its engine's cycles at its routed Fmax. The best design for an ECP5
@@ -15,6 +16,8 @@ import json
 import os
 from pathlib import Path
 
+#: the axes that decide a trained model (its accuracy and bits)
+TRAINING = ("dataset", "model", "method", "seed", "epochs", "graph")
 #: the row's figures in sweep.md's table: key -> heading
 COLUMNS = {"test_acc": "test acc %", "avg_bits": "avg bits",
            "golden_agreement": "golden = torch", "cycles": "cycles",
@@ -82,10 +85,18 @@ def best_so_far(rows: list[dict], varying: list[str]) -> str:
     return ""
 
 
+def unrouted_latency(rows: list[dict]) -> list[dict]:
+    """The points with cycles and LUTs but no routed Fmax (too big for the device, or not
+    placed), each with ``latency_us`` at its clock target instead: where they would sit."""
+    return [{**r, "latency_us": round(r["cycles"] / r["point"]["freq"], 3)} for r in rows
+            if r.get("latency_us") is None and r.get("cycles") is not None
+            and r.get("luts") is not None]
+
+
 def _plot(path: Path, rows: list[dict], x: str, y: str, xlabel: str, ylabel: str,
-          title: str, maximize_y: bool, varying: list[str]) -> bool:
+          title: str, maximize_y: bool, varying: list[str], others=()) -> bool:
     have = [r for r in rows if r.get(x) is not None and r.get(y) is not None]
-    if not have:
+    if not have and not others:
         return False
     import matplotlib
 
@@ -94,12 +105,25 @@ def _plot(path: Path, rows: list[dict], x: str, y: str, xlabel: str, ylabel: str
 
     front = pareto_front(have, x, y, maximize_y=maximize_y)
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    if others:
+        ax.scatter([r[x] for r in others], [r[y] for r in others], marker="x", color="C3",
+                   label="not routed: at the clock target")
+        named = set()
+        for r in others:  # one label per design size (training seeds fall on one spot)
+            if r[x] in named:
+                continue
+            named.add(r[x])
+            what = f"lanes {r['point']['lanes']}" if "lanes" in varying else _label(r, varying)
+            why = ", does not fit" if r.get("fits") is False else ""
+            ax.annotate(what + why, (r[x], r[y]), fontsize=7, xytext=(4, -10),
+                        textcoords="offset points")
     ax.scatter([r[x] for r in have], [r[y] for r in have], color="0.6", label="points")
     ax.plot([r[x] for r in front], [r[y] for r in front], "o-", color="C0",
             label="Pareto front")
     for r in front:
         ax.annotate(_label(r, varying), (r[x], r[y]), fontsize=7, xytext=(4, 4),
                     textcoords="offset points")
+    ax.margins(x=0.2, y=0.1)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
@@ -123,7 +147,8 @@ def markdown(rows: list[dict], options, plots: list[str]) -> str:
              f"{len(rows)} points: {len(done)} done, {len(failed)} failed; each runs up to "
              f"stage {options.until}"
              + (f", every stage within {options.time_limit_s:g} s" if options.time_limit_s
-                else "") + ". Latency: the engine's cycles at the routed Fmax.", "",
+                else "") + ". Latency: the engine's cycles at the routed Fmax (the plot also "
+             "places the points not routed, at their clock target).", "",
              "| " + " | ".join([*shown, "status", *(COLUMNS[c] for c in cols)]) + " |",
              "|" + "---|" * (len(shown) + 1 + len(cols))]
     for r in rows:
@@ -141,10 +166,11 @@ def markdown(rows: list[dict], options, plots: list[str]) -> str:
         front = pareto_front(done, x, y, maximize_y=maxy)
         if not front:
             continue
-        lines += ["", f"## {title}", "", *( [f"![{title}]({png})", ""] if png in plots else []),
-                  "| " + " | ".join([*shown, COLUMNS[x], COLUMNS[y]]) + " |",
-                  "|" + "---|" * (len(shown) + 2)]
-        lines += ["| " + " | ".join([*(str(r["point"][a]) for a in shown), str(r[x]),
+        named = shown if x == "luts" else [a for a in varying if a in TRAINING] or ["seed"]
+        lines += ["", f"## {title}", "", *([f"![{title}]({png})", ""] if png in plots else []),
+                  "| " + " | ".join([*named, COLUMNS[x], COLUMNS[y]]) + " |",
+                  "|" + "---|" * (len(named) + 2)]
+        lines += ["| " + " | ".join([*(str(r["point"][a]) for a in named), str(r[x]),
                                       str(r[y])]) + " |" for r in front]
     best = best_designs(done)
     if best:
@@ -171,7 +197,9 @@ def write_sweep(out: Path, rows: list[dict], options) -> dict:
              "Latency against LUTs", False),
             ("pareto_accuracy_bits.png", "avg_bits", "test_acc", "average feature bits",
              "test accuracy (%)", "Accuracy against bits", True)):
-        if _plot(out / png, done, x, y, xl, yl, title, maxy, varying):
+        others = unrouted_latency(done) if y == "latency_us" else ()
+        named = varying if y == "latency_us" else [a for a in varying if a in TRAINING]
+        if _plot(out / png, done, x, y, xl, yl, title, maxy, named, others):
             plots.append(png)
     state = {"options": dataclasses.asdict(options), "points": rows,
              "best": [{"device": d, "freq": f, "key": r["key"]}
