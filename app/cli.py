@@ -366,11 +366,12 @@ def _cmd_synth(args) -> int:
             from .cluster import dask_client
             from .synth_seeds import synthesize_seeds
 
-            first = 1 if args.pnr_seed is None else args.pnr_seed
+            # nextpnr's own default seed, then 1, 2, ...; or --seed S, S + 1, ...
+            seeds = ([None, *range(1, args.seeds)] if args.pnr_seed is None
+                     else list(range(args.pnr_seed, args.pnr_seed + args.seeds)))
             with dask_client(args.scheduler, args.workers or min(args.seeds, os.cpu_count()
                                                                  or 1)) as client:
-                r = synthesize_seeds(args.rtl, args.target, args.out, client=client,
-                                     seeds=list(range(first, first + args.seeds)),
+                r = synthesize_seeds(args.rtl, args.target, args.out, client=client, seeds=seeds,
                                      time_limit_s=args.time_limit,
                                      progress=lambda s: print(s, file=sys.stderr), **options)
         else:
@@ -392,7 +393,7 @@ def _cmd_synth(args) -> int:
         print(f"timing {'met' if r['timing_met'] else 'NOT met'} at {args.freq} MHz{worst}")
     if r.get("verdict"):
         print(f"{r['verdict']} (report: {Path(args.out) / 'report.md'})")
-    if r.get("seeds") and r.get("best_seed") is None:
+    if r.get("seeds") and r.get("best") is None:
         return 1
     return 1 if r.get("fits") is False else 0
 
@@ -708,8 +709,8 @@ def _add_synth_parser(sub) -> None:
     _add_pnr_args(p, seed_flag="--seed")
     p.add_argument("--seeds", type=int, metavar="N",
                    help="timing closure by seed sweep: Yosys once, then nextpnr with N seeds "
-                        "(from --seed, default 1) at once on a Dask cluster; keeps the best "
-                        "routed seed and lists every seed's outcome")
+                        "(nextpnr's default, 1, ..., N-1; or --seed S, ..., S+N-1) on a Dask "
+                        "cluster; keeps the best routed seed and lists every seed's outcome")
     p.add_argument("--time-limit", type=float, metavar="SECONDS",
                    help="stop nextpnr after this long (each seed of --seeds); the run counts "
                         "as not routed")
@@ -733,7 +734,9 @@ def _add_sweep_parser(sub) -> None:
                                      "settings) on a Dask cluster: sweep.json, sweep.md, "
                                      "Pareto fronts")
     p.add_argument("--grid", help="a JSON file of axes (an object, or a list of objects for "
-                                  "several grids) instead of the axis options")
+                                  "several grids) instead of the axis options; its axes: "
+                                  "dataset, model, method, seed, epochs, graph, lanes, device, "
+                                  "freq, placer, router, pnr_seed, each a value or a list")
     axes = p.add_argument_group("axes (each takes several values; every combination is a "
                                 "point)")
     axes.add_argument("--datasets", nargs="+", help="default Cora")

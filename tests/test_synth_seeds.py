@@ -22,22 +22,32 @@ def small_rtl(tmp_path_factory):
 
 def test_seeds_place_and_route_at_once_and_the_best_is_kept(small_rtl, tmp_path, capsys):
     out = tmp_path / "synth"
-    assert main(["synth", str(small_rtl), "--device", "25k", "--freq", "25", "--seeds", "2",
-                 "--seed", "5", "--workers", "2", "--out", str(out)]) == 0
+    args = ["synth", str(small_rtl), "--device", "25k", "--freq", "25", "--seeds", "2",
+            "--workers", "2", "--out", str(out)]
+    assert main(args) == 0
     r = json.loads((out / "report.json").read_text())
-    assert [o["seed"] for o in r["seeds"]] == [5, 6]
+    # nextpnr's own default seed (a plain a2q synth's), then seed 1
+    assert [(o["seed"], o["name"]) for o in r["seeds"]] == [(None, "default"), (1, "1")]
     assert all(o["status"] == "routed" and o["seconds"] >= 0 for o in r["seeds"])
-    fmax = {o["seed"]: o["fmax_mhz"] for o in r["seeds"]}
-    assert r["fmax_mhz"] == max(fmax.values()) and fmax[r["best_seed"]] == r["fmax_mhz"]
+    fmax = {o["name"]: o["fmax_mhz"] for o in r["seeds"]}
+    assert r["fmax_mhz"] == max(fmax.values()) and fmax[r["best"]] == r["fmax_mhz"]
     # each seed's own report is the one nextpnr gave it
-    for seed in (5, 6):
-        own = json.loads((out / f"seed-{seed}" / "report.json").read_text())
-        assert own["pnr_seed"] == seed and own["fmax_mhz"] == fmax[seed]
-        assert not (out / f"seed-{seed}" / "yosys.log").exists()  # Yosys ran once
+    for name, seed in (("default", None), ("1", 1)):
+        own = json.loads((out / f"seed-{name}" / "report.json").read_text())
+        assert own["pnr_seed"] == seed and own["fmax_mhz"] == fmax[name]
+        assert ("--seed" in own["nextpnr_args"]) is (seed is not None)
+        assert not (out / f"seed-{name}" / "yosys.log").exists()  # Yosys ran once
     assert (out / "netlist" / "yosys.log").exists()
     md = (out / "report.md").read_text()
     assert "| seed | outcome | seconds | Fmax MHz | timing met |" in md
-    assert f"the best of 2 seeds, seed {r['best_seed']}" in capsys.readouterr().out
+    assert f"the best of 2 seeds, seed {r['best']}" in capsys.readouterr().out
+    # --seed S: seeds S, S + 1; a rerun takes Yosys's netlist of the same design as it is
+    yosys = (out / "netlist" / "netlist.json").stat().st_mtime_ns
+    assert main([*args[:-2], "--seed", "5", "--out", str(out)]) == 0
+    r = json.loads((out / "report.json").read_text())
+    assert [o["seed"] for o in r["seeds"]] == [5, 6]
+    assert (out / "netlist" / "netlist.json").stat().st_mtime_ns == yosys
+    assert "Yosys's netlist of this design from an earlier run" in capsys.readouterr().err
 
 
 def test_a_stalled_seed_is_stopped_at_its_time_limit_and_the_others_kept(small_rtl, tmp_path,
@@ -58,10 +68,11 @@ def test_a_stalled_seed_is_stopped_at_its_time_limit_and_the_others_kept(small_r
                                          client=client, time_limit_s=3, device="25k",
                                          freq_mhz=25, progress=lambda s: None)
     outcome = {o["seed"]: o for o in r["seeds"]}
+    assert r["best"] in ("1", "3")
     assert outcome[2]["status"] == "time limit" and 3 <= outcome[2]["seconds"] < 30
     assert "killed after its time limit of 3 s" in outcome[2]["error"]
     assert outcome[1]["status"] == outcome[3]["status"] == "routed"
-    assert r["best_seed"] in (1, 3) and r["timing_met"] is True
+    assert r["timing_met"] is True
     assert "| 2 | time limit |" in (tmp_path / "s" / "report.md").read_text()
 
 

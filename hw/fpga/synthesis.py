@@ -579,12 +579,12 @@ def markdown(r: dict) -> str:
                   for k, v in r["utilization"].items()]
     if r.get("seeds"):
         limit = r.get("seed_time_limit_s")
-        kept = (f"the report above is seed {r['best_seed']}'s" if r["best_seed"] is not None
+        kept = (f"the report above is seed {r['best']}'s" if r["best"] is not None
                 else "none routed")
         lines += ["", "nextpnr seeds, each placing and routing the same netlist"
                   + (f" with a time limit of {limit:g} s" if limit else "") + f"; {kept}:", "",
                   "| seed | outcome | seconds | Fmax MHz | timing met |", "|---|---|---|---|---|"]
-        lines += [f"| {o['seed']} | {o['status']} | {o['seconds']} | "
+        lines += [f"| {o['name']} | {o['status']} | {o['seconds']} | "
                   f"{'n/a' if o.get('fmax_mhz') is None else o['fmax_mhz']} | "
                   f"{'n/a' if o.get('timing_met') is None else o['timing_met']} |"
                   for o in r["seeds"]]
