@@ -25,6 +25,9 @@ from a2q.sim.annotated_graph import write_graph
 from .sim_exports import random_export
 
 DASK = str(Path(sys.executable).with_name("dask"))
+#: the cluster's tests share one cluster and one reference sweep: under pytest-xdist
+#: (``--dist loadgroup``, make test) they run on one worker, which starts them once
+ON_ONE_XDIST_WORKER = pytest.mark.xdist_group("dask-cluster")
 
 
 # ---------------------------------------------------------------------- the grid
@@ -177,6 +180,7 @@ def reference(tmp_path_factory, graph, cluster):
     return folder / "sweep", build
 
 
+@ON_ONE_XDIST_WORKER
 def test_a_sweep_runs_on_the_cluster_through_scheduler(reference, graph):
     out, _ = reference
     rows = _figures(out)
@@ -211,6 +215,7 @@ def _wait_for(predicate, seconds=120, what=""):
     raise AssertionError(f"timed out waiting for {what}")
 
 
+@ON_ONE_XDIST_WORKER
 def test_a_worker_killed_mid_stage_loses_nothing(reference, graph, cluster, tmp_path):
     address, pids = cluster
     out = tmp_path / "sweep"
@@ -237,6 +242,7 @@ def test_a_worker_killed_mid_stage_loses_nothing(reference, graph, cluster, tmp_
     assert all((p / "stage.json").exists() for p in stages.iterdir())
 
 
+@ON_ONE_XDIST_WORKER
 def test_an_interrupted_sweep_resumes_without_rerunning_a_finished_point(reference, graph,
                                                                          cluster, tmp_path):
     address, _ = cluster
