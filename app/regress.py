@@ -125,6 +125,7 @@ def run_regress(tests: list[str], junitxml: Path, *, client, shards: int | None 
     for stale in folder.glob("shard-*"):
         stale.unlink()
     basetemp = Path(basetemp or folder / "tmp").resolve()
+    basetemp.mkdir(parents=True, exist_ok=True)  # pytest makes each shard's, not its parent
     env = {k: v for k, v in os.environ.items() if k.startswith("A2Q_")}
     echo(f"{len(ids)} cases in {len(parts)} shards on {len(client.scheduler_info()['workers'])}"
          f" Dask workers")

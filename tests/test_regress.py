@@ -13,8 +13,9 @@ import pytest
 
 
 @pytest.mark.parametrize("k", range(5))
-def test_counts(k):
+def test_counts(k, tmp_path):  # tmp_path: under the shard's --basetemp
     assert os.environ["A2Q_REGRESS_PROBE"] == "on"  # the environment reaches the shards
+    (tmp_path / "case").write_text(str(k))
     assert k != 3, "the fourth case fails"
 
 
@@ -54,7 +55,8 @@ def test_a_regression_sharded_on_a_local_cluster(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("A2Q_REGRESS_PROBE", "on")
     junit = tmp_path / "out" / "all.xml"
     assert main(["regress", "test_cases.py", "-m", "not slow", "--shards", "3", "--workers",
-                 "2", "--junitxml", str(junit)]) == 1  # one case fails
+                 "2", "--basetemp", str(tmp_path / "new" / "tmp"), "--junitxml",
+                 str(junit)]) == 1  # one case fails
     out = capsys.readouterr().out
     assert "5 cases in 3 shards" in out and f"{junit}: 4 passed, 1 failed" in out
     suite = ET.parse(junit).getroot().find("testsuite")
@@ -64,6 +66,8 @@ def test_a_regression_sharded_on_a_local_cluster(tmp_path, monkeypatch, capsys):
     assert failed == ["test_counts[3]"]
     assert sorted(p.name for p in (tmp_path / "out" / "all.xml.shards").glob("*.xml")) == [
         "shard-0.xml", "shard-1.xml", "shard-2.xml"]
+    assert sorted(p.name for p in (tmp_path / "new" / "tmp").iterdir()) == [
+        "shard-0", "shard-1", "shard-2"]  # each shard's pytest --basetemp, its parent made
 
 
 def test_a_selection_of_no_case_is_one_line(tmp_path, monkeypatch, capsys):
