@@ -40,6 +40,7 @@ def rtl(tmp_path_factory):
     return folder
 
 
+@pytest.mark.regress  # 73 s: a place and route of a real engine, beside the options' own
 def test_small_engine_synthesizes_and_places_on_ecp5(rtl, tmp_path):
     out = tmp_path / "synth"
     r = synthesize(rtl, "ecp5", out, device="25k", package="CABGA256", freq_mhz=25)
