@@ -24,7 +24,7 @@ from a2q.hw.fpga.synthesis import (
     TARGETS,
     SynthesisError,
     SynthesisTimeLimit,
-    design_sha256,
+    rtl_design_sha256,
     synthesize,
     verdict,
     write_report,
@@ -110,15 +110,13 @@ def synthesize_seeds(rtl: Path, target: str, work: Path, *, seeds: list[int | No
 
 def _earlier_netlist(rtl: Path, target: str, folder: Path, device: str | None) -> dict | None:
     """``folder``'s report when it holds Yosys's netlist of this very design (its Verilog and
-    init files, :func:`~a2q.hw.fpga.synthesis.design_sha256`) for ``target`` and ``device``."""
+    init files, :func:`~a2q.hw.fpga.synthesis.rtl_design_sha256`) for ``target`` and ``device``."""
     try:
         r = json.loads((folder / "report.json").read_text())
     except (OSError, ValueError):
         return None
-    sources = (rtl / "filelist.f").read_text().split()
-    names = [*sources, *(p.name for p in rtl.glob("*.hex"))]
     device = device or TARGETS[target]["device"]
     same = (r.get("target") == target and r.get("device") == device and not r.get("placed")
-            and r.get("design_sha256") == design_sha256(rtl, names)
+            and r.get("design_sha256") == rtl_design_sha256(rtl)
             and (folder / "netlist.json").exists())
     return r if same else None

@@ -310,7 +310,7 @@ def synthesize(rtl: Path, target: str, work: Path, *, device: str | None = None,
               "freq_target_mhz": freq_mhz,
               "verilog_sha256": hashlib.sha256(
                   (work / info.get("verilog", sources[0])).read_bytes()).hexdigest(),
-              "design_sha256": design_sha256(work, [*sources, *inits])}
+              "design_sha256": rtl_design_sha256(rtl)}
     if target == "xilinx":  # synth_xilinx needs ABC too; Vivado gives the figures
         report.update({r: None for r in RESOURCES["ecp5"]}, fmax_mhz=None,
                       note="run vivado.tcl (or quartus.tcl) for the figures")
@@ -380,6 +380,13 @@ def design_sha256(folder: Path, names: list[str]) -> str:
     for name in sorted(names):
         h.update(name.encode() + b"\0" + hashlib.sha256((folder / name).read_bytes()).digest())
     return h.hexdigest()
+
+
+def rtl_design_sha256(rtl: Path) -> str:
+    """:func:`design_sha256` of an ``a2q rtl`` folder: its sources (``filelist.f``) and its
+    ``.hex`` init files."""
+    names = [*(rtl / "filelist.f").read_text().split(), *(p.name for p in rtl.glob("*.hex"))]
+    return design_sha256(rtl, names)
 
 
 def _yosys(work: Path, sources: list[str], target: str, top: str, device: str,
