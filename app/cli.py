@@ -88,6 +88,9 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pool-size", type=int, help="Nearest-Neighbor pool size (graph-level)")
     p.add_argument("--batch-size", type=int, help="graph-level (default 32)")
     p.add_argument("--folds", type=int, help="graph-level cross-validation folds (default 10)")
+    p.add_argument("--workers", type=int,
+                   help="graph-level: processes training folds side by side, one thread each "
+                        "(default: one per core; the result does not depend on it)")
     p.add_argument("--data-root", help="writable dataset cache (default $A2Q_DATA_ROOT or "
                                        "~/.cache/a2q/datasets)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -116,7 +119,10 @@ def _cmd_train(args) -> int:
         "lam", "memory_target_kb", "pool_size", "batch_size", "folds", "operand", "penalty",
         "cycle_target_k", "gin_order")}
     cfg = default_config(args.dataset, args.model, args.method, **overrides)
-    result = train(cfg, data_root=args.data_root, progress=not args.no_progress)
+    if args.workers is not None and args.workers < 1:
+        raise A2QError(f"--workers must be at least 1, got {args.workers}")
+    result = train(cfg, data_root=args.data_root, progress=not args.no_progress,
+                   workers=args.workers)
     out = write_run(result, args.out)
     m = result.metrics
     exported = None
@@ -143,7 +149,7 @@ def _exportable(cfg) -> bool:
     from a2q.sw.data import is_node_level
     from a2q.sw.export import EXPORTABLE_METHODS
 
-    return (is_node_level(cfg.dataset) and cfg.model in ENGINE_MODELS
+    return ((not is_node_level(cfg.dataset) or cfg.model in ENGINE_MODELS)
             and cfg.method in EXPORTABLE_METHODS)
 
 
@@ -153,7 +159,11 @@ def _cmd_export(args) -> int:
     run = Path(args.run)
     out = args.out or (run if run.is_dir() else run.parent) / "graph"
     check_output(out, "a2q export", inputs=[run, *_data_inputs(args)], force=args.force)
-    print(f"bitwidth-annotated graph -> {export_run(args.run, out, data_root=args.data_root)}")
+    if args.fold is not None and args.fold < 0:
+        raise A2QError(f"--fold must be at least 0, got {args.fold}")
+    written = export_run(args.run, out, data_root=args.data_root, fold=args.fold,
+                         split=args.split)
+    print(f"bitwidth-annotated graph -> {written}")
     return 0
 
 
@@ -168,6 +178,12 @@ def _cmd_golden(args) -> int:
         s = run_golden(args.graph, args.out, lanes=args.lanes)
     except GraphFormatError as exc:
         raise A2QError(str(exc)) from None
+    if s.get("task") == "graph":
+        print(f"{s['dataset']} {s['model']} fold {s['fold']} {s['split']} graphs: golden "
+              f"accuracy {s['accuracy']:.2f} (torch {s['reference_accuracy']:.2f}), predictions "
+              f"agree on {100 * s['prediction_agreement']:.2f}% of {s['graphs']} graphs, "
+              f"{s['avg_feature_bits']:.2f} bits per node, {s['seconds']:.3f} s -> {args.out}")
+        return 0
     print(f"{s['dataset']} {s['model']}: golden test_acc {_percent(s['test_acc'])} "
           f"(torch {_percent(s['reference_test_acc'])}), predictions agree on "
           f"{100 * s['prediction_agreement']:.2f}% of nodes, {s['seconds']:.3f} s, "
@@ -579,6 +595,11 @@ def _add_train_parsers(sub) -> None:
     p = sub.add_parser("export", help="write a run's bitwidth-annotated graph")
     p.add_argument("run", help="run folder or checkpoint.pt")
     p.add_argument("--out", help="export folder (default <run>/graph)")
+    p.add_argument("--fold", type=int,
+                   help="graph-level runs: the fold whose model is exported (default 0)")
+    p.add_argument("--split", choices=["train", "val", "test"],
+                   help="graph-level runs: that fold's graphs to export (default test: graphs "
+                        "the model never saw)")
     p.add_argument("--data-root")
     p.add_argument("--force", action="store_true",
                    help="replace --out even if it holds something that is not this command's "

@@ -62,6 +62,14 @@ def write_graph(out: str | os.PathLike, manifest: dict, arrays: dict[str, np.nda
     with :func:`read_graph` before it takes ``out``'s place, so that nothing the reader would
     refuse is ever written (the message names ``out``).
     """
+    return write_export(out, manifest, arrays, format_name=FORMAT, version=VERSION,
+                        reader=read_graph if check else None)
+
+
+def write_export(out: str | os.PathLike, manifest: dict, arrays: dict[str, np.ndarray], *,
+                 format_name: str, version: int, reader=None) -> Path:
+    """:func:`write_graph` for any export format of this folder layout: ``format_name`` and
+    ``version`` go into the manifest; ``reader`` (if given) reads the folder back first."""
     out = Path(out)
     with atomic_folder(out, command="a2q export") as tmp:
         tensors = {}
@@ -72,11 +80,11 @@ def write_graph(out: str | os.PathLike, manifest: dict, arrays: dict[str, np.nda
             (tmp / fname).write_bytes(data)
             tensors[name] = {"file": fname, "dtype": str(a.dtype), "shape": list(a.shape),
                              "sha256": hashlib.sha256(data).hexdigest()}
-        full = seal(dict(manifest, format=FORMAT, version=VERSION, tensors=tensors))
+        full = seal(dict(manifest, format=format_name, version=version, tensors=tensors))
         (tmp / MANIFEST).write_text(json.dumps(full, indent=2, sort_keys=True) + "\n")
-        if check:
+        if reader is not None:
             try:
-                read_graph(tmp)
+                reader(tmp)
             except GraphFormatError as exc:
                 raise GraphFormatError(str(exc).replace(str(tmp), str(out))) from None
     return out
@@ -234,13 +242,6 @@ def expected_tensors(manifest: dict) -> dict[str, tuple[str, tuple]]:
 
 
 def _check_manifest(m: dict, path: Path) -> None:
-    if m.get("format") != FORMAT:
-        _fail(path, "format", f"expected {FORMAT!r}, got {m.get('format')!r}")
-    if type(m.get("version")) is not int or m["version"] != VERSION:
-        _fail(path, "version", f"unknown format version {m.get('version')!r} (this reader: "
-                               f"{VERSION})")
-    if m.get("manifest_sha256") != manifest_digest(m):
-        _fail(path, "manifest_sha256", "checksum mismatch: the manifest was changed")
     if m.get("model") not in MODELS:
         _fail(path, "model", f"{m.get('model')!r} is not one of {', '.join(MODELS)}")
     if m.get("method") not in ("a2q", "uniform"):
@@ -330,18 +331,7 @@ def _check_values(g: AnnotatedGraph) -> None:
         bad("labels", f"label outside 0..{m['num_classes'] - 1}")
     if np.any(a["x"] >= (1 << m["input_bits"])):
         bad("x", f"value does not fit input_bits = {m['input_bits']}")
-    for name, arr in a.items():
-        if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
-            bad(name, "NaN or infinite value")
-        if name.endswith(("_step",)) and np.any(arr <= 0):
-            bad(name, "step must be positive")
-        if name.endswith("_m") and np.any((arr < 1) | (arr > (1 << 16))):
-            bad(name, "fixed-point mantissa outside 1..2**16")
-        if name.split(".")[-1].startswith("node_") and name.endswith("_m") and np.any(
-                arr < (1 << 15)):  # fixed() normalizes them; the engine's datapath relies on it
-            bad(name, "per-node mantissa below 2**15 (per-node constants are normalized)")
-        if name.endswith("_sh") and np.any((arr < 0) | (arr > 62)):
-            bad(name, "fixed-point shift outside 0..62")
+    check_common_values(folder, a)
     if "gcn_norm" in a and np.any((a["gcn_norm"] < 1) | (a["gcn_norm"] > (1 << NORM_FRAC))):
         bad("gcn_norm", f"outside 1..2**{NORM_FRAC}")
     if m["model"] == "gin" and "gcn_norm" in a and np.any(a["gcn_norm"] != 1 << NORM_FRAC):
@@ -364,8 +354,13 @@ def _check_values(g: AnnotatedGraph) -> None:
                 bad(p + "op_coef", f"outside 1..2**{NORM_FRAC}")
 
 
-def read_graph(path: str | os.PathLike) -> AnnotatedGraph:
-    """Load and validate an export folder (see module docstring)."""
+#: the graph-level export's format name (``a2q.sim.graph_batch``), named here so that each
+#: reader can say which export it was given
+GRAPH_BATCH_FORMAT = "a2q-graph-batch"
+
+
+def read_manifest(path: str | os.PathLike) -> tuple[Path, Path, dict]:
+    """(folder, manifest path, manifest) of an export folder, the manifest read strictly."""
     folder = Path(path)
     mpath = folder / MANIFEST
     if not (mpath.exists() or mpath.is_symlink()):
@@ -379,8 +374,30 @@ def read_graph(path: str | os.PathLike) -> AnnotatedGraph:
         raise GraphFormatError(f"{mpath}: unreadable ({exc.strerror or exc})") from None
     if not isinstance(manifest, dict):
         _fail(mpath, "(root)", "must be a JSON object")
-    _check_manifest(manifest, mpath)
-    spec = expected_tensors(manifest)
+    return folder, mpath, manifest
+
+
+def expect_format(manifest: dict, mpath: Path, format_name: str, version: int) -> None:
+    """The manifest's ``format`` and ``version`` are ``format_name`` and ``version``; a
+    node-level export where a graph-level one is expected (or the reverse) is named as such."""
+    kinds = {FORMAT: "node-level export", GRAPH_BATCH_FORMAT: "graph-level export"}
+    got = manifest.get("format")
+    if got != format_name:
+        if got in kinds:
+            _fail(mpath, "format", f"a {kinds[got]} ({got}); this command reads "
+                                   f"{kinds[format_name]}s ({format_name})")
+        _fail(mpath, "format", f"expected {format_name!r}, got {got!r}")
+    if type(manifest.get("version")) is not int or manifest["version"] != version:
+        _fail(mpath, "version", f"unknown format version {manifest.get('version')!r} (this "
+                                f"reader: {version})")
+    if manifest.get("manifest_sha256") != manifest_digest(manifest):
+        _fail(mpath, "manifest_sha256", "checksum mismatch: the manifest was changed")
+
+
+def load_tensors(folder: Path, mpath: Path, manifest: dict,
+                 spec: dict[str, tuple[str, tuple]]) -> dict[str, np.ndarray]:
+    """The arrays ``spec`` (name -> (dtype, shape)) names, each checked against the manifest's
+    ``tensors`` entry and its file (name, size, sha256, dtype, shape) before it is loaded."""
     tensors = manifest["tensors"]
     missing = sorted(set(spec) - set(tensors))
     if missing:
@@ -418,6 +435,36 @@ def read_graph(path: str | os.PathLike) -> AnnotatedGraph:
             raise GraphFormatError(f"{f}: field 'tensors.{name}.shape': expected "
                                    f"{list(shape)}, the file holds {list(arr.shape)}")
         arrays[name] = arr
+    return arrays
+
+
+def check_common_values(folder: Path, arrays: dict[str, np.ndarray]) -> None:
+    """The checks every array of both export formats takes by its name: finite floats,
+    positive steps, mantissas in 1..2^16 (per-node ones normalized, at least 2^15) and
+    shifts in 0..62."""
+    def bad(name, what):
+        _fail(folder / f"{name}.npy", name, what)
+
+    for name, arr in arrays.items():
+        if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
+            bad(name, "NaN or infinite value")
+        if name.endswith(("_step",)) and np.any(arr <= 0):
+            bad(name, "step must be positive")
+        if name.endswith("_m") and np.any((arr < 1) | (arr > (1 << 16))):
+            bad(name, "fixed-point mantissa outside 1..2**16")
+        if name.split(".")[-1].startswith(("node_", "pool_")) and name.endswith("_m") and \
+                np.any(arr < (1 << 15)):  # fixed() normalizes them; the engine relies on it
+            bad(name, "per-node mantissa below 2**15 (per-node constants are normalized)")
+        if name.endswith("_sh") and np.any((arr < 0) | (arr > 62)):
+            bad(name, "fixed-point shift outside 0..62")
+
+
+def read_graph(path: str | os.PathLike) -> AnnotatedGraph:
+    """Load and validate an export folder (see module docstring)."""
+    folder, mpath, manifest = read_manifest(path)
+    expect_format(manifest, mpath, FORMAT, VERSION)
+    _check_manifest(manifest, mpath)
+    arrays = load_tensors(folder, mpath, manifest, expected_tensors(manifest))
     g = AnnotatedGraph(folder, manifest, arrays)
     _check_values(g)
     return g

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .annotated_graph import NORM_FRAC
+from .annotated_graph import EPS_FRAC, NORM_FRAC
 from .fixed_point import fixed, fixed_common
 
 
@@ -87,3 +87,64 @@ def _per_node_operand(L: dict, p: str, arrays: dict, w_step, bias, *, normalized
         np.full(len(w_step), 2.0 ** (NORM_FRAC - L["op_coef_sh"])))
     arrays[p + "bias_fx"] = np.floor(
         bias * 2.0 ** (NORM_FRAC + L["out_scale_sh"]) + 0.5).astype(np.int64)
+
+
+def derive_graph_constants(layers: list[dict], readout: list[dict], arrays: dict, *,
+                           logit_frac: int) -> None:
+    """The fixed-point constants of a graph-level export (``a2q.sim.graph_batch``), in place.
+
+    Per layer l: the operand's per-column scale (``op_scale_m``, shift ``op_scale_sh``; 1 for
+    the raw input), each pool entry's step and its inverse (``pool_scale_*``,
+    ``pool_inv_*``), the pool's thresholds in the aggregation's units, and the output's scale
+    and bias with batch normalisation folded in (``out_scale_m``, ``bias_fx``, in units of the
+    output step). The writer has already folded the sign of ``bn_scale`` into ``weight`` (and
+    zeroed the columns whose ``bn_scale`` is 0). Per readout head h: the pooled tensor's
+    per-column scale (``in_scale_m``, shift ``in_scale_sh``) and the head's scale to
+    2^-logit_frac per class (``scale_m``, ``scale_sh``); the heads' biases sum into
+    ``readout.bias_fx``.
+    """
+    for l, L in enumerate(layers, start=1):
+        p = f"layer{l}."
+        op_step = arrays[p + "operand_step"] if l > 1 else np.ones(L["in_dim"])
+        arrays[p + "op_scale_m"], L["op_scale_sh"] = _fx(p + "op_scale_m", fixed_common, op_step)
+        step, bits = arrays[p + "pool_step"], arrays[p + "pool_bits"].astype(np.int64)
+        arrays[p + "pool_scale_m"], arrays[p + "pool_scale_sh"] = _fx(
+            p + "pool_scale_m", fixed, step)
+        # 1 / step as m * 2^-e with e of either sign (a pool entry's step can be far below
+        # 2^-15: the entry that the nodes whose features are all 0 take); stored with the
+        # aggregation's own shift added, as the one right shift the requantization makes
+        inv = 1.0 / step
+        e = 15 - np.floor(np.log2(inv)).astype(np.int64)
+        arrays[p + "pool_inv_m"] = np.floor(np.ldexp(inv, e) + 0.5).astype(np.int64)
+        arrays[p + "pool_inv_sh"] = EPS_FRAC + L["op_scale_sh"] + e
+        if np.any(arrays[p + "pool_inv_sh"] < 0):
+            raise ValueError(f"field {p + 'pool_inv_sh'!r}: a pool step is too large for the "
+                             "aggregation's scale")
+        # nearest q_max: node i takes entry k = #{thresholds below max_c V[i, c]}, each
+        # threshold the midpoint of two neighbouring ranges in units of 2^-(15 + op_scale_sh)
+        q_max = step * ((1 << bits) - 1)
+        arrays[p + "pool_threshold"] = np.floor(
+            np.ldexp((q_max[:-1] + q_max[1:]) / 2, EPS_FRAC + L["op_scale_sh"])).astype(np.int64)
+        scale = np.abs(arrays[p + "bn_scale"])
+        live = scale > 0
+        if not live.any():
+            raise ValueError(f"field {p + 'bn_scale'!r}: every column's batch-norm scale is 0")
+        scale = np.where(live, scale, scale[live].max())  # a dead column's weights are 0
+        out_step = arrays[p + "output_step"]
+        arrays[p + "out_scale_m"], L["out_scale_sh"] = _fx(
+            p + "out_scale_m", fixed_common, scale * arrays[p + "weight_step"] / out_step)
+        folded_bias = arrays[p + "bn_scale"] * arrays[p + "bias"] + arrays[p + "bn_shift"]
+        arrays[p + "bias_fx"] = np.floor(
+            np.ldexp(folded_bias / out_step, L["out_scale_sh"]) + 0.5).astype(np.int64)
+    bias = 0.0
+    for h, R in enumerate(readout):
+        p = f"readout{h}."
+        in_step = (np.ones(layers[0]["in_dim"]) if h == 0
+                   else arrays[f"layer{h}.output_step"])
+        arrays[p + "in_scale_m"], R["in_scale_sh"] = _fx(p + "in_scale_m", fixed_common,
+                                                         in_step)
+        arrays[p + "scale_m"], arrays[p + "scale_sh"] = _fx(
+            p + "scale_m", fixed,
+            np.ldexp(arrays[p + "weight_step"], logit_frac - R["in_scale_sh"]))
+        bias = bias + arrays[p + "bias"]
+    arrays["readout.bias_fx"] = np.floor(np.ldexp(bias, logit_frac) + 0.5).astype(np.int64)

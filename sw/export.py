@@ -1,4 +1,5 @@
-"""Export a trained node-level GCN or GIN as a bitwidth-annotated graph.
+"""Export a trained node-level GCN or GIN as a bitwidth-annotated graph (graph-level runs:
+:mod:`a2q.sw.graph_export`).
 
 Reads a run folder's checkpoint, rebuilds the model, and writes the integers the hardware
 and the golden model need (:mod:`a2q.sim.annotated_graph`, ``docs/export-format.md``): the
@@ -142,16 +143,34 @@ def build_export(ckpt: dict, *, data_root=None) -> tuple[dict, dict]:
 
 
 def export_run(run: str | os.PathLike, out: str | os.PathLike | None = None, *,
-               data_root=None) -> Path:
-    """Export ``run`` (a run folder or checkpoint) to ``out`` (default ``<run>/graph``)."""
+               data_root=None, fold: int | None = None, split: str | None = None) -> Path:
+    """Export ``run`` (a run folder or checkpoint) to ``out`` (default ``<run>/graph``).
+
+    A node-level run gives a bitwidth-annotated graph; a graph-level run gives fold ``fold``'s
+    model (default 0) and its ``split`` graphs (default ``test``) as a graph-level export
+    (:mod:`a2q.sw.graph_export`)."""
+    from a2q.sim.graph_batch import write_graph_batch
+
+    from .graph_export import build_graph_export
+
     run = Path(run)
     ckpt = load_checkpoint(run)
     out = Path(out) if out is not None else (run if run.is_dir() else run.parent) / "graph"
+    graph_level = ckpt.get("task") == "graph"
+    if not graph_level and (fold is not None or split is not None):
+        raise A2QError(f"--fold and --split are for graph-level runs; {run} is node-level")
     try:
-        manifest, arrays = build_export(ckpt, data_root=data_root)
+        if graph_level:
+            manifest, arrays = build_graph_export(
+                ckpt, fold=0 if fold is None else fold, split=split or "test",
+                data_root=data_root)
+        else:
+            manifest, arrays = build_export(ckpt, data_root=data_root)
     except ValueError as exc:  # a constant that fixed point cannot represent
         raise A2QError(f"cannot export {run}: {exc}") from None
     try:
+        if graph_level:
+            return write_graph_batch(out, manifest, arrays)
         return write_graph(out, manifest, arrays, check=True)
     except (GraphFormatError, ValueError) as exc:
         raise A2QError(f"cannot export {run}: the export would be invalid: {exc}") from None

@@ -147,12 +147,22 @@ class NodeGAT(QuantizedModel):
 
 
 class GraphGIN(QuantizedModel):
-    """``layers`` GIN convolutions, each followed by batch normalisation and ReLU; every
-    layer's node features are sum-pooled and scored by a linear head, and the scores of all
-    layers (the input's included) are added, as in the GIN paper's readout.
+    r"""``layers`` GIN convolutions, each followed by batch normalisation and ReLU, and the GIN
+    paper's readout: every layer's node features (the input's included) are sum-pooled per
+    graph and scored by the layer's own linear head, and the scores are added.
 
-    Per-node widths come from the Nearest-Neighbor pool (A²Q), so graphs never seen in
-    training are quantized too. The first layer's operand (one-hot features) is unquantized.
+    .. math::
+        \mathbf{h}^{(l)} = \mathrm{ReLU}(\mathrm{BN}_l(\mathrm{GIN}_l(\mathbf{o}^{(l-1)}))),
+        \qquad \mathbf{o}^{(l)} = Q_{op,l}(\mathbf{h}^{(l)}), \qquad
+        \mathbf{y}_g = \sum_{l=0}^{L} Q_w(\mathbf{W}^{head}_l) \sum_{i \in g}
+        \mathbf{o}^{(l)}_i + \mathbf{b}^{head}_l
+
+    with :math:`\mathbf{o}^{(0)} = \mathbf{x}` (one-hot, exact). Each layer's output is
+    quantized once, per column (:math:`Q_{op,l}`), and that one tensor is both the next
+    layer's aggregation operand and what the readout pools, so the hardware keeps one integer
+    tensor per layer and pools integers. Inside each convolution the aggregated row is
+    quantized per node with the Nearest-Neighbor pool (A²Q), so graphs never seen in training
+    are quantized too. The adjacency is built once per forward pass and shared by the layers.
     """
 
     def __init__(self, in_channels: int, hidden: int, classes: int, scheme: QuantScheme, *,
@@ -163,23 +173,27 @@ class GraphGIN(QuantizedModel):
         self.dropout = dropout
         self.convs = nn.ModuleList(
             QGINConv(in_channels if i == 0 else hidden, hidden, scheme, num_nodes=0,
-                     quantize_operand=i > 0, init_bits=init_bits)
+                     quantize_operand=False, init_bits=init_bits)
             for i in range(layers))
         self.norms = nn.ModuleList(nn.BatchNorm1d(hidden) for _ in range(layers))
+        self.output_quants = nn.ModuleList(
+            scheme.operand(hidden, unsigned=True) for _ in range(layers))
         self.heads = nn.ModuleList(
             nn.Linear(in_channels if i == 0 else hidden, classes) for i in range(layers + 1))
         self.head_quants = nn.ModuleList(scheme.weight(h.weight) for h in self.heads)
 
-    def forward(self, x, edge_index, batch):
+    def forward(self, x, edge_index, batch, num_graphs: int | None = None):
         self.scheme.resample(_in_degree(edge_index, x.size(0)))
-        hs = [x]
-        for conv, norm in zip(self.convs, self.norms):
-            hs.append(F.relu(norm(conv(hs[-1], edge_index))))
-        out = 0
-        for h, head, q in zip(hs, self.heads, self.head_quants):
-            pooled = F.dropout(global_add_pool(h, batch), self.dropout, self.training)
-            out = out + F.linear(pooled, q(head.weight), head.bias)
-        return out
+        adj = self.convs[0].adjacency(edge_index, x.size(0))
+        outs = [x]
+        for conv, norm, quant in zip(self.convs, self.norms, self.output_quants):
+            outs.append(quant(F.relu(norm(conv(outs[-1], edge_index, adj=adj)))))
+        logits = 0
+        for o, head, q in zip(outs, self.heads, self.head_quants):
+            pooled = F.dropout(global_add_pool(o, batch, size=num_graphs), self.dropout,
+                               self.training)
+            logits = logits + F.linear(pooled, q(head.weight), head.bias)
+        return logits
 
 
 def _in_degree(edge_index: torch.Tensor, num_nodes: int) -> torch.Tensor:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import io
+import os
 import random
 import time
 from dataclasses import dataclass, field
@@ -130,13 +131,16 @@ def _check_finite(loss: torch.Tensor, epoch: int) -> None:
                        "stopped, nothing written (try a lower --lr or --lambda)")
 
 
-def train(cfg: TrainConfig, *, data_root=None, progress: bool = True) -> RunResult:
-    """Train one configuration; node-level datasets train once, graph-level ones run k-fold CV."""
+def train(cfg: TrainConfig, *, data_root=None, progress: bool = True,
+          workers: int | None = None) -> RunResult:
+    """Train one configuration; node-level datasets train once, graph-level ones run k-fold CV
+    (``workers`` processes, default :func:`default_fold_workers`; the result does not depend
+    on it)."""
     seed_everything(cfg.seed)
     gd = load_dataset(cfg.dataset, data_root)
     if gd.node_level:
         return _train_node(cfg, gd, progress)
-    return _train_graph(cfg, gd, progress)
+    return _train_graph(cfg, gd, progress, data_root, workers)
 
 
 # ----------------------------------------------------------------------------- node level
@@ -273,52 +277,70 @@ def _graph_model(cfg: TrainConfig, gd) -> GraphGIN:
                     dropout=cfg.dropout, init_bits=cfg.init_bits)
 
 
-def _evaluate_graphs(model, loader) -> tuple[float, float]:
+def _evaluate_graphs(model, batch) -> tuple[float, float]:
+    """(accuracy, mean loss) of ``model`` on one :class:`GraphBatch`."""
     model.eval()
-    correct, total, loss = 0, 0, 0.0
     with torch.no_grad():
-        for b in loader:
-            out = model(b.x, b.edge_index, b.batch)
-            loss += float(F.cross_entropy(out, b.y, reduction="sum"))
-            correct += int((out.argmax(1) == b.y).sum())
-            total += b.num_graphs
-    return correct / max(total, 1), loss / max(total, 1)
+        out = model(batch.x, batch.edge_index, batch.batch, batch.num_graphs)
+        loss = float(F.cross_entropy(out, batch.y, reduction="sum"))
+        correct = int((out.argmax(1) == batch.y).sum())
+    total = max(batch.num_graphs, 1)
+    return correct / total, loss / total
 
 
-def _train_graph(cfg: TrainConfig, gd, progress: bool) -> RunResult:
-    from torch_geometric.loader import DataLoader
+def fold_split(num_graphs: int, test_idx: np.ndarray, seed: int, fold: int
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """(train, validation) graph ids of a fold: a ninth of the graphs outside its test fold
+    (10% of all at 10 folds) validate, shuffled by ``seed`` and the fold."""
+    rest = np.setdiff1d(np.arange(num_graphs), test_idx)
+    rng = np.random.default_rng(seed * 1000 + fold)
+    rng.shuffle(rest)
+    n_val = max(1, len(rest) // 9)
+    return np.sort(rest[n_val:]), np.sort(rest[:n_val])
 
-    ds = gd.dataset
-    if cfg.folds > len(ds):
-        raise A2QError(f"--folds {cfg.folds} exceeds the {len(ds)} graphs of {cfg.dataset}")
-    labels = ds.y.numpy() if hasattr(ds, "y") else np.array([int(g.y) for g in ds])
-    folds = stratified_folds(labels, cfg.folds, cfg.seed)
-    test_curves, fold_tests, states, fold_bits = [], [], [], []
-    gen = torch.Generator().manual_seed(cfg.seed)
-    bar = tqdm(total=cfg.folds * cfg.epochs, desc=f"{cfg.dataset}/{cfg.model}/{cfg.method}",
-               disable=not progress, leave=False)
-    t0 = time.perf_counter()
-    for f, test_idx in enumerate(folds):
-        rest = np.setdiff1d(np.arange(len(ds)), test_idx)
-        rng = np.random.default_rng(cfg.seed * 1000 + f)
-        rng.shuffle(rest)
-        n_val = max(1, len(rest) // 9)  # a ninth of the other folds (10% of all graphs)
-        val_idx, train_idx = np.sort(rest[:n_val]), np.sort(rest[n_val:])
-        loaders = {
-            "train": DataLoader(ds[torch.from_numpy(train_idx)], batch_size=cfg.batch_size,
-                                shuffle=True, generator=gen),
-            "val": DataLoader(ds[torch.from_numpy(val_idx)], batch_size=256),
-            "test": DataLoader(ds[torch.from_numpy(test_idx)], batch_size=256),
-        }
+
+def graph_folds(cfg: TrainConfig, labels: np.ndarray) -> list[tuple[np.ndarray, ...]]:
+    """(train, validation, test) graph ids of each fold of ``cfg``'s cross-validation."""
+    return [(*fold_split(len(labels), test, cfg.seed, f), test)
+            for f, test in enumerate(stratified_folds(labels, cfg.folds, cfg.seed))]
+
+
+def fold_seed(seed: int, fold: int) -> int:
+    """The 32-bit seed of one fold's model, dropout and batch order: folds train the same
+    whichever process runs them, and in any order."""
+    return int(np.random.SeedSequence([seed, fold]).generate_state(1)[0])
+
+
+@dataclass
+class FoldResult:
+    curve: list  # test accuracy after each epoch
+    best_test: float  # test accuracy of the validation-selected epoch
+    state: dict  # that epoch's model
+    bits: tuple | None  # (stored bits, in-degree) of the test graphs' nodes (A²Q)
+
+
+def train_fold(cfg: TrainConfig, data_root, fold: int, split) -> FoldResult:
+    """Train fold ``fold`` (its (train, validation, test) graph ids ``split``) on one thread."""
+    from .graph_batches import GraphBatches
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the same float sums in every process, whatever its thread pool
+    try:
+        gd = load_dataset(cfg.dataset, data_root)
+        graphs = GraphBatches(gd.dataset)
+        train_idx, val_idx, test_idx = split
+        val, test = graphs.gather(val_idx), graphs.gather(test_idx)
+        seed_everything(fold_seed(cfg.seed, fold))
+        gen = torch.Generator().manual_seed(fold_seed(cfg.seed, fold))
         model = _graph_model(cfg, gd)
-        opt = torch.optim.Adam(param_groups(model, cfg))
+        opt = torch.optim.Adam(param_groups(model, cfg), foreach=True)
         best = (-1.0, float("inf"))
         best_state, best_test, curve = None, 0.0, []
         for epoch in range(cfg.epochs):
             model.train()
-            for b in loaders["train"]:
+            for b in graphs.shuffled(train_idx, cfg.batch_size, gen):
                 opt.zero_grad()
-                out = model(b.x, b.edge_index, b.batch)
+                out = model(b.x, b.edge_index, b.batch, b.num_graphs)
                 loss = F.cross_entropy(out, b.y)
                 pen = _penalty(model, cfg, graphs=b.num_graphs)
                 if pen is not None:
@@ -327,21 +349,64 @@ def _train_graph(cfg: TrainConfig, gd, progress: bool) -> RunResult:
                 loss.backward()
                 opt.step()
                 model.project_()
-            val_acc, val_loss = _evaluate_graphs(model, loaders["val"])
-            test_acc, _ = _evaluate_graphs(model, loaders["test"])
+            val_acc, val_loss = _evaluate_graphs(model, val)
+            test_acc, _ = _evaluate_graphs(model, test)
             curve.append(test_acc)
             if (val_acc, -val_loss) > (best[0], -best[1]):
                 best = (val_acc, val_loss)
                 best_state, best_test = copy.deepcopy(model.state_dict()), test_acc
-            bar.update(1)
-            bar.set_postfix(fold=f + 1, val=f"{val_acc:.3f}", test=f"{test_acc:.3f}")
-        test_curves.append(curve)
-        fold_tests.append(best_test)
-        states.append(best_state)
         model.load_state_dict(best_state)
-        fold_bits.append(_graph_bits(model, loaders["test"], cfg))
+        # a plain dict: a state_dict's own metadata does not survive the trip between
+        # processes, and the checkpoint's bytes must not depend on the trip
+        state = {k: v.clone() for k, v in best_state.items()}
+        return FoldResult(curve, best_test, state, _graph_bits(model, test, cfg))
+    finally:
+        torch.set_num_threads(threads)
+
+
+def default_fold_workers(folds: int) -> int:
+    """One process per available core, at most one per fold."""
+    return max(1, min(folds, len(os.sched_getaffinity(0))))
+
+
+def _train_graph(cfg: TrainConfig, gd, progress: bool, data_root=None,
+                 workers: int | None = None) -> RunResult:
+    """k-fold cross-validation; the folds train in ``workers`` processes (one thread each)."""
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    ds = gd.dataset
+    if cfg.folds > len(ds):
+        raise A2QError(f"--folds {cfg.folds} exceeds the {len(ds)} graphs of {cfg.dataset}")
+    labels = ds.y.numpy() if hasattr(ds, "y") else np.array([int(g.y) for g in ds])
+    splits = graph_folds(cfg, labels)
+    workers = default_fold_workers(cfg.folds) if workers is None else workers
+    bar = tqdm(total=cfg.folds, desc=f"{cfg.dataset}/{cfg.model}/{cfg.method} folds",
+               disable=not progress, leave=False)
+    t0 = time.perf_counter()
+    results: list[FoldResult] = []
+    if workers <= 1:
+        for f, split in enumerate(splits):
+            results.append(train_fold(cfg, data_root, f, split))
+            bar.update(1)
+    else:
+        with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+            futures = [pool.submit(train_fold, cfg, data_root, f, split)
+                       for f, split in enumerate(splits)]
+            for fut in futures:
+                try:
+                    results.append(fut.result())
+                except A2QError:
+                    for other in futures:
+                        other.cancel()
+                    raise
+                bar.update(1)
     train_seconds = time.perf_counter() - t0
     bar.close()
+    test_curves = [r.curve for r in results]
+    fold_tests = [r.best_test for r in results]
+    states = [r.state for r in results]
+    fold_bits = [r.bits for r in results]
 
     curves = np.array(test_curves)
     best_epoch = int(curves.mean(0).argmax())
@@ -361,23 +426,40 @@ def _train_graph(cfg: TrainConfig, gd, progress: bool) -> RunResult:
                    best_test_epoch=best_epoch + 1, folds=cfg.folds,
                    avg_feature_bits_note="over the nodes of each fold's test graphs, which the "
                                          "model never saw (Nearest-Neighbor Strategy)")
+    if cfg.method == "a2q":
+        metrics["pool_bits"] = pool_bits_summary(states)
     ckpt = _checkpoint(cfg, "graph", states)
     return RunResult(metrics, ckpt, bbd)
 
 
-def _graph_bits(model: GraphGIN, loader, cfg: TrainConfig):
-    """(stored bits, in-degree) of every node of the loader's graphs, per quantized layer."""
+def pool_bits_summary(states: list[dict]) -> dict:
+    """The spread of the Nearest-Neighbor pools' stored bits over the folds' chosen models:
+    per layer, how many pool entries have each width (summed over folds)."""
+    out = {}
+    for state in states:
+        for name, bits in state.items():
+            if name.startswith("convs.") and name.endswith("input_quant.bits"):
+                layer = f"layer{int(name.split('.')[1]) + 1}"
+                stored = (torch.clamp(torch.round(bits.abs()), 2, 9) - 1).long()
+                hist = out.setdefault(layer, {})
+                for b in stored.tolist():
+                    hist[str(b)] = hist.get(str(b), 0) + 1
+    return {layer: dict(sorted(h.items(), key=lambda kv: int(kv[0])))
+            for layer, h in sorted(out.items())}
+
+
+def _graph_bits(model: GraphGIN, batch, cfg: TrainConfig):
+    """(stored bits, in-degree) of every node of ``batch``'s graphs, per quantized layer."""
     if cfg.method != "a2q":
         return None
     model.eval()
     bits, degs = [], []
     with torch.no_grad():
-        for b in loader:
-            model(b.x, b.edge_index, b.batch)
-            deg = torch.bincount(b.edge_index[1], minlength=b.num_nodes)
-            for q in model.feature_quantizers():
-                bits.append(q.stored_bits())
-                degs.append(deg)
+        model(batch.x, batch.edge_index, batch.batch, batch.num_graphs)
+    deg = torch.bincount(batch.edge_index[1], minlength=batch.num_nodes)
+    for q in model.feature_quantizers():
+        bits.append(q.stored_bits())
+        degs.append(deg)
     return torch.cat(bits), torch.cat(degs)
 
 

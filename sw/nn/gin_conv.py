@@ -59,8 +59,11 @@ class QGINConv(MessagePassing):
             self._adj = adj
         return adj
 
-    def forward(self, x: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
-        adj = self.adjacency(edge_index, x.size(0))
+    def forward(self, x: torch.Tensor, edge_index: torch.Tensor,
+                adj: torch.Tensor | None = None) -> torch.Tensor:
+        """``adj``: :meth:`adjacency` of ``edge_index``, where the caller built it already."""
+        if adj is None:
+            adj = self.adjacency(edge_index, x.size(0))
         w = self.weight_quant(self.weight).t()
         if (self.cached and isinstance(self.operand_quant, nn.Identity)
                 and not x.requires_grad):
