@@ -21,7 +21,7 @@ import torch
 from a2q.app.cli import main
 from a2q.sim.annotated_graph import seal, write_graph
 
-from .sim_exports import random_export
+from .sim_exports import random_export, random_graph_export
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "bad-input.md"
 ROW = re.compile(r"^\| `([a-z0-9-]+)` \| (.+?) \| `(a2q [a-z ]+)` \| `(.+)` \|$")
@@ -164,7 +164,37 @@ def _overflow(a: np.ndarray) -> None:
     a[:] = (1 << 63) - 1
 
 
+def graph_export(root: Path) -> Path:
+    from a2q.sim.graph_batch import write_graph_batch
+
+    man, arr = random_graph_export(np.random.default_rng(0), graphs=3, layers=2, pool=4)
+    return write_graph_batch(root / "graph", man, arr)
+
+
+def _graph_case(edit):
+    def build(root, trained):
+        d = graph_export(root)
+        edit(d)
+        return golden(d, root / "out")
+    return build
+
+
+def _unsorted(a: np.ndarray) -> None:
+    a[0] = a[-1] + 1
+
+
 CASES = {
+    "graph-pool-unsorted": _graph_case(lambda d: replace_array(
+        d, "layer1.pool_threshold", _unsorted)),
+    "graph-pool-empty": _graph_case(lambda d: reseal(
+        d, lambda m: m["layers"][0].update(pool_size=0))),
+    "graph-boundary": _graph_case(lambda d: replace_array(
+        d, "graph_ptr", lambda a: a.__setitem__(-1, a[-1] + 5))),
+    "graph-zero-graphs": _graph_case(lambda d: reseal(d, lambda m: m.update(num_graphs=0))),
+    "graph-for-node": lambda root, t: ["sim", "engine", "--graph", str(graph_export(root)),
+                                       "--out", str(root / "out")],
+    "checkpoint-node-for-graph": lambda root, t: ["export", str(checkpoint(root, t)),
+                                                  "--fold", "0", "--out", str(root / "out")],
     "export-not-a-folder": lambda root, t: golden(root, root / "out"),
     "export-json": _export_case(lambda d: _write(d / "manifest.json", "{not json")),
     "export-duplicate-key": _export_case(lambda d: _write(

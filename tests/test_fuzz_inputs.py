@@ -24,7 +24,7 @@ from a2q.sim import unit_run
 from a2q.sim.annotated_graph import read_graph, seal, write_graph
 from a2q.sim.user_arrays import InputError
 
-from .sim_exports import random_export
+from .sim_exports import random_export, random_graph_export
 from .test_bad_input import tree
 from .test_golden_bounds import reference
 
@@ -171,6 +171,27 @@ def test_fuzzed_exports(tmp_path_factory, capsys, seed, model, kind, data):
         summary = json.loads((out / "summary.json").read_text(),
                              parse_constant=lambda c: pytest.fail(c))
         assert summary["test_acc"] is None or 0 <= summary["test_acc"] <= 100
+
+
+@SETTINGS
+@given(seed=st.integers(0, 2 ** 16), kind=st.sampled_from(["json", "header", "value", "bytes"]),
+       data=st.data())
+def test_fuzzed_graph_level_exports(tmp_path_factory, capsys, seed, kind, data):
+    from a2q.sim.graph_batch import read_graph_batch, write_graph_batch
+
+    from .test_graph_export import reference_logits
+
+    root = tmp_path_factory.mktemp("graph-export")
+    man, arr = random_graph_export(np.random.default_rng(seed), graphs=3)
+    d = write_graph_batch(root / "graph", man, arr)
+    name = data.draw(st.sampled_from(sorted(arr)))
+    {"json": lambda: json_edit(d, data), "header": lambda: header_edit(d, name, data),
+     "value": lambda: value_edit(d, name, data), "bytes": lambda: byte_edit(d, data)}[kind]()
+    out = root / "out"
+    if run_checked(["golden", str(d), "--out", str(out)], root, capsys) == 0:
+        g = read_graph_batch(d)
+        want, _ = reference_logits(g.manifest, g.arrays, by_threshold=True)
+        assert np.load(out / "logits.npy").tolist() == want
 
 
 # ------------------------------------------------------------------ checkpoints

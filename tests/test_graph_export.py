@@ -30,9 +30,10 @@ def rshift_round(t: int, s: int) -> int:
     return q if t >= 0 else -q
 
 
-def reference_logits(m: dict, a: dict) -> tuple[list, list]:
+def reference_logits(m: dict, a: dict, *, by_threshold: bool = False) -> tuple[list, list]:
     """The documented datapath node by node with Python integers; the pool entry chosen as
-    the nearest range in exact rationals (ties to the lower entry), not by thresholds."""
+    the nearest range in exact rationals (ties to the lower entry), or with ``by_threshold``
+    as the count of the export's thresholds below the node's largest value."""
     n, ip, ix, gp = m["num_nodes"], a["indptr"], a["indices"], a["graph_ptr"]
     O = [[int(v) for v in row] for row in a["x"]]
     outputs, chosen = [O], []
@@ -46,8 +47,11 @@ def reference_logits(m: dict, a: dict) -> tuple[list, list]:
             S = [L["eps_fx"] * O[i][c] + (sum(O[j][c] for j in ix[ip[i]:ip[i + 1]]) << 15)
                  for c in range(L["in_dim"])]
             V = [s * int(a[p + "op_scale_m"][c]) for c, s in enumerate(S)]
-            M = Fraction(max(V), scale)
-            k = min(range(len(ranges)), key=lambda e: (abs(M - ranges[e]), e))
+            if by_threshold:
+                k = sum(max(V) > int(t) for t in a[p + "pool_threshold"])
+            else:
+                M = Fraction(max(V), scale)
+                k = min(range(len(ranges)), key=lambda e: (abs(M - ranges[e]), e))
             picks.append(k)
             hi = (1 << int(a[p + "pool_bits"][k])) - 1
             X = [min(max(rshift_round(v * int(a[p + "pool_inv_m"][k]),
