@@ -21,6 +21,7 @@ RTL_UNIT_OPTIONS = {
                     "signed_input", "no_lint"},
     "aggregation": {"lanes", "max_bits", "columns", "max_nodes", "max_edges", "acc_width",
                     "signed_input", "no_lint"},
+    "selection": {"lanes", "value_bits", "pool_size", "no_lint"},
 }
 SIM_UNIT_OPTIONS = {
     "combination": {"x", "bits", "w", "signed", "simulator", "lanes", "max_bits",
@@ -86,8 +87,12 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
                    help="cycle target of --penalty cycles, in thousands of engine cycles of "
                         f"the stages that read per-node bits ({DEFAULT_LANES} lanes; default 50)")
     p.add_argument("--pool-size", type=int, help="Nearest-Neighbor pool size (graph-level)")
-    p.add_argument("--batch-size", type=int, help="graph-level (default 32)")
+    p.add_argument("--batch-size", type=int, help="graph-level (default 128)")
     p.add_argument("--folds", type=int, help="graph-level cross-validation folds (default 10)")
+    p.add_argument("--tune", action="store_true",
+                   help="choose weight decay and dropout on validation accuracy from a small "
+                        "grid that holds the method's own values (per seed; per fold at graph "
+                        "level)")
     p.add_argument("--workers", type=int,
                    help="graph-level: processes training folds side by side, one thread each "
                         "(default: one per core; the result does not depend on it)")
@@ -122,7 +127,7 @@ def _cmd_train(args) -> int:
     if args.workers is not None and args.workers < 1:
         raise A2QError(f"--workers must be at least 1, got {args.workers}")
     result = train(cfg, data_root=args.data_root, progress=not args.no_progress,
-                   workers=args.workers)
+                   workers=args.workers, tune=args.tune)
     out = write_run(result, args.out)
     m = result.metrics
     exported = None
@@ -214,8 +219,11 @@ def _cmd_bench_golden(args) -> int:
 def _cmd_bench(args) -> int:
     from a2q.app.bench.models import run_train_bench
 
+    if args.workers is not None and args.workers < 1:
+        raise A2QError(f"--workers must be at least 1, got {args.workers}")
     run_train_bench(args.out, seeds=args.seeds, epochs=args.epochs, data_root=args.data_root,
-                    datasets=args.datasets, models=args.models, methods=args.methods)
+                    datasets=args.datasets, models=args.models, methods=args.methods,
+                    tune=args.tune, workers=args.workers)
     return 0
 
 
@@ -299,10 +307,11 @@ def _cmd_rtl(args) -> int:
         return _cmd_rtl_engine(args)
     _only_options(args, f"rtl {args.unit}", RTL_UNIT_OPTIONS[args.unit])
     check_output(args.out, "a2q rtl", force=args.force)
-    defaults = {"combination": {"in_features": 16, "lanes": DEFAULT_LANES},
+    defaults = {"combination": {"in_features": 16, "lanes": DEFAULT_LANES, "max_bits": 8},
                 "aggregation": {"columns": 16, "lanes": DEFAULT_LANES, "max_nodes": 4096,
-                                "max_edges": 16384}}
-    params = defaults[args.unit] | {"max_bits": 8} | {
+                                "max_edges": 16384, "max_bits": 8},
+                "selection": {"lanes": DEFAULT_LANES, "value_bits": 48, "pool_size": 32}}
+    params = defaults[args.unit] | {
         k: v for k, v in vars(args).items()
         if k in rtl.unit_parameters(args.unit) and v is not None}
     try:
@@ -634,7 +643,7 @@ def _add_engine_args(p, baselines) -> None:
 def _add_rtl_parsers(sub, baselines) -> None:
     p = sub.add_parser("rtl", help="write a bit-serial unit's or the layer engine's Verilog, "
                                    "filelist and parameters")
-    p.add_argument("unit", choices=["combination", "aggregation", "engine"])
+    p.add_argument("unit", choices=["combination", "aggregation", "selection", "engine"])
     p.add_argument("--out", required=True, help="folder to write")
     _add_engine_args(p, baselines)
     p.add_argument("--lanes", type=int, help=f"default {DEFAULT_LANES}")
@@ -642,6 +651,10 @@ def _add_rtl_parsers(sub, baselines) -> None:
     p.add_argument("--weight-bits", type=int, help="combination (default 4)")
     p.add_argument("--in-features", type=int, help="combination (default 16)")
     p.add_argument("--columns", type=int, help="aggregation (default 16)")
+    p.add_argument("--value-bits", type=int,
+                   help="selection: width of a node's values and the thresholds (default 48)")
+    p.add_argument("--pool-size", type=int,
+                   help="selection: entries of the Nearest-Neighbor pool (default 32)")
     p.add_argument("--acc-width", type=int, help="default: the worst case of the parameters")
     p.add_argument("--signed", dest="signed_input", action="store_true",
                    help="two's complement features (default unsigned, as after a ReLU)")
@@ -866,7 +879,14 @@ def _add_bench_parsers(sub) -> None:
     b = bench("train", "accuracy, bits and speed of every method", "train.md and train.json",
               _cmd_bench)
     b.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    b.add_argument("--epochs", type=int, default=200)
+    b.add_argument("--epochs", type=int,
+                   help="default: each dataset's (200 node level, 100 graph level)")
+    b.add_argument("--tune", action="store_true",
+                   help="every method chooses weight decay and dropout on validation accuracy "
+                        "from the same grid (a2q train --tune)")
+    b.add_argument("--workers", type=int,
+                   help="graph level: processes training folds side by side (default: one per "
+                        "core)")
     b.add_argument("--datasets", nargs="+", default=["Cora", "CiteSeer"])
     b.add_argument("--models", nargs="+", default=list(MODELS))
     b.add_argument("--methods", nargs="+", default=["fp32", "uniform8", "uniform4", "dq", "a2q"])

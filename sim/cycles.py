@@ -235,3 +235,11 @@ def cycle_report(g: AnnotatedGraph, *, lanes: int) -> dict:
         "speedup_vs_uniform4": round(totals["uniform4"]["total"] / totals["a2q"]["total"], 4),
         "speedup_vs_uniform8": round(totals["uniform8"]["total"] / totals["a2q"]["total"], 4),
     }
+
+
+def selection_cycles(tiles_per_node) -> int:
+    """Cycles of :class:`~a2q.hw.units.nearest_neighbor_selection.NearestNeighborSelection`
+    from its first tile taken to its last result taken, tiles back to back and results taken
+    at once: one a tile, two more for the last node's comparison and result."""
+    tiles = int(np.sum(tiles_per_node))
+    return tiles + 2 if tiles else 0

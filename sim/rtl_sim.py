@@ -25,6 +25,7 @@ from .toolchain import SIMULATORS, ToolchainError, check_fst_waves, simulator_en
 
 TESTBENCHES = {"combination": "a2q.sim.testbench.combination",
                "aggregation": "a2q.sim.testbench.aggregation",
+               "selection": "a2q.sim.testbench.selection",
                "engine": "a2q.sim.testbench.engine"}
 TIMESCALE = ("1ns", "1ps")
 

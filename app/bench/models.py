@@ -58,7 +58,13 @@ def _mean_std(xs) -> tuple[float, float]:
 
 
 def run_train_bench(out: str | os.PathLike, *, seeds, epochs, datasets, models, methods,
-                    data_root=None, progress: bool = True) -> dict:
+                    data_root=None, progress: bool = True, tune: bool = False,
+                    workers: int | None = None) -> dict:
+    """Train every (dataset, model, method) over ``seeds`` and write the table. ``epochs``
+    None: each dataset's default. ``tune``: every method chooses its weight decay and dropout
+    on validation (:func:`a2q.sw.train.tune_configs`). Rows of other (dataset, model) pairs
+    already in ``out/train.json`` are kept, so node-level and graph-level tables can be
+    measured by separate runs; each row says how it was measured."""
     for m in methods:
         if m not in METHOD_LABELS:
             raise A2QError(f"unknown bench method {m!r}; valid: {', '.join(METHOD_LABELS)}")
@@ -72,7 +78,8 @@ def run_train_bench(out: str | os.PathLike, *, seeds, epochs, datasets, models, 
                 for seed in seeds:
                     cfg = default_config(dataset, model, method, seed=seed, epochs=epochs,
                                          bits=None if method in ("fp32", "a2q") else bits)
-                    r = train(cfg, data_root=data_root, progress=False)
+                    r = train(cfg, data_root=data_root, progress=False, tune=tune,
+                              workers=workers)
                     m = dict(r.metrics, label=label)
                     runs.append(m)
                     group.setdefault(label, []).append(m)
@@ -82,27 +89,7 @@ def run_train_bench(out: str | os.PathLike, *, seeds, epochs, datasets, models, 
                               f"(best-epoch {m['test_acc_best_epoch']:.1f}), "
                               f"{m['avg_feature_bits']:.2f} bits, "
                               f"{1000 * m['seconds_per_epoch']:.1f} ms/epoch", flush=True)
-            fp32_spe = (_mean_std([m["seconds_per_epoch"] for m in group["fp32"]])[0]
-                        if "fp32" in group else None)
-            for label, ms in group.items():
-                acc, acc_sd = _mean_std([m["test_acc"] for m in ms])
-                best, best_sd = _mean_std([m["test_acc_best_epoch"] for m in ms])
-                bits = _mean_std([m["avg_feature_bits"] for m in ms])[0]
-                spe = _mean_std([m["seconds_per_epoch"] for m in ms])[0]
-                corr = [c for m in ms for c in (m.get("pearson_bits_degree") or {}).values()
-                        if c is not None]
-                rows.append({
-                    "dataset": dataset, "model": model, "method": label, "seeds": len(ms),
-                    "test_acc_mean": round(acc, 2), "test_acc_std": round(acc_sd, 2),
-                    "test_acc_best_epoch_mean": round(best, 2),
-                    "test_acc_best_epoch_std": round(best_sd, 2),
-                    "avg_feature_bits": round(bits, 3),
-                    "compression_ratio": round(32 / bits, 2),
-                    "seconds_per_epoch": round(spe, 5),
-                    "time_ratio_to_fp32": None if fp32_spe is None else round(spe / fp32_spe, 3),
-                    "pearson_bits_degree": round(float(np.mean(corr)), 3) if corr else None,
-                    "reference": REFERENCE.get((dataset, model)) if label == "a2q" else None,
-                })
+            rows += _group_rows(dataset, model, group, tune)
     result = {
         "command": "a2q bench train", "seeds": list(seeds), "epochs": epochs,
         "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
@@ -110,17 +97,74 @@ def run_train_bench(out: str | os.PathLike, *, seeds, epochs, datasets, models, 
         "total_seconds": round(time.perf_counter() - t_start, 1),
         "rows": rows, "runs": runs,
     }
-    _write(Path(out), result)
+    _write(Path(out), _merged(Path(out) / "train.json", result))
     return result
 
 
+def _group_rows(dataset: str, model: str, group: dict, tune: bool) -> list[dict]:
+    """The table's rows of one (dataset, model): one per method, over its seeds."""
+    fp32_spe = (_mean_std([m["seconds_per_epoch"] for m in group["fp32"]])[0]
+                if "fp32" in group else None)
+    rows = []
+    for label, ms in group.items():
+        acc, acc_sd = _mean_std([m["test_acc"] for m in ms])
+        best, best_sd = _mean_std([m["test_acc_best_epoch"] for m in ms])
+        bits = _mean_std([m["avg_feature_bits"] for m in ms])[0]
+        spe = _mean_std([m["seconds_per_epoch"] for m in ms])[0]
+        corr = [c for m in ms for c in (m.get("pearson_bits_degree") or {}).values()
+                if c is not None]
+        row = {
+            "dataset": dataset, "model": model, "method": label, "seeds": len(ms),
+            "epochs": ms[0]["epochs"], "tuned": tune,
+            "test_acc_mean": round(acc, 2), "test_acc_std": round(acc_sd, 2),
+            "test_acc_best_epoch_mean": round(best, 2),
+            "test_acc_best_epoch_std": round(best_sd, 2),
+            "avg_feature_bits": round(bits, 3),
+            "compression_ratio": round(32 / bits, 2),
+            "seconds_per_epoch": round(spe, 5),
+            "time_ratio_to_fp32": None if fp32_spe is None else round(spe / fp32_spe, 3),
+            "pearson_bits_degree": round(float(np.mean(corr)), 3) if corr else None,
+            "reference": REFERENCE.get((dataset, model)) if label == "a2q" else None,
+        }
+        if "folds" in ms[0]:  # graph level: the spread is over folds (and seeds)
+            row["folds"] = ms[0]["folds"]
+            row["test_acc_std"] = round(float(np.mean([m["test_acc_std"] for m in ms])), 2)
+            pool = {}
+            for m in ms:
+                for hist in (m.get("pool_bits") or {}).values():
+                    for b, count in hist.items():
+                        pool[b] = pool.get(b, 0) + count
+            row["pool_bits"] = dict(sorted(pool.items(), key=lambda kv: int(kv[0])))
+        rows.append(row)
+    return rows
+
+
+def _merged(path: Path, result: dict) -> dict:
+    """``result`` with the rows and runs of ``path`` (an earlier train.json) whose (dataset,
+    model) this run did not measure; rows written before rows said how they were measured
+    take their file's seeds and epochs, untuned."""
+    if not path.exists():
+        return result
+    try:
+        old = json.loads(path.read_text())
+        old_rows, old_runs = list(old["rows"]), list(old["runs"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise A2QError(f"{path}: cannot merge into it ({exc}); move it aside") from None
+    mine = {(r["dataset"], r["model"]) for r in result["rows"]}
+    kept = [dict({"epochs": old.get("epochs"), "tuned": False}, **r) for r in old_rows
+            if (r["dataset"], r["model"]) not in mine]
+    runs = [r for r in old_runs if (r["dataset"], r["model"]) not in mine]
+    return dict(result, rows=kept + result["rows"], runs=runs + result["runs"])
+
+
 def markdown(result: dict) -> str:
+    node = [r for r in result["rows"] if "folds" not in r]
+    graph = [r for r in result["rows"] if "folds" in r]
     lines = [
         "# Training benchmark",
         "",
-        f"`a2q bench train`: {len(result['seeds'])} seeds ({', '.join(map(str, result['seeds']))}),"
-        f" {result['epochs']} epochs, {result['machine']['cpus']} CPUs, torch "
-        f"{result['machine']['torch']}; total {result['total_seconds']:.0f} s.",
+        f"`a2q bench train`, {result['machine']['cpus']} CPUs, torch "
+        f"{result['machine']['torch']}; the last run took {result['total_seconds']:.0f} s.",
         "",
         "- **test acc**: model chosen on validation accuracy (the honest number);",
         "- **best-epoch acc**: best test accuracy over epochs (the paper code's protocol, "
@@ -128,23 +172,46 @@ def markdown(result: dict) -> str:
         "- **bits**: mean stored feature bits over nodes of the per-node tensors (paper's "
         "convention); FP32 counts 32, uniform and DQ their N;",
         "- **time**: seconds per epoch (train step + one evaluation pass) and the ratio to FP32 "
-        "of the same model and dataset, measured in this run;",
+        "of the same model and dataset, measured in the same run;",
         "- **r(bits, deg)**: Pearson correlation of learned bits and in-degree over nodes, mean "
-        "over seeds and per-node layers (A²Q only).",
-        "",
-        "| dataset | model | method | test acc | best-epoch acc | bits | compression | ms/epoch "
-        "| time / FP32 | r(bits, deg) |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "over seeds and per-node layers (A²Q only);",
+        "- **tuned**: weight decay and dropout chosen on validation accuracy from the same grid "
+        "for every method (`--tune`), else each method's defaults.",
     ]
-    for r in result["rows"]:
-        ratio = "" if r["time_ratio_to_fp32"] is None else f"{r['time_ratio_to_fp32']:.2f}"
-        corr = "" if r.get("pearson_bits_degree") is None else f"{r['pearson_bits_degree']:.2f}"
-        lines.append(
-            f"| {r['dataset']} | {r['model'].upper()} | {r['method']} | "
-            f"{r['test_acc_mean']:.1f} ± {r['test_acc_std']:.1f} | "
-            f"{r['test_acc_best_epoch_mean']:.1f} ± {r['test_acc_best_epoch_std']:.1f} | "
-            f"{r['avg_feature_bits']:.2f} | {r['compression_ratio']:.1f}x | "
-            f"{1000 * r['seconds_per_epoch']:.1f} | {ratio} | {corr} |")
+    if node:
+        lines += ["", "## Node level (Planetoid split; mean ± std over seeds)", "",
+                  "| dataset | model | method | seeds | epochs | tuned | test acc | best-epoch acc "
+                  "| bits | compression | ms/epoch | time / FP32 | r(bits, deg) |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        for r in node:
+            ratio = "" if r["time_ratio_to_fp32"] is None else f"{r['time_ratio_to_fp32']:.2f}"
+            corr = ("" if r.get("pearson_bits_degree") is None
+                    else f"{r['pearson_bits_degree']:.2f}")
+            lines.append(
+                f"| {r['dataset']} | {r['model'].upper()} | {r['method']} | {r['seeds']} | "
+                f"{r['epochs']} | {'yes' if r['tuned'] else 'no'} | "
+                f"{r['test_acc_mean']:.1f} ± {r['test_acc_std']:.1f} | "
+                f"{r['test_acc_best_epoch_mean']:.1f} ± {r['test_acc_best_epoch_std']:.1f} | "
+                f"{r['avg_feature_bits']:.2f} | {r['compression_ratio']:.1f}x | "
+                f"{1000 * r['seconds_per_epoch']:.1f} | {ratio} | {corr} |")
+    if graph:
+        lines += ["", "## Graph level (GIN, stratified k-fold; mean ± std over folds)", "",
+                  "Bits are measured on each fold's test graphs, which the model never saw: "
+                  "the Nearest-Neighbor Strategy gives their nodes (step, bits). **pool bits**: "
+                  "how many entries of the layers' pools (all folds) have each stored width.",
+                  "",
+                  "| dataset | method | folds | epochs | tuned | test acc | best-epoch acc | bits "
+                  "| pool bits | ms/epoch per fold | time / FP32 |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|"]
+        for r in graph:
+            ratio = "" if r["time_ratio_to_fp32"] is None else f"{r['time_ratio_to_fp32']:.2f}"
+            pool = " ".join(f"{b}:{c}" for b, c in (r.get("pool_bits") or {}).items())
+            lines.append(
+                f"| {r['dataset']} | {r['method']} | {r['folds']} | {r['epochs']} | "
+                f"{'yes' if r['tuned'] else 'no'} | "
+                f"{r['test_acc_mean']:.1f} ± {r['test_acc_std']:.1f} | "
+                f"{r['test_acc_best_epoch_mean']:.1f} | {r['avg_feature_bits']:.2f} | {pool} | "
+                f"{1000 * r['seconds_per_epoch']:.1f} | {ratio} |")
     refs = [(r["dataset"], r["model"], r["reference"]) for r in result["rows"] if r["reference"]]
     if refs:
         lines += ["", "Reference figures (quoted, not measured by this command):", ""]
