@@ -53,7 +53,7 @@ class TrainConfig:
     lr_step_weight: float = 0.02
     lr_step_operand: float = 0.008
     pool_size: int = 32  # Nearest-Neighbor pool (graph-level)
-    batch_size: int = 32  # graph-level
+    batch_size: int = 128  # graph-level
     folds: int = 10  # graph-level cross-validation
 
     @property
