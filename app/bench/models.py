@@ -90,14 +90,14 @@ def run_train_bench(out: str | os.PathLike, *, seeds, epochs, datasets, models, 
                               f"{m['avg_feature_bits']:.2f} bits, "
                               f"{1000 * m['seconds_per_epoch']:.1f} ms/epoch", flush=True)
             rows += _group_rows(dataset, model, group, tune)
-    result = {
-        "command": "a2q bench train", "seeds": list(seeds), "epochs": epochs,
-        "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-                    "python": platform.python_version(), "torch": torch.__version__},
-        "total_seconds": round(time.perf_counter() - t_start, 1),
-        "rows": rows, "runs": runs,
-    }
-    _write(Path(out), _merged(Path(out) / "train.json", result))
+            result = {  # written after each (dataset, model): a long run keeps what it has
+                "command": "a2q bench train", "seeds": list(seeds), "epochs": epochs,
+                "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+                            "python": platform.python_version(), "torch": torch.__version__},
+                "total_seconds": round(time.perf_counter() - t_start, 1),
+                "rows": rows, "runs": runs,
+            }
+            _write(Path(out), _merged(Path(out) / "train.json", result))
     return result
 
 
