@@ -31,3 +31,18 @@ def test_a_configuration_beats_a2q_only_with_no_more_cycles_and_more_accuracy():
             row("uniform2", 69.6, 500), row("uniform8", 81.3, 900),
             row("a2q", 70.0, 10, "CiteSeer"), row("uniform3", 71.0, 11, "CiteSeer")]
     assert [r["config"] for r in dominating(rows)] == ["uniform3"]
+
+
+def test_graph_level_rows_join_the_node_level_table(tmp_path):
+    run_train_bench(tmp_path, seeds=[0], epochs=2, datasets=["Cora"], models=["gcn"],
+                    methods=["fp32"], progress=False)
+    r = run_train_bench(tmp_path, seeds=[0], epochs=2, datasets=["MUTAG"], models=["gin"],
+                        methods=["fp32", "a2q"], progress=False, workers=1)
+    data = json.loads((tmp_path / "train.json").read_text())
+    assert [(row["dataset"], row["method"]) for row in data["rows"]] == [
+        ("Cora", "fp32"), ("MUTAG", "fp32"), ("MUTAG", "a2q")]
+    a2q = {row["method"]: row for row in r["rows"]}["a2q"]
+    assert a2q["folds"] == 10 and sum(a2q["pool_bits"].values()) == 10 * 3 * 32
+    md = (tmp_path / "train.md").read_text()
+    assert "## Node level" in md and "| Cora | GCN | fp32 | 1 | 2 | no |" in md
+    assert "## Graph level" in md and "| MUTAG | a2q | 10 | 2 | no |" in md
