@@ -35,7 +35,7 @@ demo: system-packages $(STAMP)
 	$(BIN)/a2q flow --dataset Cora --model gcn --seed $(SEED) --out runs/flow-cora-gcn
 
 test: system-packages $(STAMP)
-	$(BIN)/python -m pytest -n 2 --dist loadgroup -q -m "not regress" tests
+	$(BIN)/python -m pytest -n 2 --dist loadgroup -q --durations=25 -m "not regress" tests
 
 # The regression: 2000 random cases per (unit, signedness, simulator) and 84 random graphs and
 # models per simulator through the whole layer engine, then the long cases make test leaves
