@@ -15,6 +15,10 @@ import numpy as np
 from .annotated_graph import EPS_FRAC, NORM_FRAC
 from .fixed_point import fixed, fixed_common
 
+#: fraction bits, below the output step's units' own, of a graph-level layer's output before
+#: its one rounding (``pool_align``)
+ALIGN_BITS = 16
+
 
 def _fx(field: str, to_fixed, x):
     """``to_fixed(x)``; a value fixed point cannot hold is refused naming the export field."""
@@ -96,9 +100,10 @@ def derive_graph_constants(layers: list[dict], readout: list[dict], arrays: dict
     Per layer l: the operand's per-column scale (``op_scale_m``, shift ``op_scale_sh``; 1 for
     the raw input), each pool entry's step and its inverse (``pool_scale_*``,
     ``pool_inv_*``), the pool's thresholds in the aggregation's units, and the output's scale
-    and bias with batch normalisation folded in (``out_scale_m``, ``bias_fx``, in units of the
-    output step). The writer has already folded the sign of ``bn_scale`` into ``weight`` (and
-    zeroed the columns whose ``bn_scale`` is 0). Per readout head h: the pooled tensor's
+    and bias with batch normalisation folded in (``out_scale_m`` with a shift per column,
+    ``out_scale_sh``; ``bias_fx``, in units of the output step). The writer has already
+    folded the sign of ``bn_scale`` into ``weight`` (and zeroed the columns whose
+    ``bn_scale`` is 0). Per readout head h: the pooled tensor's
     per-column scale (``in_scale_m``, shift ``in_scale_sh``) and the head's scale to
     2^-logit_frac per class (``scale_m``, ``scale_sh``); the heads' biases sum into
     ``readout.bias_fx``.
@@ -108,8 +113,12 @@ def derive_graph_constants(layers: list[dict], readout: list[dict], arrays: dict
         op_step = arrays[p + "operand_step"] if l > 1 else np.ones(L["in_dim"])
         arrays[p + "op_scale_m"], L["op_scale_sh"] = _fx(p + "op_scale_m", fixed_common, op_step)
         step, bits = arrays[p + "pool_step"], arrays[p + "pool_bits"].astype(np.int64)
-        arrays[p + "pool_scale_m"], arrays[p + "pool_scale_sh"] = _fx(
-            p + "pool_scale_m", fixed, step)
+        # step as m / 2^sh; the product with it is brought to ALIGN_BITS fraction bits
+        # (beyond the output's own) by a shift of sh - ALIGN_BITS: a tiny step's sh (33 for
+        # a step of 5e-6) would otherwise take the bias past 2^62 when aligned to the product
+        scale_m, scale_sh = _fx(p + "pool_scale_m", fixed, step)
+        arrays[p + "pool_scale_m"] = scale_m
+        arrays[p + "pool_align"] = scale_sh - ALIGN_BITS
         # 1 / step as m * 2^-e with e of either sign (a pool entry's step can be far below
         # 2^-15: the entry that the nodes whose features are all 0 take); stored with the
         # aggregation's own shift added, as the one right shift the requantization makes
@@ -130,12 +139,15 @@ def derive_graph_constants(layers: list[dict], readout: list[dict], arrays: dict
         if not live.any():
             raise ValueError(f"field {p + 'bn_scale'!r}: every column's batch-norm scale is 0")
         scale = np.where(live, scale, scale[live].max())  # a dead column's weights are 0
+        # each column its own shift: batch normalisation's scales and the weight steps
+        # spread a layer's output scales over more than a 16-bit mantissa covers (5 decades
+        # in a trained PROTEINS model's third layer)
         out_step = arrays[p + "output_step"]
-        arrays[p + "out_scale_m"], L["out_scale_sh"] = _fx(
-            p + "out_scale_m", fixed_common, scale * arrays[p + "weight_step"] / out_step)
+        arrays[p + "out_scale_m"], arrays[p + "out_scale_sh"] = _fx(
+            p + "out_scale_m", fixed, scale * arrays[p + "weight_step"] / out_step)
         folded_bias = arrays[p + "bn_scale"] * arrays[p + "bias"] + arrays[p + "bn_shift"]
         arrays[p + "bias_fx"] = np.floor(
-            np.ldexp(folded_bias / out_step, L["out_scale_sh"]) + 0.5).astype(np.int64)
+            np.ldexp(folded_bias / out_step, arrays[p + "out_scale_sh"]) + 0.5).astype(np.int64)
     bias = 0.0
     for h, R in enumerate(readout):
         p = f"readout{h}."

@@ -92,6 +92,9 @@ def run_graph_golden(graph: str | os.PathLike, out: str | os.PathLike) -> dict:
                                zip(*np.unique(all_bits, return_counts=True))},
             "pool_entries_used": {layer: int(np.unique(k).size)
                                   for layer, k in res.selections.items()},
+            "selection_agreement": {
+                layer: round(float((k == g[f"{layer}.reference_selection"]).mean()), 6)
+                for layer, k in res.selections.items()},
             "seconds": round(seconds, 4),
         }
         (tmp / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")

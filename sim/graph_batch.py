@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .export_constants import ALIGN_BITS
 from .annotated_graph import (
     EPS_FRAC,
     GRAPH_BATCH_FORMAT,
@@ -86,10 +87,12 @@ def expected_tensors(m: dict) -> dict[str, tuple[str, tuple]]:
             p + "bias": ("float64", (fo,)), p + "bn_scale": ("float64", (fo,)),
             p + "bn_shift": ("float64", (fo,)), p + "output_step": ("float64", (fo,)),
             p + "op_scale_m": ("int64", (fi,)), p + "out_scale_m": ("int64", (fo,)),
+            p + "out_scale_sh": ("int64", (fo,)),
             p + "bias_fx": ("int64", (fo,)),
             p + "pool_step": ("float64", (k,)), p + "pool_bits": ("uint8", (k,)),
             p + "pool_threshold": ("int64", (k - 1,)),
-            p + "pool_scale_m": ("int64", (k,)), p + "pool_scale_sh": ("int64", (k,)),
+            p + "reference_selection": ("int64", (n,)),
+            p + "pool_scale_m": ("int64", (k,)), p + "pool_align": ("int64", (k,)),
             p + "pool_inv_m": ("int64", (k,)), p + "pool_inv_sh": ("int64", (k,)),
         })
         if l > 1:
@@ -143,8 +146,7 @@ def _check_manifest(m: dict, path: Path) -> None:
                    prefix=at)
         _int_field(L, "output_bits", path, 1, 8, where=L, prefix=at)
         _int_field(L, "eps_fx", path, 0, 1 << 20, where=L, prefix=at)
-        for k in ("op_scale_sh", "out_scale_sh"):
-            _int_field(L, k, path, 0, 62, where=L, prefix=at)
+        _int_field(L, "op_scale_sh", path, 0, 62, where=L, prefix=at)
         if l > 1 and L["in_dim"] != layers[l - 2]["out_dim"]:
             _fail(path, at + "in_dim", "does not match the previous out_dim")
         if l > 1 and L["operand_bits"] != layers[l - 2]["output_bits"]:
@@ -203,6 +205,12 @@ def _check_values(g: GraphBatchExport) -> None:
         bits = a[p + "pool_bits"]
         if np.any((bits < 1) | (bits > 8)):
             bad(p + "pool_bits", "bits outside 1..8")
+        chosen = a[p + "reference_selection"]
+        if np.any((chosen < 0) | (chosen >= bits.size)):
+            bad(p + "reference_selection", f"entry outside 0..{bits.size - 1}")
+        align = a[p + "pool_align"]
+        if np.any((align < -ALIGN_BITS) | (align > 62)):
+            bad(p + "pool_align", f"outside -{ALIGN_BITS}..62")
         t = a[p + "pool_threshold"]
         if np.any(np.diff(t) < 0):
             bad(p + "pool_threshold", "the pool is not sorted: its thresholds decrease")

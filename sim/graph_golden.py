@@ -10,8 +10,9 @@ Layer l, node i, column c (P: the operand codes, ``x`` for layer 1):
     X = clamp(rshift_round(V * pool_inv_m[k], pool_inv_sh[k]), 0, 2^pool_bits[k] - 1)
                                                               the node's codes
     A = X @ weight                                            combination, exact
-    U = A * pool_scale_m[k] * out_scale_m[c] + (bias_fx[c] << pool_scale_sh[k])
-    O = clamp(rshift_round(U, pool_scale_sh[k] + out_scale_sh), 0, 2^output_bits - 1)
+    T = A * pool_scale_m[k] * out_scale_m[c]
+    U = align(T, pool_align[k]) + (bias_fx[c] << 16)       align: rshift_round, or << if < 0
+    O = clamp(rshift_round(U, 16 + out_scale_sh[c]), 0, 2^output_bits - 1)
 
 O is batch normalisation, ReLU and the output quantizer at once: the next layer's operand and
 what the readout pools. The selection compares integers only: the pool's ranges q_k = step_k
@@ -36,6 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .annotated_graph import GraphFormatError
+from .export_constants import ALIGN_BITS
 from .fixed_point import clamp, rshift_round
 from .golden import INT64_LIMIT, _amax, _max_degree, exact_matmul, neighbour_sum
 from .graph_batch import GraphBatchExport
@@ -100,13 +102,17 @@ def run_graph_batch(g: GraphBatchExport) -> GraphGoldenResult:
         W = a[p + "weight"]
         _fits(g, at, "combination X @ W", p + "weight", _amax(X) * _amax(W) * L["in_dim"])
         A = exact_matmul(X, W)
-        s_m, s_sh = a[p + "pool_scale_m"][k], a[p + "pool_scale_sh"][k]
-        _fits(g, at, "output A * pool_scale * out_scale + (bias << sh)", p + "bias_fx",
+        s_m, al = a[p + "pool_scale_m"][k], a[p + "pool_align"][k]
+        _fits(g, at, "output product A * pool_scale * out_scale", p + "out_scale_m",
               _amax(A) * _amax(a[p + "pool_scale_m"]) * _amax(a[p + "out_scale_m"])
-              + (_amax(a[p + "bias_fx"]) << int(a[p + "pool_scale_sh"].max())))
-        U = A * s_m[:, None] * a[p + "out_scale_m"][None, :] + (
-            a[p + "bias_fx"][None, :] << s_sh[:, None])
-        O = clamp(rshift_round(U, s_sh[:, None] + L["out_scale_sh"]), 0,
+              << max(0, -int(a[p + "pool_align"].min())))
+        T = A * s_m[:, None] * a[p + "out_scale_m"][None, :]
+        T = np.where(al[:, None] >= 0, rshift_round(T, np.maximum(al, 0)[:, None]),
+                     T << np.maximum(-al, 0)[:, None])
+        _fits(g, at, "output T + (bias << 16)", p + "bias_fx",
+              _amax(T) + (_amax(a[p + "bias_fx"]) << ALIGN_BITS))
+        U = T + (a[p + "bias_fx"][None, :] << ALIGN_BITS)
+        O = clamp(rshift_round(U, ALIGN_BITS + a[p + "out_scale_sh"][None, :]), 0,
                   (1 << L["output_bits"]) - 1)
         selections[f"layer{l}"] = k
         outs.update({p + "aggregation": S, p + "input": X, p + "combination": A,

@@ -5,7 +5,8 @@ and one of that fold's splits (its test graphs by default: graphs the model neve
 writes the integers the golden model and the hardware need: per layer the Nearest-Neighbor
 pool sorted by range, the weights with batch normalisation's sign folded in, the output step;
 the readout heads; the graphs stacked in CSR with their boundaries; and the torch model's own
-predictions (``reference_pred``), so that the golden model is compared without torch.
+predictions (``reference_pred``) and pool choices (``layer{l}.reference_selection``), so that
+the golden model is compared without torch.
 """
 
 from __future__ import annotations
@@ -47,6 +48,19 @@ def _pool(q) -> tuple[np.ndarray, np.ndarray]:
     return step[order], bits[order].astype(np.uint8)
 
 
+def _selection_in_sorted_pool(q, index, step: np.ndarray, bits: np.ndarray,
+                              n: int) -> np.ndarray:
+    """Each node's entry of the exported (sorted) pool that torch's quantizer chose: the one
+    of the same range (every node takes the single entry of a uniform quantizer)."""
+    if index is None:
+        return np.zeros(n, dtype=np.int64)
+    own_step = q.step.detach().abs().double().numpy()
+    own_bits = (integer_bits(q.bits, q.min_bits, q.max_bits) - 1).long().numpy()
+    ranges = own_step * ((1 << own_bits) - 1)
+    return np.searchsorted(step * ((1 << bits.astype(np.int64)) - 1),
+                           ranges[index.numpy()]).astype(np.int64)
+
+
 def _column(q, what: str) -> tuple[np.ndarray, int]:
     if not isinstance(q, ColumnQuantizer):
         raise A2QError(f"{what} is not quantized per column; cannot export")
@@ -86,6 +100,10 @@ def build_graph_export(ckpt: dict, *, fold: int = 0, split: str = "test",
         raise A2QError(f"the input needs {input_bits} bits; at most 8 are supported")
     with torch.no_grad():
         reference = model(x, b.edge_index, b.batch, b.num_graphs).argmax(1)
+    # the pool entry torch's quantizer chose for each node, by its place in the sorted pool
+    chosen = [conv.input_quant.last_index if isinstance(conv.input_quant,
+                                                        NearestNeighborQuantizer) else None
+              for conv in model.convs]
 
     n = b.num_nodes
     indptr, indices = _csr(b.edge_index, n, self_loops=False)
@@ -112,6 +130,8 @@ def build_graph_export(ckpt: dict, *, fold: int = 0, split: str = "test",
         arrays[p + "weight_step"], arrays[p + "bias"] = w_step, conv.bias.detach().double().numpy()
         arrays[p + "bn_scale"], arrays[p + "bn_shift"] = bn_scale, bn_shift
         arrays[p + "pool_step"], arrays[p + "pool_bits"] = _pool(conv.input_quant)
+        arrays[p + "reference_selection"] = _selection_in_sorted_pool(
+            conv.input_quant, chosen[l - 1], arrays[p + "pool_step"], arrays[p + "pool_bits"], n)
         arrays[p + "output_step"], out_bits = _column(out_q, f"layer {l}'s output")
         eps_fx = int(np.floor((1.0 + conv.eps.item()) * 2 ** EPS_FRAC + 0.5))
         if eps_fx < 0:

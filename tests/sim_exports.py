@@ -141,6 +141,7 @@ def random_graph_export(rng: np.random.Generator, *, graphs=None, f0=None, hidde
             p + "bn_shift": rng.normal(0, 0.5, hidden),
             p + "output_step": rng.uniform(0.05, 1.0, hidden),
             p + "pool_step": step[by_range], p + "pool_bits": bits[by_range].astype(np.uint8),
+            p + "reference_selection": rng.integers(0, m, n).astype(np.int64),
         })
         if l > 1:
             arrays[p + "operand_step"] = arrays[f"layer{l - 1}.output_step"]

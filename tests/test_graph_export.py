@@ -59,10 +59,11 @@ def reference_logits(m: dict, a: dict, *, by_threshold: bool = False) -> tuple[l
             row = []
             for c in range(L["out_dim"]):
                 A = sum(X[f] * int(a[p + "weight"][f, c]) for f in range(L["in_dim"]))
-                sh = int(a[p + "pool_scale_sh"][k])
-                U = (A * int(a[p + "pool_scale_m"][k]) * int(a[p + "out_scale_m"][c])
-                     + (int(a[p + "bias_fx"][c]) << sh))
-                row.append(min(max(rshift_round(U, sh + L["out_scale_sh"]), 0),
+                T = A * int(a[p + "pool_scale_m"][k]) * int(a[p + "out_scale_m"][c])
+                align = int(a[p + "pool_align"][k])
+                T = rshift_round(T, align) if align >= 0 else T << -align
+                U = T + (int(a[p + "bias_fx"][c]) << 16)
+                row.append(min(max(rshift_round(U, 16 + int(a[p + "out_scale_sh"][c])), 0),
                                (1 << L["output_bits"]) - 1))
             new.append(row)
         O = new
@@ -137,6 +138,8 @@ def test_golden_agrees_with_torch_on_unseen_graphs(mutag_run, tmp_path):
     res = run_graph_batch(g)
     ref = g["reference_pred"]
     assert (res.predictions == ref).mean() >= 0.99
+    for l in range(1, len(g.layers) + 1):  # torch's pool choices, as the export records them
+        assert (res.selections[f"layer{l}"] == g[f"layer{l}.reference_selection"]).mean() >= 0.99
     acc = (res.predictions == g["labels"]).mean()
     assert abs(acc - (ref == g["labels"]).mean()) <= 0.005
     # the graphs are fold 0's test graphs, and the pool entries the integers choose are the
