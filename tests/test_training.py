@@ -34,7 +34,7 @@ def test_node_level_smoke(model, method):
 @pytest.mark.parametrize("method", ["fp32", "uniform", "dq", "a2q"])
 def test_graph_level_smoke(method):
     cfg = default_config("MUTAG", "gin", method, epochs=2, folds=2, seed=0, layers=2)
-    r = train(cfg, progress=False)
+    r = train(cfg, progress=False, workers=1)
     m = r.metrics
     assert len(m["fold_test_acc"]) == 2 and 0 <= m["test_acc"] <= 100
     if method == "a2q":
@@ -65,10 +65,24 @@ def test_same_seed_same_metrics_and_checkpoint_bytes(tmp_path):
     assert c.checkpoint != a.checkpoint
 
 
-def test_graph_level_determinism():
+def test_graph_level_folds_give_the_same_bytes_in_one_process_or_two():
     cfg = default_config("MUTAG", "gin", "a2q", epochs=2, folds=2, seed=4, layers=2)
-    a, b = train(cfg, progress=False), train(cfg, progress=False)
+    a, b = train(cfg, progress=False, workers=1), train(cfg, progress=False, workers=2)
     assert _stable(a.metrics) == _stable(b.metrics) and a.checkpoint == b.checkpoint
+
+
+def test_tuning_keeps_the_configuration_best_on_validation():
+    cfg = default_config("Cora", "gcn", "fp32", epochs=15, seed=0)
+    r = train(cfg, progress=False, tune=True)
+    t = r.metrics["tuning"]
+    assert t["grid"][0] == {"weight_decay": cfg.weight_decay, "dropout": cfg.dropout}
+    assert {"weight_decay": 0.02, "dropout": 0.35} in t["grid"]  # A²Q's own Cora values
+    best = t["val_acc"].index(max(t["val_acc"]))
+    assert t["chosen"] == t["grid"][best]
+    assert r.metrics["config"]["weight_decay"] == t["chosen"]["weight_decay"]
+    g = train(default_config("MUTAG", "gin", "a2q", epochs=2, folds=2, layers=2),
+              progress=False, tune=True, workers=1).metrics["tuning"]
+    assert len(g["chosen_per_fold"]) == 2 and all(c in g["grid"] for c in g["chosen_per_fold"])
 
 
 def test_bits_fall_when_lambda_rises():
