@@ -318,13 +318,7 @@ def _check_values(g: AnnotatedGraph) -> None:
     def bad(name, what):
         _fail(folder / f"{name}.npy", name, what)
 
-    ip, ix = a["indptr"], a["indices"]
-    if ip[0] != 0 or ip[-1] != m["num_edges"]:
-        bad("indptr", f"must start at 0 and end at num_edges ({m['num_edges']})")
-    if np.any(np.diff(ip) < 0):
-        bad("indptr", "is not monotone")
-    if ix.size and (ix.min() < 0 or ix.max() >= n):
-        bad("indices", f"node index out of range 0..{n - 1}")
+    check_csr(folder, a["indptr"], a["indices"], m["num_edges"], n)
     if np.any(a["in_degree"] < 0):
         bad("in_degree", "negative degree")
     if np.any((a["labels"] < 0) | (a["labels"] >= m["num_classes"])):
@@ -457,6 +451,18 @@ def check_common_values(folder: Path, arrays: dict[str, np.ndarray]) -> None:
             bad(name, "per-node mantissa below 2**15 (per-node constants are normalized)")
         if name.endswith("_sh") and np.any((arr < 0) | (arr > 62)):
             bad(name, "fixed-point shift outside 0..62")
+
+
+def check_csr(folder: Path, indptr: np.ndarray, indices: np.ndarray, num_edges: int,
+              num_nodes: int) -> None:
+    """``indptr`` runs monotonically from 0 to ``num_edges``; ``indices`` name nodes."""
+    if indptr[0] != 0 or indptr[-1] != num_edges:
+        _fail(folder / "indptr.npy", "indptr",
+              f"must start at 0 and end at num_edges ({num_edges})")
+    if np.any(np.diff(indptr) < 0):
+        _fail(folder / "indptr.npy", "indptr", "is not monotone")
+    if indices.size and (indices.min() < 0 or indices.max() >= num_nodes):
+        _fail(folder / "indices.npy", "indices", f"node index out of range 0..{num_nodes - 1}")
 
 
 def read_graph(path: str | os.PathLike) -> AnnotatedGraph:

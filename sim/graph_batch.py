@@ -20,7 +20,6 @@ from pathlib import Path
 
 import numpy as np
 
-from .export_constants import ALIGN_BITS
 from .annotated_graph import (
     EPS_FRAC,
     GRAPH_BATCH_FORMAT,
@@ -28,11 +27,13 @@ from .annotated_graph import (
     _fail,
     _int_field,
     check_common_values,
+    check_csr,
     expect_format,
     load_tensors,
     read_manifest,
     write_export,
 )
+from .export_constants import ALIGN_BITS
 
 FORMAT = GRAPH_BATCH_FORMAT
 VERSION = 1
@@ -173,12 +174,7 @@ def _check_values(g: GraphBatchExport) -> None:
 
     check_common_values(folder, a)
     ip, ix, gp = a["indptr"], a["indices"], a["graph_ptr"]
-    if ip[0] != 0 or ip[-1] != m["num_edges"]:
-        bad("indptr", f"must start at 0 and end at num_edges ({m['num_edges']})")
-    if np.any(np.diff(ip) < 0):
-        bad("indptr", "is not monotone")
-    if ix.size and (ix.min() < 0 or ix.max() >= n):
-        bad("indices", f"node index out of range 0..{n - 1}")
+    check_csr(folder, ip, ix, m["num_edges"], n)
     if gp[0] != 0 or gp[-1] != n:
         bad("graph_ptr", f"graph boundaries must start at 0 and end at num_nodes ({n}), got "
                          f"{int(gp[0])} .. {int(gp[-1])}")

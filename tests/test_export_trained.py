@@ -14,7 +14,6 @@ from a2q.sw.export import export_run
 from a2q.sw.run_folder import write_run
 from a2q.sw.train import train
 
-
 #: each case's options: Cora GCN and GIN with their defaults (per-node operand bits; GIN as
 #: GIN-0, combine-first), GCN with the paper's per-column operand, GIN in the paper's order
 CASES = {"gcn": {}, "gcn-column": {"operand": "column"}, "gin": {},
