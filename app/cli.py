@@ -22,6 +22,8 @@ RTL_UNIT_OPTIONS = {
     "aggregation": {"lanes", "max_bits", "columns", "max_nodes", "max_edges", "acc_width",
                     "signed_input", "no_lint"},
     "selection": {"lanes", "value_bits", "pool_size", "no_lint"},
+    "readout": {"lanes", "in_dim", "classes", "code_bits", "weight_bits", "max_graph_nodes",
+                "no_lint"},
 }
 SIM_UNIT_OPTIONS = {
     "combination": {"x", "bits", "w", "signed", "simulator", "lanes", "max_bits",
@@ -310,7 +312,9 @@ def _cmd_rtl(args) -> int:
     defaults = {"combination": {"in_features": 16, "lanes": DEFAULT_LANES, "max_bits": 8},
                 "aggregation": {"columns": 16, "lanes": DEFAULT_LANES, "max_nodes": 4096,
                                 "max_edges": 16384, "max_bits": 8},
-                "selection": {"lanes": DEFAULT_LANES, "value_bits": 48, "pool_size": 32}}
+                "selection": {"lanes": DEFAULT_LANES, "value_bits": 48, "pool_size": 32},
+                "readout": {"lanes": DEFAULT_LANES, "in_dim": 32, "classes": 2, "code_bits": 4,
+                            "weight_bits": 4, "max_graph_nodes": 1024}}
     params = defaults[args.unit] | {
         k: v for k, v in vars(args).items()
         if k in rtl.unit_parameters(args.unit) and v is not None}
@@ -643,7 +647,8 @@ def _add_engine_args(p, baselines) -> None:
 def _add_rtl_parsers(sub, baselines) -> None:
     p = sub.add_parser("rtl", help="write a bit-serial unit's or the layer engine's Verilog, "
                                    "filelist and parameters")
-    p.add_argument("unit", choices=["combination", "aggregation", "selection", "engine"])
+    p.add_argument("unit", choices=["combination", "aggregation", "selection", "readout",
+                                    "engine"])
     p.add_argument("--out", required=True, help="folder to write")
     _add_engine_args(p, baselines)
     p.add_argument("--lanes", type=int, help=f"default {DEFAULT_LANES}")
@@ -655,6 +660,11 @@ def _add_rtl_parsers(sub, baselines) -> None:
                    help="selection: width of a node's values and the thresholds (default 48)")
     p.add_argument("--pool-size", type=int,
                    help="selection: entries of the Nearest-Neighbor pool (default 32)")
+    p.add_argument("--in-dim", type=int, help="readout: codes per node (default 32)")
+    p.add_argument("--classes", type=int, help="readout: classes (default 2)")
+    p.add_argument("--code-bits", type=int, help="readout: unsigned bits of a code (default 4)")
+    p.add_argument("--max-graph-nodes", type=int,
+                   help="readout: nodes of the largest graph (default 1024)")
     p.add_argument("--acc-width", type=int, help="default: the worst case of the parameters")
     p.add_argument("--signed", dest="signed_input", action="store_true",
                    help="two's complement features (default unsigned, as after a ReLU)")

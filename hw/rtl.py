@@ -15,6 +15,7 @@ from a2q.hw.engine.layer_engine import CORE_MODULE, ENGINE_MODULE, LayerEngine
 from a2q.hw.primitives import block_ram, dsp_multiply
 from a2q.hw.units.bit_serial_aggregation import BitSerialAggregation
 from a2q.hw.units.bit_serial_combination import BitSerialCombination
+from a2q.hw.units.graph_readout import GraphReadout
 from a2q.hw.units.nearest_neighbor_selection import NearestNeighborSelection
 
 #: ``a2q rtl`` unit name -> (component class, Verilog module name).
@@ -22,6 +23,7 @@ UNITS = {
     "combination": (BitSerialCombination, "bit_serial_combination"),
     "aggregation": (BitSerialAggregation, "bit_serial_aggregation"),
     "selection": (NearestNeighborSelection, "nearest_neighbor_selection"),
+    "readout": (GraphReadout, "graph_readout"),
 }
 
 #: Verilator configuration for ``verilator --lint-only -Wall`` on Amaranth's Verilog. Each waiver
@@ -47,7 +49,7 @@ lint_off -rule DECLFILENAME -file "{file}"
 """
 LINT_WAIVERS = "".join(
     "".join(line.format(file=f) + "\n" for f in ("*bit_serial_*.v", "*nearest_neighbor_selection.v",
-                                          "*layer_engine.v"))
+                                          "*graph_readout.v", "*layer_engine.v"))
     if "{file}" in line else line + "\n" for line in _LINT_TEMPLATE.splitlines())
 
 
@@ -57,7 +59,8 @@ UNIT_LIMITS = {
     "lanes": (1, 64), "in_features": (1, 8192), "columns": (1, 8192),
     "weight_bits": (2, 16), "max_bits": (1, 16), "max_nodes": (2, 1 << 20),
     "max_edges": (1, 1 << 24), "acc_width": (1, 128), "value_bits": (1, 64),
-    "pool_size": (1, 64),
+    "pool_size": (1, 64), "in_dim": (1, 4096), "classes": (1, 64), "code_bits": (1, 16),
+    "max_graph_nodes": (1, 1 << 20),
 }
 
 

@@ -243,3 +243,12 @@ def selection_cycles(tiles_per_node) -> int:
     at once: one a tile, two more for the last node's comparison and result."""
     tiles = int(np.sum(tiles_per_node))
     return tiles + 2 if tiles else 0
+
+
+def readout_cycles(tiles_per_graph, in_dim: int) -> int:
+    """Cycles of :class:`~a2q.hw.units.graph_readout.GraphReadout` from its first tile taken
+    to its last result taken, tiles offered back to back and results taken at once: per
+    graph its tiles, ``in_dim`` cycles of the head and one to scale, and one more to take the
+    last result."""
+    tiles = np.asarray(tiles_per_graph, dtype=np.int64)
+    return int(tiles.sum() + tiles.size * (in_dim + 1) + 1) if tiles.size else 0

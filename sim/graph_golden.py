@@ -63,6 +63,14 @@ def nearest_entry(max_value: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
     return np.searchsorted(thresholds, max_value, side="left").astype(np.int64)
 
 
+def head_terms(pooled: np.ndarray, in_scale_m: np.ndarray, weight: np.ndarray,
+               scale_m: np.ndarray, scale_sh: np.ndarray) -> np.ndarray:
+    """One readout head's terms of each graph: ``rshift_round(((pooled * in_scale_m) @
+    weight) * scale_m, scale_sh)`` (int64 [G, C]; the caller bounds it)."""
+    H = exact_matmul(pooled * in_scale_m[None, :], weight)
+    return rshift_round(H * scale_m[None, :], scale_sh[None, :])
+
+
 def _fits(g: GraphBatchExport, where: str, stage: str, field: str, bound: int) -> None:
     if bound >= INT64_LIMIT:
         raise GraphFormatError(
@@ -124,9 +132,11 @@ def run_graph_batch(g: GraphBatchExport) -> GraphGoldenResult:
         p, at = f"readout{h}.", f"readout head {h}"
         _fits(g, at, "head product", p + "weight",
               _amax(P) * _amax(a[p + "in_scale_m"]) * _amax(a[p + "weight"]) * P.shape[1])
-        H = exact_matmul(P * a[p + "in_scale_m"][None, :], a[p + "weight"])
-        _fits(g, at, "head scale H * scale", p + "scale_m", _amax(H) * _amax(a[p + "scale_m"]))
-        term = rshift_round(H * a[p + "scale_m"][None, :], a[p + "scale_sh"][None, :])
+        _fits(g, at, "head scale H * scale", p + "scale_m",
+              _amax(P) * _amax(a[p + "in_scale_m"]) * _amax(a[p + "weight"]) * P.shape[1]
+              * _amax(a[p + "scale_m"]))
+        term = head_terms(P, a[p + "in_scale_m"], a[p + "weight"], a[p + "scale_m"],
+                          a[p + "scale_sh"])
         bound += _amax(term)
         _fits(g, at, "logit sum", "readout.bias_fx", bound)
         logits = logits + term

@@ -26,6 +26,7 @@ from .toolchain import SIMULATORS, ToolchainError, check_fst_waves, simulator_en
 TESTBENCHES = {"combination": "a2q.sim.testbench.combination",
                "aggregation": "a2q.sim.testbench.aggregation",
                "selection": "a2q.sim.testbench.selection",
+               "readout": "a2q.sim.testbench.readout",
                "engine": "a2q.sim.testbench.engine"}
 TIMESCALE = ("1ns", "1ps")
 
