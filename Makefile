@@ -57,7 +57,8 @@ regress: system-packages $(STAMP)
 		--junitxml build/regress/fuzz.junit.xml
 
 bench: system-packages $(STAMP)
-	$(BIN)/a2q bench train --out bench
+	$(BIN)/a2q bench train --tune --out bench
+	$(BIN)/a2q bench train --datasets MUTAG PROTEINS IMDB-BINARY NCI1 --models gin --seeds 0 --out bench
 	$(BIN)/a2q bench golden --out bench
 	$(BIN)/a2q bench rtl --out bench
 	$(BIN)/a2q bench engine --out bench

@@ -85,6 +85,7 @@ def test_sim_engine_on_icarus_with_waves(export, tmp_path, monkeypatch):
     assert (out / "waves.vcd").read_text()[:200].lstrip().startswith("$")  # a VCD header
 
 
+@pytest.mark.regress  # a long case: make regress
 def test_sim_engine_on_verilator_through_the_load_port_with_fst(export, tmp_path, build_dir):
     out = tmp_path / "sim"
     assert main(["sim", "engine", "--graph", str(export), "--lanes", "4", "--load-port",

@@ -45,6 +45,7 @@ def _args(out, build_dir, *extra):
             "--build-dir", str(build_dir), *extra]
 
 
+@pytest.mark.regress  # a long case: make regress
 def test_a_failing_stage_then_resume_writes_the_report(tmp_path, build_dir, small_export,
                                                        monkeypatch, capsys):
     out = tmp_path / "flow"

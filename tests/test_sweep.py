@@ -215,6 +215,7 @@ def _wait_for(predicate, seconds=120, what=""):
     raise AssertionError(f"timed out waiting for {what}")
 
 
+@pytest.mark.regress  # a long case: make regress
 @ON_ONE_XDIST_WORKER
 def test_a_worker_killed_mid_stage_loses_nothing(reference, graph, cluster, tmp_path):
     address, pids = cluster
@@ -242,6 +243,7 @@ def test_a_worker_killed_mid_stage_loses_nothing(reference, graph, cluster, tmp_
     assert all((p / "stage.json").exists() for p in stages.iterdir())
 
 
+@pytest.mark.regress  # a long case: make regress
 @ON_ONE_XDIST_WORKER
 def test_an_interrupted_sweep_resumes_without_rerunning_a_finished_point(reference, graph,
                                                                          cluster, tmp_path):

@@ -85,6 +85,7 @@ def test_tuning_keeps_the_configuration_best_on_validation():
     assert len(g["chosen_per_fold"]) == 2 and all(c in g["grid"] for c in g["chosen_per_fold"])
 
 
+@pytest.mark.regress  # a long case: make regress
 def test_bits_fall_when_lambda_rises():
     bits = []
     for lam in (0.0, 2.5, 50.0):
@@ -101,6 +102,7 @@ def test_checkpoint_round_trip(tmp_path):
     assert ev["avg_feature_bits"] == r.metrics["avg_feature_bits"]
 
 
+@pytest.mark.regress  # a long case: make regress
 def test_gcn_cora_full_run_learns_more_bits_for_higher_in_degree():
     """The paper's observation and operating point on the default job (200 epochs, seed 0)."""
     r = train(default_config("Cora", "gcn", "a2q", seed=0), progress=False)
