@@ -150,11 +150,21 @@ def _merged(path: Path, result: dict) -> dict:
         old_rows, old_runs = list(old["rows"]), list(old["runs"])
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise A2QError(f"{path}: cannot merge into it ({exc}); move it aside") from None
-    mine = {(r["dataset"], r["model"]) for r in result["rows"]}
-    kept = [dict({"epochs": old.get("epochs"), "tuned": False}, **r) for r in old_rows
-            if (r["dataset"], r["model"]) not in mine]
-    runs = [r for r in old_runs if (r["dataset"], r["model"]) not in mine]
-    return dict(result, rows=kept + result["rows"], runs=runs + result["runs"])
+    def key(r):
+        return r["dataset"], r["model"]
+
+    mine = {}
+    for r in result["rows"]:
+        mine.setdefault(key(r), []).append(r)
+    rows = []  # the earlier order, this run's rows in place of the ones they measure again
+    for r in old_rows:
+        if key(r) not in mine:
+            rows.append(dict({"epochs": old.get("epochs"), "tuned": False}, **r))
+        elif not any(key(x) == key(r) for x in rows):
+            rows += mine[key(r)]
+    rows += [r for k, rs in mine.items() if not any(key(x) == k for x in rows) for r in rs]
+    runs = [r for r in old_runs if key(r) not in mine]
+    return dict(result, rows=rows, runs=runs + result["runs"])
 
 
 def markdown(result: dict) -> str:
