@@ -431,8 +431,19 @@ def test_an_interrupt_while_importing_is_one_line(tmp_path):
     reaches the forked child before it (a loaded machine can take that long) goes to the
     parent's handler copied into it and is lost with the exec."""
     entry = "import sys; from a2q.app.entry import main; sys.exit(main())"
+    # the child starts as a terminal starts a command: SIGINT at its default and unblocked,
+    # whatever the test runner's worker process has inherited or set (an xdist worker of the
+    # whole suite handed this child an ignored or blocked SIGINT; SigIgn/SigBlk below)
+    status = {k: v.strip() for k, _, v in (line.partition(":") for line in
+              Path("/proc/self/status").read_text().splitlines()) if k in ("SigIgn", "SigBlk")}
+
+    def as_from_a_terminal():
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
     p = subprocess.Popen([sys.executable, "-c", entry, "train", "--epochs", "1", "--no-progress",
-                          "--out", str(tmp_path / "out")], stderr=subprocess.PIPE, text=True)
+                          "--out", str(tmp_path / "out")], stderr=subprocess.PIPE, text=True,
+                         preexec_fn=as_from_a_terminal)
     cmdline = Path(f"/proc/{p.pid}/cmdline")
     deadline = time.monotonic() + 30
     while b"a2q.app.entry" not in cmdline.read_bytes() and time.monotonic() < deadline:
@@ -440,5 +451,5 @@ def test_an_interrupt_while_importing_is_one_line(tmp_path):
     time.sleep(0.3)
     p.send_signal(signal.SIGINT)
     _, err = p.communicate(timeout=60)
-    assert p.returncode == 130 and err == "a2q: interrupted\n", err
+    assert p.returncode == 130 and err == "a2q: interrupted\n", (err, status)
     assert list(tmp_path.iterdir()) == []
