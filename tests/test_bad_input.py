@@ -427,9 +427,8 @@ def test_sim_refuses_an_option_its_form_does_not_read(tmp_path, capsys):
 
 def test_an_interrupt_while_importing_is_one_line(tmp_path):
     """Ctrl-C 0.3 s after the command starts, while PyTorch loads (a second or more): one
-    line, status 130, nothing written. The 0.3 s count from the child's exec: a signal that
-    reaches the forked child before it (a loaded machine can take that long) goes to the
-    parent's handler copied into it and is lost with the exec."""
+    line, status 130, nothing written. The 0.3 s count from the child's exec: before it, a
+    signal would meet the test runner's handler copied into the forked child, not a2q's."""
     entry = "import sys; from a2q.app.entry import main; sys.exit(main())"
     # the child starts as a terminal starts a command: SIGINT at its default and unblocked,
     # whatever the test runner's worker process has inherited or set (an xdist worker of the
