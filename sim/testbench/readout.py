@@ -19,6 +19,7 @@ from a2q.sim.testbench.streams import (
     StreamSource,
     check_cases,
     pack_fields,
+    stream_through,
     unpack_signed,
 )
 
@@ -73,17 +74,8 @@ async def run_case(dut, unit, case):
     source = StreamSource(dut, "codes")
     source.feed(stream_words)
     sink = StreamSink(dut, "result")
-    graphs = len(gp) - 1
-    cycle, first, last = 0, None, None
-    while len(sink.words) < graphs:
-        if sink.step():
-            last = cycle
-        if source.step():
-            first = cycle if first is None else first
-        await FallingEdge(dut.clk)
-        cycle += 1
-    source.idle()
-    return unpack_signed(sink.words, width=unit.term_bits, count=C), last - first + 1
+    cycles = await stream_through(dut, source, sink, len(gp) - 1)
+    return unpack_signed(sink.words, width=unit.term_bits, count=C), cycles
 
 
 @cocotb.test()

@@ -13,7 +13,13 @@ from amaranth import Shape
 from cocotb.triggers import FallingEdge
 
 from a2q.sim.graph_golden import nearest_entry
-from a2q.sim.testbench.streams import StreamSink, StreamSource, check_cases, pack_fields
+from a2q.sim.testbench.streams import (
+    StreamSink,
+    StreamSource,
+    check_cases,
+    pack_fields,
+    stream_through,
+)
 
 
 def expected(case) -> np.ndarray:
@@ -43,21 +49,13 @@ async def run_case(dut, unit, case):
                  for row, last in zip(case["values"], case["last"])])
     sink = StreamSink(dut, "result")
     nodes = int(case["last"].sum())
-    cycle, first, last = 0, None, None
-    while len(sink.words) < nodes:
-        if sink.step():
-            last = cycle
-        if values.step():
-            first = cycle if first is None else first
-        await FallingEdge(dut.clk)
-        cycle += 1
-    values.idle()
+    cycles = await stream_through(dut, values, sink, nodes)
     entry, top = result_layout["entry"], result_layout["max"]
     entry_width = Shape.cast(entry.shape).width
     y = np.array([[(w >> entry.offset) & ((1 << entry_width) - 1),
                    (w >> top.offset) & ((1 << unit.value_bits) - 1)] for w in sink.words],
                  dtype=np.int64).reshape(nodes, 2)
-    return y, last - first + 1
+    return y, cycles
 
 
 @cocotb.test()

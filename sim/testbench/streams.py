@@ -70,6 +70,21 @@ class StreamSink:
         return False
 
 
+async def stream_through(dut, source: StreamSource, sink: StreamSink, results: int) -> int:
+    """Offer ``source``'s words and take ``sink``'s until ``results`` have arrived; the cycles
+    from the first word taken to the last result taken."""
+    cycle, first, last = 0, None, None
+    while len(sink.words) < results:
+        if sink.step():
+            last = cycle
+        if source.step():
+            first = cycle if first is None else first
+        await FallingEdge(dut.clk)
+        cycle += 1
+    source.idle()
+    return last - first + 1
+
+
 async def start_clock_and_reset(dut, *, reset_cycles: int = 4) -> None:
     """``rst`` high, then a 10 ns clock on ``clk`` for ``reset_cycles``; returns at a falling
     edge with ``rst`` low. Reset is raised a nanosecond before the clock starts so that every
