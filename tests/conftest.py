@@ -25,3 +25,12 @@ def trained(tmp_path_factory):
     run = write_run(train(default_config("Cora", "gcn", "a2q", epochs=1), progress=False),
                     tmp_path_factory.mktemp("trained") / "run")
     return torch.load(run / "checkpoint.pt", weights_only=True)
+
+
+@pytest.fixture(scope="session")
+def build_root(tmp_path_factory):
+    """The folder of the simulator models the RTL tests build: the parent of an xdist
+    worker's base temp, shared by all workers of the run, so each model is built once."""
+    root = tmp_path_factory.getbasetemp().parent / "rtl-models"
+    root.mkdir(exist_ok=True)
+    return root

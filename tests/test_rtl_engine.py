@@ -30,13 +30,6 @@ SUITES = int(os.environ.get("A2Q_ENGINE_SUITES", "1"))
 GRAPHS = int(os.environ.get("A2Q_ENGINE_GRAPHS", "3"))
 
 
-@pytest.fixture(scope="session")
-def build_root(tmp_path_factory):
-    root = tmp_path_factory.getbasetemp().parent / "rtl-models"
-    root.mkdir(exist_ok=True)
-    return root
-
-
 @pytest.mark.parametrize("simulator", ["icarus", "verilator"])
 @pytest.mark.parametrize("suite", range(SUITES))
 @pytest.mark.parametrize("model, a2q", [("gcn", False), ("gcn", True), ("gin", False),

@@ -14,13 +14,6 @@ PARAMS = {"lanes": 4, "in_dim": 6, "classes": 3, "code_bits": 4, "weight_bits": 
           "max_graph_nodes": 12}
 
 
-@pytest.fixture(scope="session")
-def build_root(tmp_path_factory):
-    root = tmp_path_factory.getbasetemp().parent / "rtl-models"
-    root.mkdir(exist_ok=True)
-    return root
-
-
 def random_case(rng, p) -> dict:
     sizes = rng.integers(1, p["max_graph_nodes"] + 1, int(rng.integers(1, 5)))
     n, D, C = int(sizes.sum()), p["in_dim"], p["classes"]

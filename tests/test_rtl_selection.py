@@ -13,13 +13,6 @@ from a2q.sim.toolchain import lint
 PARAMS = {"lanes": 4, "value_bits": 40, "pool_size": 8}
 
 
-@pytest.fixture(scope="session")
-def build_root(tmp_path_factory):
-    root = tmp_path_factory.getbasetemp().parent / "rtl-models"
-    root.mkdir(exist_ok=True)
-    return root
-
-
 def random_case(rng, p) -> dict:
     """Nodes of 1..3 tiles; values of every magnitude; sorted thresholds, some repeated, and
     some nodes' maxima exactly on a threshold (a tie takes the lower entry)."""

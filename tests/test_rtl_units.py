@@ -23,14 +23,6 @@ RANDOM_CASES = int(os.environ.get("A2Q_RTL_CASES", "100"))
 UNITS = {"combination": rtl_cases.COMBINATION, "aggregation": rtl_cases.AGGREGATION}
 
 
-@pytest.fixture(scope="session")
-def build_root(tmp_path_factory):
-    # The parent of an xdist worker's base temp is shared by all workers of the run.
-    root = tmp_path_factory.getbasetemp().parent / "rtl-models"
-    root.mkdir(exist_ok=True)
-    return root
-
-
 def predicted(kind, case, params):
     if kind == "combination":
         return combination_cycles(case["bits"], in_features=params["in_features"],
