@@ -434,8 +434,8 @@ def load_tensors(folder: Path, mpath: Path, manifest: dict,
 
 def check_common_values(folder: Path, arrays: dict[str, np.ndarray]) -> None:
     """The checks every array of both export formats takes by its name: finite floats,
-    positive steps, mantissas in 1..2^16 (per-node ones normalized, at least 2^15) and
-    shifts in 0..62."""
+    positive steps, mantissas in 1..2^16 (per-node ones normalized, at least 2^15; a pool
+    entry's step, whose shift is capped, 0..2^16) and shifts in 0..62."""
     def bad(name, what):
         _fail(folder / f"{name}.npy", name, what)
 
@@ -444,10 +444,11 @@ def check_common_values(folder: Path, arrays: dict[str, np.ndarray]) -> None:
             bad(name, "NaN or infinite value")
         if name.endswith(("_step",)) and np.any(arr <= 0):
             bad(name, "step must be positive")
-        if name.endswith("_m") and np.any((arr < 1) | (arr > (1 << 16))):
-            bad(name, "fixed-point mantissa outside 1..2**16")
+        capped = name.endswith("pool_scale_m")
+        if name.endswith("_m") and np.any((arr < int(not capped)) | (arr > (1 << 16))):
+            bad(name, f"fixed-point mantissa outside {int(not capped)}..2**16")
         if name.split(".")[-1].startswith(("node_", "pool_")) and name.endswith("_m") and \
-                np.any(arr < (1 << 15)):  # fixed() normalizes them; the engine relies on it
+                not capped and np.any(arr < (1 << 15)):  # fixed() normalizes them; the engine relies on it
             bad(name, "per-node mantissa below 2**15 (per-node constants are normalized)")
         if name.endswith("_sh") and np.any((arr < 0) | (arr > 62)):
             bad(name, "fixed-point shift outside 0..62")

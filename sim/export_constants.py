@@ -15,9 +15,9 @@ import numpy as np
 from .annotated_graph import EPS_FRAC, NORM_FRAC
 from .fixed_point import fixed, fixed_common
 
-#: fraction bits, below the output step's units' own, of a graph-level layer's output before
-#: its one rounding (``pool_align``)
-ALIGN_BITS = 16
+#: the largest magnitude, 2^PRODUCT_BITS, of a graph-level layer's output before its rounding:
+#: a step's shift is capped so that the bias aligned to it stays below it
+PRODUCT_BITS = 61
 
 
 def _fx(field: str, to_fixed, x):
@@ -113,12 +113,6 @@ def derive_graph_constants(layers: list[dict], readout: list[dict], arrays: dict
         op_step = arrays[p + "operand_step"] if l > 1 else np.ones(L["in_dim"])
         arrays[p + "op_scale_m"], L["op_scale_sh"] = _fx(p + "op_scale_m", fixed_common, op_step)
         step, bits = arrays[p + "pool_step"], arrays[p + "pool_bits"].astype(np.int64)
-        # step as m / 2^sh; the product with it is brought to ALIGN_BITS fraction bits
-        # (beyond the output's own) by a shift of sh - ALIGN_BITS: a tiny step's sh (33 for
-        # a step of 5e-6) would otherwise take the bias past 2^62 when aligned to the product
-        scale_m, scale_sh = _fx(p + "pool_scale_m", fixed, step)
-        arrays[p + "pool_scale_m"] = scale_m
-        arrays[p + "pool_align"] = scale_sh - ALIGN_BITS
         # 1 / step as m * 2^-e with e of either sign (a pool entry's step can be far below
         # 2^-15: the entry that the nodes whose features are all 0 take); stored with the
         # aggregation's own shift added, as the one right shift the requantization makes
@@ -148,6 +142,14 @@ def derive_graph_constants(layers: list[dict], readout: list[dict], arrays: dict
         folded_bias = arrays[p + "bn_scale"] * arrays[p + "bias"] + arrays[p + "bn_shift"]
         arrays[p + "bias_fx"] = np.floor(
             np.ldexp(folded_bias / out_step, arrays[p + "out_scale_sh"]) + 0.5).astype(np.int64)
+        # each entry's step as m / 2^sh, the product A * out_scale_m * m taking the bias as
+        # bias_fx << sh: sh is capped where that would pass 2^PRODUCT_BITS (a step of 5e-6
+        # has sh 33), the mantissa then rounded at 2^-cap
+        cap = max(0, PRODUCT_BITS - int(np.abs(arrays[p + "bias_fx"]).max()).bit_length())
+        _, scale_sh = _fx(p + "pool_scale_m", fixed, step)
+        scale_sh = np.minimum(scale_sh, cap)
+        arrays[p + "pool_scale_m"] = np.floor(np.ldexp(step, scale_sh) + 0.5).astype(np.int64)
+        arrays[p + "pool_scale_sh"] = scale_sh.astype(np.int64)
     bias = 0.0
     for h, R in enumerate(readout):
         p = f"readout{h}."

@@ -38,6 +38,8 @@ from .annotated_graph import AnnotatedGraph, GraphFormatError
 from .fixed_point import clamp, rshift_round
 
 INT64_LIMIT = 1 << 62
+#: the bound of a value the engine multiplies a second time (its 49-bit signed operand)
+NARROW_LIMIT = 1 << 48
 
 
 @dataclass

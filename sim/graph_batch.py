@@ -33,7 +33,7 @@ from .annotated_graph import (
     read_manifest,
     write_export,
 )
-from .export_constants import ALIGN_BITS
+from .export_constants import PRODUCT_BITS
 
 FORMAT = GRAPH_BATCH_FORMAT
 VERSION = 1
@@ -93,7 +93,7 @@ def expected_tensors(m: dict) -> dict[str, tuple[str, tuple]]:
             p + "pool_step": ("float64", (k,)), p + "pool_bits": ("uint8", (k,)),
             p + "pool_threshold": ("int64", (k - 1,)),
             p + "reference_selection": ("int64", (n,)),
-            p + "pool_scale_m": ("int64", (k,)), p + "pool_align": ("int64", (k,)),
+            p + "pool_scale_m": ("int64", (k,)), p + "pool_scale_sh": ("int64", (k,)),
             p + "pool_inv_m": ("int64", (k,)), p + "pool_inv_sh": ("int64", (k,)),
         })
         if l > 1:
@@ -204,9 +204,9 @@ def _check_values(g: GraphBatchExport) -> None:
         chosen = a[p + "reference_selection"]
         if np.any((chosen < 0) | (chosen >= bits.size)):
             bad(p + "reference_selection", f"entry outside 0..{bits.size - 1}")
-        align = a[p + "pool_align"]
-        if np.any((align < -ALIGN_BITS) | (align > 62)):
-            bad(p + "pool_align", f"outside -{ALIGN_BITS}..62")
+        sh = a[p + "pool_scale_sh"]
+        if np.any((sh < 0) | (sh > PRODUCT_BITS)):
+            bad(p + "pool_scale_sh", f"outside 0..{PRODUCT_BITS}")
         t = a[p + "pool_threshold"]
         if np.any(np.diff(t) < 0):
             bad(p + "pool_threshold", "the pool is not sorted: its thresholds decrease")

@@ -10,9 +10,8 @@ Layer l, node i, column c (P: the operand codes, ``x`` for layer 1):
     X = clamp(rshift_round(V * pool_inv_m[k], pool_inv_sh[k]), 0, 2^pool_bits[k] - 1)
                                                               the node's codes
     A = X @ weight                                            combination, exact
-    T = A * pool_scale_m[k] * out_scale_m[c]
-    U = align(T, pool_align[k]) + (bias_fx[c] << 16)       align: rshift_round, or << if < 0
-    O = clamp(rshift_round(U, 16 + out_scale_sh[c]), 0, 2^output_bits - 1)
+    U = A * out_scale_m[c] * pool_scale_m[k] + (bias_fx[c] << pool_scale_sh[k])
+    O = clamp(rshift_round(U, pool_scale_sh[k] + out_scale_sh[c]), 0, 2^output_bits - 1)
 
 O is batch normalisation, ReLU and the output quantizer at once: the next layer's operand and
 what the readout pools. The selection compares integers only: the pool's ranges q_k = step_k
@@ -27,7 +26,9 @@ Readout, graph g, head h (O_0 = x):
     logits = sum_h rshift_round(H * scale_m[c], scale_sh[c]) + bias_fx[c]   (2^-16 units)
 
 Every stage's largest magnitude is bounded with Python integers before it is formed; a stage
-that could reach 2^62 is refused naming the layer and the field, so no value wraps.
+that could reach 2^62 is refused naming the layer and the field, so no value wraps. The
+products the engine multiplies again, V and A * out_scale_m, must stay below 2^48 (the
+operand width of its second multiplication, ``a2q.hw.engine.requantization.NARROW``).
 """
 
 from __future__ import annotations
@@ -37,9 +38,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from .annotated_graph import GraphFormatError
-from .export_constants import ALIGN_BITS
 from .fixed_point import clamp, rshift_round
-from .golden import INT64_LIMIT, _amax, _max_degree, exact_matmul, neighbour_sum
+from .golden import (
+    INT64_LIMIT,
+    NARROW_LIMIT,
+    _amax,
+    _max_degree,
+    exact_matmul,
+    neighbour_sum,
+)
 from .graph_batch import GraphBatchExport
 
 
@@ -71,12 +78,14 @@ def head_terms(pooled: np.ndarray, in_scale_m: np.ndarray, weight: np.ndarray,
     return rshift_round(H * scale_m[None, :], scale_sh[None, :])
 
 
-def _fits(g: GraphBatchExport, where: str, stage: str, field: str, bound: int) -> None:
-    if bound >= INT64_LIMIT:
+def _fits(g: GraphBatchExport, where: str, stage: str, field: str, bound: int,
+          limit: int = INT64_LIMIT) -> None:
+    if bound >= limit:
         raise GraphFormatError(
             f"{g.path}: field {field!r}: {where}'s {stage} can reach about "
-            f"2^{bound.bit_length() - 1}, beyond the integer datapath's 2^62; the values, the "
-            "scales or the graphs' sizes are too large")
+            f"2^{bound.bit_length() - 1}, beyond the integer datapath's "
+            f"2^{limit.bit_length() - 1}; the values, the scales or the graphs' sizes are "
+            "too large")
 
 
 def run_graph_batch(g: GraphBatchExport) -> GraphGoldenResult:
@@ -99,7 +108,7 @@ def run_graph_batch(g: GraphBatchExport) -> GraphGoldenResult:
               (L["eps_fx"] + (_max_degree(ip) << efrac)) * _amax(O))
         S = L["eps_fx"] * O + (neighbour_sum(ip, ix, O) << efrac)
         _fits(g, at, "scaled aggregation S * op_scale", p + "op_scale_m",
-              _amax(S) * _amax(a[p + "op_scale_m"]))
+              _amax(S) * _amax(a[p + "op_scale_m"]), NARROW_LIMIT)
         V = S * a[p + "op_scale_m"][None, :]
         k = nearest_entry(V.max(axis=1), a[p + "pool_threshold"])
         inv_m, inv_sh = a[p + "pool_inv_m"][k], a[p + "pool_inv_sh"][k]
@@ -110,17 +119,15 @@ def run_graph_batch(g: GraphBatchExport) -> GraphGoldenResult:
         W = a[p + "weight"]
         _fits(g, at, "combination X @ W", p + "weight", _amax(X) * _amax(W) * L["in_dim"])
         A = exact_matmul(X, W)
-        s_m, al = a[p + "pool_scale_m"][k], a[p + "pool_align"][k]
-        _fits(g, at, "output product A * pool_scale * out_scale", p + "out_scale_m",
-              _amax(A) * _amax(a[p + "pool_scale_m"]) * _amax(a[p + "out_scale_m"])
-              << max(0, -int(a[p + "pool_align"].min())))
-        T = A * s_m[:, None] * a[p + "out_scale_m"][None, :]
-        T = np.where(al[:, None] >= 0, rshift_round(T, np.maximum(al, 0)[:, None]),
-                     T << np.maximum(-al, 0)[:, None])
-        _fits(g, at, "output T + (bias << 16)", p + "bias_fx",
-              _amax(T) + (_amax(a[p + "bias_fx"]) << ALIGN_BITS))
-        U = T + (a[p + "bias_fx"][None, :] << ALIGN_BITS)
-        O = clamp(rshift_round(U, ALIGN_BITS + a[p + "out_scale_sh"][None, :]), 0,
+        s_m, s_sh = a[p + "pool_scale_m"][k], a[p + "pool_scale_sh"][k]
+        _fits(g, at, "output product A * out_scale", p + "out_scale_m",
+              _amax(A) * _amax(a[p + "out_scale_m"]), NARROW_LIMIT)
+        _fits(g, at, "output A * out_scale * pool_scale + (bias << pool_scale_sh)",
+              p + "bias_fx", _amax(A) * _amax(a[p + "out_scale_m"]) * _amax(a[p + "pool_scale_m"])
+              + (_amax(a[p + "bias_fx"]) << int(a[p + "pool_scale_sh"].max())))
+        U = (A * a[p + "out_scale_m"][None, :]) * s_m[:, None] + (
+            a[p + "bias_fx"][None, :] << s_sh[:, None])
+        O = clamp(rshift_round(U, s_sh[:, None] + a[p + "out_scale_sh"][None, :]), 0,
                   (1 << L["output_bits"]) - 1)
         selections[f"layer{l}"] = k
         outs.update({p + "aggregation": S, p + "input": X, p + "combination": A,

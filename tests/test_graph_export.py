@@ -59,11 +59,10 @@ def reference_logits(m: dict, a: dict, *, by_threshold: bool = False) -> tuple[l
             row = []
             for c in range(L["out_dim"]):
                 A = sum(X[f] * int(a[p + "weight"][f, c]) for f in range(L["in_dim"]))
-                T = A * int(a[p + "pool_scale_m"][k]) * int(a[p + "out_scale_m"][c])
-                align = int(a[p + "pool_align"][k])
-                T = rshift_round(T, align) if align >= 0 else T << -align
-                U = T + (int(a[p + "bias_fx"][c]) << 16)
-                row.append(min(max(rshift_round(U, 16 + int(a[p + "out_scale_sh"][c])), 0),
+                sh = int(a[p + "pool_scale_sh"][k])
+                U = (A * int(a[p + "out_scale_m"][c]) * int(a[p + "pool_scale_m"][k])
+                     + (int(a[p + "bias_fx"][c]) << sh))
+                row.append(min(max(rshift_round(U, sh + int(a[p + "out_scale_sh"][c])), 0),
                                (1 << L["output_bits"]) - 1))
             new.append(row)
         O = new
