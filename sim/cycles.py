@@ -54,6 +54,7 @@ from a2q.hw.engine.memory_requests import READ_LATENCY
 
 from .annotated_graph import AnnotatedGraph
 from .golden import neighbour_sum
+from .graph_batch import GraphBatchExport
 
 #: Cycles each unit spends on a node beyond its bit-serial work (``hw`` has no per-node bubble).
 NODE_OVERHEAD = 0
@@ -252,3 +253,66 @@ def readout_cycles(tiles_per_graph, in_dim: int) -> int:
     last result."""
     tiles = np.asarray(tiles_per_graph, dtype=np.int64)
     return int(tiles.sum() + tiles.size * (in_dim + 1) + 1) if tiles.size else 0
+
+
+#: A selection phase beyond the aggregation phase it repeats: the last node's entry leaves the
+#: selection unit two cycles after its last group, when the aggregation's word would be in
+#: its write registers, and its pool word is read, ``READ_LATENCY`` cycles
+#: (``a2q.hw.engine.selection_phase.EntrySelection``).
+SELECTION_PHASE_EXTRA = READ_LATENCY
+
+
+def graph_per_node_cycles(g: GraphBatchExport, selections: dict, *, lanes: int,
+                          uniform: int | None = None,
+                          requant_lanes: int | None = None) -> dict[str, np.ndarray]:
+    """unit name ("layer1.selection", "layer1.aggregation", "layer1.combination", ...) -> a
+    graph-level engine's cycles on each node of the batch; ``selections``: each layer's pool
+    entry per node (``layer{l}`` -> int [N], the golden model's), whose bits the combination
+    pays. ``uniform=N``: every node's and operand's width N (the input keeps its own), as the
+    engine runs the model re-exported at N bits."""
+    _check_lanes(lanes)
+    r = requant_lanes or default_requant_lanes(lanes)
+    a, n = g.arrays, g.num_nodes
+    deg = np.diff(a["indptr"])
+    out = {}
+    for l, L in enumerate(g.layers, start=1):
+        p = f"layer{l}."
+        bits = a[p + "pool_bits"].astype(np.int64)[selections[f"layer{l}"]]
+        op_bits = L["operand_bits"] or g.manifest["input_bits"]
+        if uniform is not None:
+            bits = np.full(n, uniform, dtype=np.int64)
+            op_bits = uniform if L["operand_bits"] else op_bits
+        planes = planes_per_cycle(L["in_dim"], lanes)
+        work = (deg + 1) * -(-op_bits // planes)
+        agg = np.maximum(work, requant_groups(L["in_dim"], lanes, r)) * math.ceil(
+            L["in_dim"] / lanes)
+        comb = np.maximum(bits * math.ceil(L["in_dim"] / lanes),
+                          requant_groups(L["out_dim"], lanes, r)) * math.ceil(
+            L["out_dim"] / lanes)
+        out[p + "selection"] = agg.astype(np.int64)
+        out[p + "aggregation"] = agg.astype(np.int64)
+        out[p + "combination"] = comb.astype(np.int64)
+    return out
+
+
+def graph_engine_cycles(g: GraphBatchExport, selections: dict, *, lanes: int,
+                        uniform: int | None = None,
+                        requant_lanes: int | None = None) -> dict[str, int]:
+    """A graph-level engine's ``cycles`` for the batch: phase name -> cycles in the order the
+    engine runs them (each layer's selection, aggregation, combination), and ``total``."""
+    r = requant_lanes or default_requant_lanes(lanes)
+    nodes = graph_per_node_cycles(g, selections, lanes=lanes, uniform=uniform,
+                                  requant_lanes=r)
+    out = {}
+    for l, L in enumerate(g.layers, start=1):
+        p = f"layer{l}."
+        agg_groups = requant_groups(L["in_dim"], lanes, r)
+        out[p + "selection"] = (int(nodes[p + "selection"].sum()) + AGGREGATION_PHASE_OVERHEAD
+                                + agg_groups + SELECTION_PHASE_EXTRA)
+        out[p + "aggregation"] = (int(nodes[p + "aggregation"].sum())
+                                  + AGGREGATION_PHASE_OVERHEAD + agg_groups)
+        out[p + "combination"] = (int(nodes[p + "combination"].sum())
+                                  + COMBINATION_PHASE_OVERHEAD
+                                  + requant_groups(L["out_dim"], lanes, r))
+    out["total"] = sum(out.values())
+    return out

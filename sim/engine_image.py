@@ -17,12 +17,19 @@ from amaranth import Shape
 from amaranth.lib import data
 
 from a2q.common.choices import DEFAULT_LANES
-from a2q.hw.engine.layout import FRAC, EngineConfig, LayerShape
+from a2q.hw.engine.layout import (
+    FRAC,
+    MAX_POOL,
+    SELECTION_BITS,
+    EngineConfig,
+    LayerShape,
+)
 from a2q.hw.primitives.block_ram import slice_bits, slice_file
 
 from .annotated_graph import AnnotatedGraph
 from .cycles import default_nonzeros_per_word, input_words
 from .golden import gcn_operand
+from .graph_batch import GraphBatchExport
 
 
 class EngineFitError(ValueError):
@@ -59,7 +66,7 @@ def engine_config(g: AnnotatedGraph, *, lanes: int = DEFAULT_LANES,
                         nonzeros_per_word=nonzeros_per_word, max_input_words=max_input_words)
 
 
-def input_code_bits(g: AnnotatedGraph) -> int:
+def input_code_bits(g: AnnotatedGraph | GraphBatchExport) -> int:
     """Bits the widest of ``g``'s input codes needs (at least 1): what the engine's ``x``
     must store, however many bit-planes the export pays for them (``input_bits``)."""
     return max(1, int(np.max(g["x"], initial=0)).bit_length())
@@ -290,3 +297,109 @@ def write_init_files(cfg: EngineConfig, words: dict[str, list[int]], folder: Pat
             os.replace(tmp, path)
             out.append(path)
     return out
+
+
+def graph_engine_config(g: GraphBatchExport, *, lanes: int = DEFAULT_LANES,
+                        max_nodes: int | None = None, max_edges: int | None = None,
+                        requant_lanes: int = 0) -> EngineConfig:
+    """The engine for a graph-level export's GIN: its pool as large as the largest layer's,
+    its memories as deep as the batch needs unless given."""
+    if not isinstance(lanes, int) or isinstance(lanes, bool) or not 1 <= lanes <= 64:
+        raise EngineFitError(f"lanes must be an integer 1..64, got {lanes!r}")
+    man = g.manifest
+    pool = max(L["pool_size"] for L in g.layers)
+    _fit(pool <= MAX_POOL, f"the export's pool has {pool} entries, the engine at most "
+                           f"{MAX_POOL}")
+    return EngineConfig(
+        model="gin", order="aggregate-first", lanes=lanes, requant_lanes=requant_lanes,
+        layers=tuple(LayerShape(L["in_dim"], L["out_dim"], L["weight_bits"]) for L in g.layers),
+        input_bits=max(man["input_bits"], input_code_bits(g)),
+        max_nodes=max(g.num_nodes, 2) if max_nodes is None else max_nodes,
+        max_edges=max(man["num_edges"], 1) if max_edges is None else max_edges,
+        pool_size=pool)
+
+
+def graph_memory_words(cfg: EngineConfig, g: GraphBatchExport) -> dict[str, list[int]]:
+    """The init words of every loaded memory of a graph-level ``cfg`` for export ``g``: the
+    graphs' CSR and input, and per layer the weights, the pool (each entry's threshold and
+    the node fields a node taking it gets) and the column constants of its three phases."""
+    a, man, n, P = g.arrays, g.manifest, g.num_nodes, cfg.lanes
+    mems = cfg.memories
+    _fit(cfg.graph_level, "the engine runs node-level models; the export is graph-level")
+    _fit(len(g.layers) == len(cfg.layers),
+         f"the engine has {len(cfg.layers)} layers, the export {len(g.layers)}")
+    for l, (L, S) in enumerate(zip(g.layers, cfg.layers), start=1):
+        _fit((L["in_dim"], L["out_dim"]) == (S.in_dim, S.out_dim),
+             f"layer {l} is {L['in_dim']}x{L['out_dim']} in the export, "
+             f"{S.in_dim}x{S.out_dim} in the engine")
+        _fit(L["pool_size"] <= cfg.pool_size,
+             f"memory layer{l}_pool: the export's pool has {L['pool_size']} entries, the "
+             f"engine {cfg.pool_size}")
+    _fit(input_code_bits(g) <= cfg.input_bits,
+         f"memory x: the export's input codes need {input_code_bits(g)} bits, the engine "
+         f"stores {cfg.input_bits}")
+
+    def depth(name, words):
+        d = mems[name].depth
+        _fit(words <= d, f"memory {name} needs {words} words, the engine has {d} "
+                         f"({words - d} short); raise its size (--max-nodes / --max-edges)")
+
+    e = int(a["indptr"][-1])
+    depth("indptr", n + 1)
+    depth("indices", e)
+    tx = cfg.tiles(cfg.layers[0].in_dim)
+    for name, stride in (("x", tx), ("h", cfg.h_stride), ("op", cfg.op_stride)):
+        depth(name, n * stride)
+    words = {
+        "indptr": pack(mems["indptr"].layout, "indptr", a["indptr"], n + 1),
+        "indices": pack(mems["indices"].layout, "indices", a["indices"], e),
+        "x": pack(mems["x"].layout, "x", _tiled(a["x"].astype(np.int64), P, tx), n * tx),
+    }
+    columns = {}
+    for l, L in enumerate(g.layers, start=1):
+        p, name, m = f"layer{l}.", f"layer{l}_", cfg.pool_size
+        bits = a[p + "pool_bits"].astype(np.int64)
+        _fit(int(bits.max()) <= cfg.max_bits,
+             f"memory {name}pool: an entry has {int(bits.max())} bits, the engine holds "
+             f"{cfg.max_bits}")
+        # a threshold at or past the largest value the selection compares is never exceeded
+        # (the golden model bounds V below 2^SELECTION_BITS), nor is the padding's
+        top = (1 << SELECTION_BITS) - 1
+        threshold = np.full(m, top, dtype=np.int64)
+        threshold[:L["pool_size"] - 1] = np.minimum(a[p + "pool_threshold"], top)
+
+        def entries(v):
+            out = np.zeros(m, dtype=np.int64)
+            out[:L["pool_size"]] = v
+            return out
+
+        fields = {"bits": entries(bits), "agg_m": entries(a[p + "pool_inv_m"]),
+                  "agg_sh": entries(a[p + "pool_inv_sh"]),
+                  "scale_m": entries(a[p + "pool_scale_m"]),
+                  "scale_sh": entries(a[p + "pool_scale_sh"]),
+                  "out_sh": entries(a[p + "pool_scale_sh"])}
+        words[name + "pool"] = pack(mems[name + "pool"].layout, name + "pool",
+                                    {"threshold": threshold, "fields": fields}, m)
+        columns[l, "sel"] = columns[l, "agg"] = {"m": a[p + "op_scale_m"]}
+        columns[l, "comb"] = {"m": a[p + "out_scale_m"], "bias": a[p + "bias_fx"],
+                              "sh": a[p + "out_scale_sh"]}
+        op_bits = L["operand_bits"] or man["input_bits"]
+        _fit(max(op_bits, L["output_bits"]) <= cfg.max_bits,
+             f"memory op: layer {l}'s codes have {max(op_bits, L['output_bits'])} bits, the "
+             f"engine holds {cfg.max_bits}")
+        tin, tout = cfg.tiles(L["in_dim"]), cfg.tiles(L["out_dim"])
+        w = np.zeros((tin * P, tout * P), dtype=np.int64)
+        w[:L["in_dim"], :L["out_dim"]] = a[p + "weight"]
+        blocks = w.reshape(tin, P, tout, P).transpose(0, 2, 3, 1).reshape(tin * tout, P, P)
+        words[name + "weight"] = pack(mems[name + "weight"].layout, name + "weight", blocks,
+                                      tin * tout)
+        words[name + "scalars"] = pack(
+            mems[name + "scalars"].layout, name + "scalars",
+            {"op_bits": [op_bits, 0], "next_op_bits": [L["output_bits"], 0],
+             "self_coef": [L["eps_fx"], 0]}, 2)
+    blocks = [_columns(columns[l, kind], P, cfg.tiles(width))
+              for l, kind, width in cfg.phase_widths()]
+    cols = {key: np.concatenate([b.get(key, np.zeros_like(b["m"])) for b in blocks])
+            for key in ("m", "bias", "sh")}
+    words["cols"] = pack(mems["cols"].layout, "cols", cols, len(cols["m"]))
+    return words

@@ -43,6 +43,7 @@ from .requantization import (
     pipeline,
     requantization_stages,
 )
+from .selection_phase import EntrySelection, SelectionPhase
 from .sparse_combination_phase import SparseCombinationPhase
 
 #: Bits of the cycle counter.
@@ -84,7 +85,7 @@ def control_members(cfg: EngineConfig) -> dict:
         "busy": Out(1),
         "done": Out(1),
         "cycles": Out(CYCLE_BITS),
-        "phase": Out(range(2 * len(cfg.layers))),
+        "phase": Out(range(len(cfg.phase_widths()))),
     }
 
 
@@ -149,6 +150,9 @@ class EngineCore(wiring.Component):
         self.cfg = cfg
         self.init = dict(init or {})
         self.ram_template = ram_template
+        #: name -> ``lib.memory.Memory`` of each on-chip memory, once elaborated without
+        #: ``ram_template``
+        self.simulated_memories = {}
         if ram_template and self.init:
             raise ValueError("the RAM template reads its contents from .hex files, not init")
         check_init(cfg, self.init, [n for n in cfg.memories if n not in OFF_CHIP])
@@ -181,9 +185,12 @@ class EngineCore(wiring.Component):
                                             dst=dst, dst_stride=strides[dst]))
             else:
                 src = "x" if l == 1 else "op"
+                if cfg.graph_level:
+                    out.append(SelectionPhase(cfg, l, hub, src=src, src_stride=strides[src],
+                                              dst=None, dst_stride=0))
                 out.append(AggregationPhase(cfg, l, hub, src=src, src_stride=strides[src],
                                             dst="h", dst_stride=strides["h"]))
-                dst = "logits" if last else "op"
+                dst = "logits" if last and not cfg.graph_level else "op"
                 out.append(CombinationPhase(cfg, l, hub, src="h", src_stride=strides["h"],
                                             dst=dst, dst_stride=strides[dst]))
         return out
@@ -203,11 +210,19 @@ class EngineCore(wiring.Component):
         # run is on and from ``load`` while idle: the choice is the memory's own copy of
         # ``active`` (kept apart in synthesis, as requantization.Kept), not the write's phase,
         # which would reach every bit of every such memory's word.
-        writers = {ph.dst: [] for ph in phases}
+        writers = {ph.dst: [] for ph in phases if ph.dst}
         for i, ph in enumerate(phases):
-            writers[ph.dst].append(i)
+            if ph.dst:
+                writers[ph.dst].append(i)
         write_from_rq = {name: Signal(name=f"{name}_write_from_rq", attrs={"keep": 1})
                          for name in writers if name not in OFF_CHIP}
+        # A graph-level model's node fields: written by the selection while a run is on.
+        selection = None
+        if cfg.graph_level:
+            m.submodules.selection = selection = EntrySelection(cfg, hub, phases)
+            write_from_rq.update({f"layer{l}_node": Signal(name=f"layer{l}_node_write_from_sel",
+                                                           attrs={"keep": 1})
+                                  for l in range(1, len(cfg.layers) + 1)})
 
         # The one requantization datapath. A phase's valid, node and tile are zero while it
         # presents nothing, so the phases are ORed together; its sums are not (``emit`` would
@@ -228,7 +243,6 @@ class EngineCore(wiring.Component):
             merged(lambda ph: ph.constants), phases[0].cols.data,  # every phase's cols word
             [ph.used_lanes for ph in phases], template=self.ram_template)
         m.d.comb += [ph.requantizing.eq(serving) for ph in phases]
-
         # A write's address and enable are chosen a cycle before its data (registered_write),
         # so the load's data waits in a register.
         m.d.comb += self.load.ready.eq(1)
@@ -239,6 +253,14 @@ class EngineCore(wiring.Component):
             addr, word, en = self.load.p.addr, load_data, load
             if name in OFF_CHIP:
                 addr, word, en = 0, 0, 0
+            if selection is not None and name.endswith("_node"):  # the selection's write
+                select, l = write_from_rq[name], int(name[len("layer"):-len("_node")])
+                sel_word = Signal(spec.layout, name=f"{name}_sel_word")
+                m.d.comb += sel_word.eq(selection.write_data)
+                addr = Mux(select, selection.write_addr, addr)
+                en = Mux(select, selection.write_en[l], en)
+                word = chosen_per_slices(m, spec, select, sel_word, word, f"{name}_word",
+                                         template=self.ram_template)
             if name in writers:  # the result's word: node * stride + tile
                 strides = {phases[i].dst_stride for i in writers[name]}
                 assert len(strides) == 1, f"the phases writing {name} disagree on its stride"
@@ -285,6 +307,8 @@ class EngineCore(wiring.Component):
                            init_file=f"{name}.hex" if spec.loaded else "",
                            we=en, waddr=addr, wdata=word, raddr_a=reads["A"],
                            raddr_b=reads["B"])
+                if not self.ram_template:  # what a simulation's testbench may inspect
+                    self.simulated_memories[name] = m.submodules[name]
             for port, d in zip(("A", "B"), read_data):  # READ_LATENCY after the request
                 last, before = registered_data_early(m, d, f"{name}_{port}", after)
                 for req in hub.reads.get((name, port), []):
@@ -296,6 +320,17 @@ class EngineCore(wiring.Component):
         cycles = Signal(CYCLE_BITS)
         current_busy = Signal()
         m.d.comb += current_busy.eq(_select(index, [ph.busy for ph in phases]))
+        if selection is not None:
+            m.d.comb += [selection.phase.eq(index), selection.start.eq(launch),
+                         selection.valid.eq(y["valid"] & reduce(or_, (
+                             y["phase"] == i for i in selection.layers.values()))),
+                         selection.node_last.eq(y["last_group"] & reduce(or_, (
+                             (y["phase"] == i) & (y["tile"] == cfg.tiles(phases[i].width) - 1)
+                             for i in selection.layers.values()))),
+                         *(v.eq(lane) for v, lane in zip(selection.values, y["lanes"])),
+                         *(ph.selecting.eq(selection.busy) for ph in phases
+                           if isinstance(ph, SelectionPhase))]
+
         for i, ph in enumerate(phases):
             m.d.comb += [ph.num_nodes.eq(num_nodes), ph.start.eq(launch & (index == i))]
         m.d.sync += launch.eq(0)
@@ -342,10 +377,12 @@ def serve_in_groups(m: Module, cfg: EngineConfig, valid, result: dict, acc: list
     registers (:func:`~a2q.hw.engine.memory_requests.registered_write`) hold the word; a phase's
     walker counts itself busy while it presents a result, so that ``busy`` does not wait on
     the phases' result merge) and the write: ``write``, ``node``, ``tile`` and ``phase`` in
-    the cycle before ``word`` (the lanes' codes, registers) holds the result."""
+    the cycle before ``word`` (the lanes' codes, registers) holds the result; and each group
+    as it leaves the pipeline: ``valid``, ``last_group`` (the result's last) and ``lanes``
+    (its R values, unclamped where the phase does not clamp)."""
     R = cfg.requant_lanes
     G = math.ceil(cfg.lanes / R)
-    layout = constants_layout(cfg.lanes, cfg.bias_bits)
+    layout = constants_layout(cfg.lanes, cfg.bias_bits, cfg.graph_level)
     held = {key: Signal(range(max(G, 2)) if key == "groups" else Value.cast(v).shape(),
                         name=f"rq_held_{key}") for key, v in result.items()}
     held_node = Signal(layout.members["node"], name="rq_held_node")
@@ -386,7 +423,8 @@ def serve_in_groups(m: Module, cfg: EngineConfig, valid, result: dict, acc: list
     lanes = [list(range(g * R, (g + 1) * R)) for g in range(G)]  # group g's lanes
     group_acc = [_select(lane_group[r], [held_acc[c] if c < cfg.lanes else 0 for c in lanes_r])
                  for r, lanes_r in enumerate(zip(*lanes))]
-    group_constants = Signal(constants_layout(R, cfg.bias_bits), name="rq_constants")
+    group_constants = Signal(constants_layout(R, cfg.bias_bits, cfg.graph_level),
+                             name="rq_constants")
     m.d.comb += group_constants.node.eq(held_node)
     m.d.comb += [group_constants.cols[r].eq(_select(entered_group[r], [
         held_cols[c] if c < cfg.lanes else 0 for c in lanes_r]))
@@ -404,12 +442,14 @@ def serve_in_groups(m: Module, cfg: EngineConfig, valid, result: dict, acc: list
                       **{f"group_{r}": Kept(group) if G > 1 else group for r in range(R)},
                       **{f"a{r}": a for r, a in enumerate(group_acc)},
                       **{f"u{r}": Kept(u) for r, u in enumerate(used)}},
-        requantization_stages(R, group_constants, node_first), name="rq", template=template)
+        requantization_stages(R, group_constants, node_first, cfg.graph_level), name="rq",
+        template=template)
 
     # Each group's codes into the word; the write (its address and enable) comes in the cycle
     # its last group arrives, the word complete in its registers the cycle after.
     y = {"write": valids[-1] & out["last"], "node": out["node"], "tile": out["tile"],
-         "phase": out["phase"],
+         "phase": out["phase"], "valid": valids[-1], "last_group": out["last"],
+         "lanes": [out[f"y{r}"] for r in range(R)],
          "word": [Signal.like(out[f"y{c % R}"], name=f"rq_word_{c}") for c in range(cfg.lanes)]}
     for c in range(cfg.lanes):
         with m.If(valids[-1] & (out[f"group_{c % R}"] == c // R)):

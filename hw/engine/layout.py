@@ -35,7 +35,10 @@ with K)                                        the input's non-zero codes, node 
 ``layer{l}_items``     T(out_dim) * max_edges  the operand bits - 1 of each item the layer's
 (GCN)                                          aggregation visits, in the order it visits
                                                them: node by node, each tile the row again
-``layer{l}_node``      max_nodes               per-node fields (:func:`node_fields`)
+``layer{l}_node``      max_nodes               per-node fields (:func:`node_fields`): loaded,
+                                               or graph-level written by the selection
+``layer{l}_pool``      pool_size               graph-level: each pool entry's threshold and
+                                               node fields (:func:`pool_layout`)
 ``cols``               sum of the phases'      P per-column fields of the requantization
                        T(width)                (:func:`column_fields`), each phase's tiles
                                                from :meth:`EngineConfig.column_base`
@@ -76,6 +79,12 @@ FRAC = 15
 #: the deepest memories an engine is built with (an ECP5-85F holds 3.7 Mbit of block RAM)
 MAX_NODES = 1 << 20
 MAX_EDGES = 1 << 24
+#: the most entries of a Nearest-Neighbor pool: a selection phase loads its thresholds while
+#: its first results are on their way to the selection
+MAX_POOL = 32
+#: unsigned bits of the values the selection compares: the aggregation times the operand's
+#: column scale, below the requantization's 49-bit signed second operand
+SELECTION_BITS = 48
 MANTISSA = unsigned(17)  # 1 .. 2**16
 SHIFT = unsigned(8)      # a combined shift: up to 15 + 62 + 62
 NODE_SHIFT = unsigned(6)  # one node's shift: 0 .. 62
@@ -137,6 +146,10 @@ class EngineConfig:
     #: the layers' order: "combine-first" (X W, then the sum over the CSR row, self-loops
     #: included: GCN, GIN-0) or "aggregate-first" (GIN: the sum, then W); "": the model's own
     order: str = ""
+    #: a graph-level GIN's Nearest-Neighbor pool: entries per layer (0: a node-level model,
+    #: whose per-node constants are loaded). Each layer then starts with a selection phase
+    #: that chooses every node's entry on chip and writes its constants.
+    pool_size: int = 0
     memories: dict = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
@@ -163,6 +176,10 @@ class EngineConfig:
         need("requant_lanes", self.requant_lanes, 1, self.lanes)
         need("nonzeros_per_word", self.nonzeros_per_word, 0, 16)
         need("max_input_words", self.max_input_words, 0)
+        need("pool_size", self.pool_size, 0, MAX_POOL)
+        if self.pool_size and self.combine_first:
+            raise ValueError("engine parameter pool_size: a graph-level model is an "
+                             "aggregate-first GIN")
         if self.nonzeros_per_word:
             if not self.combine_first:
                 raise ValueError("engine parameter nonzeros_per_word: only a combine-first "
@@ -186,15 +203,22 @@ class EngineConfig:
         return math.ceil(width / self.lanes)
 
     def phase_widths(self) -> list[tuple[int, str, int]]:
-        """``(layer, kind, width)`` of each phase in the order they run: ``kind`` "comb" or
-        "agg", ``width`` its results' columns (GCN aggregates a layer's outputs, GIN its
-        inputs)."""
+        """``(layer, kind, width)`` of each phase in the order they run: ``kind`` "sel"
+        (graph-level: the selection's aggregation), "comb" or "agg", ``width`` its results'
+        columns (GCN aggregates a layer's outputs, GIN its inputs)."""
         out = []
         for l, L in enumerate(self.layers, start=1):
             agg_width = L.out_dim if self.combine_first else L.in_dim
             comb, agg = (l, "comb", L.out_dim), (l, "agg", agg_width)
-            out += [comb, agg] if self.combine_first else [agg, comb]
+            sel = [(l, "sel", agg_width)] if self.graph_level else []
+            out += [comb, agg] if self.combine_first else [*sel, agg, comb]
         return out
+
+    @property
+    def graph_level(self) -> bool:
+        """A graph-level GIN: each node's constants come from its pool entry, chosen on chip,
+        and every layer's output is clamped codes (``op``)."""
+        return self.pool_size > 0
 
     def column_base(self, layer: int, kind: str) -> int:
         """The address in ``cols`` of the phase's first tile (tile t at base + t)."""
@@ -239,8 +263,9 @@ class EngineConfig:
 
     @property
     def op_stride(self) -> int:
-        """Tiles per node in ``op``: GCN every layer's output, GIN layers 2..'s input."""
-        widths = ([L.out_dim for L in self.layers] if self.combine_first
+        """Tiles per node in ``op``: GCN every layer's output, GIN layers 2..'s input (a
+        graph-level GIN's every layer's output)."""
+        widths = ([L.out_dim for L in self.layers] if self.combine_first or self.graph_level
                   else [L.in_dim for L in self.layers[1:]])
         return self.tiles(max(widths, default=1))
 
@@ -311,10 +336,20 @@ def port_aligned(depth: int, port_a: dict, port_b: dict) -> data.FlexibleLayout:
     return data.FlexibleLayout(offset, fields)
 
 
-def column_fields(bias_bits: int) -> data.StructLayout:
+def column_fields(bias_bits: int, shifts: bool = False) -> data.StructLayout:
     """A column's constants, one layout for every phase (:mod:`a2q.hw.engine.requantization`): its
-    mantissa ``m`` and its fixed-point ``bias`` (zero in the phases that add none)."""
-    return data.StructLayout({"m": MANTISSA, "bias": signed(bias_bits)})
+    mantissa ``m`` and its fixed-point ``bias`` (zero in the phases that add none); with
+    ``shifts`` (graph-level engines) its own right shift ``sh``, added to the node's."""
+    return data.StructLayout({"m": MANTISSA, "bias": signed(bias_bits),
+                              **({"sh": NODE_SHIFT} if shifts else {})})
+
+
+def pool_layout(cfg: EngineConfig, layer: int) -> data.StructLayout:
+    """An entry of ``layer{l}_pool``: the threshold above which a node's largest value takes
+    the next entry (:data:`SELECTION_BITS`; the last entry's unused) and the node fields
+    (:func:`node_fields`) a node that takes this entry gets."""
+    return data.StructLayout({"threshold": unsigned(SELECTION_BITS),
+                              "fields": node_fields(cfg, layer)})
 
 
 SCALARS = data.StructLayout({"op_bits": range(9), "next_op_bits": range(9),
@@ -390,7 +425,7 @@ def _memories(cfg: EngineConfig) -> dict[str, MemorySpec]:
                             range(cfg.max_bits)) for l, L in enumerate(cfg.layers, start=1)]
     columns = sum(cfg.tiles(width) for *_, width in cfg.phase_widths())
     mems.append(MemorySpec("cols", max(columns, 2),
-                           data.ArrayLayout(column_fields(cfg.bias_bits), P)))
+                           data.ArrayLayout(column_fields(cfg.bias_bits, cfg.graph_level), P)))
     for l, L in enumerate(cfg.layers, start=1):
         if l == 1 and cfg.sparse_input:
             weights = [MemorySpec(f"layer1_rows_{j}", max(L.in_dim * cfg.tiles(L.out_dim), 2),
@@ -399,6 +434,9 @@ def _memories(cfg: EngineConfig) -> dict[str, MemorySpec]:
             weights = [MemorySpec(f"layer{l}_weight",
                                   max(cfg.tiles(L.in_dim) * cfg.tiles(L.out_dim), 2),
                                   weight_layout(cfg, l))]
-        mems += [MemorySpec(f"layer{l}_node", n, node_fields(cfg, l)), *weights,
+        pool = ([MemorySpec(f"layer{l}_pool", max(cfg.pool_size, 2), pool_layout(cfg, l))]
+                if cfg.graph_level else [])
+        mems += [MemorySpec(f"layer{l}_node", n, node_fields(cfg, l),
+                            loaded=not cfg.graph_level), *weights, *pool,
                  MemorySpec(f"layer{l}_scalars", 2, SCALARS)]
     return {m.name: m for m in mems}

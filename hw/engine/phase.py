@@ -43,7 +43,9 @@ class EnginePhase(Elaboratable):
         #: others out (their sums, constants and codes are zero).
         self.used_lanes = min(width, cfg.lanes)
         self.groups = cfg.requant_groups(width)
-        self.last = layer == len(cfg.layers)
+        #: the last layer of a node-level model, whose results are the logits (a graph-level
+        #: model's every layer puts out clamped codes)
+        self.last = layer == len(cfg.layers) and not cfg.graph_level
         self.src_stride, self.dst_stride = src_stride, dst_stride
         self.name = name = f"{self.kind}{layer}"
         self.start = Signal(name=f"{name}_start")
@@ -134,7 +136,8 @@ class EnginePhase(Elaboratable):
         words = Signal.like(self.constants, name=f"{self.name}_constants_read")
         m.d.comb += [words[key].eq(mapped.get(key, 0)) for key, _ in self.constants.shape()]
         m.d.comb += self.constants.eq(Mux(constants_due, words, 0))
-        m.d.comb += self.busy.eq(walker_busy | self.requantizing)
+        m.d.comb += self.busy.eq(walker_busy | self.requantizing
+                                 | getattr(self, "selecting", 0))
 
     def constants_of(self) -> dict:
         """The generic form's node constants of the (node, tile) whose memory words are on the

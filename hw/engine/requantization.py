@@ -199,13 +199,14 @@ NODE_CONSTANTS = data.StructLayout({
 })
 
 
-def constants_layout(lanes: int, bias_bits: int) -> data.StructLayout:
+def constants_layout(lanes: int, bias_bits: int, shifts: bool = False) -> data.StructLayout:
     """The constants of one (node, tile), one cycle after it: ``node``
     (:data:`NODE_CONSTANTS`) and each lane's column's ``cols`` (a word of the ``cols``
-    memory, :func:`~a2q.hw.engine.layout.column_fields`)."""
+    memory, :func:`~a2q.hw.engine.layout.column_fields`; ``shifts``: with a shift per
+    column)."""
     return data.StructLayout({
         "node": NODE_CONSTANTS,
-        "cols": data.ArrayLayout(column_fields(bias_bits), lanes),
+        "cols": data.ArrayLayout(column_fields(bias_bits, shifts), lanes),
     })
 
 
@@ -261,12 +262,14 @@ def pipeline(m: Module, valid: Value, values: dict[str, Value],
     return valids, cur
 
 
-def requantization_stages(lanes: int, k, node_first: list) -> list:
+def requantization_stages(lanes: int, k, node_first: list, column_shifts: bool = False) -> list:
     """The generic form's stages for :func:`pipeline`: ``a{c}`` and ``u{c}`` in (lane c holds
     a column of the result; if not, ``y{c}`` is 0), ``y{c}`` out; ``k`` (a view of
     :func:`constants_layout`) holds the constants in stage 1, and ``node_first[c]`` lane c's
     own copy of ``k.node.node_first`` (a register kept apart in synthesis, as :class:`Kept`:
-    the choice of ``m1`` and ``m2`` reaches 2 x 17 bits of each lane).
+    the choice of ``m1`` and ``m2`` reaches 2 x 17 bits of each lane). ``column_shifts``:
+    each column's ``sh`` adds to the node's (``sh`` = node's + column's), each lane's shift
+    its own from stage 1.
 
     Stage by stage (each registered): 1 the constants leave block RAM; 2-5 ``p1`` (products
     in the DSPs' two registers, two sums; the bias shifted meanwhile); 6 ``v1``; 7-10 ``v2``
@@ -278,6 +281,9 @@ def requantization_stages(lanes: int, k, node_first: list) -> list:
     P, nk = range(lanes), k.node
     per_node = {key: nk[key] for key in ("m3", "use_m3", "round15", "sh", "hi_bits",
                                          "symmetric", "clamp")}
+    if column_shifts:  # each lane's shift, the node's plus its column's
+        per_node.pop("sh")
+        per_node.update({f"sh_{c}": Kept(nk.sh + k.cols[c].sh) for c in P})
 
     def terms(prefix, values):
         return {f"{prefix}_{j}": v for j, v in enumerate(values)}
@@ -303,8 +309,14 @@ def requantization_stages(lanes: int, k, node_first: list) -> list:
 
     def s2(v):  # a * m1, one DSP per chunk; the bias shifted (low bits), sh's mask made
         out = {f"m1_{c}": None for c in P}
-        out.update(mask=shift_mask(v["sh"], WIDTH + 1), rounds=v["sh"] != 0,
-                   big_shift=v["sh"] > WIDTH - 1)
+        if column_shifts:
+            for c in P:
+                out.update({f"mask_{c}": shift_mask(v[f"sh_{c}"], WIDTH + 1),
+                            f"rounds_{c}": v[f"sh_{c}"] != 0,
+                            f"big_shift_{c}": Kept(v[f"sh_{c}"] > WIDTH - 1)})
+        else:
+            out.update(mask=shift_mask(v["sh"], WIDTH + 1), rounds=v["sh"] != 0,
+                       big_shift=v["sh"] > WIDTH - 1)
         hi = (Value.cast(1) << v["hi_bits"]) - 1
         out.update(hi=hi, lo=Mux(v["symmetric"], -hi, 0), hi_bits=None)
         for c in P:
@@ -368,6 +380,10 @@ def requantization_stages(lanes: int, k, node_first: list) -> list:
                 **{f"a{c}": Mux(v[f"use_m3_{c}"], out[f"a{c}"], v[f"a{c}"]) for c in P}}
 
     def s12(v):  # rshift_round(p3, sh): the addend ...
+        if column_shifts:
+            return {**{f"a{c}": round_shift_addend(v[f"a{c}"], v[f"rounds_{c}"],
+                                                   v[f"mask_{c}"]) for c in P},
+                    **{f"{key}_{c}": None for key in ("mask", "rounds") for c in P}}
         return {**{f"a{c}": round_shift_addend(v[f"a{c}"], v["rounds"], v["mask"])
                    for c in P}, "mask": None, "rounds": None,
                 **lane_copies(v, "sh", P), **lane_copies(v, "big_shift", P)}
