@@ -295,15 +295,40 @@ def graph_per_node_cycles(g: GraphBatchExport, selections: dict, *, lanes: int,
     return out
 
 
+#: A readout phase beyond its tiles and its graphs' own cycles: the launch cycle, the first
+#: word of ``graph_ptr`` taken, the last graph's running sum read (``READ_LATENCY``) and written
+#: (three registers), the sequencer's two cycles (``a2q.hw.engine.readout_phase``).
+READOUT_PHASE_OVERHEAD = 7 + READ_LATENCY
+#: A graph of a readout phase beyond its tiles and the head's ``D`` cycles: its end taken from
+#: ``graph_ptr``, its last tile read (``READ_LATENCY``) and taken, the scaling, the terms taken.
+READOUT_GRAPH_OVERHEAD = 4 + READ_LATENCY
+
+
+def readout_phase_cycles(graph_nodes, *, dim: int, classes: int, lanes: int) -> int:
+    """A graph-level engine's readout phase (one head over ``dim`` features): the constants
+    loaded, ``max(dim, classes)`` cycles (at least the ``READ_LATENCY`` that ``graph_ptr[0]``
+    takes), then each graph's ``n_g * ceil(dim / lanes)`` tiles (an empty graph: none, it is
+    one tile of zeros issued with its end) and the head's ``dim`` cycles."""
+    n = np.asarray(graph_nodes, dtype=np.int64)
+    return (int(n.sum()) * math.ceil(dim / lanes) + n.size * (dim + READOUT_GRAPH_OVERHEAD)
+            + max(dim, classes, READ_LATENCY) + READOUT_PHASE_OVERHEAD)
+
+
 def graph_engine_cycles(g: GraphBatchExport, selections: dict, *, lanes: int,
                         uniform: int | None = None,
                         requant_lanes: int | None = None) -> dict[str, int]:
     """A graph-level engine's ``cycles`` for the batch: phase name -> cycles in the order the
-    engine runs them (each layer's selection, aggregation, combination), and ``total``."""
+    engine runs them (head 0's readout; each layer's selection, aggregation, combination and
+    its head's readout), and ``total``."""
     r = requant_lanes or default_requant_lanes(lanes)
     nodes = graph_per_node_cycles(g, selections, lanes=lanes, uniform=uniform,
                                   requant_lanes=r)
-    out = {}
+    sizes = np.diff(g["graph_ptr"])
+
+    def readout(dim):
+        return readout_phase_cycles(sizes, dim=dim, classes=g.manifest["num_classes"],
+                                    lanes=lanes)
+    out = {"readout0": readout(g.layers[0]["in_dim"])}
     for l, L in enumerate(g.layers, start=1):
         p = f"layer{l}."
         agg_groups = requant_groups(L["in_dim"], lanes, r)
@@ -314,5 +339,6 @@ def graph_engine_cycles(g: GraphBatchExport, selections: dict, *, lanes: int,
         out[p + "combination"] = (int(nodes[p + "combination"].sum())
                                   + COMBINATION_PHASE_OVERHEAD
                                   + requant_groups(L["out_dim"], lanes, r))
+        out[f"readout{l}"] = readout(L["out_dim"])
     out["total"] = sum(out.values())
     return out

@@ -301,7 +301,7 @@ def write_init_files(cfg: EngineConfig, words: dict[str, list[int]], folder: Pat
 
 def graph_engine_config(g: GraphBatchExport, *, lanes: int = DEFAULT_LANES,
                         max_nodes: int | None = None, max_edges: int | None = None,
-                        requant_lanes: int = 0) -> EngineConfig:
+                        max_graphs: int | None = None, requant_lanes: int = 0) -> EngineConfig:
     """The engine for a graph-level export's GIN: its pool as large as the largest layer's,
     its memories as deep as the batch needs unless given."""
     if not isinstance(lanes, int) or isinstance(lanes, bool) or not 1 <= lanes <= 64:
@@ -316,7 +316,9 @@ def graph_engine_config(g: GraphBatchExport, *, lanes: int = DEFAULT_LANES,
         input_bits=max(man["input_bits"], input_code_bits(g)),
         max_nodes=max(g.num_nodes, 2) if max_nodes is None else max_nodes,
         max_edges=max(man["num_edges"], 1) if max_edges is None else max_edges,
-        pool_size=pool)
+        pool_size=pool, max_graphs=g.num_graphs if max_graphs is None else max_graphs,
+        classes=man["num_classes"],
+        readout_weight_bits=max(R["weight_bits"] for R in man["readout"]))
 
 
 def graph_memory_words(cfg: EngineConfig, g: GraphBatchExport) -> dict[str, list[int]]:
@@ -401,5 +403,21 @@ def graph_memory_words(cfg: EngineConfig, g: GraphBatchExport) -> dict[str, list
               for l, kind, width in cfg.phase_widths()]
     cols = {key: np.concatenate([b.get(key, np.zeros_like(b["m"])) for b in blocks])
             for key in ("m", "bias", "sh")}
+    # the readout: the graphs' boundaries, each head's constants, the biases summed
+    _fit(man["num_classes"] == cfg.classes,
+         f"the engine scores {cfg.classes} classes, the export {man['num_classes']}")
+    depth("graph_ptr", g.num_graphs + 1)
+    depth("logits", g.num_graphs)
+    words["graph_ptr"] = pack(mems["graph_ptr"].layout, "graph_ptr", a["graph_ptr"],
+                              g.num_graphs + 1)
+    words["readout_bias"] = pack(mems["readout_bias"].layout, "readout_bias",
+                                 np.stack([a["readout.bias_fx"]] * 2), 2)
+    for h in range(len(g.layers) + 1):
+        p, name = f"readout{h}.", f"readout{h}"
+        rows = mems[name].depth
+        f, c = (np.minimum(np.arange(rows), n - 1) for n in (a[p + "weight"].shape))
+        words[name] = pack(mems[name].layout, name, {
+            "in_scale_m": a[p + "in_scale_m"][f], "weights": a[p + "weight"][f],
+            "scale_m": a[p + "scale_m"][c], "scale_sh": a[p + "scale_sh"][c]}, rows)
     words["cols"] = pack(mems["cols"].layout, "cols", cols, len(cols["m"]))
     return words

@@ -17,18 +17,26 @@ from .sim_exports import random_graph_export
 
 
 def run(cfg, g):
-    """(the last layer's codes [N, out_dim] read from ``op``, cycles) of one run."""
+    """(the logits [G, C] read from ``logits``, the last layer's codes [N, out_dim] read from
+    ``op``, cycles) of one run."""
     dut = LayerEngine(cfg, init=graph_memory_words(cfg, g))
     out = {}
 
     async def bench(ctx):
         ctx.set(dut.num_nodes, g.num_nodes)
+        ctx.set(dut.num_graphs, g.num_graphs)
         ctx.set(dut.start, 1)
         await ctx.tick()
         ctx.set(dut.start, 0)
         while not ctx.get(dut.done):
             await ctx.tick()
         out["cycles"] = ctx.get(dut.cycles)
+        logits = []
+        for graph in range(g.num_graphs):
+            ctx.set(dut.logits_addr, graph)
+            await ctx.tick()
+            logits.append([int(v) for v in ctx.get(dut.logits_data)])
+        out["logits"] = np.array(logits, dtype=np.int64)
         op, stride = dut.core.simulated_memories["op"], cfg.op_stride
         bits = cfg.max_bits
         words = [ctx.get(op.data[a]) for a in range(g.num_nodes * stride)]
@@ -40,14 +48,15 @@ def run(cfg, g):
     sim.add_clock(1e-8)
     sim.add_testbench(bench)
     sim.run()
-    return out["codes"][:, :g.layers[-1]["out_dim"]], out["cycles"]
+    return out["logits"], out["codes"][:, :g.layers[-1]["out_dim"]], out["cycles"]
 
 
 def check(g, **engine):
     cfg = graph_engine_config(g, **engine)
-    codes, cycles = run(cfg, g)
+    logits, codes, cycles = run(cfg, g)
     res = run_graph_batch(g)
     np.testing.assert_array_equal(codes, res.layer_outputs[f"layer{len(g.layers)}.output"])
+    np.testing.assert_array_equal(logits, res.logits)
     assert cycles == graph_engine_cycles(g, res.selections, lanes=cfg.lanes,
                                          requant_lanes=cfg.requant_lanes)["total"]
 

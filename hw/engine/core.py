@@ -36,6 +36,7 @@ from .memory_requests import (
     registered_write,
 )
 from .phase import delay
+from .readout_phase import ReadoutPhase
 from .requantization import (
     NODE_CONSTANTS,
     Kept,
@@ -77,7 +78,8 @@ def load_signature(cfg: EngineConfig) -> stream.Signature:
 
 def control_members(cfg: EngineConfig) -> dict:
     """The members the core and :class:`~a2q.hw.engine.layer_engine.LayerEngine` share: ``load``,
-    ``start``, ``num_nodes``, ``busy``, ``done``, ``cycles``, ``phase``."""
+    ``start``, ``num_nodes``, ``busy``, ``done``, ``cycles``, ``phase``; a graph-level
+    engine's ``num_graphs``."""
     return {
         "load": In(load_signature(cfg)),
         "start": In(1),
@@ -85,7 +87,8 @@ def control_members(cfg: EngineConfig) -> dict:
         "busy": Out(1),
         "done": Out(1),
         "cycles": Out(CYCLE_BITS),
-        "phase": Out(range(len(cfg.phase_widths()))),
+        "phase": Out(range(len(cfg.phase_names()))),
+        **({"num_graphs": In(range(cfg.max_graphs + 1))} if cfg.graph_level else {}),
     }
 
 
@@ -124,7 +127,8 @@ class EngineCore(wiring.Component):
       from the third cycle after it is taken. Load only while idle (``start`` may come with
       the last word).
     - ``start`` (in): a one-cycle pulse while idle runs nodes ``0 .. num_nodes - 1``
-      (``num_nodes``, at most ``max_nodes``, is sampled with it).
+      (``num_nodes``, at most ``max_nodes``, is sampled with it; graph-level: and graphs
+      ``0 .. num_graphs - 1``, ``num_graphs`` at most ``max_graphs``).
     - ``busy`` (out): high from the cycle after ``start`` until the run ends.
     - ``done`` (out): high from the end of a run until the next ``start``.
     - ``cycles`` (out): the cycles the last run was busy (counting while it runs).
@@ -193,6 +197,10 @@ class EngineCore(wiring.Component):
                 dst = "logits" if last and not cfg.graph_level else "op"
                 out.append(CombinationPhase(cfg, l, hub, src="h", src_stride=strides["h"],
                                             dst=dst, dst_stride=strides[dst]))
+                if cfg.graph_level:  # head l pools layer l's output before op is overwritten
+                    out.append(ReadoutPhase(cfg, l, hub, src="op", src_stride=strides["op"]))
+        if cfg.graph_level:
+            out.insert(0, ReadoutPhase(cfg, 0, hub, src="x", src_stride=strides["x"]))
         return out
 
     def elaborate(self, platform):
@@ -216,7 +224,12 @@ class EngineCore(wiring.Component):
                 writers[ph.dst].append(i)
         write_from_rq = {name: Signal(name=f"{name}_write_from_rq", attrs={"keep": 1})
                          for name in writers if name not in OFF_CHIP}
-        # A graph-level model's node fields: written by the selection while a run is on.
+        # A graph-level model's node fields: written by the selection while a run is on; its
+        # running sums of the logits by the readout.
+        readouts = [ph for ph in phases if isinstance(ph, ReadoutPhase)]
+        if readouts:
+            write_from_rq["readout_sums"] = Signal(name="readout_sums_write_from_readout",
+                                                   attrs={"keep": 1})
         selection = None
         if cfg.graph_level:
             m.submodules.selection = selection = EntrySelection(cfg, hub, phases)
@@ -229,8 +242,10 @@ class EngineCore(wiring.Component):
         # reach every bit of them): each lane takes the running phase's by its own copy of
         # ``index``, two cycles late, through a copy per group of lanes (a phase's first result
         # comes tens of cycles after it starts).
+        datapath = [ph for ph in phases if not isinstance(ph, ReadoutPhase)]
+
         def merged(get):
-            return reduce(or_, (Value.cast(get(ph)) for ph in phases))
+            return reduce(or_, (Value.cast(get(ph)) for ph in datapath))
         result = {"node": merged(lambda ph: ph.result_node),
                   "tile": merged(lambda ph: ph.result_tile),
                   "phase": merged(lambda ph: Mux(ph.result_valid, phases.index(ph), 0)),
@@ -238,11 +253,12 @@ class EngineCore(wiring.Component):
         lane_phase = copies_in_groups(m, index, cfg.lanes, "acc_phase")
         serving, y = serve_in_groups(
             m, cfg, merged(lambda ph: ph.result_valid), result,
-            [_select(lane_phase[c], [ph.result_acc[c] for ph in phases])
+            [_select(lane_phase[c], [0 if ph not in datapath else ph.result_acc[c]
+                                     for ph in phases])
              for c in range(cfg.lanes)],
-            merged(lambda ph: ph.constants), phases[0].cols.data,  # every phase's cols word
-            [ph.used_lanes for ph in phases], template=self.ram_template)
-        m.d.comb += [ph.requantizing.eq(serving) for ph in phases]
+            merged(lambda ph: ph.constants), datapath[0].cols.data,  # every phase's cols word
+            [getattr(ph, "used_lanes", 0) for ph in phases], template=self.ram_template)
+        m.d.comb += [ph.requantizing.eq(serving) for ph in datapath]
         # A write's address and enable are chosen a cycle before its data (registered_write),
         # so the load's data waits in a register.
         m.d.comb += self.load.ready.eq(1)
@@ -261,6 +277,20 @@ class EngineCore(wiring.Component):
                 en = Mux(select, selection.write_en[l], en)
                 word = chosen_per_slices(m, spec, select, sel_word, word, f"{name}_word",
                                          template=self.ram_template)
+            if readouts and name in ("readout_sums", "logits"):  # the readout's write
+                heads = [ph for ph in readouts if ph.writes == name]
+                ro = (reduce(or_, (ph.write_addr for ph in heads)),
+                      reduce(or_, (ph.write_data.as_value() for ph in heads)),
+                      reduce(or_, (ph.write_en for ph in heads)))
+                if name in OFF_CHIP:
+                    addr, word, en = ro
+                else:
+                    select = write_from_rq[name]
+                    ro_word = Signal(spec.layout, name=f"{name}_readout_word")
+                    m.d.comb += ro_word.eq(ro[1])
+                    addr, en = Mux(select, ro[0], addr), Mux(select, ro[2], en)
+                    word = chosen_per_slices(m, spec, select, ro_word, word, f"{name}_word",
+                                             template=self.ram_template)
             if name in writers:  # the result's word: node * stride + tile
                 strides = {phases[i].dst_stride for i in writers[name]}
                 assert len(strides) == 1, f"the phases writing {name} disagree on its stride"
@@ -333,6 +363,11 @@ class EngineCore(wiring.Component):
 
         for i, ph in enumerate(phases):
             m.d.comb += [ph.num_nodes.eq(num_nodes), ph.start.eq(launch & (index == i))]
+        if readouts:
+            num_graphs = Signal.like(self.num_graphs, name="run_graphs")
+            with m.If(~active & self.start):
+                m.d.sync += num_graphs.eq(self.num_graphs)
+            m.d.comb += [ph.num_graphs.eq(num_graphs) for ph in readouts]
         m.d.sync += launch.eq(0)
         running = [active, *write_from_rq.values()]
         with m.If(~active & self.start):

@@ -25,8 +25,8 @@ class LayerEngine(wiring.Component):
     with ``ram_template=True`` every memory reads ``<memory>.hex`` instead and the core is an
     instance of the separate Verilog module :data:`CORE_MODULE` (see :func:`a2q.hw.rtl.engine_verilog`).
 
-    Ports: the core's ``load``, ``start``, ``num_nodes``, ``busy``, ``done``, ``cycles`` and
-    ``phase`` (see :class:`~a2q.hw.engine.core.EngineCore`; ``load`` also fills ``x``), and
+    Ports: the core's ``load``, ``start``, ``num_nodes`` (and a graph-level engine's
+    ``num_graphs``), ``busy``, ``done``, ``cycles`` and ``phase`` (see :class:`~a2q.hw.engine.core.EngineCore`; ``load`` also fills ``x``), and
 
     - ``logits_addr`` (in) / ``logits_data`` (out): a synchronous read port on ``logits``
       (node i's tile t at ``i * ceil(C / lanes) + t``): the word appears the cycle after its
@@ -69,6 +69,8 @@ class LayerEngine(wiring.Component):
             self.busy.eq(core.busy), self.done.eq(core.done), self.cycles.eq(core.cycles),
             self.phase.eq(core.phase),
         ]
+        if cfg.graph_level:
+            m.d.comb += core.num_graphs.eq(self.num_graphs)
         names = list(cfg.memories)
         logits_spec = cfg.memories["logits"]
         if "x" in cfg.memories:

@@ -30,7 +30,9 @@ with K)                                        the input's non-zero codes, node 
                                                input: GCN layers 2.., GIN every layer)
 ``op``                 max_nodes * stride      P aggregation operands of ``max_bits`` (GCN: XW,
                                                two's complement; GIN layers 2..: unsigned)
-``logits``             max_nodes * T(C)        P signed logits (written by the engine)
+``logits``             max_nodes * T(C)        P signed logits (written by the engine);
+                       (graph-level:           graph-level: graph g's C logits at address g
+                       max_graphs)             (:func:`graph_logits_layout`)
 ``norm`` (GCN)         max_nodes               ``gcn_norm``
 ``layer{l}_items``     T(out_dim) * max_edges  the operand bits - 1 of each item the layer's
 (GCN)                                          aggregation visits, in the order it visits
@@ -39,6 +41,13 @@ with K)                                        the input's non-zero codes, node 
                                                or graph-level written by the selection
 ``layer{l}_pool``      pool_size               graph-level: each pool entry's threshold and
                                                node fields (:func:`pool_layout`)
+``graph_ptr``          max_graphs + 1          graph-level: graph g's nodes are graph_ptr[g]
+                                               .. graph_ptr[g + 1] - 1
+``readout{h}``         max(D_h, C)             graph-level: head h's constants
+                                               (:func:`readout_layout`)
+``readout_bias``       2 (word 0 used)         graph-level: the heads' biases summed, per class
+``readout_sums``       max_graphs              graph-level: each graph's logits so far
+                                               (written by the engine)
 ``cols``               sum of the phases'      P per-column fields of the requantization
                        T(width)                (:func:`column_fields`), each phase's tiles
                                                from :meth:`EngineConfig.column_base`
@@ -150,6 +159,11 @@ class EngineConfig:
     #: whose per-node constants are loaded). Each layer then starts with a selection phase
     #: that chooses every node's entry on chip and writes its constants.
     pool_size: int = 0
+    #: graph-level: the most graphs of a batch, the classes and the readout heads' weight
+    #: bits (every layer's output, and the input, sum-pooled per graph into its own head)
+    max_graphs: int = 0
+    classes: int = 0
+    readout_weight_bits: int = 8
     memories: dict = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
@@ -180,6 +194,10 @@ class EngineConfig:
         if self.pool_size and self.combine_first:
             raise ValueError("engine parameter pool_size: a graph-level model is an "
                              "aggregate-first GIN")
+        if self.pool_size:
+            need("max_graphs", self.max_graphs, 1, MAX_NODES)
+            need("classes", self.classes, 1, 64)
+            need("readout_weight_bits", self.readout_weight_bits, 2, 8)
         if self.nonzeros_per_word:
             if not self.combine_first:
                 raise ValueError("engine parameter nonzeros_per_word: only a combine-first "
@@ -212,6 +230,17 @@ class EngineConfig:
             comb, agg = (l, "comb", L.out_dim), (l, "agg", agg_width)
             sel = [(l, "sel", agg_width)] if self.graph_level else []
             out += [comb, agg] if self.combine_first else [*sel, agg, comb]
+        return out
+
+    def phase_names(self) -> list[str]:
+        """Every phase's name in the order the engine runs them ("layer1.aggregation", ...;
+        graph-level: "readout{h}" for head h, 0 first and h after layer h)."""
+        kinds = {"sel": "selection", "agg": "aggregation", "comb": "combination"}
+        out = ["readout0"] if self.graph_level else []
+        for l, kind, _ in self.phase_widths():
+            out.append(f"layer{l}.{kinds[kind]}")
+            if self.graph_level and kind == "comb":
+                out.append(f"readout{l}")
         return out
 
     @property
@@ -378,6 +407,33 @@ def row_layout(cfg: EngineConfig, layer: int) -> data.ArrayLayout:
     return data.ArrayLayout(signed(cfg.layers[layer - 1].weight_bits), cfg.lanes)
 
 
+#: bits of a graph-level logit and of the readout's partial sums: the golden model bounds them
+#: below 2^62
+GRAPH_LOGIT_BITS = 64
+
+
+def graph_logits_layout(cfg: EngineConfig) -> data.ArrayLayout:
+    """A graph's logits (real logits times 2^logit_frac), one word per graph: ``logits``, the
+    readout's running sums ``readout_sums`` and the heads' summed biases ``readout_bias``."""
+    return data.ArrayLayout(signed(GRAPH_LOGIT_BITS), cfg.classes)
+
+
+def readout_dim(cfg: EngineConfig, head: int) -> int:
+    """Features head ``head`` pools: the input's (0) or layer ``head``'s output's."""
+    return cfg.layers[0].in_dim if head == 0 else cfg.layers[head - 1].out_dim
+
+
+def readout_layout(cfg: EngineConfig) -> data.StructLayout:
+    """A word j of ``readout{h}``, what beat j of loading the head's unit
+    (:class:`~a2q.hw.units.graph_readout.GraphReadout`) writes: feature ``min(j, D - 1)``'s
+    ``in_scale_m`` and its weights for every class, class ``min(j, C - 1)``'s ``scale_m``
+    and ``scale_sh``."""
+    return data.StructLayout({
+        "in_scale_m": MANTISSA,
+        "weights": data.ArrayLayout(signed(cfg.readout_weight_bits), cfg.classes),
+        "scale_m": MANTISSA, "scale_sh": NODE_SHIFT})
+
+
 def logit_width(cfg: EngineConfig) -> int:
     """Bits of a signed logit (the last layer's output) for any memory contents: every
     mantissa below 2^17, every bias below 2^(bias_bits - 1), node shifts up to 63."""
@@ -416,9 +472,18 @@ def _memories(cfg: EngineConfig) -> dict[str, MemorySpec]:
                    data.ArrayLayout(unsigned(cfg.input_bits), P)),
         MemorySpec("h", n * cfg.h_stride, codes, loaded=False),
         MemorySpec("op", n * cfg.op_stride, codes, loaded=False),
+        MemorySpec("logits", cfg.max_graphs, graph_logits_layout(cfg), loaded=False)
+        if cfg.graph_level else
         MemorySpec("logits", n * cfg.tiles(cfg.layers[-1].out_dim),
                    data.ArrayLayout(signed(logit_width(cfg)), P), loaded=False),
     ]
+    if cfg.graph_level:
+        mems += [MemorySpec("graph_ptr", cfg.max_graphs + 1, range(n + 1)),
+                 MemorySpec("readout_bias", 2, graph_logits_layout(cfg)),
+                 MemorySpec("readout_sums", max(cfg.max_graphs, 2), graph_logits_layout(cfg),
+                            loaded=False)]
+        mems += [MemorySpec(f"readout{h}", max(readout_dim(cfg, h), cfg.classes, 2),
+                            readout_layout(cfg)) for h in range(len(cfg.layers) + 1)]
     if cfg.combine_first:
         mems.append(MemorySpec("norm", n, range(2 ** FRAC + 1)))
         mems += [MemorySpec(f"layer{l}_items", max(cfg.tiles(L.out_dim) * cfg.max_edges, 2),
