@@ -289,8 +289,10 @@ def _cmd_sim_engine(args) -> int:
     r = run_engine(build, args.out, simulator=args.simulator, build_root=args.build_dir,
                    waves=args.waves, via_load_port=args.load_port,
                    progress=lambda s: print(s, file=sys.stderr))
+    unit, count = (("graphs", r["num_graphs"]) if r["task"] == "graph"
+                   else ("nodes", r["num_nodes"]))
     print(f"{args.out}: {r['dataset']} {r['model']} on {r['simulator']}: logits equal the golden "
-          f"model on {r['num_nodes'] - r['mismatched_nodes']}/{r['num_nodes']} nodes; test_acc "
+          f"model on {count - r['mismatched_' + unit]}/{count} {unit}; test_acc "
           f"{_percent(r['test_acc'])} (golden {_percent(r['golden_test_acc'])}); cycles "
           f"{r['cycles_measured']}"
           f" (model {r['cycles_predicted']}); {r['cycles_per_second']:.0f} cycles/s; Verilog "

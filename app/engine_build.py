@@ -29,7 +29,8 @@ from a2q.common.errors import A2QError
 class EngineBuild:
     """One engine and the runs it serves.
 
-    ``graph``: the A²Q export (:class:`~a2q.sim.annotated_graph.AnnotatedGraph`);
+    ``graph``: the A²Q export (:class:`~a2q.sim.annotated_graph.AnnotatedGraph`, or a
+    graph-level :class:`~a2q.sim.graph_batch.GraphBatchExport`);
     ``variants``: baseline name -> its re-export; ``config``: the engine's
     :class:`~a2q.hw.engine.layout.EngineConfig`; ``images``: run (``"a2q"``, then each
     baseline) -> the words of every loaded memory; ``verilog``: the engine's Verilog
@@ -69,15 +70,17 @@ def build_engine(graph, *, lanes: int = DEFAULT_LANES, baselines=(),
     engine sized apart from the export)."""
     from a2q.hw import rtl
     from a2q.hw.engine.layer_engine import LayerEngine
-    from a2q.sim.engine_image import engine_config, input_code_bits
+    from a2q.sim.engine_image import engine_config, graph_engine_config, input_code_bits
+    from a2q.sim.graph_batch import GraphBatchExport
 
     try:  # GraphFormatError and EngineFitError are ValueErrors, as are bad parameters
         g, variants = _runs(graph, baselines)
         # x as wide as the export's input and every run's codes: a baseline that pays the
         # input at more bit-planes than its codes need reads zeros above them
         input_bits = max([g.manifest["input_bits"], *map(input_code_bits, variants.values())])
-        cfg = engine_config(g, lanes=lanes, max_nodes=max_nodes, max_edges=max_edges,
-                            input_bits=input_bits, requant_lanes=requant_lanes)
+        sized = graph_engine_config if isinstance(g, GraphBatchExport) else engine_config
+        cfg = sized(g, lanes=lanes, max_nodes=max_nodes, max_edges=max_edges,
+                    input_bits=input_bits, requant_lanes=requant_lanes)
         images = _images(cfg, g, variants) if fill else {"a2q": {}}
     except ValueError as exc:
         raise A2QError(f"engine: {exc}") from None
@@ -88,11 +91,16 @@ def build_engine(graph, *, lanes: int = DEFAULT_LANES, baselines=(),
 
 
 def _runs(graph, baselines) -> tuple:
-    """The export (read if a folder) and its baseline re-exports."""
+    """The export (read if a folder: node-level or graph-level) and its baseline
+    re-exports."""
     from a2q.sim.annotated_graph import AnnotatedGraph, read_graph
     from a2q.sim.baselines import baseline_variant
+    from a2q.sim.graph_batch import GraphBatchExport, export_kind, read_graph_batch
 
-    g = graph if isinstance(graph, AnnotatedGraph) else read_graph(graph)
+    if isinstance(graph, (AnnotatedGraph, GraphBatchExport)):
+        g = graph
+    else:
+        g = read_graph_batch(graph) if export_kind(graph) == "graph" else read_graph(graph)
     return g, {name: baseline_variant(g, name) for name in baselines}
 
 
@@ -101,9 +109,14 @@ def _images(cfg, g, variants: dict) -> dict:
     ``GraphFormatError``: the engine is verified against it, so it runs nothing the golden
     model cannot compute) or one that does not fit (``EngineFitError``)."""
     from a2q.sim import golden
-    from a2q.sim.engine_image import memory_words
+    from a2q.sim.engine_image import graph_memory_words, memory_words
+    from a2q.sim.graph_golden import run_graph_batch
 
     runs = [("a2q", g), *variants.items()]
+    if cfg.graph_level:
+        for _, v in runs:
+            run_graph_batch(v)
+        return {name: graph_memory_words(cfg, v) for name, v in runs}
     for _, v in runs:
         golden.run(v)
     return {name: memory_words(cfg, v) for name, v in runs}

@@ -195,6 +195,9 @@ def describe_engine(engine: LayerEngine) -> dict:
             "lanes": cfg.lanes, "memories": memories, "ports": _ports(engine),
             "core_ports": _ports(engine.core),
             "logit_width": cfg.memories["logits"].layout.elem_shape.width,
+            # logits a word of ``logits``: a node's tile of lanes, or (graph-level) a graph's
+            # classes
+            "logits_per_word": cfg.memories["logits"].layout.length,
             "amaranth": amaranth.__version__}
 
 

@@ -14,7 +14,10 @@ Each baseline is the same trained model re-exported at uniform bits
   own bits: the cheaper end of the accuracy-against-cycles trade-off (``a2q bench hw``).
 
 ``a2q rtl engine``, ``a2q sim engine`` and ``a2q flow`` run :data:`DEFAULT_BASELINES` unless
-told otherwise.
+told otherwise. A graph-level export's baselines
+(:func:`~a2q.sim.uniform_export.graph_uniform_variant`) have one pool entry per layer: a
+uniform-bit engine selects nothing, so their selection stages count 0 cycles
+(:func:`without_selection`) and A²Q pays its selection against them.
 
 A *stage* is one phase of the engine (``layer1.combination``, ...) or ``total``. A stage whose
 input carries per-node bits (GCN's combinations after layer 1, every GIN combination, GCN's
@@ -28,7 +31,9 @@ from __future__ import annotations
 import numpy as np
 
 from .annotated_graph import AnnotatedGraph
-from .uniform_export import uniform_variant
+from .graph_batch import GraphBatchExport
+from .graph_golden import run_graph_batch
+from .uniform_export import graph_uniform_variant, uniform_variant
 
 #: name -> (bits of every per-node tensor and operand, bits the layer-1 input is paid at or
 #: None for its own)
@@ -39,18 +44,26 @@ BASELINES = {"uniform4": (4, 4), "uniform4-exact-input": (4, None), "uniform8": 
 DEFAULT_BASELINES = ("uniform4", "uniform4-exact-input", "uniform8")
 
 
-def baseline_variant(g: AnnotatedGraph, name: str) -> AnnotatedGraph:
-    """``g`` re-exported as baseline ``name`` (a key of :data:`BASELINES`)."""
+def baseline_variant(g, name: str):
+    """``g`` (a node-level or a graph-level export) re-exported as baseline ``name`` (a key of
+    :data:`BASELINES`)."""
     if name not in BASELINES:
         raise ValueError(f"unknown baseline {name!r}: expected one of {', '.join(BASELINES)}")
     bits, input_bits = BASELINES[name]
+    if isinstance(g, GraphBatchExport):
+        return graph_uniform_variant(g, bits, input_bits=input_bits)
     return uniform_variant(g, bits, input_bits=input_bits)
 
 
-def per_node_stages(g: AnnotatedGraph) -> dict[str, np.ndarray]:
+def per_node_stages(g) -> dict[str, np.ndarray]:
     """Stage -> the per-node bits it pays, for the stages whose input carries them: a
     combination's input bits per node, an aggregation's operand bits per item (each CSR
-    entry its source's: GCN with per-node operand bits)."""
+    entry its source's: GCN with per-node operand bits); graph-level, each combination's
+    bits from the entry the golden model's selection gives each node."""
+    if isinstance(g, GraphBatchExport):
+        chosen = run_graph_batch(g).selections
+        return {f"layer{l}.combination": g[f"layer{l}.pool_bits"].astype(np.int64)[
+            chosen[f"layer{l}"]] for l in range(1, len(g.layers) + 1)}
     out = {}
     for l, L in enumerate(g.layers, start=1):
         if L["per_node_input"] and not (g.combine_first and l == 1):
@@ -82,3 +95,11 @@ def stage_rows(g: AnnotatedGraph, variants: dict[str, AnnotatedGraph],
                            fraction_of_ideal=round(b / c / ideal, 4) if c else None)
             rows.append(row)
     return rows
+
+
+def without_selection(cycles: dict[str, int]) -> dict[str, int]:
+    """A graph-level baseline's cycles per stage with its selection stages at 0 (an engine at
+    uniform bits has no selection) and ``total`` summed again."""
+    out = {k: 0 if k.endswith(".selection") else v for k, v in cycles.items() if k != "total"}
+    out["total"] = sum(out.values())
+    return out

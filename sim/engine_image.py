@@ -301,9 +301,10 @@ def write_init_files(cfg: EngineConfig, words: dict[str, list[int]], folder: Pat
 
 def graph_engine_config(g: GraphBatchExport, *, lanes: int = DEFAULT_LANES,
                         max_nodes: int | None = None, max_edges: int | None = None,
-                        max_graphs: int | None = None, requant_lanes: int = 0) -> EngineConfig:
+                        max_graphs: int | None = None, input_bits: int | None = None,
+                        requant_lanes: int = 0) -> EngineConfig:
     """The engine for a graph-level export's GIN: its pool as large as the largest layer's,
-    its memories as deep as the batch needs unless given."""
+    its memories as deep as the batch needs and its input as wide unless given."""
     if not isinstance(lanes, int) or isinstance(lanes, bool) or not 1 <= lanes <= 64:
         raise EngineFitError(f"lanes must be an integer 1..64, got {lanes!r}")
     man = g.manifest
@@ -313,7 +314,8 @@ def graph_engine_config(g: GraphBatchExport, *, lanes: int = DEFAULT_LANES,
     return EngineConfig(
         model="gin", order="aggregate-first", lanes=lanes, requant_lanes=requant_lanes,
         layers=tuple(LayerShape(L["in_dim"], L["out_dim"], L["weight_bits"]) for L in g.layers),
-        input_bits=max(man["input_bits"], input_code_bits(g)),
+        input_bits=(max(man["input_bits"], input_code_bits(g)) if input_bits is None
+                    else input_bits),
         max_nodes=max(g.num_nodes, 2) if max_nodes is None else max_nodes,
         max_edges=max(man["num_edges"], 1) if max_edges is None else max_edges,
         pool_size=pool, max_graphs=g.num_graphs if max_graphs is None else max_graphs,

@@ -26,9 +26,11 @@ from a2q.common.files import atomic_folder
 
 from . import golden, rtl_sim
 from .annotated_graph import AnnotatedGraph
-from .baselines import stage_rows
-from .cycles import engine_cycles
-from .engine_image import memory_words, write_init_files
+from .baselines import stage_rows, without_selection
+from .cycles import engine_cycles, graph_engine_cycles
+from .engine_image import graph_memory_words, memory_words, write_init_files
+from .graph_batch import GraphBatchExport
+from .graph_golden import graph_accuracy, run_graph_batch
 
 
 def _save(path: Path, a: np.ndarray) -> None:
@@ -68,6 +70,9 @@ def simulate(model: rtl_sim.Model, cfg, graphs: list[AnnotatedGraph], work: Path
     port), every later one through the load port. ``images``: the graphs' memory words when
     already computed. Per graph: logits, cycles measured and predicted, the comparison with
     the golden model."""
+    if cfg.graph_level:
+        return _simulate_graph_level(model, cfg, graphs, work, name=name, waves=waves,
+                                     via_load_port=via_load_port, images=images)
     work.mkdir(parents=True, exist_ok=True)
     cases, golds = [], []
     if images is None:
@@ -109,6 +114,53 @@ def simulate(model: rtl_sim.Model, cfg, graphs: list[AnnotatedGraph], work: Path
     return out
 
 
+def _simulate_graph_level(model: rtl_sim.Model, cfg, batches: list[GraphBatchExport],
+                          work: Path, *, name: str, waves: Path | None, via_load_port: bool,
+                          images: list[dict] | None) -> list[dict]:
+    """:func:`simulate` for graph-level batches: the logits of every graph, the cycles
+    measured and predicted (:func:`~a2q.sim.cycles.graph_engine_cycles` with the golden
+    model's pool entries), the comparison with the golden model."""
+    work.mkdir(parents=True, exist_ok=True)
+    cases, golds = [], []
+    if images is None:
+        images = [graph_memory_words(cfg, g) for g in batches]
+    for k, (g, words) in enumerate(zip(batches, images)):
+        gold = run_graph_batch(g)
+        golds.append(gold)
+        case = {"num_nodes": np.int64(g.num_nodes), "num_graphs": np.int64(g.num_graphs),
+                "classes": np.int64(cfg.classes), "expected": gold.logits}
+        if k == 0:
+            write_init_files(cfg, {} if via_load_port else words, work)
+        if k > 0 or via_load_port:
+            case["load_words"] = load_port_words(model, words)
+        cases.append(case)
+    res = rtl_sim.run(model, cases, work, name=name, waves=waves, check=False)
+    for f in work.glob("*.hex"):
+        f.unlink()
+    out = []
+    for g, gold, r in zip(batches, golds, res["results"]):
+        logits = r["y"]
+        pred = logits.argmax(1)
+        mismatched = int((logits != gold.logits).any(1).sum())
+        predicted = graph_engine_cycles(g, gold.selections, lanes=cfg.lanes,
+                                        requant_lanes=cfg.requant_lanes)
+        out.append({
+            "logits": logits, "predictions": pred, "num_graphs": g.num_graphs,
+            "cycles_measured": r["cycles"], "cycles_predicted": predicted["total"],
+            "cycles_by_phase_measured": phase_cycles(list(predicted)[:-1],
+                                                     r.get("phase_starts", []), r["cycles"]),
+            "cycles_by_phase_predicted": predicted,
+            "logits_equal_golden": mismatched == 0, "mismatched_graphs": mismatched,
+            "test_acc": golden.percent(graph_accuracy(g, pred)),
+            "golden_test_acc": golden.percent(graph_accuracy(g, gold.predictions)),
+        })
+    seconds = res["seconds"]
+    for r in out:
+        r.update(sim_seconds=round(seconds, 3), junit=str(res["junit"]), log=str(res["log"]),
+                 cycles_per_second=round(sum(x["cycles_measured"] for x in out) / seconds, 1))
+    return out
+
+
 def run_engine(build, out: str | os.PathLike, *, simulator: str = "verilator",
                build_root: str | os.PathLike = "build/sim", waves: bool = False,
                via_load_port: bool = False, progress=print) -> dict:
@@ -140,6 +192,7 @@ def run_engine(build, out: str | os.PathLike, *, simulator: str = "verilator",
         "method": g.manifest.get("method"), "simulator": simulator, "lanes": cfg.lanes,
         "engine": cfg.to_json(), "verilog": str(verilog), "verilog_sha256": simulated_sha256,
         "build_seconds": model.build_seconds, "num_nodes": g.num_nodes,
+        "task": "graph" if cfg.graph_level else "node",
         "loaded_through": "load port" if via_load_port else "init files",
     }
     report.update({k: v for k, v in main.items() if k not in ("logits", "predictions")})
@@ -151,12 +204,19 @@ def run_engine(build, out: str | os.PathLike, *, simulator: str = "verilator",
         report["baselines"][key] = {
             k: r[k] for k in ("cycles_measured", "cycles_predicted", "cycles_by_phase_measured",
                               "cycles_by_phase_predicted", "logits_equal_golden",
-                              "mismatched_nodes", "test_acc", "golden_test_acc", "sim_seconds")}
+                              "mismatched_nodes", "mismatched_graphs", "test_acc",
+                              "golden_test_acc", "sim_seconds") if k in r}
+        # a uniform-bit engine has no selection: a graph-level baseline's selection phases
+        # do not count against it
+        compared = (without_selection(r["cycles_by_phase_measured"]) if cfg.graph_level
+                    else r["cycles_by_phase_measured"])
+        report["baselines"][key]["cycles_compared"] = compared["total"]
         report["baselines"][key]["speedup_of_a2q"] = round(
-            r["cycles_measured"] / main["cycles_measured"], 4)
+            compared["total"] / main["cycles_measured"], 4)
     report["stages"] = stage_rows(g, variants, {
         "a2q": main["cycles_by_phase_measured"],
-        **{k: b["cycles_by_phase_measured"] for k, b in report["baselines"].items()}})
+        **{k: (without_selection(b["cycles_by_phase_measured"]) if cfg.graph_level
+               else b["cycles_by_phase_measured"]) for k, b in report["baselines"].items()}})
     with atomic_folder(out, command="a2q sim engine") as tmp:
         _save(tmp / "logits.npy", main["logits"])
         _save(tmp / "predictions.npy", main["predictions"])

@@ -56,6 +56,10 @@ class GraphBatchExport:
         return self.manifest["layers"]
 
     @property
+    def model(self) -> str:
+        return self.manifest["model"]
+
+    @property
     def num_nodes(self) -> int:
         return self.manifest["num_nodes"]
 

@@ -20,7 +20,8 @@ import copy
 import numpy as np
 
 from .annotated_graph import AnnotatedGraph, GraphFormatError
-from .export_constants import derive_constants
+from .export_constants import derive_constants, derive_graph_constants
+from .graph_batch import GraphBatchExport
 
 
 def uniform_variant(g: AnnotatedGraph, bits: int, *,
@@ -61,3 +62,41 @@ def uniform_variant(g: AnnotatedGraph, bits: int, *,
     wide = "" if man["input_bits"] == g.manifest["input_bits"] else f"-input{man['input_bits']}"
     man["method"] = f"uniform{bits}{wide}-of-{g.manifest.get('method')}"
     return AnnotatedGraph(g.path, man, arrays)
+
+
+def graph_uniform_variant(g: GraphBatchExport, bits: int, *,
+                          input_bits: int | None = None) -> GraphBatchExport:
+    """A graph-level export with every quantized feature tensor at ``bits`` (1..8), as a
+    uniform-bit engine runs it: each layer's pool becomes one entry whose range is the
+    pool's widest (every node then takes it: the selection chooses nothing), at ``bits``;
+    each layer's output codes keep their range at ``bits`` (``output_step`` scaled by
+    ``(2^output_bits - 1) / (2^bits - 1)``); the input is paid at ``max(its bits,
+    input_bits)``, as :func:`uniform_variant`. In memory."""
+    for name, v in (("uniform bits", bits), ("input bits", input_bits)):
+        if v is not None and (not isinstance(v, int) or not 1 <= v <= 8):
+            raise ValueError(f"{name} must be 1..8, got {v!r}")
+    man = copy.deepcopy(g.manifest)
+    if input_bits is not None:
+        man["input_bits"] = max(man["input_bits"], input_bits)
+    arrays = dict(g.arrays)
+    n = g.num_nodes
+    for l, L in enumerate(man["layers"], start=1):
+        p = f"layer{l}."
+        q_max = arrays[p + "pool_step"] * ((1 << arrays[p + "pool_bits"].astype(np.int64)) - 1)
+        arrays[p + "pool_step"] = np.array([q_max.max() / ((1 << bits) - 1)])
+        arrays[p + "pool_bits"] = np.array([bits], dtype=np.uint8)
+        arrays[p + "reference_selection"] = np.zeros(n, dtype=np.int64)
+        arrays[p + "output_step"] = arrays[p + "output_step"] * (
+            ((1 << L["output_bits"]) - 1) / ((1 << bits) - 1))
+        L.update(pool_size=1, output_bits=bits)
+        if l > 1:
+            arrays[p + "operand_step"] = arrays[f"layer{l - 1}.output_step"]
+            L["operand_bits"] = bits
+    try:
+        derive_graph_constants(man["layers"], man["readout"], arrays,
+                               logit_frac=man["logit_frac"])
+    except ValueError as exc:
+        raise GraphFormatError(f"{g.path}: cannot re-export at {bits} bits: {exc}") from None
+    wide = "" if man["input_bits"] == g.manifest["input_bits"] else f"-input{man['input_bits']}"
+    man["method"] = f"uniform{bits}{wide}-of-{g.manifest.get('method')}"
+    return GraphBatchExport(g.path, man, arrays)

@@ -405,7 +405,7 @@ def serve_in_groups(m: Module, cfg: EngineConfig, valid, result: dict, acc: list
     entered into a register of the result's word, which is written the cycle after its last
     group arrives: a result presented in cycle c is written in cycle
     ``c + groups + DEPTH + 1``. Lanes past the columns of the phase's results
-    (``used_lanes[phase]``) write 0.
+    (``used_lanes[phase]``; 0 for a phase without results) write 0.
 
     ``template``: the multipliers are ``a2q_mul`` instances (:mod:`a2q.hw.primitives.dsp_multiply`).
     Returns ``serving`` (a register, high from the cycle after ``valid`` until the write's port
@@ -468,7 +468,7 @@ def serve_in_groups(m: Module, cfg: EngineConfig, valid, result: dict, acc: list
     # the phase's used lanes. Each lane's flag is its own register (the lanes' flags are often
     # equal, and one would reach every lane's codes).
     used = [reduce(or_, [(held["phase"] == p) & (group * R + r < n)
-                         for p, n in enumerate(used_lanes)]) for r in range(R)]
+                         for p, n in enumerate(used_lanes) if n]) for r in range(R)]
     # The group travels with the lanes as each lane's own copy (requantization.Kept): at the
     # end it enables the lane's registers of the word, R x G x 16 bits for one register.
     valids, out = pipeline(

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import math
+from functools import reduce
+from operator import or_
 
 from amaranth import Module, Mux, Signal, signed, unsigned
-from amaranth.hdl import Array
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -105,8 +106,10 @@ class GraphReadout(wiring.Component):
         # one feature a cycle in HEAD: its pooled sum times its mantissa, into every class.
         # Combinational signals are plain expressions of registers, never assigned in a state:
         # Icarus 11 leaves such a signal X (docs/architecture.md)
+        # (and no ``Array``: its index becomes a ``case`` in an ``always @*`` block, which Icarus
+        # leaves X until one of its inputs changes, and a graph of zeros changes none)
         row = Signal(self.pooled_bits + MANTISSA_BITS)
-        m.d.comb += row.eq(Array(pooled)[feature] * Array(in_scale)[feature])
+        m.d.comb += row.eq(_pick(feature, pooled) * _pick(feature, in_scale))
         with m.FSM() as fsm:
             with m.State("POOL"):
                 with m.If(self.codes.valid):
@@ -122,7 +125,7 @@ class GraphReadout(wiring.Component):
                         m.next = "HEAD"
             with m.State("HEAD"):
                 for c in range(C):
-                    w = Array([weight[f][c] for f in range(D)])[feature]
+                    w = _pick(feature, [weight[f][c] for f in range(D)])
                     m.d.sync += sums[c].eq(sums[c] + row * w)
                 m.d.sync += feature.eq(feature + 1)
                 with m.If(feature == D - 1):
@@ -137,6 +140,11 @@ class GraphReadout(wiring.Component):
                     m.next = "POOL"
         m.d.comb += self.codes.ready.eq(fsm.ongoing("POOL"))
         return m
+
+
+def _pick(index, values: list):
+    """``values[index]`` as an AND-OR of plain expressions (an ``assign``)."""
+    return reduce(or_, (Mux(index == i, v, 0) for i, v in enumerate(values)))
 
 
 def _rshift_round(m: Module, value, shift, c: int):

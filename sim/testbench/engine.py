@@ -2,10 +2,11 @@
 
 The memories hold the graph from their ``.hex`` init files (in the simulator's working
 directory) or, when the case carries ``load_words``, from words pushed through the ``load``
-port first (one a cycle). The test pulses ``start``, sleeps until ``phase`` changes or ``done`` rises (no Python
+port first (one a cycle). The test pulses ``start`` (with ``num_graphs`` where the case has
+it: a graph-level batch), sleeps until ``phase`` changes or ``done`` rises (no Python
 runs per cycle meanwhile; at each new phase it notes the ``cycles`` counter, so each phase's
 cycles are measured), reads the ``cycles`` counter and then every word of ``logits`` through
-the ``logits_addr`` / ``logits_data`` read port.
+the ``logits_addr`` / ``logits_data`` read port: each node's tiles, or each graph's word.
 """
 
 from __future__ import annotations
@@ -26,8 +27,9 @@ async def run_inference(dut, info: dict, case: dict) -> tuple[np.ndarray, int, n
     """Logits, the ``cycles`` counter, and the counter at the start of every phase after the
     first (the boundaries: phase k took ``starts[k] - starts[k - 1]`` cycles)."""
     n = int(case["num_nodes"])
-    lanes, width = info["lanes"], info["logit_width"]
-    tiles = -(-int(case["classes"]) // lanes)
+    per_word, width = info["logits_per_word"], info["logit_width"]
+    tiles = -(-int(case["classes"]) // per_word)
+    rows = int(case["num_graphs"]) if "num_graphs" in case else n
     if "load_words" in case:
         load = StreamSource(dut, "load")
         load.feed(int(w, 16) for w in case["load_words"])
@@ -36,6 +38,8 @@ async def run_inference(dut, info: dict, case: dict) -> tuple[np.ndarray, int, n
             await FallingEdge(dut.clk)
         load.idle()
     dut.num_nodes.value = n
+    if "num_graphs" in case:
+        dut.num_graphs.value = int(case["num_graphs"])
     dut.start.value = 1
     await FallingEdge(dut.clk)
     dut.start.value = 0
@@ -47,11 +51,11 @@ async def run_inference(dut, info: dict, case: dict) -> tuple[np.ndarray, int, n
             starts.append(int(dut.cycles.value))
     cycles = int(dut.cycles.value)
     words = []
-    for addr in range(n * tiles):  # the read port samples the address at the rising edge
+    for addr in range(rows * tiles):  # the read port samples the address at the rising edge
         dut.logits_addr.value = addr
         await FallingEdge(dut.clk)
         words.append(int(dut.logits_data.value))
-    y = unpack_signed(words, width=width, count=lanes).reshape(n, tiles * lanes)
+    y = unpack_signed(words, width=width, count=per_word).reshape(rows, tiles * per_word)
     return y[:, :int(case["classes"])], cycles, np.array(starts, dtype=np.int64)
 
 
