@@ -165,6 +165,12 @@ def _check_point(p: dict, grid: int) -> dict:
         if not (graph / "manifest.json").is_file():
             raise A2QError(f"{where}: axis 'graph': {p['graph']} holds no manifest.json; give "
                            "an export folder (a2q export)")
+        from a2q.sim.graph_batch import export_kind
+
+        if export_kind(graph) == "graph":
+            raise A2QError(f"{where}: axis 'graph': {p['graph']} is a graph-level export "
+                           "(a2q-graph-batch); a sweep's flow reads node-level exports (a2q sim "
+                           "engine runs a graph-level one)")
         p["graph"] = str(graph)
         for axis in TRAIN_AXES:  # the export replaces the training
             p[axis] = None

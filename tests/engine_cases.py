@@ -54,3 +54,30 @@ def engine_suite(rng: np.random.Generator, model: str, graphs: int, nonzeros: bo
                        layers=(LayerShape(f0, hidden, 8), LayerShape(hidden, classes, 8)),
                        nonzeros_per_word=per_word, max_input_words=max(words, 2) if words else 0)
     return cfg, gs
+
+
+def graph_engine_suite(rng: np.random.Generator, batches: int):
+    """One graph-level engine of random lanes and requantization lanes, and ``batches`` random
+    graph-level exports it runs (:func:`~tests.sim_exports.random_graph_export`: graphs of
+    0..12 nodes, pools of 1..8 entries, every width random) of one model shape."""
+    from a2q.sim.engine_image import input_code_bits
+    from a2q.sim.graph_batch import GraphBatchExport
+
+    from .sim_exports import random_graph_export
+
+    f0, hidden, classes, layers = (int(rng.integers(1, 8)), int(rng.integers(1, 8)),
+                                   int(rng.integers(2, 5)), int(rng.integers(1, 4)))
+    gs = [GraphBatchExport(None, *random_graph_export(rng, f0=f0, hidden=hidden,
+                                                      classes=classes, layers=layers))
+          for _ in range(batches)]
+    lanes = int(rng.choice([1, 2, 3, 4, 8, 16]))
+    shapes = [LayerShape(L["in_dim"], L["out_dim"], 8) for L in gs[0].layers]
+    cfg = EngineConfig(
+        model="gin", order="aggregate-first", lanes=lanes,
+        requant_lanes=int(rng.integers(1, lanes + 1)), layers=tuple(shapes),
+        input_bits=max(max(g.manifest["input_bits"], input_code_bits(g)) for g in gs),
+        max_nodes=max(max(g.num_nodes for g in gs), 2),
+        max_edges=max(max(g.manifest["num_edges"] for g in gs), 1),
+        pool_size=max(L["pool_size"] for g in gs for L in g.layers),
+        max_graphs=max(g.num_graphs for g in gs), classes=classes)
+    return cfg, gs

@@ -191,7 +191,7 @@ CASES = {
     "graph-boundary": _graph_case(lambda d: replace_array(
         d, "graph_ptr", lambda a: a.__setitem__(-1, a[-1] + 5))),
     "graph-zero-graphs": _graph_case(lambda d: reseal(d, lambda m: m.update(num_graphs=0))),
-    "graph-for-node": lambda root, t: ["sim", "engine", "--graph", str(graph_export(root)),
+    "graph-for-node": lambda root, t: ["sweep", "--graphs", str(graph_export(root)),
                                        "--out", str(root / "out")],
     "checkpoint-node-for-graph": lambda root, t: ["export", str(checkpoint(root, t)),
                                                   "--fold", "0", "--out", str(root / "out")],

@@ -24,7 +24,7 @@ from a2q.sim import rtl_sim
 from a2q.sim.engine_run import simulate
 from a2q.sim.toolchain import lint
 
-from .engine_cases import engine_suite
+from .engine_cases import engine_suite, graph_engine_suite
 
 SUITES = int(os.environ.get("A2Q_ENGINE_SUITES", "1"))
 GRAPHS = int(os.environ.get("A2Q_ENGINE_GRAPHS", "3"))
@@ -100,3 +100,17 @@ def test_engine_verilog_lints_clean_and_loads_init_files(model, nonzeros, tmp_pa
     assert json.loads((tmp_path / "params.json").read_text())["config"]["model"] == model
     # the same engine gives the same bytes wherever the checkout is: no source paths inside
     assert "(* src =" not in text and str(Path(rtl.__file__).parent) not in text
+
+
+@pytest.mark.parametrize("simulator", ["icarus", "verilator"])
+def test_graph_level_engine_in_rtl_equals_golden_and_cycle_model(simulator, build_root,
+                                                                   tmp_path):
+    """Graph-level batches (the selection on chip, the readout, empty graphs among them): the
+    first from the init files, the others through the load port; every graph's logits, the
+    cycles of every phase."""
+    cfg, batches = graph_engine_suite(np.random.default_rng(28), GRAPHS)
+    engine = rtl_sim.build("engine", cfg, simulator, build_root)
+    runs = simulate(engine, cfg, batches, tmp_path, name=f"graph-engine-{simulator}")
+    for k, r in enumerate(runs):
+        assert r["logits_equal_golden"], f"batch {k}: {r['mismatched_graphs']} graphs differ"
+        assert r["cycles_by_phase_measured"] == r["cycles_by_phase_predicted"], f"batch {k}"

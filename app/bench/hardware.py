@@ -57,8 +57,9 @@ def run_hw_bench(out: str | os.PathLike, *, datasets=("Cora", "CiteSeer"),
                  models=ENGINE_MODELS, seed: int = 0, lanes: int = DEFAULT_LANES,
                  sweep_lanes=(4, 8, 16, 32), sweep_on=("Cora", "gcn"), synth: bool = True,
                  device: str = "85k", freq_mhz: float = 100.0, data_root=None,
-                 progress=print) -> dict:
-    """Run the benchmark and write ``hw.json``, ``hw.md`` and ``hw_lanes.png`` into ``out``."""
+                 graph_datasets=("MUTAG", "PROTEINS"), progress=print) -> dict:
+    """Run the benchmark and write ``hw.json``, ``hw.md`` and ``hw_lanes.png`` into ``out``.
+    ``graph_datasets``: graph-level GIN on each (:func:`_graph_level`)."""
     from a2q.sim.annotated_graph import read_graph
     from a2q.sim.baselines import BASELINES, per_node_stages
 
@@ -105,6 +106,8 @@ def run_hw_bench(out: str | os.PathLike, *, datasets=("Cora", "CiteSeer"),
                 progress(f"{dataset} {model}: A²Q {r['cycles_measured']} cycles; speedup " +
                          ", ".join(f"{k} {v:.3f}x" for k, v in summary[-1]["speedup"].items()) +
                          f"; exact: {r['passed']}")
+        graph_level = [_graph_level(tmp, dataset, seed=seed, lanes=lanes, data_root=data_root,
+                                    progress=progress) for dataset in graph_datasets]
         if sweep_on in graphs:
             trade_off += _trained_uniform(tmp, *sweep_on, seed=seed, lanes=lanes,
                                           data_root=data_root, progress=progress)
@@ -134,6 +137,7 @@ def run_hw_bench(out: str | os.PathLike, *, datasets=("Cora", "CiteSeer"),
                                data_root=data_root, progress=progress)
     command = " ".join(["a2q bench hw", f"--seed {seed}", f"--lanes {lanes}",
                         "--datasets", *datasets, "--models", *models,
+                        "--graph-datasets", *graph_datasets,
                         "--sweep-lanes", *map(str, sweep_lanes)]
                        + ([f"--sweep-dataset {sweep_on[0]} --sweep-model {sweep_on[1]}"]
                           if sweep_lanes else []) + ([] if synth else ["--no-synth"]))
@@ -141,7 +145,8 @@ def run_hw_bench(out: str | os.PathLike, *, datasets=("Cora", "CiteSeer"),
               "baselines": {k: {"bits": b, "input_bits": i} for k, (b, i) in BASELINES.items()},
               "device": f"ecp5 {device}", "freq_target_mhz": freq_mhz,
               "sweep_on": list(sweep_on), "seconds": round(time.perf_counter() - t_start, 1),
-              "rows": rows, "summary": summary, "trade_off": trade_off,
+              "rows": rows, "summary": summary, "graph_level": graph_level,
+              "trade_off": trade_off,
               "dominating_a2q": dominating(trade_off), "latency": latency, "sweep": sweep}
     out = Path(out)
     files = {"hw.json": json.dumps(result, indent=2) + "\n", "hw.md": markdown(result)}
@@ -151,6 +156,48 @@ def run_hw_bench(out: str | os.PathLike, *, datasets=("Cora", "CiteSeer"),
     plot_trade_off(result, out / "hw_tradeoff.png")
     progress(files["hw.md"])
     return result
+
+
+#: the baselines of a graph-level model on the engine
+GRAPH_BASELINES = ("uniform4", "uniform8")
+
+
+def _graph_level(tmp: Path, dataset: str, *, seed: int, lanes: int, data_root,
+                 progress) -> dict:
+    """Graph-level GIN on ``dataset``: A²Q trained (``seed``, the defaults: 10 folds), fold 0's
+    model and test graphs exported, run with :data:`GRAPH_BASELINES` on one engine in
+    Verilator: each stage's cycles (the selection's own among them: the baselines, one pool
+    entry per layer, select nothing and count 0 there), the whole batch's, the accuracy."""
+    from a2q.sim.baselines import per_node_stages
+    from a2q.sim.graph_batch import read_graph_batch
+
+    from ..engine_build import build_engine
+
+    progress(f"{dataset} gin (graph-level): training A²Q (seed {seed}, 10 folds) and exporting "
+             "fold 0's test graphs")
+    graph = trained_export(tmp / f"{dataset}-gin", dataset, "gin", seed=seed,
+                           data_root=data_root)
+    g = read_graph_batch(graph)
+    progress(f"{dataset} gin: A²Q and {', '.join(GRAPH_BASELINES)} on the engine ({lanes} "
+             "lanes, Verilator)")
+    build = build_engine(graph, lanes=lanes, baselines=GRAPH_BASELINES)
+    r = _engine_runs(build, tmp / f"sim-{dataset}-gin", progress=progress)
+    out = {"dataset": dataset, "model": "gin", "lanes": lanes, "graphs": g.num_graphs,
+           "nodes": g.num_nodes, "pool_bits": {
+               f"layer{l}": sorted({int(b) for b in g[f"layer{l}.pool_bits"]})
+               for l in range(1, len(g.layers) + 1)},
+           "avg_bits": {k: round(float(v.mean()), 4) for k, v in per_node_stages(g).items()},
+           "test_acc": r["test_acc"], "golden_test_acc": r["golden_test_acc"],
+           "exact": r["passed"],
+           "cycles": {"a2q": r["cycles_measured"],
+                      **{k: b["cycles_compared"] for k, b in r["baselines"].items()}},
+           "speedup": {k: b["speedup_of_a2q"] for k, b in r["baselines"].items()},
+           "cycles_by_stage_a2q": r["cycles_by_phase_measured"], "rows": r["stages"],
+           "sim_seconds": round(r["sim_seconds"] + sum(
+               b["sim_seconds"] for b in r["baselines"].values()), 1)}
+    progress(f"{dataset} gin: A²Q {r['cycles_measured']} cycles; speedup " + ", ".join(
+        f"{k} {v:.3f}x" for k, v in out["speedup"].items()) + f"; exact: {r['passed']}")
+    return out
 
 
 def _trained_point(folder: Path, cfg, *, lanes: int, data_root) -> dict:
@@ -401,6 +448,39 @@ def _f(v, fmt="{}", none="n/a"):
     return none if v is None else fmt.format(v)
 
 
+def _graph_level_lines(runs: list[dict]) -> list[str]:
+    """The graph-level section: each batch's whole cycles and its stages."""
+    if not runs:
+        return []
+    lines = ["", "## Graph-level GIN (fold 0's test graphs, one batch)", "",
+             "The Nearest-Neighbor selection runs on chip: before each layer's aggregation, a "
+             "selection phase aggregates once more and chooses each node's pool entry. The "
+             "baselines (one pool entry per layer, every node at 4 or 8 bits, the input at its "
+             "own bits) select nothing: their selection phases count 0 cycles, so the "
+             "**selection** rows are A²Q's own cost. Readout phases pool each layer's codes "
+             "per graph and score them.", "",
+             "| dataset | graphs | nodes | pool bits | avg bits (combination) | test acc | "
+             "A²Q cycles | " + " | ".join(f"{b} cycles | speedup" for b in GRAPH_BASELINES)
+             + " | exact |", "|---|---|---|---|---|---|---|" + "---|---|" * len(GRAPH_BASELINES)
+             + "---|"]
+    for s in runs:
+        pools = "; ".join(f"{k} {min(v)}..{max(v)}" for k, v in s["pool_bits"].items())
+        bits = ", ".join(f"{v:.2f}" for v in s["avg_bits"].values())
+        lines.append(f"| {s['dataset']} | {s['graphs']} | {s['nodes']} | {pools} | {bits} | "
+                     f"{s['test_acc']:.1f} | {s['cycles']['a2q']} | " + " | ".join(
+                         f"{s['cycles'][b]} | {s['speedup'][b]:.3f}x" for b in GRAPH_BASELINES)
+                     + f" | {s['exact']} |")
+    lines += ["", "| dataset | stage | baseline | A²Q cycles | baseline cycles | speedup | "
+              "ideal |", "|---|---|---|---|---|---|---|"]
+    for s in runs:
+        for r in s["rows"]:
+            speedup = "" if r["speedup"] is None else f"{r['speedup']:.3f}x"
+            lines.append(f"| {s['dataset']} | {r['stage']} | {r['baseline']} | "
+                         f"{r['cycles_a2q']} | {r['cycles_baseline']} | {speedup} | "
+                         f"{_f(r['ideal_speedup'], '{:.3f}x', '')} |")
+    return lines
+
+
 def markdown(result: dict) -> str:
     base = list(result["baselines"])
     lines = [
@@ -443,6 +523,7 @@ def markdown(result: dict) -> str:
             f"{r['cycles_a2q']} | {r['cycles_baseline']} | {r['speedup']:.3f}x | "
             f"{_f(r['ideal_speedup'], '{:.3f}x', '')} | "
             f"{_f(r['fraction_of_ideal'], '{:.1%}', '')} |")
+    lines += _graph_level_lines(result.get("graph_level") or [])
     lines += ["", "## Where the cycles go", ""]
     for s in result["summary"]:
         total = s["cycles_by_stage_a2q"]["total"]
