@@ -16,8 +16,9 @@ Each baseline is the same trained model re-exported at uniform bits
 ``a2q rtl engine``, ``a2q sim engine`` and ``a2q flow`` run :data:`DEFAULT_BASELINES` unless
 told otherwise. A graph-level export's baselines
 (:func:`~a2q.sim.uniform_export.graph_uniform_variant`) have one pool entry per layer: a
-uniform-bit engine selects nothing, so their selection stages count 0 cycles
-(:func:`without_selection`) and A²Q pays its selection against them.
+uniform-bit engine has no entry to wait for and quantizes as it aggregates, so their
+quantization stages count 0 cycles (:func:`as_uniform_engine`) and A²Q pays its
+quantization from ``sums`` against them.
 
 A *stage* is one phase of the engine (``layer1.combination``, ...) or ``total``. A stage whose
 input carries per-node bits (GCN's combinations after layer 1, every GIN combination, GCN's
@@ -97,9 +98,11 @@ def stage_rows(g: AnnotatedGraph, variants: dict[str, AnnotatedGraph],
     return rows
 
 
-def without_selection(cycles: dict[str, int]) -> dict[str, int]:
-    """A graph-level baseline's cycles per stage with its selection stages at 0 (an engine at
-    uniform bits has no selection) and ``total`` summed again."""
-    out = {k: 0 if k.endswith(".selection") else v for k, v in cycles.items() if k != "total"}
+def as_uniform_engine(cycles: dict[str, int]) -> dict[str, int]:
+    """A graph-level baseline's cycles per stage as an engine at uniform bits takes them: its
+    quantization stages at 0 (such an engine quantizes as it aggregates, with no entry to
+    wait for) and ``total`` summed again."""
+    out = {k: 0 if k.endswith(".quantization") else v for k, v in cycles.items()
+           if k != "total"}
     out["total"] = sum(out.values())
     return out

@@ -51,6 +51,7 @@ from a2q.hw.engine.layout import (
     requant_groups,
 )
 from a2q.hw.engine.memory_requests import READ_LATENCY
+from a2q.hw.engine.requantization import DEPTH
 
 from .annotated_graph import AnnotatedGraph
 from .golden import neighbour_sum
@@ -255,18 +256,23 @@ def readout_cycles(tiles_per_graph, in_dim: int) -> int:
     return int(tiles.sum() + tiles.size * (in_dim + 1) + 1) if tiles.size else 0
 
 
-#: A selection phase beyond the aggregation phase it repeats: the last node's entry leaves the
-#: selection unit two cycles after its last group, when the aggregation's word would be in
-#: its write registers, and its pool word is read, ``READ_LATENCY`` cycles
+#: A graph-level aggregation phase beyond the node-level one: the last node's entry leaves the
+#: selection unit two cycles after its last group, when the word would be in its write
+#: registers, and its pool word is read, ``READ_LATENCY`` cycles
 #: (``a2q.hw.engine.selection_phase.EntrySelection``).
 SELECTION_PHASE_EXTRA = READ_LATENCY
+#: A graph-level quantization phase beyond its (node, tile)s' ``max(1, groups)`` cycles each:
+#: the launch cycle, the read address registered, the read (``READ_LATENCY``), the word
+#: presented and held, ``requantization.DEPTH`` stages, the word assembled, the write's port
+#: register and the sequencer's cycle (``a2q.hw.engine.quantization_phase``).
+QUANTIZATION_PHASE_OVERHEAD = 6 + READ_LATENCY + DEPTH
 
 
 def graph_per_node_cycles(g: GraphBatchExport, selections: dict, *, lanes: int,
                           uniform: int | None = None,
                           requant_lanes: int | None = None) -> dict[str, np.ndarray]:
-    """unit name ("layer1.selection", "layer1.aggregation", "layer1.combination", ...) -> a
-    graph-level engine's cycles on each node of the batch; ``selections``: each layer's pool
+    """unit name ("layer1.aggregation", "layer1.quantization", "layer1.combination", ...) ->
+    a graph-level engine's cycles on each node of the batch; ``selections``: each layer's pool
     entry per node (``layer{l}`` -> int [N], the golden model's), whose bits the combination
     pays. ``uniform=N``: every node's and operand's width N (the input keeps its own), as the
     engine runs the model re-exported at N bits."""
@@ -289,8 +295,9 @@ def graph_per_node_cycles(g: GraphBatchExport, selections: dict, *, lanes: int,
         comb = np.maximum(bits * math.ceil(L["in_dim"] / lanes),
                           requant_groups(L["out_dim"], lanes, r)) * math.ceil(
             L["out_dim"] / lanes)
-        out[p + "selection"] = agg.astype(np.int64)
         out[p + "aggregation"] = agg.astype(np.int64)
+        out[p + "quantization"] = np.full(n, math.ceil(L["in_dim"] / lanes) * max(
+            1, requant_groups(L["in_dim"], lanes, r)), dtype=np.int64)
         out[p + "combination"] = comb.astype(np.int64)
     return out
 
@@ -318,8 +325,8 @@ def graph_engine_cycles(g: GraphBatchExport, selections: dict, *, lanes: int,
                         uniform: int | None = None,
                         requant_lanes: int | None = None) -> dict[str, int]:
     """A graph-level engine's ``cycles`` for the batch: phase name -> cycles in the order the
-    engine runs them (head 0's readout; each layer's selection, aggregation, combination and
-    its head's readout), and ``total``."""
+    engine runs them (head 0's readout; each layer's aggregation with the selection, its
+    quantization, its combination and its head's readout), and ``total``."""
     r = requant_lanes or default_requant_lanes(lanes)
     nodes = graph_per_node_cycles(g, selections, lanes=lanes, uniform=uniform,
                                   requant_lanes=r)
@@ -332,10 +339,11 @@ def graph_engine_cycles(g: GraphBatchExport, selections: dict, *, lanes: int,
     for l, L in enumerate(g.layers, start=1):
         p = f"layer{l}."
         agg_groups = requant_groups(L["in_dim"], lanes, r)
-        out[p + "selection"] = (int(nodes[p + "selection"].sum()) + AGGREGATION_PHASE_OVERHEAD
-                                + agg_groups + SELECTION_PHASE_EXTRA)
         out[p + "aggregation"] = (int(nodes[p + "aggregation"].sum())
-                                  + AGGREGATION_PHASE_OVERHEAD + agg_groups)
+                                  + AGGREGATION_PHASE_OVERHEAD + agg_groups
+                                  + SELECTION_PHASE_EXTRA)
+        out[p + "quantization"] = (int(nodes[p + "quantization"].sum())
+                                   + QUANTIZATION_PHASE_OVERHEAD)
         out[p + "combination"] = (int(nodes[p + "combination"].sum())
                                   + COMBINATION_PHASE_OVERHEAD
                                   + requant_groups(L["out_dim"], lanes, r))

@@ -352,7 +352,8 @@ def graph_memory_words(cfg: EngineConfig, g: GraphBatchExport) -> dict[str, list
     depth("indptr", n + 1)
     depth("indices", e)
     tx = cfg.tiles(cfg.layers[0].in_dim)
-    for name, stride in (("x", tx), ("h", cfg.h_stride), ("op", cfg.op_stride)):
+    for name, stride in (("x", tx), ("h", cfg.h_stride), ("op", cfg.op_stride),
+                         ("sums", cfg.sums_stride)):
         depth(name, n * stride)
     words = {
         "indptr": pack(mems["indptr"].layout, "indptr", a["indptr"], n + 1),
@@ -384,7 +385,8 @@ def graph_memory_words(cfg: EngineConfig, g: GraphBatchExport) -> dict[str, list
                   "out_sh": entries(a[p + "pool_scale_sh"])}
         words[name + "pool"] = pack(mems[name + "pool"].layout, name + "pool",
                                     {"threshold": threshold, "fields": fields}, m)
-        columns[l, "sel"] = columns[l, "agg"] = {"m": a[p + "op_scale_m"]}
+        columns[l, "agg"] = {"m": a[p + "op_scale_m"]}
+        columns[l, "quant"] = {"m": np.ones(L["in_dim"], dtype=np.int64)}
         columns[l, "comb"] = {"m": a[p + "out_scale_m"], "bias": a[p + "bias_fx"],
                               "sh": a[p + "out_scale_sh"]}
         op_bits = L["operand_bits"] or man["input_bits"]

@@ -18,7 +18,6 @@ import pytest
 
 from a2q.hw import rtl
 from a2q.hw.engine.layer_engine import CORE_MODULE, ENGINE_MODULE, LayerEngine
-from a2q.hw.engine.layout import OFF_CHIP
 from a2q.hw.rtl import write_engine_rtl
 from a2q.sim import rtl_sim
 from a2q.sim.engine_run import simulate
@@ -77,7 +76,7 @@ def test_engine_verilog_lints_clean_and_loads_init_files(model, nonzeros, tmp_pa
     """The off-chip memories are x and the logits, or only the logits where the input is
     held on chip as its non-zeros."""
     cfg, _ = engine_suite(np.random.default_rng(9), model, 1, nonzeros=nonzeros)
-    assert cfg.off_chip == (("logits",) if nonzeros else OFF_CHIP)
+    assert cfg.off_chip == (("logits",) if nonzeros else ("x", "logits"))
     info = write_engine_rtl(LayerEngine(cfg, ram_template=True), tmp_path)
     lint(tmp_path, info["verilog"])
     text = (tmp_path / info["verilog"]).read_text()

@@ -166,8 +166,8 @@ def _graph_level(tmp: Path, dataset: str, *, seed: int, lanes: int, data_root,
                  progress) -> dict:
     """Graph-level GIN on ``dataset``: A²Q trained (``seed``, the defaults: 10 folds), fold 0's
     model and test graphs exported, run with :data:`GRAPH_BASELINES` on one engine in
-    Verilator: each stage's cycles (the selection's own among them: the baselines, one pool
-    entry per layer, select nothing and count 0 there), the whole batch's, the accuracy."""
+    Verilator: each stage's cycles (the quantization from ``sums`` A²Q's own: the baselines,
+    one pool entry per layer, count 0 there), the whole batch's, the accuracy."""
     from a2q.sim.baselines import per_node_stages
     from a2q.sim.graph_batch import read_graph_batch
 
@@ -453,12 +453,13 @@ def _graph_level_lines(runs: list[dict]) -> list[str]:
     if not runs:
         return []
     lines = ["", "## Graph-level GIN (fold 0's test graphs, one batch)", "",
-             "The Nearest-Neighbor selection runs on chip: before each layer's aggregation, a "
-             "selection phase aggregates once more and chooses each node's pool entry. The "
+             "The Nearest-Neighbor selection runs on chip: each layer's aggregation chooses "
+             "every node's pool entry as it goes and keeps its sums (off chip, `sums`); a "
+             "quantization phase then turns them into codes with each node's entry. The "
              "baselines (one pool entry per layer, every node at 4 or 8 bits, the input at its "
-             "own bits) select nothing: their selection phases count 0 cycles, so the "
-             "**selection** rows are A²Q's own cost. Readout phases pool each layer's codes "
-             "per graph and score them.", "",
+             "own bits) would quantize as they aggregate: their quantization phases count 0 "
+             "cycles, so the **quantization** rows are A²Q's own cost of choosing at run "
+             "time. Readout phases pool each layer's codes per graph and score them.", "",
              "| dataset | graphs | nodes | pool bits | avg bits (combination) | test acc | "
              "A²Q cycles | " + " | ".join(f"{b} cycles | speedup" for b in GRAPH_BASELINES)
              + " | exact |", "|---|---|---|---|---|---|---|" + "---|---|" * len(GRAPH_BASELINES)

@@ -36,6 +36,7 @@ from .memory_requests import (
     registered_write,
 )
 from .phase import delay
+from .quantization_phase import QuantizationPhase
 from .readout_phase import ReadoutPhase
 from .requantization import (
     NODE_CONSTANTS,
@@ -167,6 +168,12 @@ class EngineCore(wiring.Component):
             x = cfg.memories["x"]
             ports["x"] = Out(memory.ReadPort.Signature(addr_width=address_bits(x.depth),
                                                        shape=x.layout).flip())
+        if "sums" in cfg.memories:
+            sums = cfg.memories["sums"]
+            ports["sums_write"] = Out(memory.WritePort.Signature(
+                addr_width=address_bits(sums.depth), shape=sums.layout).flip())
+            ports["sums_read"] = Out(memory.ReadPort.Signature(
+                addr_width=address_bits(sums.depth), shape=sums.layout).flip())
         super().__init__({**control_members(cfg), **ports})
 
     def phases(self, hub: MemoryHub) -> list:
@@ -189,11 +196,15 @@ class EngineCore(wiring.Component):
                                             dst=dst, dst_stride=strides[dst]))
             else:
                 src = "x" if l == 1 else "op"
-                if cfg.graph_level:
+                if cfg.graph_level:  # aggregate and select, then quantize from ``sums``
                     out.append(SelectionPhase(cfg, l, hub, src=src, src_stride=strides[src],
-                                              dst=None, dst_stride=0))
-                out.append(AggregationPhase(cfg, l, hub, src=src, src_stride=strides[src],
-                                            dst="h", dst_stride=strides["h"]))
+                                              dst="sums", dst_stride=cfg.sums_stride))
+                    out.append(QuantizationPhase(cfg, l, hub, src="sums",
+                                                 src_stride=cfg.sums_stride, dst="h",
+                                                 dst_stride=strides["h"]))
+                else:
+                    out.append(AggregationPhase(cfg, l, hub, src=src, src_stride=strides[src],
+                                                dst="h", dst_stride=strides["h"]))
                 dst = "logits" if last and not cfg.graph_level else "op"
                 out.append(CombinationPhase(cfg, l, hub, src="h", src_stride=strides["h"],
                                             dst=dst, dst_stride=strides[dst]))
@@ -331,6 +342,11 @@ class EngineCore(wiring.Component):
                 m.d.comb += [self.logits.addr.eq(addr[0]), self.logits.data.eq(word),
                              self.logits.en.eq(en[0])]
                 read_data = []
+            elif name == "sums":
+                m.d.comb += [self.sums_write.addr.eq(addr[0]), self.sums_write.data.eq(word),
+                             self.sums_write.en.eq(en[0]),
+                             self.sums_read.addr.eq(reads["A"][0])]
+                read_data = [self.sums_read.data]
             else:
                 read_data = ram(m, name, width=spec.width, depth=spec.depth,
                            template=self.ram_template, init=self.init.get(name, []),

@@ -19,7 +19,8 @@ CORE_MODULE = "layer_engine_core"
 
 class LayerEngine(wiring.Component):
     """:class:`~a2q.hw.engine.core.EngineCore` with the off-chip memories ``x`` (unless the
-    input is held on chip as its non-zeros) and ``logits`` beside it, as a board would supply them: what the tests and the RTL runs drive.
+    input is held on chip as its non-zeros), ``logits`` and (graph-level) ``sums`` beside it,
+    as a board would supply them: what the tests and the RTL runs drive.
 
     ``init`` (``name -> list[int]``) gives any memory's initial words, off-chip ones included;
     with ``ram_template=True`` every memory reads ``<memory>.hex`` instead and the core is an
@@ -81,6 +82,13 @@ class LayerEngine(wiring.Component):
                             init_file="x.hex", we=load_x, waddr=self.load.p.addr,
                             wdata=self.load.p.data, raddr_a=core.x.addr)
             m.d.comb += core.x.data.eq(x_data)
+        if "sums" in cfg.memories:
+            sums = cfg.memories["sums"]
+            sums_data, _ = ram(m, "sums", width=sums.width, depth=sums.depth,
+                               template=self.ram_template, we=core.sums_write.en,
+                               waddr=core.sums_write.addr, wdata=core.sums_write.data,
+                               raddr_a=core.sums_read.addr)
+            m.d.comb += core.sums_read.data.eq(sums_data)
         logits_data, _ = ram(m, "logits", width=logits_spec.width, depth=logits_spec.depth,
                              template=self.ram_template,
                              init=self.off_chip_init.get("logits", []), we=core.logits.en,

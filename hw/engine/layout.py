@@ -39,6 +39,8 @@ with K)                                        the input's non-zero codes, node 
                                                them: node by node, each tile the row again
 ``layer{l}_node``      max_nodes               per-node fields (:func:`node_fields`): loaded,
                                                or graph-level written by the selection
+``sums``               max_nodes * T(widest    graph-level: P aggregated values S * op_m of
+                       layer input)            the layer running (written by the engine)
 ``layer{l}_pool``      pool_size               graph-level: each pool entry's threshold and
                                                node fields (:func:`pool_layout`)
 ``graph_ptr``          max_graphs + 1          graph-level: graph g's nodes are graph_ptr[g]
@@ -61,8 +63,9 @@ with K)                                        the input's non-zero codes, node 
                                                GIN's self coefficient
 =====================  ======================  =============================================
 
-``x`` and ``logits`` (:data:`OFF_CHIP`) are outside the engine's core: it reads ``x`` through a
-read port and writes ``logits`` through a write port (:mod:`a2q.hw.engine.core`). A GCN whose
+``x``, ``logits`` and ``sums`` (:data:`OFF_CHIP`) are outside the engine's core: it reads
+``x`` through a read port, writes ``logits`` through a write port and ``sums`` through a write
+and a read port (:mod:`a2q.hw.engine.core`). A GCN whose
 input is stored as its non-zeros (``nonzeros_per_word``) holds them on chip and has no ``x``.
 """
 
@@ -78,8 +81,9 @@ from a2q.common.choices import ENGINE_MODELS as MODELS
 from a2q.common.choices import ORDERS
 from a2q.hw.primitives.block_ram import slice_widths
 
-#: Memories the engine's core reaches through ports instead of holding on chip.
-OFF_CHIP = ("x", "logits")
+#: Memories the engine's core reaches through ports instead of holding on chip (``sums``:
+#: graph-level engines only).
+OFF_CHIP = ("x", "logits", "sums")
 #: Non-zero inputs a word of ``x_nonzeros`` holds where the engine stores the input so: the
 #: layer-1 combination adds that many weight rows a cycle, from as many copies of the weights.
 NONZEROS_PER_WORD = 4
@@ -221,21 +225,21 @@ class EngineConfig:
         return math.ceil(width / self.lanes)
 
     def phase_widths(self) -> list[tuple[int, str, int]]:
-        """``(layer, kind, width)`` of each phase in the order they run: ``kind`` "sel"
-        (graph-level: the selection's aggregation), "comb" or "agg", ``width`` its results'
-        columns (GCN aggregates a layer's outputs, GIN its inputs)."""
+        """``(layer, kind, width)`` of each phase in the order they run: ``kind`` "comb",
+        "agg" or (graph-level) "quant", ``width`` its results' columns (GCN aggregates a
+        layer's outputs, GIN its inputs)."""
         out = []
         for l, L in enumerate(self.layers, start=1):
             agg_width = L.out_dim if self.combine_first else L.in_dim
             comb, agg = (l, "comb", L.out_dim), (l, "agg", agg_width)
-            sel = [(l, "sel", agg_width)] if self.graph_level else []
-            out += [comb, agg] if self.combine_first else [*sel, agg, comb]
+            quant = [(l, "quant", agg_width)] if self.graph_level else []
+            out += [comb, agg] if self.combine_first else [agg, *quant, comb]
         return out
 
     def phase_names(self) -> list[str]:
         """Every phase's name in the order the engine runs them ("layer1.aggregation", ...;
         graph-level: "readout{h}" for head h, 0 first and h after layer h)."""
-        kinds = {"sel": "selection", "agg": "aggregation", "comb": "combination"}
+        kinds = {"agg": "aggregation", "quant": "quantization", "comb": "combination"}
         out = ["readout0"] if self.graph_level else []
         for l, kind, _ in self.phase_widths():
             out.append(f"layer{l}.{kinds[kind]}")
@@ -248,6 +252,11 @@ class EngineConfig:
         """A graph-level GIN: each node's constants come from its pool entry, chosen on chip,
         and every layer's output is clamped codes (``op``)."""
         return self.pool_size > 0
+
+    @property
+    def sums_stride(self) -> int:
+        """Tiles per node in ``sums`` (graph-level): the widest layer input."""
+        return self.tiles(max(L.in_dim for L in self.layers))
 
     def column_base(self, layer: int, kind: str) -> int:
         """The address in ``cols`` of the phase's first tile (tile t at base + t)."""
@@ -478,7 +487,9 @@ def _memories(cfg: EngineConfig) -> dict[str, MemorySpec]:
                    data.ArrayLayout(signed(logit_width(cfg)), P), loaded=False),
     ]
     if cfg.graph_level:
-        mems += [MemorySpec("graph_ptr", cfg.max_graphs + 1, range(n + 1)),
+        mems += [MemorySpec("sums", n * cfg.sums_stride,
+                            data.ArrayLayout(unsigned(SELECTION_BITS), P), loaded=False),
+                 MemorySpec("graph_ptr", cfg.max_graphs + 1, range(n + 1)),
                  MemorySpec("readout_bias", 2, graph_logits_layout(cfg)),
                  MemorySpec("readout_sums", max(cfg.max_graphs, 2), graph_logits_layout(cfg),
                             loaded=False)]

@@ -17,18 +17,16 @@ from .phase import delay
 
 
 class SelectionPhase(AggregationPhase):
-    """Layer ``layer``'s aggregation run once more, for the selection: its results ``V[i, c] =
-    S[i, c] * op_scale_m[c]`` (the column's mantissa from ``cols`` times a node mantissa of 1,
-    no shift, no clamp) leave the requantization towards :class:`EntrySelection` instead of
-    a memory. A node's largest V decides its entry, so the selection sees all of a node's
-    tiles before its first is quantized: the aggregation phase that follows computes S again
-    (the node's tiles are not buffered), with the constants the selection wrote.
+    """A graph-level layer's aggregation, which also selects: its results ``V[i, c] = S[i, c]
+    * op_scale_m[c]`` (the column's mantissa from ``cols`` times a node mantissa of 1, no
+    shift, no clamp) leave the requantization both into ``sums`` (off chip) and towards
+    :class:`EntrySelection`. A node's largest V decides its entry, which every tile's
+    quantization needs, so the codes come after, from ``sums``
+    (:class:`~a2q.hw.engine.quantization_phase.QuantizationPhase`).
 
     Cycle behaviour: the aggregation's (:class:`AggregationPhase`), and ``busy`` stays high
     until :class:`EntrySelection` has written the last node's fields (``selecting``, which
     the engine drives)."""
-
-    kind = "sel"
 
     def __init__(self, cfg: EngineConfig, layer: int, hub, **memories):
         super().__init__(cfg, layer, hub, **memories)
