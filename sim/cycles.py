@@ -36,6 +36,12 @@ then combines (per-node bits). "GCN" and "GIN" above name these two datapaths.
 ``uniform=N`` re-counts the same model with every per-node and operand width set to N (the
 layer-1 input keeps its own width, 1 bit for bag-of-words), as the engine runs the model
 re-exported at N bits.
+
+A graph-level GIN (:func:`graph_engine_cycles`) aggregates each layer as above, choosing
+every node's pool entry as it goes (:data:`SELECTION_PHASE_EXTRA` more), quantizes the kept
+sums at ``ceil(D / lanes) * max(1, groups)`` cycles a node, combines at the bits of the entry
+each node took, and reads out each head: a graph's tiles, the head's ``D`` cycles
+(:func:`readout_phase_cycles`).
 """
 
 from __future__ import annotations

@@ -153,7 +153,8 @@ def run_hw_bench(out: str | os.PathLike, *, datasets=("Cora", "CiteSeer"),
     _write_files(out, files)
     if sweep:
         plot_sweep(result, out / "hw_lanes.png")
-    plot_trade_off(result, out / "hw_tradeoff.png")
+    if trade_off:
+        plot_trade_off(result, out / "hw_tradeoff.png")
     progress(files["hw.md"])
     return result
 
@@ -513,6 +514,9 @@ def markdown(result: dict) -> str:
             f"{s['cycles']['a2q']} | "
             + " | ".join(f"{s['cycles'][b]} | {s['speedup'][b]:.3f}x" for b in base)
             + f" | {s['exact']} |")
+    if not result["summary"]:  # graph-level rows only
+        return "\n".join(lines[:lines.index("## Whole inference")]
+                         + _graph_level_lines(result.get("graph_level") or [])) + "\n"
     lines += _trade_off_lines(result)
     lines += _latency_lines(result.get("latency"))
     lines += ["", "## Stage by stage", "",
