@@ -136,8 +136,10 @@ class EnginePhase(Elaboratable):
         words = Signal.like(self.constants, name=f"{self.name}_constants_read")
         m.d.comb += [words[key].eq(mapped.get(key, 0)) for key, _ in self.constants.shape()]
         m.d.comb += self.constants.eq(Mux(constants_due, words, 0))
-        m.d.comb += self.busy.eq(walker_busy | self.requantizing
-                                 | getattr(self, "selecting", 0))
+        busy = walker_busy | self.requantizing
+        if hasattr(self, "selecting"):  # the graph-level aggregation's selection
+            busy = busy | self.selecting
+        m.d.comb += self.busy.eq(busy)
 
     def constants_of(self) -> dict:
         """The generic form's node constants of the (node, tile) whose memory words are on the
