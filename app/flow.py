@@ -94,8 +94,9 @@ class FlowOptions:
         from a2q.sw.data import check_name, is_node_level
 
         if not is_node_level(check_name(self.dataset)):
-            raise A2QError(f"flow: the engine runs node-level datasets (Cora, CiteSeer, "
-                           f"PubMed), not {self.dataset}")
+            raise A2QError(f"flow: the flow runs node-level datasets (Cora, CiteSeer, "
+                           f"PubMed), not {self.dataset}; a graph-level GIN runs with a2q "
+                           "train, then a2q sim engine on its export")
         if self.simulator not in ("verilator", "icarus"):
             raise A2QError(f"flow: unknown simulator {self.simulator!r}")
         if self.lanes < 1:

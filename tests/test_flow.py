@@ -136,7 +136,7 @@ def test_reusing_something_that_is_not_a_run_fails_at_train(tmp_path, build_dir,
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--dataset", "PROTEINS"], "the engine runs node-level datasets"),
+    (["--dataset", "PROTEINS"], "the flow runs node-level datasets"),
     (["--dataset", "Nope"], "unknown dataset 'Nope'"),
     (["--methods", "int3"], "unknown method 'int3'"),
 ])
