@@ -153,7 +153,8 @@ class ReadoutPhase(Elaboratable):
         for d in range(READ_LATENCY):
             arriving = delay(m, arriving, f"tile_{d + 1}")
         m.d.comb += [unit.codes.valid.eq(arriving["valid"]), unit.codes.p.last.eq(arriving["last"]),
-                     *(unit.codes.p.codes[p].eq(Mux(arriving["zero"], 0, self.src.data[p]))
+                     *(unit.codes.p.codes[p].eq(Mux(arriving["valid"] & ~arriving["zero"],
+                                                    self.src.data[p], 0))
                        for p in range(cfg.lanes))]
 
         # Each graph's terms: its running sum read (head 0: the biases), added, written.

@@ -117,7 +117,7 @@ class EntrySelection(Elaboratable):
         # Values: a group of lanes is a tile of the unit; a node ends with its last group.
         m.d.comb += [nearest.values.valid.eq(self.valid),
                      nearest.values.p.last.eq(self.node_last),
-                     *(nearest.values.p.values[r].eq(v[:SELECTION_BITS])
+                     *(nearest.values.p.values[r].eq(Mux(self.valid, v[:SELECTION_BITS], 0))
                        for r, v in enumerate(self.values))]
 
         # Results, in node order: the entry's pool word is read, then written to the node.
