@@ -85,6 +85,37 @@ def test_sim_engine_on_icarus_with_waves(export, tmp_path, monkeypatch):
     assert (out / "waves.vcd").read_text()[:200].lstrip().startswith("$")  # a VCD header
 
 
+def test_sim_engine_on_a_graph_level_export(tmp_path, build_dir, capsys):
+    """A graph-level export runs as a batch: every graph's logits equal the golden model's,
+    every phase's cycles the model's; the baselines' quantization phases count 0 against
+    A²Q and the stage rows say so."""
+    from a2q.sim.graph_batch import read_graph_batch, write_graph_batch
+    from a2q.sim.graph_golden import run_graph_batch
+
+    from .sim_exports import random_graph_export
+
+    graph = write_graph_batch(tmp_path / "graph", *random_graph_export(
+        np.random.default_rng(8), graphs=3, layers=2))
+    out = tmp_path / "sim"
+    assert main(["sim", "engine", "--graph", str(graph), "--simulator", "icarus", "--lanes", "2",
+                 "--baselines", "uniform8", "--out", str(out), "--build-dir",
+                 str(build_dir)]) == 0
+    assert "logits equal the golden model on 3/3 graphs" in capsys.readouterr().out
+    r = json.loads((out / "result.json").read_text())
+    want = run_graph_batch(read_graph_batch(graph))
+    assert np.array_equal(np.load(out / "logits.npy"), want.logits)
+    assert r["task"] == "graph" and r["mismatched_graphs"] == 0 and r["cycles_match"]
+    u = r["baselines"]["uniform8"]
+    assert u["logits_equal_golden"]
+    assert u["cycles_by_phase_measured"] == u["cycles_by_phase_predicted"]
+    quantization = sum(c for k, c in u["cycles_by_phase_measured"].items()
+                       if k.endswith(".quantization"))
+    assert quantization > 0 and u["cycles_compared"] == u["cycles_measured"] - quantization
+    rows = {x["stage"]: x for x in r["stages"]}
+    assert rows["layer1.quantization"]["cycles_baseline"] == 0
+    assert rows["total"]["cycles_baseline"] == u["cycles_compared"]
+
+
 @pytest.mark.regress  # a long case: make regress
 def test_sim_engine_on_verilator_through_the_load_port_with_fst(export, tmp_path, build_dir):
     out = tmp_path / "sim"
