@@ -62,7 +62,9 @@ bench: system-packages $(STAMP)
 	$(BIN)/a2q bench golden --out bench
 	$(BIN)/a2q bench rtl --out bench
 	$(BIN)/a2q bench engine --out bench
-	$(BIN)/a2q bench hw --out bench
+	$(BIN)/a2q bench hw --graph-datasets --out bench
+	$(BIN)/a2q bench hw --datasets --graph-datasets MUTAG PROTEINS IMDB-BINARY NCI1 --sweep-lanes \
+		--no-synth --out bench/hw-graph
 	# --fmax: the demo engine's routed Fmax, a2q synth with no flag (README)
 	$(BIN)/a2q bench cpu --fmax 102.22 --out bench
 	$(BIN)/a2q bench timing --lanes 4 --max-nodes 64 --max-edges 256 --placer heap --router router1 \
