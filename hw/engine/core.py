@@ -280,41 +280,35 @@ class EngineCore(wiring.Component):
             addr, word, en = self.load.p.addr, load_data, load
             if name in OFF_CHIP:
                 addr, word, en = 0, 0, 0
-            if selection is not None and name.endswith("_node"):  # the selection's write
-                select, l = write_from_rq[name], int(name[len("layer"):-len("_node")])
-                sel_word = Signal(spec.layout, name=f"{name}_sel_word")
-                m.d.comb += sel_word.eq(selection.write_data)
-                addr = Mux(select, selection.write_addr, addr)
-                en = Mux(select, selection.write_en[l], en)
-                word = chosen_per_slices(m, spec, select, sel_word, word, f"{name}_word",
-                                         template=self.ram_template)
-            if readouts and name in ("readout_sums", "logits"):  # the readout's write
+            engine_write = None  # (addr, word, enable, name) of the run's writer of it
+            if selection is not None and name.endswith("_node"):  # the selection's
+                l = int(name[len("layer"):-len("_node")])
+                engine_write = (selection.write_addr, selection.write_data, selection.write_en[l],
+                                "sel")
+            if readouts and name in ("readout_sums", "logits"):  # the readout's
                 heads = [ph for ph in readouts if ph.writes == name]
-                ro = (reduce(or_, (ph.write_addr for ph in heads)),
-                      reduce(or_, (ph.write_data.as_value() for ph in heads)),
-                      reduce(or_, (ph.write_en for ph in heads)))
-                if name in OFF_CHIP:
-                    addr, word, en = ro
-                else:
-                    select = write_from_rq[name]
-                    ro_word = Signal(spec.layout, name=f"{name}_readout_word")
-                    m.d.comb += ro_word.eq(ro[1])
-                    addr, en = Mux(select, ro[0], addr), Mux(select, ro[2], en)
-                    word = chosen_per_slices(m, spec, select, ro_word, word, f"{name}_word",
-                                             template=self.ram_template)
-            if name in writers:  # the result's word: node * stride + tile
+                engine_write = (*(reduce(or_, (Value.cast(v) for v in values)) for values in
+                                  zip(*((ph.write_addr, ph.write_data, ph.write_en)
+                                        for ph in heads))), "readout")
+            if name in writers:  # the requantization's: the result's word, node * stride + tile
                 strides = {phases[i].dst_stride for i in writers[name]}
                 assert len(strides) == 1, f"the phases writing {name} disagree on its stride"
-                rq_word = Signal(spec.layout, name=f"{name}_rq_word")
-                m.d.comb += [rq_word[c].eq(y["word"][c]) for c in range(cfg.lanes)]
-                rq = (y["node"] * strides.pop() + y["tile"], rq_word,
-                      y["write"] & reduce(or_, (y["phase"] == i for i in writers[name])))
+                engine_write = (y["node"] * strides.pop() + y["tile"], y["word"],
+                                y["write"] & reduce(or_, (y["phase"] == i
+                                                          for i in writers[name])), "rq")
+            if engine_write is not None:
+                ours = Signal(spec.layout, name=f"{name}_{engine_write[3]}_word")
+                if isinstance(engine_write[1], list):  # the requantization's lanes, each cut
+                    m.d.comb += [ours[c].eq(v) for c, v in enumerate(engine_write[1])]
+                else:
+                    m.d.comb += Value.cast(ours).eq(engine_write[1])
                 if name in OFF_CHIP:  # no load: no choice (a choice with 0 would be a reset)
-                    addr, word, en = rq
+                    addr, word, en = engine_write[0], ours, engine_write[2]
                 else:
                     select = write_from_rq[name]
-                    addr, en = Mux(select, rq[0], addr), Mux(select, rq[2], en)
-                    word = chosen_per_slices(m, spec, select, rq_word, word, f"{name}_word",
+                    addr = Mux(select, engine_write[0], addr)
+                    en = Mux(select, engine_write[2], en)
+                    word = chosen_per_slices(m, spec, select, ours, word, f"{name}_word",
                                              template=self.ram_template)
             # The template's slices take copies of the last registers of each read address
             # and of the write's address and enable: each slice of a shallow memory its own
