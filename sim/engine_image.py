@@ -152,13 +152,11 @@ def _nonzero_pairs(x: np.ndarray, node_words: np.ndarray, per_word: int) -> dict
     return {"index": slots[:, :, 0], "code": slots[:, :, 1]}
 
 
-def memory_words(cfg: EngineConfig, g: AnnotatedGraph) -> dict[str, list[int]]:
-    """The init words of every loaded memory of ``cfg`` for export ``g``."""
-    a, man, n, P = g.arrays, g.manifest, g.num_nodes, cfg.lanes
-    mems = cfg.memories
-    _fit((g.model, g.manifest["order"]) == (cfg.model, cfg.order),
-         f"the engine runs {cfg.order} {cfg.model}, the export is {g.manifest['order']} "
-         f"{g.model}")
+def _graph_words(cfg: EngineConfig, g) -> tuple:
+    """What both kinds of export share: the layers' shapes and the input's width checked
+    against the engine, ``depth(name, words)`` (refuses a memory too shallow), the number of
+    CSR entries and the CSR's words."""
+    a, n, mems = g.arrays, g.num_nodes, cfg.memories
     _fit(len(g.layers) == len(cfg.layers),
          f"the engine has {len(cfg.layers)} layers, the export {len(g.layers)}")
     for l, (L, S) in enumerate(zip(g.layers, cfg.layers), start=1):
@@ -180,6 +178,20 @@ def memory_words(cfg: EngineConfig, g: AnnotatedGraph) -> dict[str, list[int]]:
     e = int(a["indptr"][-1])
     depth("indptr", n + 1)
     depth("indices", e)
+    return depth, e, {
+        "indptr": pack(mems["indptr"].layout, "indptr", a["indptr"], n + 1),
+        "indices": pack(mems["indices"].layout, "indices", a["indices"], e),
+    }
+
+
+def memory_words(cfg: EngineConfig, g: AnnotatedGraph) -> dict[str, list[int]]:
+    """The init words of every loaded memory of ``cfg`` for export ``g``."""
+    a, man, n, P = g.arrays, g.manifest, g.num_nodes, cfg.lanes
+    mems = cfg.memories
+    _fit((g.model, g.manifest["order"]) == (cfg.model, cfg.order),
+         f"the engine runs {cfg.order} {cfg.model}, the export is {g.manifest['order']} "
+         f"{g.model}")
+    depth, e, words = _graph_words(cfg, g)
     _fit(e <= cfg.max_edges, f"memory indices needs {e} words, the engine has {cfg.max_edges} "
                              f"({e - cfg.max_edges} short); raise --max-edges")
     tx = cfg.tiles(cfg.layers[0].in_dim)
@@ -187,10 +199,6 @@ def memory_words(cfg: EngineConfig, g: AnnotatedGraph) -> dict[str, list[int]]:
                          ("logits", cfg.tiles(cfg.layers[-1].out_dim))):
         if name in mems:
             depth(name, n * stride)
-    words = {
-        "indptr": pack(mems["indptr"].layout, "indptr", a["indptr"], n + 1),
-        "indices": pack(mems["indices"].layout, "indices", a["indices"], e),
-    }
     if cfg.sparse_input:
         node_words = input_words(a["x"], cfg.nonzeros_per_word)
         depth("x_nonzeros", int(node_words.sum()))
@@ -330,36 +338,16 @@ def graph_memory_words(cfg: EngineConfig, g: GraphBatchExport) -> dict[str, list
     a, man, n, P = g.arrays, g.manifest, g.num_nodes, cfg.lanes
     mems = cfg.memories
     _fit(cfg.graph_level, "the engine runs node-level models; the export is graph-level")
-    _fit(len(g.layers) == len(cfg.layers),
-         f"the engine has {len(cfg.layers)} layers, the export {len(g.layers)}")
-    for l, (L, S) in enumerate(zip(g.layers, cfg.layers), start=1):
-        _fit((L["in_dim"], L["out_dim"]) == (S.in_dim, S.out_dim),
-             f"layer {l} is {L['in_dim']}x{L['out_dim']} in the export, "
-             f"{S.in_dim}x{S.out_dim} in the engine")
+    for l, L in enumerate(g.layers, start=1):
         _fit(L["pool_size"] <= cfg.pool_size,
              f"memory layer{l}_pool: the export's pool has {L['pool_size']} entries, the "
              f"engine {cfg.pool_size}")
-    _fit(input_code_bits(g) <= cfg.input_bits,
-         f"memory x: the export's input codes need {input_code_bits(g)} bits, the engine "
-         f"stores {cfg.input_bits}")
-
-    def depth(name, words):
-        d = mems[name].depth
-        _fit(words <= d, f"memory {name} needs {words} words, the engine has {d} "
-                         f"({words - d} short); raise its size (--max-nodes / --max-edges)")
-
-    e = int(a["indptr"][-1])
-    depth("indptr", n + 1)
-    depth("indices", e)
+    depth, e, words = _graph_words(cfg, g)
     tx = cfg.tiles(cfg.layers[0].in_dim)
     for name, stride in (("x", tx), ("h", cfg.h_stride), ("op", cfg.op_stride),
                          ("sums", cfg.sums_stride)):
         depth(name, n * stride)
-    words = {
-        "indptr": pack(mems["indptr"].layout, "indptr", a["indptr"], n + 1),
-        "indices": pack(mems["indices"].layout, "indices", a["indices"], e),
-        "x": pack(mems["x"].layout, "x", _tiled(a["x"].astype(np.int64), P, tx), n * tx),
-    }
+    words["x"] = pack(mems["x"].layout, "x", _tiled(a["x"].astype(np.int64), P, tx), n * tx)
     columns = {}
     for l, L in enumerate(g.layers, start=1):
         p, name, m = f"layer{l}.", f"layer{l}_", cfg.pool_size

@@ -25,11 +25,9 @@ import numpy as np
 from a2q.common.files import atomic_folder
 
 from . import golden, rtl_sim
-from .annotated_graph import AnnotatedGraph
 from .baselines import as_uniform_engine, stage_rows
 from .cycles import engine_cycles, graph_engine_cycles
 from .engine_image import graph_memory_words, memory_words, write_init_files
-from .graph_batch import GraphBatchExport
 from .graph_golden import graph_accuracy, run_graph_batch
 
 
@@ -62,26 +60,28 @@ def phase_cycles(phases: list[str], starts, total: int) -> dict[str, int]:
     return out
 
 
-def simulate(model: rtl_sim.Model, cfg, graphs: list[AnnotatedGraph], work: Path, *,
+def simulate(model: rtl_sim.Model, cfg, graphs: list, work: Path, *,
              name: str, waves: Path | None = None, via_load_port: bool = False,
              images: list[dict] | None = None) -> list[dict]:
-    """Inferences of ``graphs`` on ``model`` in one simulator process: the first graph's memory
-    image comes from the ``.hex`` init files (or, with ``via_load_port``, through the load
-    port), every later one through the load port. ``images``: the graphs' memory words when
-    already computed. Per graph: logits, cycles measured and predicted, the comparison with
-    the golden model."""
-    if cfg.graph_level:
-        return _simulate_graph_level(model, cfg, graphs, work, name=name, waves=waves,
-                                     via_load_port=via_load_port, images=images)
+    """Inferences of ``graphs`` (node-level exports, or graph-level batches on a graph-level
+    engine) on ``model`` in one simulator process: the first one's memory image comes from
+    the ``.hex`` init files (or, with ``via_load_port``, through the load port), every later
+    one through the load port. ``images``: their memory words when already computed. Per
+    export: logits (per node or per graph), cycles measured and predicted (a graph-level
+    batch's with the golden model's pool entries), the comparison with the golden model."""
+    graph_level = cfg.graph_level
     work.mkdir(parents=True, exist_ok=True)
-    cases, golds = [], []
     if images is None:
-        images = [memory_words(cfg, g) for g in graphs]
+        words_of = graph_memory_words if graph_level else memory_words
+        images = [words_of(cfg, g) for g in graphs]
+    cases, golds = [], []
     for k, (g, words) in enumerate(zip(graphs, images)):
-        gold = golden.run(g)
+        gold = run_graph_batch(g) if graph_level else golden.run(g)
         golds.append(gold)
-        case = {"num_nodes": np.int64(g.num_nodes), "classes": np.int64(cfg.layers[-1].out_dim),
-                "expected": gold.logits}
+        case = {"num_nodes": np.int64(g.num_nodes), "expected": gold.logits,
+                "classes": np.int64(cfg.classes if graph_level else cfg.layers[-1].out_dim)}
+        if graph_level:
+            case["num_graphs"] = np.int64(g.num_graphs)
         if k == 0:
             write_init_files(cfg, {} if via_load_port else words, work)
         if k > 0 or via_load_port:
@@ -95,67 +95,28 @@ def simulate(model: rtl_sim.Model, cfg, graphs: list[AnnotatedGraph], work: Path
         logits = r["y"]
         pred = logits.argmax(1)
         mismatched = int((logits != gold.logits).any(1).sum())
-        predicted = engine_cycles(g, lanes=cfg.lanes, requant_lanes=cfg.requant_lanes,
-                                  nonzeros_per_word=cfg.nonzeros_per_word)
+        if graph_level:
+            predicted = graph_engine_cycles(g, gold.selections, lanes=cfg.lanes,
+                                            requant_lanes=cfg.requant_lanes)
+            accuracy = [graph_accuracy(g, p) for p in (pred, gold.predictions)]
+            counted = {"num_graphs": g.num_graphs, "mismatched_graphs": mismatched}
+        else:
+            predicted = engine_cycles(g, lanes=cfg.lanes, requant_lanes=cfg.requant_lanes,
+                                      nonzeros_per_word=cfg.nonzeros_per_word)
+            accuracy = [golden.accuracy(g, p) for p in (pred, gold.predictions)]
+            counted = {"mismatched_nodes": mismatched}
         out.append({
             "logits": logits, "predictions": pred,
             "cycles_measured": r["cycles"], "cycles_predicted": predicted["total"],
             "cycles_by_phase_measured": phase_cycles(list(predicted)[:-1],
                                                      r.get("phase_starts", []), r["cycles"]),
             "cycles_by_phase_predicted": predicted,
-            "logits_equal_golden": mismatched == 0, "mismatched_nodes": mismatched,
-            "test_acc": golden.percent(golden.accuracy(g, pred)),
-            "golden_test_acc": golden.percent(golden.accuracy(g, gold.predictions)),
+            "logits_equal_golden": mismatched == 0, **counted,
+            "test_acc": golden.percent(accuracy[0]),
+            "golden_test_acc": golden.percent(accuracy[1]),
         })
     seconds = res["seconds"]
     for r in out:  # one process: its wall time is shared
-        r.update(sim_seconds=round(seconds, 3), junit=str(res["junit"]), log=str(res["log"]),
-                 cycles_per_second=round(sum(x["cycles_measured"] for x in out) / seconds, 1))
-    return out
-
-
-def _simulate_graph_level(model: rtl_sim.Model, cfg, batches: list[GraphBatchExport],
-                          work: Path, *, name: str, waves: Path | None, via_load_port: bool,
-                          images: list[dict] | None) -> list[dict]:
-    """:func:`simulate` for graph-level batches: the logits of every graph, the cycles
-    measured and predicted (:func:`~a2q.sim.cycles.graph_engine_cycles` with the golden
-    model's pool entries), the comparison with the golden model."""
-    work.mkdir(parents=True, exist_ok=True)
-    cases, golds = [], []
-    if images is None:
-        images = [graph_memory_words(cfg, g) for g in batches]
-    for k, (g, words) in enumerate(zip(batches, images)):
-        gold = run_graph_batch(g)
-        golds.append(gold)
-        case = {"num_nodes": np.int64(g.num_nodes), "num_graphs": np.int64(g.num_graphs),
-                "classes": np.int64(cfg.classes), "expected": gold.logits}
-        if k == 0:
-            write_init_files(cfg, {} if via_load_port else words, work)
-        if k > 0 or via_load_port:
-            case["load_words"] = load_port_words(model, words)
-        cases.append(case)
-    res = rtl_sim.run(model, cases, work, name=name, waves=waves, check=False)
-    for f in work.glob("*.hex"):
-        f.unlink()
-    out = []
-    for g, gold, r in zip(batches, golds, res["results"]):
-        logits = r["y"]
-        pred = logits.argmax(1)
-        mismatched = int((logits != gold.logits).any(1).sum())
-        predicted = graph_engine_cycles(g, gold.selections, lanes=cfg.lanes,
-                                        requant_lanes=cfg.requant_lanes)
-        out.append({
-            "logits": logits, "predictions": pred, "num_graphs": g.num_graphs,
-            "cycles_measured": r["cycles"], "cycles_predicted": predicted["total"],
-            "cycles_by_phase_measured": phase_cycles(list(predicted)[:-1],
-                                                     r.get("phase_starts", []), r["cycles"]),
-            "cycles_by_phase_predicted": predicted,
-            "logits_equal_golden": mismatched == 0, "mismatched_graphs": mismatched,
-            "test_acc": golden.percent(graph_accuracy(g, pred)),
-            "golden_test_acc": golden.percent(graph_accuracy(g, gold.predictions)),
-        })
-    seconds = res["seconds"]
-    for r in out:
         r.update(sim_seconds=round(seconds, 3), junit=str(res["junit"]), log=str(res["log"]),
                  cycles_per_second=round(sum(x["cycles_measured"] for x in out) / seconds, 1))
     return out

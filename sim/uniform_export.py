@@ -24,16 +24,23 @@ from .export_constants import derive_constants, derive_graph_constants
 from .graph_batch import GraphBatchExport
 
 
+def _manifest_at(manifest: dict, bits: int, input_bits: int | None) -> dict:
+    """A copy of ``manifest`` with the input paid at ``max(its bits, input_bits)``; ``bits``
+    and ``input_bits`` checked (1..8)."""
+    for name, v in (("uniform bits", bits), ("input bits", input_bits)):
+        if v is not None and (not isinstance(v, int) or not 1 <= v <= 8):
+            raise ValueError(f"{name} must be 1..8, got {v!r}")
+    man = copy.deepcopy(manifest)
+    if input_bits is not None:
+        man["input_bits"] = max(man["input_bits"], input_bits)
+    return man
+
+
 def uniform_variant(g: AnnotatedGraph, bits: int, *,
                     input_bits: int | None = None) -> AnnotatedGraph:
     """``g`` with every per-node input and operand at ``bits`` (1..8) and the layer-1 input
     stored at ``max(its bits, input_bits)``, in memory."""
-    for name, v in (("uniform bits", bits), ("input bits", input_bits)):
-        if v is not None and (not isinstance(v, int) or not 1 <= v <= 8):
-            raise ValueError(f"{name} must be 1..8, got {v!r}")
-    man = copy.deepcopy(g.manifest)
-    if input_bits is not None:
-        man["input_bits"] = max(man["input_bits"], input_bits)
+    man = _manifest_at(g.manifest, bits, input_bits)
     arrays = dict(g.arrays)
     gcn = g.combine_first  # the operand is XW, signed
     for l, L in enumerate(man["layers"], start=1):
@@ -72,12 +79,7 @@ def graph_uniform_variant(g: GraphBatchExport, bits: int, *,
     each layer's output codes keep their range at ``bits`` (``output_step`` scaled by
     ``(2^output_bits - 1) / (2^bits - 1)``); the input is paid at ``max(its bits,
     input_bits)``, as :func:`uniform_variant`. In memory."""
-    for name, v in (("uniform bits", bits), ("input bits", input_bits)):
-        if v is not None and (not isinstance(v, int) or not 1 <= v <= 8):
-            raise ValueError(f"{name} must be 1..8, got {v!r}")
-    man = copy.deepcopy(g.manifest)
-    if input_bits is not None:
-        man["input_bits"] = max(man["input_bits"], input_bits)
+    man = _manifest_at(g.manifest, bits, input_bits)
     arrays = dict(g.arrays)
     n = g.num_nodes
     for l, L in enumerate(man["layers"], start=1):
