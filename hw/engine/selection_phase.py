@@ -45,8 +45,9 @@ class EntrySelection(Elaboratable):
     drives ``phase`` (the running phase's index, held while it runs), ``start`` (the phases'
     start pulse), and, from the requantization's output, ``valid``, ``values`` (a group of
     ``requant_lanes`` values, 64-bit signed, non-negative for a selection phase) and
-    ``node_last`` (the group is the last of the node's last tile). It drives ``write_addr``,
-    ``write_data`` (a word of ``layer{l}_node``) and ``write_en`` (one per layer), and
+    ``node_last`` (the group is the last of the node's last tile). It drives ``write_addr``
+    and ``write_en`` (one per layer), ``write_data`` (a word of ``layer{l}_node``) the cycle
+    after, as :func:`~a2q.hw.engine.memory_requests.registered_write` takes a write, and
     ``busy``.
 
     Cycle behaviour: at a selection phase's ``start`` the layer's ``pool_size - 1``
