@@ -31,10 +31,11 @@ class ReadoutPhase(Elaboratable):
     next graph: the unit scores one graph at a time.
 
     Cycle behaviour: ``start`` (one cycle) -> ``busy`` from the next; ``max(D, C)`` cycles
-    read the constants, then per graph g (``n_g`` nodes, ``T`` tiles a node): ``max(n_g, 1)
-    * T`` cycles issue its tiles, ``READ_LATENCY`` bring the last, ``D`` cycles of the head,
-    one to scale, one to see the result; after the last graph, ``READ_LATENCY`` cycles read
-    its running sum and three more write it. ``a2q.sim.cycles.readout_phase_cycles`` states
+    read the constants (at least the ``READ_LATENCY`` that ``graph_ptr[0]`` takes), then per
+    graph g (``n_g`` nodes, ``T`` tiles a node): one cycle takes its end (an empty graph's
+    zero tile is issued then), ``n_g * T`` cycles issue its tiles, ``READ_LATENCY`` bring the
+    last, ``D`` cycles of the head, one to scale, one to see the result; after the last graph,
+    ``READ_LATENCY`` cycles read its running sum and three more write it. ``a2q.sim.cycles.readout_phase_cycles`` states
     the total.
     """
 
