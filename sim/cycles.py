@@ -275,13 +275,11 @@ QUANTIZATION_PHASE_OVERHEAD = 6 + READ_LATENCY + DEPTH
 
 
 def graph_per_node_cycles(g: GraphBatchExport, selections: dict, *, lanes: int,
-                          uniform: int | None = None,
                           requant_lanes: int | None = None) -> dict[str, np.ndarray]:
     """unit name ("layer1.aggregation", "layer1.quantization", "layer1.combination", ...) ->
     a graph-level engine's cycles on each node of the batch; ``selections``: each layer's pool
     entry per node (``layer{l}`` -> int [N], the golden model's), whose bits the combination
-    pays. ``uniform=N``: every node's and operand's width N (the input keeps its own), as the
-    engine runs the model re-exported at N bits."""
+    pays (a uniform baseline is a re-export whose one entry each node takes)."""
     _check_lanes(lanes)
     r = requant_lanes or default_requant_lanes(lanes)
     a, n = g.arrays, g.num_nodes
@@ -291,9 +289,6 @@ def graph_per_node_cycles(g: GraphBatchExport, selections: dict, *, lanes: int,
         p = f"layer{l}."
         bits = a[p + "pool_bits"].astype(np.int64)[selections[f"layer{l}"]]
         op_bits = L["operand_bits"] or g.manifest["input_bits"]
-        if uniform is not None:
-            bits = np.full(n, uniform, dtype=np.int64)
-            op_bits = uniform if L["operand_bits"] else op_bits
         planes = planes_per_cycle(L["in_dim"], lanes)
         work = (deg + 1) * -(-op_bits // planes)
         agg = np.maximum(work, requant_groups(L["in_dim"], lanes, r)) * math.ceil(
@@ -328,14 +323,12 @@ def readout_phase_cycles(graph_nodes, *, dim: int, classes: int, lanes: int) -> 
 
 
 def graph_engine_cycles(g: GraphBatchExport, selections: dict, *, lanes: int,
-                        uniform: int | None = None,
                         requant_lanes: int | None = None) -> dict[str, int]:
     """A graph-level engine's ``cycles`` for the batch: phase name -> cycles in the order the
     engine runs them (head 0's readout; each layer's aggregation with the selection, its
     quantization, its combination and its head's readout), and ``total``."""
     r = requant_lanes or default_requant_lanes(lanes)
-    nodes = graph_per_node_cycles(g, selections, lanes=lanes, uniform=uniform,
-                                  requant_lanes=r)
+    nodes = graph_per_node_cycles(g, selections, lanes=lanes, requant_lanes=r)
     sizes = np.diff(g["graph_ptr"])
 
     def readout(dim):
