@@ -56,6 +56,7 @@ def test_train_writes_the_run_folder(tmp_path):
     (["--method", "fp32", "--penalty", "cycles"], ["--penalty cycles", "node-level"]),
     (["--dataset", "MUTAG", "--model", "gin", "--penalty", "cycles"], ["--penalty cycles"]),
     (["--cycle-target", "-1"], ["cycle targets must be non-negative"]),
+    (["--lr-bits", "-0.1"], ["lr-bits must be in 0.."]),
 ])
 def test_bad_training_input_is_one_line(tmp_path, args, fragments):
     out = tmp_path / "run"
