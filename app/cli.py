@@ -93,6 +93,9 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lr-step-features", type=float,
                    help="A²Q's learning rate of the feature steps (default 0.04)")
     p.add_argument("--pool-size", type=int, help="Nearest-Neighbor pool size (graph-level)")
+    p.add_argument("--pool-gradient", choices=["task", "local"],
+                   help="what trains A²Q's Nearest-Neighbor pool: the task loss (default) or "
+                        "each entry's L1 quantization error over the nodes that chose it")
     p.add_argument("--batch-size", type=int, help="graph-level (default 128)")
     p.add_argument("--folds", type=int, help="graph-level cross-validation folds (default 10)")
     p.add_argument("--tune", action="store_true",
@@ -128,7 +131,7 @@ def _cmd_train(args) -> int:
     overrides = {k: getattr(args, k) for k in (
         "seed", "epochs", "bits", "hidden", "heads", "layers", "dropout", "lr", "weight_decay",
         "lam", "memory_target_kb", "pool_size", "batch_size", "folds", "operand", "penalty",
-        "cycle_target_k", "gin_order", "lr_bits", "lr_step_features")}
+        "cycle_target_k", "gin_order", "lr_bits", "lr_step_features", "pool_gradient")}
     cfg = default_config(args.dataset, args.model, args.method, **overrides)
     if args.workers is not None and args.workers < 1:
         raise A2QError(f"--workers must be at least 1, got {args.workers}")

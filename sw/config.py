@@ -53,6 +53,9 @@ class TrainConfig:
     lr_step_weight: float = 0.02
     lr_step_operand: float = 0.008
     pool_size: int = 32  # Nearest-Neighbor pool (graph-level)
+    #: what trains the Nearest-Neighbor pool: "task" (the task loss) or "local" (each entry's
+    #: L1 quantization error over the nodes that chose it)
+    pool_gradient: str = "task"
     batch_size: int = 128  # graph-level
     folds: int = 10  # graph-level cross-validation
 
@@ -224,10 +227,15 @@ def validate(cfg: TrainConfig) -> None:
     if cfg.method == "uniform" and cfg.bits < 2:
         raise A2QError("uniform quantization needs at least 2 bits for its signed tensors "
                        f"(weights), got {cfg.bits}")
-    from .quant.scheme import OPERANDS
+    from .quant.scheme import OPERANDS, POOL_GRADIENTS
 
     if cfg.operand not in OPERANDS:
         raise A2QError(f"operand must be one of {', '.join(OPERANDS)}, got {cfg.operand!r}")
+    if cfg.pool_gradient not in POOL_GRADIENTS:
+        raise A2QError(f"pool-gradient must be one of {', '.join(POOL_GRADIENTS)}, got "
+                       f"{cfg.pool_gradient!r}")
+    if cfg.pool_gradient == "local" and (cfg.method != "a2q" or is_node_level(cfg.dataset)):
+        raise A2QError("--pool-gradient local is for A²Q's graph-level pool")
     if cfg.gin_order not in ORDERS:
         raise A2QError(f"gin-order must be one of {', '.join(ORDERS)}, got "
                        f"{cfg.gin_order!r}")

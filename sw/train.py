@@ -304,7 +304,8 @@ def stratified_folds(labels: np.ndarray, k: int, seed: int) -> list[np.ndarray]:
 
 def _graph_model(cfg: TrainConfig, gd) -> GraphGIN:
     scheme = QuantScheme(cfg.method, bits=cfg.bits, weight_bits=cfg.weight_bits,
-                         node_level=False, pool_size=cfg.pool_size)
+                         node_level=False, pool_size=cfg.pool_size,
+                         pool_gradient=cfg.pool_gradient)
     return GraphGIN(gd.num_features, cfg.hidden, gd.num_classes, scheme, layers=cfg.layers,
                     dropout=cfg.dropout, init_bits=cfg.init_bits)
 

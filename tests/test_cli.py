@@ -57,6 +57,9 @@ def test_train_writes_the_run_folder(tmp_path):
     (["--dataset", "MUTAG", "--model", "gin", "--penalty", "cycles"], ["--penalty cycles"]),
     (["--cycle-target", "-1"], ["cycle targets must be non-negative"]),
     (["--lr-bits", "-0.1"], ["lr-bits must be in 0.."]),
+    (["--pool-gradient", "local"], ["--pool-gradient local", "graph-level"]),
+    (["--dataset", "MUTAG", "--model", "gin", "--method", "dq", "--pool-gradient", "local"],
+     ["--pool-gradient local", "A²Q"]),
 ])
 def test_bad_training_input_is_one_line(tmp_path, args, fragments):
     out = tmp_path / "run"

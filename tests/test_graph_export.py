@@ -173,10 +173,11 @@ def test_the_same_run_exports_the_same_bytes(mutag_run, tmp_path):
 def test_train_exports_fold_0_and_golden_reads_it(tmp_path, capsys):
     run = tmp_path / "run"
     assert main(["train", "--dataset", "MUTAG", "--model", "gin", "--epochs", "2", "--folds",
-                 "2", "--workers", "1", "--lr-bits", "0.01", "--out", str(run),
-                 "--no-progress"]) == 0
+                 "2", "--workers", "1", "--lr-bits", "0.01", "--pool-gradient", "local",
+                 "--out", str(run), "--no-progress"]) == 0
     assert read_graph_batch(run / "graph").manifest["fold"] == 0
-    assert json.loads((run / "metrics.json").read_text())["config"]["lr_bits"] == 0.01
+    config = json.loads((run / "metrics.json").read_text())["config"]
+    assert config["lr_bits"] == 0.01 and config["pool_gradient"] == "local"
     capsys.readouterr()
     assert main(["golden", str(run / "graph"), "--out", str(tmp_path / "golden")]) == 0
     out = capsys.readouterr().out

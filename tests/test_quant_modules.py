@@ -39,6 +39,33 @@ def test_nns_quantizer_picks_pair_by_node_range_and_routes_gradients():
     assert q.stored_bits().tolist() == [3, 3, 3, 3]
 
 
+def test_a_local_pool_descends_each_entrys_l1_error():
+    """--pool-gradient local: the pool's gradients are those of sum over nodes of the mean
+    |x_q - x| of the node's row, computed here with autograd through a straight-through
+    rounding of the codes and of the bits."""
+    torch.manual_seed(0)
+    q = NearestNeighborQuantizer(4, 3.6, unsigned=True, local=True, step_min=0.05, step_max=2.0)
+    x = torch.rand(40, 6) * torch.logspace(-1, 1, 40).unsqueeze(1)  # node ranges 0.1..10
+    out = q(x)
+    out.sum().backward()  # the task gradient plays no part in the pool's
+    idx = q.last_index
+    assert len(idx.unique()) > 1 and (out != x).any()
+
+    step = q.step.detach().clone().requires_grad_()
+    bits = q.bits.detach().clone().requires_grad_()
+    s, b = step[idx].unsqueeze(1), bits[idx].unsqueeze(1)
+    B = b + (torch.clamp(torch.round(b), 2, 9) - b).detach()
+    Q = torch.exp2(B - 1) - 1
+    v = x / s
+    clamped = torch.minimum(v, Q)  # x >= 0: only the upper bound clips
+    codes = clamped + (torch.floor(clamped + 0.5) - clamped).detach()
+    error = ((codes * s - x).abs().mean(dim=1)).sum()
+    error.backward()
+    torch.testing.assert_close(q.step.grad, step.grad)
+    torch.testing.assert_close(q.bits.grad, bits.grad)
+    assert (q.bits.grad != 0).any()  # some node clips: its entry's bits have a gradient
+
+
 def test_nns_serves_unseen_nodes():
     q = NearestNeighborQuantizer(8, 4.0, unsigned=True)
     q.eval()

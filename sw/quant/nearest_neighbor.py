@@ -27,14 +27,22 @@ class NearestNeighborQuantizer(nn.Module):
 
     The pool's steps start log-spaced over ``[step_min, step_max]`` so that the pairs cover a
     wide range of node ranges from the first step.
+
+    ``local=False``: the pairs learn from the task loss. ``local=True``: each pair descends the
+    L1 quantization error of the nodes that chose it, :math:`\sum_i \mathrm{mean}_j
+    |x_{q,ij} - x_{ij}|` over those nodes (the local gradient of
+    :mod:`a2q.sw.quant.functional`), plus the memory penalty on the bits: under the task loss
+    alone a clipped node passes no gradient back to its input, and the pairs can settle with
+    most nodes clipped.
     """
 
     def __init__(self, pool_size: int, init_bits: float, *, unsigned: bool,
-                 step_min: float = 1e-3, step_max: float = 1.0):
+                 local: bool = False, step_min: float = 1e-3, step_max: float = 1.0):
         super().__init__()
         if pool_size < 1:
             raise ValueError(f"pool_size must be at least 1, got {pool_size}")
         self.unsigned = unsigned
+        self.local = local
         self.min_bits = 2
         self.max_bits = 9 if unsigned else 8
         steps = torch.logspace(torch.log10(torch.tensor(step_min)),
@@ -54,7 +62,7 @@ class NearestNeighborQuantizer(nn.Module):
         idx = self.select(x)
         self.last_index = idx
         return quantize(x, self.step[idx].unsqueeze(1), self.bits[idx].unsqueeze(1),
-                        local=False, min_bits=self.min_bits, max_bits=self.max_bits)
+                        local=self.local, min_bits=self.min_bits, max_bits=self.max_bits)
 
     @torch.no_grad()
     def project_(self) -> None:
@@ -75,4 +83,4 @@ class NearestNeighborQuantizer(nn.Module):
         return self.bits.abs()[self.last_index]
 
     def extra_repr(self) -> str:
-        return f"pool_size={self.step.numel()}, unsigned={self.unsigned}"
+        return f"pool_size={self.step.numel()}, unsigned={self.unsigned}, local={self.local}"

@@ -18,7 +18,7 @@ method        node features           weights                   aggregation oper
 
 Node-level per-node steps (``uniform``, ``a2q``) learn from the local L1 error; graph-level
 node features (``a2q``: the Nearest-Neighbor pool; ``uniform``: one per-tensor step) learn from
-the task loss. Weight steps learn from the task loss, aggregation-operand steps from the local
+the task loss, or A²Q's pool from its entries' local L1 error (``pool_gradient="local"``). Weight steps learn from the task loss, aggregation-operand steps from the local
 error, as in the authors' code.
 """
 
@@ -36,6 +36,8 @@ from .node_quantizer import NodeQuantizer, OperandQuantizer
 
 #: How A²Q quantizes the aggregation operand: per column at 4 bits (the paper) or per node.
 OPERANDS = ("column", "node")
+#: What trains A²Q's Nearest-Neighbor pool: the task loss or each entry's local L1 error.
+POOL_GRADIENTS = ("task", "local")
 
 
 class QuantScheme(nn.Module):
@@ -43,7 +45,7 @@ class QuantScheme(nn.Module):
 
     def __init__(self, method: str, *, bits: int = 4, weight_bits: int = 4,
                  node_level: bool = True, in_degree: torch.Tensor | None = None,
-                 pool_size: int = 32, operand: str = "column"):
+                 pool_size: int = 32, operand: str = "column", pool_gradient: str = "task"):
         super().__init__()
         if method not in METHODS:
             raise ValueError(f"unknown method {method!r}; valid methods: {', '.join(METHODS)}")
@@ -58,7 +60,11 @@ class QuantScheme(nn.Module):
         self.bits = bits
         self.weight_bits = weight_bits if method == "a2q" else bits
         self.node_level = node_level
+        if pool_gradient not in POOL_GRADIENTS:
+            raise ValueError(f"unknown pool gradient {pool_gradient!r}; valid: "
+                             f"{', '.join(POOL_GRADIENTS)}")
         self.pool_size = pool_size
+        self.pool_local = pool_gradient == "local"
         self.protect = ProtectiveMask(in_degree) if method == "dq" else None
 
     def features(self, num_nodes: int, *, unsigned: bool, init_bits: float,
@@ -77,7 +83,8 @@ class QuantScheme(nn.Module):
         if self.node_level:
             return NodeQuantizer(num_nodes, init_bits, unsigned=unsigned, local=True,
                                  step_std=step_std)
-        return NearestNeighborQuantizer(self.pool_size, init_bits, unsigned=unsigned)
+        return NearestNeighborQuantizer(self.pool_size, init_bits, unsigned=unsigned,
+                                        local=self.pool_local)
 
     def weight(self, weight: torch.Tensor) -> nn.Module:
         """Quantizer of a ``[out, in]`` weight: one step per output channel, LSQ-initialised."""
