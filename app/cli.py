@@ -88,6 +88,8 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cycle-target", dest="cycle_target_k", type=float,
                    help="cycle target of --penalty cycles, in thousands of engine cycles of "
                         f"the stages that read per-node bits ({DEFAULT_LANES} lanes; default 50)")
+    p.add_argument("--init-bits", type=float,
+                   help="A²Q's initial bitwidth, sign bit included (default 4, GIN 5)")
     p.add_argument("--lr-bits", type=float,
                    help="A²Q's learning rate of the bitwidths (default 0.1)")
     p.add_argument("--lr-step-features", type=float,
@@ -131,7 +133,8 @@ def _cmd_train(args) -> int:
     overrides = {k: getattr(args, k) for k in (
         "seed", "epochs", "bits", "hidden", "heads", "layers", "dropout", "lr", "weight_decay",
         "lam", "memory_target_kb", "pool_size", "batch_size", "folds", "operand", "penalty",
-        "cycle_target_k", "gin_order", "lr_bits", "lr_step_features", "pool_gradient")}
+        "cycle_target_k", "gin_order", "lr_bits", "lr_step_features", "pool_gradient",
+        "init_bits")}
     cfg = default_config(args.dataset, args.model, args.method, **overrides)
     if args.workers is not None and args.workers < 1:
         raise A2QError(f"--workers must be at least 1, got {args.workers}")

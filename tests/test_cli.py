@@ -57,6 +57,7 @@ def test_train_writes_the_run_folder(tmp_path):
     (["--dataset", "MUTAG", "--model", "gin", "--penalty", "cycles"], ["--penalty cycles"]),
     (["--cycle-target", "-1"], ["cycle targets must be non-negative"]),
     (["--lr-bits", "-0.1"], ["lr-bits must be in 0.."]),
+    (["--init-bits", "9"], ["init-bits must be in 1..8"]),
     (["--pool-gradient", "local"], ["--pool-gradient local", "graph-level"]),
     (["--dataset", "MUTAG", "--model", "gin", "--method", "dq", "--pool-gradient", "local"],
      ["--pool-gradient local", "A²Q"]),
