@@ -18,8 +18,9 @@ method        node features           weights                   aggregation oper
 
 Node-level per-node steps (``uniform``, ``a2q``) learn from the local L1 error; graph-level
 node features (``a2q``: the Nearest-Neighbor pool; ``uniform``: one per-tensor step) learn from
-the task loss, or A²Q's pool from its entries' local L1 error (``pool_gradient="local"``). Weight steps learn from the task loss, aggregation-operand steps from the local
-error, as in the authors' code.
+the task loss, or A²Q's pool from its entries' local L1 error (``pool_gradient="local"``).
+Weight steps learn from the task loss, aggregation-operand steps from the local error, as in
+the authors' code.
 """
 
 from __future__ import annotations
