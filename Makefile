@@ -34,8 +34,11 @@ $(STAMP): pyproject.toml constraints.txt
 demo: system-packages $(STAMP)
 	$(BIN)/a2q flow --dataset Cora --model gcn --seed $(SEED) --out runs/flow-cora-gcn
 
+# One BLAS/OpenMP thread per test process: the two xdist workers fill the two cores, and
+# torch's own thread pools on top of them would oversubscribe the cores.
 test: system-packages $(STAMP)
-	$(BIN)/python -m pytest -n 2 --dist loadgroup -q --durations=25 -m "not regress" tests
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 --dist loadgroup -q \
+		--durations=25 -m "not regress" tests
 
 # The regression: 2000 random cases per (unit, signedness, simulator) and 84 random graphs and
 # models per simulator through the whole layer engine, then the long cases make test leaves

@@ -20,7 +20,9 @@ CASES = {"gcn": {}, "gcn-column": {"operand": "column"}, "gin": {},
          "gin-aggregate-first": {"gin_order": "aggregate-first"}}
 
 
-@pytest.fixture(scope="module", params=list(CASES))
+@pytest.fixture(scope="module", params=[
+    # each case's tests on one xdist worker, so each case is trained once
+    pytest.param(case, marks=pytest.mark.xdist_group(f"export-trained-{case}")) for case in CASES])
 def trained(request, tmp_path_factory):
     model = request.param.partition("-")[0]
     run = tmp_path_factory.mktemp(request.param) / "run"
