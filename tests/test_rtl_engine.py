@@ -29,12 +29,19 @@ SUITES = int(os.environ.get("A2Q_ENGINE_SUITES", "1"))
 GRAPHS = int(os.environ.get("A2Q_ENGINE_GRAPHS", "3"))
 
 
-@pytest.mark.parametrize("simulator", ["icarus", "verilator"])
+def _engine_cases():
+    """(model, a2q, simulator) of every engine form on both simulators; the dense forms (not
+    the default) run on Verilator in make regress only, about 35 s each to build."""
+    forms = [("gcn", False, "gcn"), ("gcn", True, "gcn-nonzeros-node-operand"),
+             ("gin", False, "gin"), ("gin", True, "gin0-nonzeros-node-operand")]
+    return [pytest.param(model, a2q, simulator, id=f"{name}-{simulator}",
+                         marks=pytest.mark.regress if simulator == "verilator" and not a2q
+                         else ())
+            for model, a2q, name in forms for simulator in ("icarus", "verilator")]
+
+
 @pytest.mark.parametrize("suite", range(SUITES))
-@pytest.mark.parametrize("model, a2q", [("gcn", False), ("gcn", True), ("gin", False),
-                                        ("gin", True)],
-                         ids=["gcn", "gcn-nonzeros-node-operand", "gin",
-                              "gin0-nonzeros-node-operand"])
+@pytest.mark.parametrize("model, a2q, simulator", _engine_cases())
 def test_engine_in_rtl_equals_golden_and_cycle_model(model, a2q, suite, simulator,
                                                       build_root, tmp_path):
     """``a2q``: the input mostly zeros, held on chip as its non-zeros, and the operands with
