@@ -56,6 +56,9 @@ class TrainConfig:
     #: what trains the Nearest-Neighbor pool: "task" (the task loss) or "local" (each entry's
     #: L1 quantization error over the nodes that chose it)
     pool_gradient: str = "task"
+    #: epochs the Nearest-Neighbor pools learn for; from then on their steps and bits are
+    #: frozen while the weights go on learning (0: the pools learn in every epoch)
+    pool_epochs: int = 0
     batch_size: int = 128  # graph-level
     folds: int = 10  # graph-level cross-validation
 
@@ -236,6 +239,10 @@ def validate(cfg: TrainConfig) -> None:
                        f"{cfg.pool_gradient!r}")
     if cfg.pool_gradient == "local" and (cfg.method != "a2q" or is_node_level(cfg.dataset)):
         raise A2QError("--pool-gradient local is for A²Q's graph-level pool")
+    if cfg.pool_epochs < 0:
+        raise A2QError(f"pool-epochs must be at least 0, got {cfg.pool_epochs}")
+    if cfg.pool_epochs and (cfg.method != "a2q" or is_node_level(cfg.dataset)):
+        raise A2QError("--pool-epochs is for A²Q's graph-level pool")
     if cfg.gin_order not in ORDERS:
         raise A2QError(f"gin-order must be one of {', '.join(ORDERS)}, got "
                        f"{cfg.gin_order!r}")

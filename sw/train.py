@@ -81,9 +81,19 @@ def param_groups(model: torch.nn.Module, cfg: TrainConfig) -> list[dict]:
     groups["rest"] = [p for p in model.parameters() if id(p) not in seen]
     lrs = {"bits": cfg.lr_bits, "step_features": cfg.lr_step_features,
            "step_weight": cfg.lr_step_weight, "step_operand": cfg.lr_step_operand}
-    out = [{"params": groups["rest"], "lr": cfg.lr, "weight_decay": cfg.weight_decay}]
-    out += [{"params": groups[k], "lr": lrs[k], "weight_decay": 0.0} for k in lrs if groups[k]]
+    out = [{"params": groups["rest"], "lr": cfg.lr, "weight_decay": cfg.weight_decay,
+            "name": "rest"}]
+    out += [{"params": groups[k], "lr": lrs[k], "weight_decay": 0.0, "name": k}
+            for k in lrs if groups[k]]
     return out
+
+
+def freeze_pools(opt: torch.optim.Optimizer) -> None:
+    """Stop the Nearest-Neighbor pools' steps and bits (graph-level A²Q's feature quantizers,
+    the only ones in those groups) from learning: their learning rates go to 0."""
+    for group in opt.param_groups:
+        if group["name"] in ("bits", "step_features"):
+            group["lr"] = 0.0
 
 
 def feature_bits_summary(model: QuantizedModel, cfg: TrainConfig) -> tuple[float, float | None]:
@@ -371,6 +381,8 @@ def train_fold(cfg: TrainConfig, data_root, fold: int, split) -> FoldResult:
         best = (-1.0, float("inf"))
         best_state, best_test, curve = None, 0.0, []
         for epoch in range(cfg.epochs):
+            if cfg.pool_epochs and epoch == cfg.pool_epochs:
+                freeze_pools(opt)
             model.train()
             for b in graphs.shuffled(train_idx, cfg.batch_size, gen):
                 opt.zero_grad()
