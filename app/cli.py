@@ -98,8 +98,9 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pool-gradient", choices=["task", "local"],
                    help="what trains A²Q's Nearest-Neighbor pool: the task loss (default) or "
                         "each entry's L1 quantization error over the nodes that chose it")
-    p.add_argument("--pool-epochs", type=int,
-                   help="epochs A²Q's Nearest-Neighbor pool learns for, then frozen while the "
+    p.add_argument("--quantizer-epochs", type=int,
+                   help="graph-level A²Q: epochs the quantizers (the Nearest-Neighbor pools, "
+                        "the weights' and outputs' steps) learn for, then frozen while the "
                         "weights go on learning (default 0: every epoch)")
     p.add_argument("--batch-size", type=int, help="graph-level (default 128)")
     p.add_argument("--folds", type=int, help="graph-level cross-validation folds (default 10)")
@@ -137,7 +138,7 @@ def _cmd_train(args) -> int:
         "seed", "epochs", "bits", "hidden", "heads", "layers", "dropout", "lr", "weight_decay",
         "lam", "memory_target_kb", "pool_size", "batch_size", "folds", "operand", "penalty",
         "cycle_target_k", "gin_order", "lr_bits", "lr_step_features", "pool_gradient",
-        "pool_epochs", "init_bits")}
+        "quantizer_epochs", "init_bits")}
     cfg = default_config(args.dataset, args.model, args.method, **overrides)
     if args.workers is not None and args.workers < 1:
         raise A2QError(f"--workers must be at least 1, got {args.workers}")

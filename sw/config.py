@@ -56,9 +56,10 @@ class TrainConfig:
     #: what trains the Nearest-Neighbor pool: "task" (the task loss) or "local" (each entry's
     #: L1 quantization error over the nodes that chose it)
     pool_gradient: str = "task"
-    #: epochs the Nearest-Neighbor pools learn for; from then on their steps and bits are
-    #: frozen while the weights go on learning (0: the pools learn in every epoch)
-    pool_epochs: int = 0
+    #: graph-level A²Q: epochs the quantizers learn for (the pools' steps and bits, the
+    #: weights' and outputs' steps); from then on they are frozen while the weights go on
+    #: learning (0: they learn in every epoch)
+    quantizer_epochs: int = 0
     batch_size: int = 128  # graph-level
     folds: int = 10  # graph-level cross-validation
 
@@ -239,10 +240,10 @@ def validate(cfg: TrainConfig) -> None:
                        f"{cfg.pool_gradient!r}")
     if cfg.pool_gradient == "local" and (cfg.method != "a2q" or is_node_level(cfg.dataset)):
         raise A2QError("--pool-gradient local is for A²Q's graph-level pool")
-    if cfg.pool_epochs < 0:
-        raise A2QError(f"pool-epochs must be at least 0, got {cfg.pool_epochs}")
-    if cfg.pool_epochs and (cfg.method != "a2q" or is_node_level(cfg.dataset)):
-        raise A2QError("--pool-epochs is for A²Q's graph-level pool")
+    if cfg.quantizer_epochs < 0:
+        raise A2QError(f"quantizer-epochs must be at least 0, got {cfg.quantizer_epochs}")
+    if cfg.quantizer_epochs and (cfg.method != "a2q" or is_node_level(cfg.dataset)):
+        raise A2QError("--quantizer-epochs is for graph-level A²Q")
     if cfg.gin_order not in ORDERS:
         raise A2QError(f"gin-order must be one of {', '.join(ORDERS)}, got "
                        f"{cfg.gin_order!r}")

@@ -88,11 +88,11 @@ def param_groups(model: torch.nn.Module, cfg: TrainConfig) -> list[dict]:
     return out
 
 
-def freeze_pools(opt: torch.optim.Optimizer) -> None:
-    """Stop the Nearest-Neighbor pools' steps and bits (graph-level A²Q's feature quantizers,
-    the only ones in those groups) from learning: their learning rates go to 0."""
+def freeze_quantizers(opt: torch.optim.Optimizer) -> None:
+    """Stop every quantizer's steps and bits from learning (every group but the weights and
+    the rest of :func:`param_groups`): their learning rates go to 0."""
     for group in opt.param_groups:
-        if group["name"] in ("bits", "step_features"):
+        if group["name"] != "rest":
             group["lr"] = 0.0
 
 
@@ -381,8 +381,8 @@ def train_fold(cfg: TrainConfig, data_root, fold: int, split) -> FoldResult:
         best = (-1.0, float("inf"))
         best_state, best_test, curve = None, 0.0, []
         for epoch in range(cfg.epochs):
-            if cfg.pool_epochs and epoch == cfg.pool_epochs:
-                freeze_pools(opt)
+            if cfg.quantizer_epochs and epoch == cfg.quantizer_epochs:
+                freeze_quantizers(opt)
             model.train()
             for b in graphs.shuffled(train_idx, cfg.batch_size, gen):
                 opt.zero_grad()

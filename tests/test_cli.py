@@ -61,9 +61,9 @@ def test_train_writes_the_run_folder(tmp_path):
     (["--pool-gradient", "local"], ["--pool-gradient local", "graph-level"]),
     (["--dataset", "MUTAG", "--model", "gin", "--method", "dq", "--pool-gradient", "local"],
      ["--pool-gradient local", "A²Q"]),
-    (["--pool-epochs", "50"], ["--pool-epochs", "graph-level"]),
-    (["--dataset", "MUTAG", "--model", "gin", "--pool-epochs", "-1"],
-     ["pool-epochs must be at least 0"]),
+    (["--quantizer-epochs", "50"], ["--quantizer-epochs", "graph-level"]),
+    (["--dataset", "MUTAG", "--model", "gin", "--quantizer-epochs", "-1"],
+     ["quantizer-epochs must be at least 0"]),
 ])
 def test_bad_training_input_is_one_line(tmp_path, args, fragments):
     out = tmp_path / "run"

@@ -71,33 +71,37 @@ def test_graph_level_folds_give_the_same_bytes_in_one_process_or_two():
     assert _stable(a.metrics) == _stable(b.metrics) and a.checkpoint == b.checkpoint
 
 
-def test_pools_frozen_after_pool_epochs_while_the_weights_learn(monkeypatch):
-    """``pool_epochs`` 1: the pools' steps and bits after every later epoch equal those after
-    epoch 1, and the weights still change; with 0 the pools go on changing."""
+def test_quantizers_frozen_after_quantizer_epochs_while_the_weights_learn(monkeypatch):
+    """``quantizer_epochs`` 1: every quantizer's parameters (the pools' steps and bits, the
+    weights' and outputs' steps) after every later epoch equal those after epoch 1, and the
+    weights still change; with 0 the quantizers go on changing."""
     from a2q.sw import train as training
 
-    def snapshots(pool_epochs):
+    def snapshots(quantizer_epochs):
         seen, real = [], training._evaluate_graphs
 
         def evaluate(model, batch):  # once for validation, once for test, each epoch
-            conv = model.convs[0]
-            seen.append((conv.input_quant.step.detach().clone(),
-                         conv.input_quant.bits.detach().clone(), conv.weight.detach().clone()))
+            params = dict(model.named_parameters())
+            seen.append(({n: p.detach().clone() for n, p in params.items() if "quant" in n},
+                         params["convs.0.weight"].detach().clone()))
             return real(model, batch)
 
         monkeypatch.setattr(training, "_evaluate_graphs", evaluate)
         cfg = default_config("MUTAG", "gin", "a2q", epochs=3, folds=2, layers=2,
-                             pool_epochs=pool_epochs)
+                             quantizer_epochs=quantizer_epochs)
         training.train_fold(cfg, None, 0, training.graph_folds(cfg, _mutag_labels())[0])
         return seen[::2]  # one per epoch
 
     frozen = snapshots(1)
     assert len(frozen) == 3
-    for step, bits, weight in frozen[1:]:
-        assert torch.equal(step, frozen[0][0]) and torch.equal(bits, frozen[0][1])
-        assert not torch.equal(weight, frozen[0][2])
+    names = set(frozen[0][0])
+    assert {"convs.0.input_quant.step", "convs.0.input_quant.bits",
+            "convs.0.weight_quant.step", "output_quants.0.step"} <= names
+    for quant, weight in frozen[1:]:
+        assert all(torch.equal(quant[n], frozen[0][0][n]) for n in names)
+        assert not torch.equal(weight, frozen[0][1])
     learning = snapshots(0)
-    assert not torch.equal(learning[2][0], learning[0][0])
+    assert not all(torch.equal(learning[2][0][n], learning[0][0][n]) for n in names)
 
 
 def _mutag_labels():
