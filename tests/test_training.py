@@ -154,6 +154,21 @@ def test_gcn_cora_full_run_learns_more_bits_for_higher_in_degree():
     assert r.metrics["test_acc"] >= 79.5
 
 
+@pytest.mark.parametrize("dataset, lr_bits, quantizer_epochs, init_bits", [
+    ("MUTAG", 0.01, 50, 4.0), ("NCI1", 0.01, 50, 5.0),
+    ("PROTEINS", 0.1, 0, 5.0), ("IMDB-BINARY", 0.1, 0, 5.0)])
+def test_graph_level_a2q_defaults_per_dataset(dataset, lr_bits, quantizer_epochs, init_bits):
+    """MUTAG and NCI1 take the slow pools that freeze after 50 epochs, PROTEINS and
+    IMDB-BINARY the graph-level defaults; the other methods never; an option still wins."""
+    cfg = default_config(dataset, "gin", "a2q")
+    assert (cfg.lr_bits, cfg.quantizer_epochs, cfg.init_bits) == (
+        lr_bits, quantizer_epochs, init_bits)
+    assert cfg.lr_step_features == pytest.approx(lr_bits * 0.4)
+    assert default_config(dataset, "gin", "dq", bits=4).quantizer_epochs == 0
+    assert default_config(dataset, "gin", "a2q", quantizer_epochs=0,
+                          lr_bits=0.05).lr_bits == 0.05
+
+
 @pytest.mark.parametrize("model, dataset, new, paper_options", [
     ("gcn", "Cora", {"operand": "node", "penalty": "memory", "memory_target_kb": 16.0},
      {"operand": "column"}),
