@@ -169,13 +169,13 @@ def test_the_report_gives_the_synth_stage_s_utilisation(tmp_path):
 
 def test_the_verilog_simulated_is_the_verilog_synthesized(tmp_path, build_dir, small_export,
                                                           capsys):
-    """A small flow (4 lanes, every baseline, Yosys without place and route): the rtl, sim and
-    synth stages record one sha256, the rtl folder's Verilog's, on which every baseline runs
-    exact; a Verilog edited after the rtl stage is refused by the sim stage."""
+    """A small flow (4 lanes, every baseline, Icarus, Yosys without place and route): the rtl,
+    sim and synth stages record one sha256, the rtl folder's Verilog's, on which every
+    baseline runs exact; a Verilog edited after the rtl stage is refused by the sim stage."""
     manifest = SMALL_EXPORT[0]
     out = tmp_path / "flow"
-    args = ["flow", "--epochs", "1", "--methods", "--lanes", "4", "--out", str(out),
-            "--build-dir", str(build_dir)]
+    args = ["flow", "--epochs", "1", "--methods", "--lanes", "4", "--simulator", "icarus",
+            "--out", str(out), "--build-dir", str(build_dir)]
     assert main(args) == 0
     capsys.readouterr()
     verilog = out / "rtl" / "layer_engine.v"
